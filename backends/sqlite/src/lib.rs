@@ -1,0 +1,856 @@
+//! SQLite storage backend for CORTEX (embedded, WAL mode).
+//!
+//! One writer connection behind a mutex, a pool of reader connections for parallel scans.
+//! Appends run in `BEGIN IMMEDIATE` transactions, so several processes sharing one database file
+//! take turns and keep one linear chain. Durability: `synchronous=FULL` (the default) survives
+//! power loss; `synchronous=NORMAL` (`?synchronous=normal`) survives a killed process but may lose
+//! the last transactions on power loss.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use cortex_core::checkpoint::{CheckpointRecord, ExtraSignature, Receipt};
+use cortex_core::entry::{EntryRef, StoredEntryRef};
+use cortex_core::store::{
+    AppendBatch, AppendTx, AuditExport, Head, IntegrityCheck, MigrationReport, Store,
+};
+use cortex_core::tiles::{Tile, TileReader};
+use cortex_core::{Error, ErrorKind, Hash, Result};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+/// URL scheme of this backend.
+pub const SCHEME: &str = "sqlite";
+
+/// Schema migrations, applied in order; each runs once, in its own transaction.
+const MIGRATIONS: &[(u32, &str, &str)] = &[(
+    1,
+    "ledger: entries, tiles, checkpoints, receipts, audit records",
+    r#"
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE ledger_head (
+    id        INTEGER PRIMARY KEY CHECK (id = 1),
+    size      INTEGER NOT NULL,
+    last_hash BLOB NOT NULL
+);
+CREATE TABLE entries (
+    idx       INTEGER PRIMARY KEY,
+    timestamp TEXT NOT NULL,
+    project   TEXT NOT NULL,
+    action    TEXT NOT NULL,
+    detail    TEXT NOT NULL,
+    prev_hash BLOB NOT NULL,
+    hash      BLOB NOT NULL
+);
+CREATE TABLE merkle_tiles (
+    level  INTEGER NOT NULL,
+    idx    INTEGER NOT NULL,
+    hashes BLOB NOT NULL,
+    PRIMARY KEY (level, idx)
+) WITHOUT ROWID;
+CREATE TABLE checkpoints (
+    tree_size        INTEGER PRIMARY KEY,
+    root_hash        TEXT NOT NULL,
+    range_start      INTEGER NOT NULL,
+    range_end        INTEGER NOT NULL,
+    range_count      INTEGER NOT NULL,
+    signed_note      TEXT NOT NULL,
+    extra_signatures TEXT NOT NULL DEFAULT '[]',
+    created_at       TEXT NOT NULL
+);
+CREATE TABLE checkpoint_receipts (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    tree_size  INTEGER NOT NULL REFERENCES checkpoints(tree_size),
+    anchor     TEXT NOT NULL,
+    target     TEXT NOT NULL,
+    body       TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX checkpoint_receipts_size ON checkpoint_receipts(tree_size);
+CREATE TABLE audit_exports (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    export_type TEXT NOT NULL,
+    filename    TEXT NOT NULL,
+    file_hash   TEXT NOT NULL,
+    tx_start_id INTEGER NOT NULL,
+    tx_end_id   INTEGER NOT NULL,
+    exported_at TEXT NOT NULL,
+    exported_by TEXT NOT NULL
+);
+CREATE TABLE integrity_checks (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    check_type   TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    details      TEXT,
+    started_at   TEXT NOT NULL,
+    completed_at TEXT NOT NULL
+);
+"#,
+)];
+
+/// The newest schema version this build knows.
+pub fn latest_schema_version() -> u32 {
+    MIGRATIONS.last().map_or(0, |m| m.0)
+}
+
+/// SQLite `synchronous` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synchronous {
+    /// fsync at every commit and on WAL checkpoints: survives power loss.
+    Full,
+    /// fsync only on WAL checkpoints: survives a killed process, not power loss.
+    Normal,
+}
+
+/// How to open a SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Durability mode.
+    pub synchronous: Synchronous,
+    /// How long to wait for another process's write lock.
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            synchronous: Synchronous::Full,
+            busy_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A CORTEX store in one SQLite database file.
+pub struct SqliteStore {
+    path: PathBuf,
+    options: SqliteOptions,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SqliteStore({})", self.path.display())
+    }
+}
+
+fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
+    move |e| {
+        let kind = match &e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if matches!(
+                    f.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) =>
+            {
+                ErrorKind::Unavailable
+            }
+            _ => ErrorKind::Backend,
+        };
+        Error::new(kind, format!("SQLite error on {}", path.display())).with_source(e)
+    }
+}
+
+impl SqliteStore {
+    /// Parses `sqlite:///abs/path`, `sqlite://rel/path` or `sqlite:path`, with optional
+    /// `?synchronous=full|normal`, and opens (creating and migrating) the database.
+    pub fn open_url(url: &str) -> Result<SqliteStore> {
+        let rest = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .ok_or_else(|| Error::config(format!("{url:?} is not a sqlite: URL")))?;
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        if path.is_empty() {
+            return Err(Error::config(format!("{url:?} names no database file")));
+        }
+        let mut options = SqliteOptions::default();
+        for kv in query.split('&').filter(|s| !s.is_empty()) {
+            match kv.split_once('=') {
+                Some(("synchronous", "full" | "FULL")) => options.synchronous = Synchronous::Full,
+                Some(("synchronous", "normal" | "NORMAL")) => {
+                    options.synchronous = Synchronous::Normal
+                }
+                _ => {
+                    return Err(Error::config(format!(
+                        "unknown SQLite URL option {kv:?}; available: synchronous=full|normal"
+                    )));
+                }
+            }
+        }
+        Self::open(Path::new(path), options)
+    }
+
+    /// Opens (creating if needed) and migrates the database at `path`.
+    pub fn open(path: &Path, options: SqliteOptions) -> Result<SqliteStore> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Error::config(format!("cannot create directory {}", dir.display())).with_source(e)
+            })?;
+        }
+        let store = SqliteStore {
+            path: path.to_owned(),
+            writer: Mutex::new(Self::connect(path, &options, false)?),
+            readers: Mutex::new(Vec::new()),
+            options,
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn connect(path: &Path, options: &SqliteOptions, read_only: bool) -> Result<Connection> {
+        let flags = if read_only {
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        };
+        let e = sql_err(path);
+        let conn = Connection::open_with_flags(path, flags).map_err(&e)?;
+        conn.busy_timeout(options.busy_timeout).map_err(&e)?;
+        // Fails here, with a clear message, if the file is not a SQLite database.
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(|err| {
+                Error::backend(format!(
+                    "{} is not a usable SQLite database",
+                    path.display()
+                ))
+                .with_source(err)
+            })?;
+        if !mode.eq_ignore_ascii_case("wal") && !read_only {
+            return Err(Error::backend(format!(
+                "{} could not be switched to WAL mode",
+                path.display()
+            )));
+        }
+        let sync = match options.synchronous {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        };
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous={sync}; PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536; \
+             PRAGMA mmap_size=1073741824; PRAGMA temp_store=MEMORY;"
+        ))
+        .map_err(&e)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(conn)
+    }
+
+    fn writer(&self) -> Result<MutexGuard<'_, Connection>> {
+        self.writer
+            .lock()
+            .map_err(|_| Error::backend("SQLite writer lock poisoned"))
+    }
+
+    fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self
+            .readers
+            .lock()
+            .map_err(|_| Error::backend("reader pool poisoned"))?
+            .pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => Self::connect(&self.path, &self.options, true)?,
+        };
+        let out = f(&conn);
+        if let Ok(mut pool) = self.readers.lock()
+            && pool.len() < 8
+        {
+            pool.push(conn);
+        }
+        out
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
+        sql_err(&self.path)
+    }
+}
+
+struct SqliteTx<'a> {
+    tx: &'a rusqlite::Transaction<'a>,
+    head: Head,
+    path: &'a Path,
+}
+
+fn read_tile_in(
+    conn: &Connection,
+    path: &Path,
+    level: u8,
+    index: u64,
+) -> Result<Option<Vec<Hash>>> {
+    let bytes: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT hashes FROM merkle_tiles WHERE level = ?1 AND idx = ?2")
+        .and_then(|mut s| {
+            s.query_row(params![level, to_i64(index)], |r| r.get(0))
+                .optional()
+        })
+        .map_err(sql_err(path))?;
+    bytes.map(|b| Tile::decode(&b)).transpose()
+}
+
+impl AppendTx for SqliteTx<'_> {
+    fn head(&self) -> Head {
+        self.head
+    }
+    fn read_tile(&mut self, level: u8, index: u64) -> Result<Option<Vec<Hash>>> {
+        read_tile_in(self.tx, self.path, level, index)
+    }
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn read_head(conn: &Connection, path: &Path) -> Result<Head> {
+    let row: Option<(i64, Vec<u8>)> = conn
+        .prepare_cached("SELECT size, last_hash FROM ledger_head WHERE id = 1")
+        .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+        .map_err(sql_err(path))?;
+    match row {
+        None => Ok(Head::default()),
+        Some((size, hash)) => Ok(Head {
+            size: u64::try_from(size)
+                .map_err(|_| Error::integrity("ledger head size is negative"))?,
+            last_hash: Hash::from_slice(&hash)
+                .map_err(|_| Error::integrity("ledger head hash is not 32 bytes"))?,
+        }),
+    }
+}
+
+/// A text column as stored; non-text or non-UTF-8 values are rendered so verify can flag them.
+fn text<'a>(v: ValueRef<'a>, spill: &'a mut String) -> &'a str {
+    match v {
+        ValueRef::Text(b) => match std::str::from_utf8(b) {
+            Ok(s) => s,
+            Err(_) => {
+                *spill = String::from_utf8_lossy(b).into_owned();
+                spill
+            }
+        },
+        ValueRef::Null => "",
+        ValueRef::Integer(i) => {
+            *spill = i.to_string();
+            spill
+        }
+        ValueRef::Real(f) => {
+            *spill = f.to_string();
+            spill
+        }
+        ValueRef::Blob(b) => {
+            *spill = String::from_utf8_lossy(b).into_owned();
+            spill
+        }
+    }
+}
+
+fn blob(v: ValueRef<'_>) -> &[u8] {
+    match v {
+        ValueRef::Blob(b) | ValueRef::Text(b) => b,
+        _ => &[],
+    }
+}
+
+fn checkpoint_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(CheckpointRecord, String)> {
+    let root_hex: String = r.get(1)?;
+    let extra: String = r.get(6)?;
+    Ok((
+        CheckpointRecord {
+            size: r.get::<_, i64>(0)? as u64,
+            // A root that is not valid hex reads as zeros; verify then reports it as a bad root.
+            root: Hash::from_hex(&root_hex).unwrap_or(Hash::ZERO),
+            range_start: r.get::<_, i64>(2)? as u64,
+            range_count: r.get::<_, i64>(4)? as u64,
+            note: r.get(5)?,
+            created_at: r.get(7)?,
+            extra_signatures: Vec::new(),
+            receipts: Vec::new(),
+        },
+        extra,
+    ))
+}
+
+const CHECKPOINT_COLUMNS: &str = "tree_size, root_hash, range_start, range_end, range_count, \
+                                  signed_note, extra_signatures, created_at";
+
+impl SqliteStore {
+    fn load_checkpoints(&self, conn: &Connection, sql_tail: &str) -> Result<Vec<CheckpointRecord>> {
+        let e = self.err();
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints {sql_tail}"
+            ))
+            .map_err(&e)?;
+        let rows = stmt.query_map([], checkpoint_from_row).map_err(&e)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (mut cp, extra) = row.map_err(&e)?;
+            cp.extra_signatures =
+                serde_json::from_str::<Vec<ExtraSignature>>(&extra).unwrap_or_default();
+            let mut rs = conn
+                .prepare_cached(
+                    "SELECT anchor, target, body, created_at FROM checkpoint_receipts \
+                     WHERE tree_size = ?1 ORDER BY id",
+                )
+                .map_err(&e)?;
+            cp.receipts = rs
+                .query_map([to_i64(cp.size)], |r| {
+                    Ok(Receipt {
+                        anchor: r.get(0)?,
+                        target: r.get(1)?,
+                        body: r.get(2)?,
+                        created_at: r.get(3)?,
+                    })
+                })
+                .map_err(&e)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(&e)?;
+            out.push(cp);
+        }
+        Ok(out)
+    }
+}
+
+impl TileReader for SqliteStore {
+    fn read_tile(&self, level: u8, index: u64) -> Result<Option<Vec<Hash>>> {
+        self.with_reader(|c| read_tile_in(c, &self.path, level, index))
+    }
+}
+
+impl Store for SqliteStore {
+    fn scheme(&self) -> &'static str {
+        SCHEME
+    }
+
+    fn migrate(&self) -> Result<MigrationReport> {
+        let mut conn = self.writer()?;
+        let e = sql_err(&self.path);
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)",
+        )
+        .map_err(&e)?;
+        let from: u32 = conn
+            .query_row(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(&e)?;
+        let latest = latest_schema_version();
+        if from > latest {
+            return Err(Error::config(format!(
+                "{} has schema version {from}, newer than this cortex supports ({latest}); upgrade cortex",
+                self.path.display()
+            )));
+        }
+        for (version, description, sql) in MIGRATIONS.iter().filter(|m| m.0 > from) {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(&e)?;
+            // Another process may have migrated while we waited for the lock.
+            let done: bool = tx
+                .query_row(
+                    "SELECT EXISTS(SELECT 1 FROM schema_migrations WHERE version = ?1)",
+                    [version],
+                    |r| r.get(0),
+                )
+                .map_err(&e)?;
+            if !done {
+                tx.execute_batch(sql).map_err(&e)?;
+                tx.execute(
+                    "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?1, ?2, ?3)",
+                    params![version, description, cortex_core::entry::now_timestamp()],
+                )
+                .map_err(&e)?;
+            }
+            tx.commit().map_err(&e)?;
+        }
+        Ok(MigrationReport {
+            from_version: from,
+            to_version: latest,
+        })
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<String>> {
+        self.with_reader(|c| {
+            c.prepare_cached("SELECT value FROM meta WHERE key = ?1")
+                .and_then(|mut s| s.query_row([key], |r| r.get(0)).optional())
+                .map_err(self.err())
+        })
+    }
+
+    fn init_meta(&self, key: &str, value: &str) -> Result<String> {
+        let mut conn = self.writer()?;
+        let e = sql_err(&self.path);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&e)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
+            [key, value],
+        )
+        .map_err(&e)?;
+        let v: String = tx
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .map_err(&e)?;
+        tx.commit().map_err(&e)?;
+        Ok(v)
+    }
+
+    fn head(&self) -> Result<Head> {
+        self.with_reader(|c| read_head(c, &self.path))
+    }
+
+    fn append(
+        &self,
+        build: &mut dyn FnMut(&mut dyn AppendTx) -> Result<AppendBatch>,
+    ) -> Result<Head> {
+        let mut conn = self.writer()?;
+        let e = sql_err(&self.path);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&e)?;
+        let head = read_head(&tx, &self.path)?;
+        let batch = build(&mut SqliteTx {
+            tx: &tx,
+            head,
+            path: &self.path,
+        })?;
+        {
+            let mut ins = tx
+                .prepare_cached(
+                    "INSERT INTO entries (idx, timestamp, project, action, detail, prev_hash, hash) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(&e)?;
+            for s in &batch.entries {
+                let x = &s.entry;
+                ins.execute(params![
+                    to_i64(x.index),
+                    x.timestamp,
+                    x.project,
+                    x.action,
+                    x.detail,
+                    &s.prev_hash.0[..],
+                    &s.hash.0[..]
+                ])
+                .map_err(|err| {
+                    if let rusqlite::Error::SqliteFailure(f, _) = &err
+                        && f.code == rusqlite::ErrorCode::ConstraintViolation
+                    {
+                        return Error::new(
+                            ErrorKind::Conflict,
+                            format!("entry {} already exists: the ledger head is behind its rows (run `cortex ledger verify`)", x.index),
+                        );
+                    }
+                    e(err)
+                })?;
+            }
+            let mut tiles = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO merkle_tiles (level, idx, hashes) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(&e)?;
+            for t in &batch.tiles {
+                tiles
+                    .execute(params![t.level, to_i64(t.index), t.to_bytes()])
+                    .map_err(&e)?;
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO ledger_head (id, size, last_hash) VALUES (1, ?1, ?2)",
+                params![to_i64(batch.new_head.size), &batch.new_head.last_hash.0[..]],
+            )
+            .map_err(&e)?;
+        }
+        tx.commit().map_err(&e)?;
+        Ok(batch.new_head)
+    }
+
+    fn scan_entries(
+        &self,
+        range: Range<u64>,
+        visit: &mut dyn FnMut(StoredEntryRef<'_>) -> Result<()>,
+    ) -> Result<()> {
+        if range.start >= range.end {
+            return Ok(());
+        }
+        self.with_reader(|c| {
+            let e = self.err();
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT idx, timestamp, project, action, detail, prev_hash, hash FROM entries \
+                     WHERE idx >= ?1 AND idx < ?2 ORDER BY idx",
+                )
+                .map_err(&e)?;
+            let mut rows = stmt
+                .query(params![to_i64(range.start), to_i64(range.end)])
+                .map_err(&e)?;
+            let (mut s1, mut s2, mut s3, mut s4) =
+                (String::new(), String::new(), String::new(), String::new());
+            while let Some(r) = rows.next().map_err(&e)? {
+                let idx: i64 = r.get(0).map_err(&e)?;
+                let entry = EntryRef {
+                    index: idx as u64,
+                    timestamp: text(r.get_ref(1).map_err(&e)?, &mut s1),
+                    project: text(r.get_ref(2).map_err(&e)?, &mut s2),
+                    action: text(r.get_ref(3).map_err(&e)?, &mut s3),
+                    detail: text(r.get_ref(4).map_err(&e)?, &mut s4),
+                };
+                visit(StoredEntryRef {
+                    entry,
+                    prev_hash: blob(r.get_ref(5).map_err(&e)?),
+                    hash: blob(r.get_ref(6).map_err(&e)?),
+                })?;
+            }
+            Ok(())
+        })
+    }
+
+    fn entry_extent(&self) -> Result<(u64, Option<u64>)> {
+        self.with_reader(|c| {
+            c.query_row("SELECT COUNT(*), MAX(idx) FROM entries", [], |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as u64,
+                    r.get::<_, Option<i64>>(1)?.map(|m| m as u64),
+                ))
+            })
+            .map_err(self.err())
+        })
+    }
+
+    fn scan_tiles(
+        &self,
+        level: u8,
+        range: Range<u64>,
+        visit: &mut dyn FnMut(u64, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        self.with_reader(|c| {
+            let e = self.err();
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT idx, hashes FROM merkle_tiles WHERE level = ?1 AND idx >= ?2 AND idx < ?3 ORDER BY idx",
+                )
+                .map_err(&e)?;
+            let mut rows = stmt.query(params![level, to_i64(range.start), to_i64(range.end)]).map_err(&e)?;
+            while let Some(r) = rows.next().map_err(&e)? {
+                let idx: i64 = r.get(0).map_err(&e)?;
+                visit(idx as u64, blob(r.get_ref(1).map_err(&e)?))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn add_checkpoint(&self, cp: &CheckpointRecord) -> Result<()> {
+        let mut conn = self.writer()?;
+        let e = sql_err(&self.path);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&e)?;
+        let max: Option<i64> = tx
+            .query_row("SELECT MAX(tree_size) FROM checkpoints", [], |r| r.get(0))
+            .map_err(&e)?;
+        if let Some(m) = max
+            && m as u64 >= cp.size
+        {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "a checkpoint of size {m} already exists (new one: {})",
+                    cp.size
+                ),
+            ));
+        }
+        let extra = serde_json::to_string(&cp.extra_signatures)
+            .map_err(|x| Error::backend(x.to_string()))?;
+        tx.execute(
+            &format!("INSERT INTO checkpoints ({CHECKPOINT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+            params![
+                to_i64(cp.size),
+                cp.root.to_hex(),
+                to_i64(cp.range_start),
+                cp.range_end().map(to_i64),
+                to_i64(cp.range_count),
+                cp.note,
+                extra,
+                cp.created_at
+            ],
+        )
+        .map_err(&e)?;
+        for r in &cp.receipts {
+            tx.execute(
+                "INSERT INTO checkpoint_receipts (tree_size, anchor, target, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![to_i64(cp.size), r.anchor, r.target, r.body, r.created_at],
+            )
+            .map_err(&e)?;
+        }
+        tx.commit().map_err(&e)
+    }
+
+    fn checkpoints(&self) -> Result<Vec<CheckpointRecord>> {
+        self.with_reader(|c| self.load_checkpoints(c, "ORDER BY tree_size"))
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<CheckpointRecord>> {
+        self.with_reader(|c| {
+            Ok(self
+                .load_checkpoints(c, "ORDER BY tree_size DESC LIMIT 1")?
+                .pop())
+        })
+    }
+
+    fn add_receipt(&self, size: u64, r: &Receipt) -> Result<()> {
+        let conn = self.writer()?;
+        let e = sql_err(&self.path);
+        let exists: bool = conn
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM checkpoints WHERE tree_size = ?1)",
+                [to_i64(size)],
+                |x| x.get(0),
+            )
+            .map_err(&e)?;
+        if !exists {
+            return Err(Error::not_found(format!("no checkpoint of size {size}")));
+        }
+        conn.execute(
+            "INSERT INTO checkpoint_receipts (tree_size, anchor, target, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![to_i64(size), r.anchor, r.target, r.body, r.created_at],
+        )
+        .map_err(&e)?;
+        Ok(())
+    }
+
+    fn record_integrity_check(&self, c: &IntegrityCheck) -> Result<()> {
+        self.writer()?
+            .execute(
+                "INSERT INTO integrity_checks (check_type, status, details, started_at, completed_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![c.check_type, c.status, c.details, c.started_at, c.completed_at],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    fn integrity_checks(&self, limit: usize) -> Result<Vec<IntegrityCheck>> {
+        self.with_reader(|c| {
+            let e = self.err();
+            let mut s = c
+                .prepare_cached(
+                    "SELECT check_type, status, COALESCE(details, ''), started_at, completed_at \
+                     FROM integrity_checks ORDER BY id DESC LIMIT ?1",
+                )
+                .map_err(&e)?;
+            s.query_map([limit as i64], |r| {
+                Ok(IntegrityCheck {
+                    check_type: r.get(0)?,
+                    status: r.get(1)?,
+                    details: r.get(2)?,
+                    started_at: r.get(3)?,
+                    completed_at: r.get(4)?,
+                })
+            })
+            .map_err(&e)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(&e)
+        })
+    }
+
+    fn record_export(&self, x: &AuditExport) -> Result<()> {
+        self.writer()?
+            .execute(
+                "INSERT INTO audit_exports (export_type, filename, file_hash, tx_start_id, tx_end_id, exported_at, exported_by) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![x.export_type, x.filename, x.file_hash, to_i64(x.start), to_i64(x.end), x.exported_at, x.exported_by],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    fn exports(&self, limit: usize) -> Result<Vec<AuditExport>> {
+        self.with_reader(|c| {
+            let e = self.err();
+            let mut s = c
+                .prepare_cached(
+                    "SELECT export_type, filename, file_hash, tx_start_id, tx_end_id, exported_at, exported_by \
+                     FROM audit_exports ORDER BY id DESC LIMIT ?1",
+                )
+                .map_err(&e)?;
+            s.query_map([limit as i64], |r| {
+                Ok(AuditExport {
+                    export_type: r.get(0)?,
+                    filename: r.get(1)?,
+                    file_hash: r.get(2)?,
+                    start: r.get::<_, i64>(3)? as u64,
+                    end: r.get::<_, i64>(4)? as u64,
+                    exported_at: r.get(5)?,
+                    exported_by: r.get(6)?,
+                })
+            })
+            .map_err(&e)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(&e)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn sqlite_store_conformance() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = std::sync::atomic::AtomicU32::new(0);
+        cortex_core::testkit::store_conformance(&|| {
+            let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Arc::new(
+                SqliteStore::open(
+                    &dir.path().join(format!("t{i}.db")),
+                    SqliteOptions::default(),
+                )
+                .unwrap(),
+            )
+        });
+    }
+
+    #[test]
+    fn urls_and_bad_files_get_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = SqliteStore::open_url("sqlite://").unwrap_err();
+        assert!(e.to_string().contains("names no database file"), "{e}");
+        let e = SqliteStore::open_url(&format!("sqlite://{}/x.db?fast=1", dir.path().display()))
+            .unwrap_err();
+        assert!(e.to_string().contains("synchronous=full|normal"), "{e}");
+        let junk = dir.path().join("junk.db");
+        std::fs::write(&junk, vec![b'x'; 4096]).unwrap();
+        let e = SqliteStore::open(&junk, SqliteOptions::default()).unwrap_err();
+        assert!(
+            e.to_string().contains("not a usable SQLite database"),
+            "{e}"
+        );
+        let ok = SqliteStore::open_url(&format!(
+            "sqlite://{}/sub/ok.db?synchronous=normal",
+            dir.path().display()
+        ))
+        .unwrap();
+        assert_eq!(
+            ok.migrate().unwrap(),
+            MigrationReport {
+                from_version: 1,
+                to_version: 1
+            }
+        );
+    }
+}

@@ -1,0 +1,153 @@
+//! One error type for every crate of CORTEX.
+//!
+//! Errors are for operations that could not be carried out (bad input, I/O, a missing key).
+//! Integrity violations found by `verify` are *values* in a [`crate::VerifyReport`], never errors.
+
+use std::fmt;
+
+/// What kind of failure happened; callers branch on this, humans read the message.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The thing asked for does not exist (an entry index past the end, a missing checkpoint).
+    NotFound,
+    /// A concurrent change or an existing state forbids the operation.
+    Conflict,
+    /// Stored data failed a cryptographic or structural check while serving a request.
+    Integrity,
+    /// The caller's input is malformed or out of range.
+    InvalidInput,
+    /// The operation or plugin is not available in this build or on this backend.
+    Unsupported,
+    /// Configuration is missing or contradictory (a key name that does not match the origin).
+    Config,
+    /// The storage backend failed (I/O, SQL error, corrupt file).
+    Backend,
+    /// A remote peer could not be reached; the operation may be retried.
+    Unavailable,
+}
+
+impl ErrorKind {
+    /// A stable lowercase name, used in JSON output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Integrity => "integrity",
+            ErrorKind::InvalidInput => "invalid_input",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::Config => "config",
+            ErrorKind::Backend => "backend",
+            ErrorKind::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// The error type of CORTEX: a kind, a message, context pairs and an optional source.
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    context: Vec<(&'static str, String)>,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+/// Result alias used across CORTEX.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A new error of `kind` with a human message that names the problem.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+            context: Vec::new(),
+            source: None,
+        }
+    }
+    /// Shorthand for [`ErrorKind::InvalidInput`].
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidInput, message)
+    }
+    /// Shorthand for [`ErrorKind::Backend`].
+    pub fn backend(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Backend, message)
+    }
+    /// Shorthand for [`ErrorKind::Config`].
+    pub fn config(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Config, message)
+    }
+    /// Shorthand for [`ErrorKind::NotFound`].
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, message)
+    }
+    /// Shorthand for [`ErrorKind::Integrity`].
+    pub fn integrity(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Integrity, message)
+    }
+    /// Adds a context pair (`key = value`) shown after the message.
+    pub fn with_context(mut self, key: &'static str, value: impl fmt::Display) -> Self {
+        self.context.push((key, value.to_string()));
+        self
+    }
+    /// Attaches the underlying cause.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+    /// The error's kind.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+    /// The message without context or source.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+    /// The context pairs.
+    pub fn context(&self) -> &[(&'static str, String)] {
+        &self.context
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if !self.context.is_empty() {
+            f.write_str(" (")?;
+            for (i, (k, v)) in self.context.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                write!(f, "{k}: {v}")?;
+            }
+            f.write_str(")")?;
+        }
+        if let Some(src) = &self.source {
+            write!(f, ": {src}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind.as_str(), self)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        let kind = match e.kind() {
+            std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+            _ => ErrorKind::Backend,
+        };
+        Error::new(kind, "I/O error").with_source(e)
+    }
+}

@@ -1,0 +1,447 @@
+//! The ledger: appends entries with their chain links and Merkle tiles in one transaction, makes
+//! signed checkpoints, and serves proofs. It owns no I/O: the [`Store`] does that.
+
+use crate::checkpoint::{Checkpoint, CheckpointRecord, ExtraSignature, validate_origin};
+use crate::entry::{Entry, NewEntry, StoredEntry, now_timestamp};
+use crate::error::{Error, ErrorKind, Result};
+use crate::hash::{Hash, HashAlgorithm, Hasher};
+use crate::merkle;
+use crate::note::{NoteSignature, SignedNote};
+use crate::signer::Signer;
+use crate::store::{AppendBatch, DynStore, Head};
+use crate::tiles::{TileNodes, append_tiles};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+/// Meta key holding the hash algorithm name.
+pub const META_HASHER: &str = "hasher";
+/// Meta key holding the checkpoint origin.
+pub const META_ORIGIN: &str = "origin";
+/// Default number of entries between automatic checkpoints (as in the seed).
+pub const DEFAULT_CHECKPOINT_EVERY: u64 = 1000;
+
+/// How to open a ledger.
+#[derive(Debug, Clone)]
+pub struct LedgerOptions {
+    /// Hash algorithm; `None` accepts what the store was created with (SHA-256 for a new one).
+    pub hasher: Option<HashAlgorithm>,
+    /// Make a checkpoint whenever an append crosses a multiple of this many entries (0 = never).
+    pub checkpoint_every: u64,
+}
+
+impl Default for LedgerOptions {
+    fn default() -> Self {
+        LedgerOptions {
+            hasher: None,
+            checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
+        }
+    }
+}
+
+/// What an append did.
+#[derive(Debug, Clone)]
+pub struct AppendOutcome {
+    /// Index of the first entry appended.
+    pub first_index: u64,
+    /// Number of entries appended.
+    pub count: u64,
+    /// The committed head after the append.
+    pub head: Head,
+    /// The checkpoint made automatically because the append crossed a multiple of N.
+    pub checkpoint: Option<CheckpointRecord>,
+}
+
+/// What a checkpoint request did.
+#[derive(Debug, Clone)]
+pub struct CheckpointOutcome {
+    /// The latest checkpoint after the call.
+    pub record: CheckpointRecord,
+    /// False if the latest checkpoint already covered the whole ledger.
+    pub created: bool,
+}
+
+/// A tamper-evident ledger over a [`Store`].
+pub struct Ledger {
+    store: DynStore,
+    hasher: Arc<dyn Hasher>,
+    origin: Option<String>,
+    signers: Vec<Arc<dyn Signer>>,
+    checkpoint_every: u64,
+    checkpoint_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("store", &self.store.scheme())
+            .field("hasher", &self.hasher.algorithm())
+            .field("origin", &self.origin)
+            .finish()
+    }
+}
+
+impl Ledger {
+    /// Opens the ledger in `store`, fixing its hash algorithm on first use.
+    pub fn open(store: DynStore, options: LedgerOptions) -> Result<Ledger> {
+        let wanted = options.hasher.unwrap_or(HashAlgorithm::Sha256);
+        let stored = store.init_meta(META_HASHER, wanted.name())?;
+        let algorithm = HashAlgorithm::parse(&stored).map_err(|_| {
+            Error::integrity(format!("the store records an unknown hasher {stored:?}"))
+        })?;
+        if let Some(w) = options.hasher
+            && w != algorithm
+        {
+            return Err(Error::config(format!(
+                "this ledger was created with the {} hasher; it cannot be opened as {}",
+                algorithm.name(),
+                w.name()
+            )));
+        }
+        let origin = store.meta(META_ORIGIN)?;
+        Ok(Ledger {
+            store,
+            hasher: algorithm.hasher(),
+            origin,
+            signers: Vec::new(),
+            checkpoint_every: options.checkpoint_every,
+            checkpoint_lock: Mutex::new(()),
+        })
+    }
+
+    /// Adds a checkpoint signer. The first note signer's key name becomes the ledger's origin
+    /// (recorded in the store); a later key with another name is refused.
+    pub fn add_signer(&mut self, signer: Arc<dyn Signer>) -> Result<()> {
+        if signer.scheme().is_note() {
+            let name = signer.key_name();
+            validate_origin(name, self.hasher.algorithm())?;
+            let origin = self.store.init_meta(META_ORIGIN, name)?;
+            if origin != name {
+                return Err(Error::config(format!(
+                    "this ledger's origin is {origin:?}, but the signing key is named {name:?}; \
+                     the note key name must equal the origin"
+                )));
+            }
+            self.origin = Some(origin);
+        }
+        self.signers.push(signer);
+        Ok(())
+    }
+
+    /// The store.
+    pub fn store(&self) -> &DynStore {
+        &self.store
+    }
+    /// The hasher.
+    pub fn hasher(&self) -> &dyn Hasher {
+        &*self.hasher
+    }
+    /// The origin, once a note signer has been attached or a checkpoint made.
+    pub fn origin(&self) -> Option<&str> {
+        self.origin.as_deref()
+    }
+    /// The committed head.
+    pub fn head(&self) -> Result<Head> {
+        self.store.head()
+    }
+
+    /// Appends entries atomically: all or none, indices consecutive. Returns once committed.
+    pub fn append(&self, entries: &[NewEntry]) -> Result<AppendOutcome> {
+        if entries.is_empty() {
+            return Err(Error::invalid("nothing to append: the batch is empty"));
+        }
+        for (i, e) in entries.iter().enumerate() {
+            e.validate().map_err(|err| {
+                if entries.len() > 1 {
+                    err.with_context("batch item", i)
+                } else {
+                    err
+                }
+            })?;
+        }
+        let h = &*self.hasher;
+        let mut first = 0;
+        let head = self.store.append(&mut |tx| {
+            let head = tx.head();
+            first = head.size;
+            let ts = now_timestamp();
+            let mut prev = head.last_hash;
+            let mut leaves = Vec::with_capacity(entries.len());
+            let mut rows = Vec::with_capacity(entries.len());
+            let mut buf = Vec::with_capacity(512);
+            for (i, e) in entries.iter().enumerate() {
+                let entry = Entry {
+                    index: head.size + i as u64,
+                    timestamp: ts.clone(),
+                    project: e.project.clone(),
+                    action: e.action.clone(),
+                    detail: e.detail.clone(),
+                };
+                let leaf = entry.as_ref().leaf_hash(h, &mut buf);
+                let hash = h.chain(&prev, &leaf);
+                rows.push(StoredEntry {
+                    entry,
+                    prev_hash: prev,
+                    hash,
+                });
+                leaves.push(leaf);
+                prev = hash;
+            }
+            let tiles = append_tiles(h, head.size, &mut |l, i| tx.read_tile(l, i), &leaves)?;
+            Ok(AppendBatch {
+                entries: rows,
+                tiles,
+                new_head: Head {
+                    size: head.size + entries.len() as u64,
+                    last_hash: prev,
+                },
+            })
+        })?;
+        let n = self.checkpoint_every;
+        let crossed = n > 0 && first / n != head.size / n;
+        let checkpoint = if crossed && self.note_signer().is_some() {
+            Some(self.checkpoint()?.record)
+        } else {
+            None
+        };
+        Ok(AppendOutcome {
+            first_index: first,
+            count: entries.len() as u64,
+            head,
+            checkpoint,
+        })
+    }
+
+    fn note_signer(&self) -> Option<&Arc<dyn Signer>> {
+        self.signers.iter().find(|s| s.scheme().is_note())
+    }
+
+    /// Root of the first `size` entries, from the stored tiles.
+    pub fn root_at(&self, size: u64) -> Result<Hash> {
+        let nodes = TileNodes::new(&*self.store, &*self.hasher);
+        merkle::root(&nodes, &*self.hasher, size)
+    }
+
+    /// Signs and stores a checkpoint of the whole committed ledger.
+    ///
+    /// Refuses (with an integrity error) when the stored tree no longer matches the latest
+    /// checkpoint, or the ledger is shorter than it: a new signature must never vouch for a
+    /// history that contradicts an earlier one. The signed note is returned only after the
+    /// checkpoint row is committed.
+    pub fn checkpoint(&self) -> Result<CheckpointOutcome> {
+        let signer = self.note_signer().ok_or_else(|| {
+            Error::config("no checkpoint signing key is configured (see `cortex keys generate`)")
+        })?;
+        let _guard = self
+            .checkpoint_lock
+            .lock()
+            .map_err(|_| Error::backend("lock poisoned"))?;
+        let h = &*self.hasher;
+        let head = self.store.head()?;
+        let latest = self.store.latest_checkpoint()?;
+        if let Some(l) = &latest {
+            if l.size == head.size {
+                return Ok(CheckpointOutcome {
+                    record: l.clone(),
+                    created: false,
+                });
+            }
+            if l.size > head.size {
+                return Err(Error::integrity(format!(
+                    "the ledger holds {} entries but checkpoint {} signed {}; refusing to sign \
+                     a shorter history (run `cortex ledger verify`)",
+                    head.size, l.size, l.size
+                )));
+            }
+        }
+        if head.size == 0 {
+            return Err(Error::invalid(
+                "the ledger is empty: append entries before checkpointing",
+            ));
+        }
+        let nodes = TileNodes::new(&*self.store, h);
+        let root = merkle::root(&nodes, h, head.size)?;
+        if let Some(l) = &latest {
+            let old_root = merkle::root(&nodes, h, l.size)?;
+            let proof = merkle::consistency_proof(&nodes, h, l.size, head.size)?;
+            if old_root != l.root
+                || merkle::verify_consistency(h, l.size, head.size, &l.root, &root, &proof).is_err()
+            {
+                return Err(Error::integrity(format!(
+                    "the stored tree is not consistent with checkpoint {} (root {}); refusing \
+                     to sign (run `cortex ledger verify`)",
+                    l.size,
+                    l.root.to_base64()
+                )));
+            }
+        }
+        let origin = signer.key_name().to_owned();
+        let body = Checkpoint {
+            origin,
+            size: head.size,
+            root,
+            extensions: Vec::new(),
+        }
+        .to_text();
+        let mut note = SignedNote::new(body.clone())?;
+        let mut extra = Vec::new();
+        for s in &self.signers {
+            let sig = s.sign(body.as_bytes())?;
+            match s.note_key_id() {
+                Some(key_id) if s.scheme().is_note() => note.signatures.push(NoteSignature {
+                    name: s.key_name().to_owned(),
+                    key_id,
+                    signature: sig,
+                }),
+                _ => extra.push(ExtraSignature {
+                    scheme: s.scheme().name().to_owned(),
+                    key_name: s.key_name().to_owned(),
+                    signature: String::from_utf8(sig).map_err(|_| {
+                        Error::backend(format!("{} signer returned non-text", s.scheme().name()))
+                    })?,
+                }),
+            }
+        }
+        let start = latest.as_ref().map_or(0, |l| l.size);
+        let record = CheckpointRecord {
+            size: head.size,
+            range_start: start,
+            range_count: head.size - start,
+            root,
+            note: note.to_text(),
+            created_at: now_timestamp(),
+            extra_signatures: extra,
+            receipts: Vec::new(),
+        };
+        match self.store.add_checkpoint(&record) {
+            Ok(()) => Ok(CheckpointOutcome {
+                record,
+                created: true,
+            }),
+            Err(e) if e.kind() == ErrorKind::Conflict => {
+                // Another process checkpointed at or past this size meanwhile: use theirs.
+                let record = self.store.latest_checkpoint()?.ok_or(e)?;
+                Ok(CheckpointOutcome {
+                    record,
+                    created: false,
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads one stored entry.
+    pub fn entry(&self, index: u64) -> Result<StoredEntry> {
+        let mut found = None;
+        self.store
+            .scan_entries(index..index.saturating_add(1), &mut |r| {
+                found = Some(StoredEntry {
+                    entry: Entry {
+                        index: r.entry.index,
+                        timestamp: r.entry.timestamp.to_owned(),
+                        project: r.entry.project.to_owned(),
+                        action: r.entry.action.to_owned(),
+                        detail: r.entry.detail.to_owned(),
+                    },
+                    prev_hash: Hash::from_slice(r.prev_hash)?,
+                    hash: Hash::from_slice(r.hash)?,
+                });
+                Ok(())
+            })?;
+        found.ok_or_else(|| Error::not_found(format!("no entry at index {index}")))
+    }
+
+    /// RFC 9162 inclusion proof of `index` in the tree of `size` entries.
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>> {
+        self.check_size(size)?;
+        let nodes = TileNodes::new(&*self.store, &*self.hasher);
+        merkle::inclusion_proof(&nodes, &*self.hasher, index, size)
+    }
+
+    /// RFC 9162 consistency proof from `old` to `new` entries.
+    pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>> {
+        self.check_size(new)?;
+        let nodes = TileNodes::new(&*self.store, &*self.hasher);
+        merkle::consistency_proof(&nodes, &*self.hasher, old, new)
+    }
+
+    fn check_size(&self, size: u64) -> Result<()> {
+        let head = self.store.head()?;
+        if size > head.size {
+            return Err(Error::invalid(format!(
+                "tree size {size} is beyond the ledger's {} entries",
+                head.size
+            )));
+        }
+        Ok(())
+    }
+
+    /// Makes a checkpoint every `interval` on a background thread until the handle is dropped.
+    pub fn spawn_checkpoint_timer(self: &Arc<Self>, interval: Duration) -> CheckpointTimer {
+        let shared = Arc::new((Mutex::new(false), Condvar::new()));
+        let last_error = Arc::new(Mutex::new(None));
+        let made = Arc::new(AtomicBool::new(false));
+        let (ledger, s, err, m) = (
+            self.clone(),
+            shared.clone(),
+            last_error.clone(),
+            made.clone(),
+        );
+        let thread = std::thread::spawn(move || {
+            let (lock, cvar) = &*s;
+            let mut stop = lock.lock().expect("poisoned");
+            loop {
+                let (g, _) = cvar.wait_timeout(stop, interval).expect("poisoned");
+                stop = g;
+                if *stop {
+                    return;
+                }
+                match ledger.checkpoint() {
+                    Ok(o) => {
+                        m.fetch_or(o.created, Ordering::Relaxed);
+                    }
+                    // An empty ledger is not an error worth reporting.
+                    Err(e) if e.kind() == ErrorKind::InvalidInput => {}
+                    Err(e) => *err.lock().expect("poisoned") = Some(e.to_string()),
+                }
+            }
+        });
+        CheckpointTimer {
+            shared,
+            thread: Some(thread),
+            last_error,
+            made,
+        }
+    }
+}
+
+/// Handle of a periodic checkpoint thread; stops it when dropped.
+pub struct CheckpointTimer {
+    shared: Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    last_error: Arc<Mutex<Option<String>>>,
+    made: Arc<AtomicBool>,
+}
+
+impl CheckpointTimer {
+    /// The last error the timer hit, if any.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|g| g.clone())
+    }
+    /// True once the timer has made at least one new checkpoint.
+    pub fn made_checkpoint(&self) -> bool {
+        self.made.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for CheckpointTimer {
+    fn drop(&mut self) {
+        if let Ok(mut stop) = self.shared.0.lock() {
+            *stop = true;
+        }
+        self.shared.1.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

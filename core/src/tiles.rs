@@ -1,0 +1,268 @@
+//! Stored Merkle nodes, grouped in tiles.
+//!
+//! Proofs must not rebuild the tree, so the ledger stores interior hashes as it appends. It keeps
+//! the hashes of every fourth tree level (0, 4, 8, …) in *tiles* of up to 16 consecutive hashes:
+//! tile `(L, N)` holds the hashes at tree level `4L` with indices `16N … 16N+15`. Any perfect
+//! subtree hash is then at most 15 hash operations away from one stored tile, so an inclusion or
+//! consistency proof in a 10M-entry tree reads about six small tiles and hashes about 70 times.
+//! A tile at the right edge is partial until it holds 16 hashes; it only ever grows, so the first
+//! `w` hashes of a tile never change. (The public tlog-tiles view, height 8, is derived from these.)
+
+use crate::error::{Error, Result};
+use crate::hash::{HASH_LEN, Hash, Hasher};
+use crate::merkle::{NodeSource, perfect_root};
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+/// Tree levels spanned by one tile.
+pub const TILE_HEIGHT: u8 = 4;
+/// Hashes in a full tile.
+pub const TILE_WIDTH: usize = 1 << TILE_HEIGHT;
+
+/// A run of up to 16 consecutive hashes at tree level `4·level`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tile {
+    /// Tile level `L`: its hashes are at tree level `4L`.
+    pub level: u8,
+    /// Tile index `N`: its first hash has index `16N` at that tree level.
+    pub index: u64,
+    /// 1 to 16 hashes.
+    pub hashes: Vec<Hash>,
+}
+
+impl Tile {
+    /// The stored form: the hashes concatenated (32 bytes each).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.hashes.len() * HASH_LEN);
+        for h in &self.hashes {
+            v.extend_from_slice(&h.0);
+        }
+        v
+    }
+    /// Parses the stored form, rejecting lengths that are not 1–16 whole hashes.
+    pub fn decode(bytes: &[u8]) -> Result<Vec<Hash>> {
+        if bytes.is_empty() || bytes.len() % HASH_LEN != 0 || bytes.len() > TILE_WIDTH * HASH_LEN {
+            return Err(Error::integrity(format!(
+                "stored tile is {} bytes, not 1 to 16 hashes",
+                bytes.len()
+            )));
+        }
+        Ok(bytes
+            .chunks_exact(HASH_LEN)
+            .map(|c| Hash(c.try_into().expect("32")))
+            .collect())
+    }
+}
+
+/// Reads stored tiles. Implemented by every [`crate::Store`] and by in-memory tile sets.
+pub trait TileReader {
+    /// The tile's hashes, or `None` if no such tile is stored.
+    fn read_tile(&self, level: u8, index: u64) -> Result<Option<Vec<Hash>>>;
+}
+
+/// Tiles held in memory (used by `verify` for recomputed tiles, and by tests).
+#[derive(Debug, Clone, Default)]
+pub struct TileSet {
+    /// Tiles by `(level, index)`.
+    pub tiles: HashMap<(u8, u64), Vec<Hash>>,
+}
+
+impl TileSet {
+    /// Inserts or replaces tiles, keeping the longer of two versions of one tile.
+    pub fn insert(&mut self, tile: Tile) {
+        let slot = self.tiles.entry((tile.level, tile.index)).or_default();
+        if tile.hashes.len() >= slot.len() {
+            *slot = tile.hashes;
+        }
+    }
+}
+
+impl TileReader for TileSet {
+    fn read_tile(&self, level: u8, index: u64) -> Result<Option<Vec<Hash>>> {
+        Ok(self.tiles.get(&(level, index)).cloned())
+    }
+}
+
+/// The partial tiles at the right edge of a tree of `size` leaves: `(level, index, width)` for
+/// each level whose last tile holds fewer than 16 hashes (and at least one).
+pub fn edge_tiles(size: u64) -> Vec<(u8, u64, usize)> {
+    let mut out = Vec::new();
+    let mut level = 0u8;
+    loop {
+        let count = size
+            .checked_shr(TILE_HEIGHT as u32 * level as u32)
+            .unwrap_or(0);
+        if count == 0 {
+            return out;
+        }
+        let width = (count % TILE_WIDTH as u64) as usize;
+        if width != 0 {
+            out.push((level, count / TILE_WIDTH as u64, width));
+        }
+        level += 1;
+    }
+}
+
+/// Computes the tiles that change when `leaves` are appended to a tree of `size_before` leaves.
+///
+/// `edge` must return the stored hashes of each partial tile named by [`edge_tiles`]; it is an
+/// integrity error if a stored edge tile is missing or has the wrong width.
+pub fn append_tiles(
+    hasher: &dyn Hasher,
+    size_before: u64,
+    edge: &mut dyn FnMut(u8, u64) -> Result<Option<Vec<Hash>>>,
+    leaves: &[Hash],
+) -> Result<Vec<Tile>> {
+    let mut out = Vec::with_capacity(leaves.len() / TILE_WIDTH + 8);
+    let mut incoming: Vec<Hash> = leaves.to_vec();
+    let mut level = 0u8;
+    while !incoming.is_empty() {
+        let count = size_before
+            .checked_shr(TILE_HEIGHT as u32 * level as u32)
+            .unwrap_or(0);
+        let mut index = count / TILE_WIDTH as u64;
+        let width = (count % TILE_WIDTH as u64) as usize;
+        let mut buf = if width == 0 {
+            Vec::with_capacity(TILE_WIDTH)
+        } else {
+            let t = edge(level, index)?.ok_or_else(|| {
+                Error::integrity(format!("edge tile ({level}, {index}) is missing"))
+            })?;
+            if t.len() != width {
+                return Err(Error::integrity(format!(
+                    "edge tile ({level}, {index}) holds {} hashes, expected {width}",
+                    t.len()
+                )));
+            }
+            t
+        };
+        let mut next = Vec::with_capacity(incoming.len() / TILE_WIDTH + 1);
+        for h in incoming {
+            buf.push(h);
+            if buf.len() == TILE_WIDTH {
+                next.push(perfect_root(hasher, &buf));
+                out.push(Tile {
+                    level,
+                    index,
+                    hashes: std::mem::take(&mut buf),
+                });
+                buf.reserve(TILE_WIDTH);
+                index += 1;
+            }
+        }
+        if !buf.is_empty() {
+            out.push(Tile {
+                level,
+                index,
+                hashes: buf,
+            });
+        }
+        incoming = next;
+        level += 1;
+    }
+    Ok(out)
+}
+
+/// A [`NodeSource`] over stored tiles, caching the tiles it has read.
+pub struct TileNodes<'a> {
+    reader: &'a dyn TileReader,
+    hasher: &'a dyn Hasher,
+    cache: RefCell<HashMap<(u8, u64), Vec<Hash>>>,
+}
+
+impl<'a> TileNodes<'a> {
+    /// Reads nodes from `reader`, hashing with `hasher`.
+    pub fn new(reader: &'a dyn TileReader, hasher: &'a dyn Hasher) -> Self {
+        TileNodes {
+            reader,
+            hasher,
+            cache: RefCell::new(HashMap::new()),
+        }
+    }
+}
+
+impl NodeSource for TileNodes<'_> {
+    fn node(&self, level: u8, index: u64) -> Result<Hash> {
+        let tile_level = level / TILE_HEIGHT;
+        let rel = level % TILE_HEIGHT;
+        let width = 1usize << rel;
+        let start = index
+            .checked_shl(rel as u32)
+            .filter(|s| s >> rel == index)
+            .ok_or_else(|| Error::invalid("node index overflows"))?;
+        let tile_index = start / TILE_WIDTH as u64;
+        let offset = (start % TILE_WIDTH as u64) as usize;
+        let mut cache = self.cache.borrow_mut();
+        if !cache.contains_key(&(tile_level, tile_index)) {
+            let t = self.reader.read_tile(tile_level, tile_index)?.ok_or_else(|| {
+                Error::integrity(format!(
+                    "stored tile ({tile_level}, {tile_index}) is missing for node ({level}, {index})"
+                ))
+            })?;
+            cache.insert((tile_level, tile_index), t);
+        }
+        let t = &cache[&(tile_level, tile_index)];
+        let slice = t.get(offset..offset + width).ok_or_else(|| {
+            Error::integrity(format!(
+                "stored tile ({tile_level}, {tile_index}) holds {} hashes; node ({level}, {index}) needs {}",
+                t.len(),
+                offset + width
+            ))
+        })?;
+        Ok(perfect_root(self.hasher, slice))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::Sha256Hasher;
+    use crate::merkle::{LeafSlice, inclusion_proof, root};
+
+    #[test]
+    fn incremental_tiles_serve_the_same_nodes_as_the_leaves() {
+        let h = Sha256Hasher;
+        let all: Vec<Hash> = (0..1000u64).map(|i| h.leaf(&i.to_le_bytes())).collect();
+        let mut set = TileSet::default();
+        let mut size = 0u64;
+        // Odd batch sizes cross tile boundaries at every level.
+        for batch in [1usize, 2, 13, 16, 17, 255, 256, 3, 437] {
+            let chunk = &all[size as usize..size as usize + batch];
+            let changed = append_tiles(&h, size, &mut |l, i| set.read_tile(l, i), chunk).unwrap();
+            for t in changed {
+                set.insert(t);
+            }
+            size += batch as u64;
+            let nodes = TileNodes::new(&set, &h);
+            let leaves = LeafSlice {
+                hasher: &h,
+                leaves: &all[..size as usize],
+            };
+            assert_eq!(
+                root(&nodes, &h, size).unwrap(),
+                root(&leaves, &h, size).unwrap()
+            );
+            for i in [0, size / 2, size - 1] {
+                assert_eq!(
+                    inclusion_proof(&nodes, &h, i, size).unwrap(),
+                    inclusion_proof(&leaves, &h, i, size).unwrap()
+                );
+            }
+        }
+        assert_eq!(size, 1000);
+        assert_eq!(edge_tiles(1000), vec![(0, 62, 8), (1, 3, 14), (2, 0, 3)]);
+    }
+
+    #[test]
+    fn a_wrong_edge_tile_is_an_integrity_error() {
+        let h = Sha256Hasher;
+        let e = append_tiles(
+            &h,
+            5,
+            &mut |_, _| Ok(Some(vec![Hash::ZERO; 3])),
+            &[Hash::ZERO],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("expected 5"), "{e}");
+    }
+}
