@@ -1,1 +1,155 @@
-fn main() {}
+//! `cortex`: the reference binary. It parses flags, environment and defaults, opens the plugins
+//! they name, and hands the work to the library crates. No ledger logic lives here.
+
+#![forbid(unsafe_code)]
+
+mod commands;
+mod config;
+mod output;
+
+use clap::{Args, Parser, Subcommand};
+use config::Settings;
+use cortex_core::{Error, ErrorKind, HashAlgorithm};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// CORTEX: a tamper-evident audit ledger with signed C2SP checkpoints.
+#[derive(Parser, Debug)]
+#[command(name = "cortex", version, about, propagate_version = true)]
+struct Cli {
+    /// Database URL or path (sqlite:///path/cortex.db or a plain path).
+    #[arg(long, global = true, env = "CORTEX_DB")]
+    db: Option<String>,
+    /// Directory for the default database and keys.
+    #[arg(long, global = true, env = "CORTEX_HOME")]
+    home: Option<PathBuf>,
+    /// Hash algorithm for a new ledger (sha256, blake3); must match an existing one.
+    #[arg(long, global = true, env = "CORTEX_HASHER")]
+    hasher: Option<String>,
+    /// Checkpoint signing key (an Ed25519 note key file).
+    #[arg(long, global = true, env = "CORTEX_SIGNING_KEY")]
+    key: Option<PathBuf>,
+    /// Print machine-readable JSON instead of human output.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create or upgrade the database schema.
+    Migrate,
+    /// Append entries, make checkpoints, verify, export and prove.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+    /// Manage checkpoint signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Measure the ledger against the product's performance bars.
+    Benchmark(commands::bench::BenchArgs),
+    /// Run the whole flow on a fresh ledger: append, checkpoint, verify, prove, export.
+    Demo(commands::demo::DemoArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum LedgerCommand {
+    /// Append one entry from flags, or a batch of JSON Lines from stdin.
+    Append(commands::ledger::AppendArgs),
+    /// Sign a checkpoint of the whole ledger (or keep signing every --interval seconds).
+    Checkpoint(commands::ledger::CheckpointArgs),
+    /// Verify every entry, the chain, the Merkle tiles and every checkpoint.
+    Verify(commands::ledger::VerifyArgs),
+    /// Export entries with the signed checkpoint and what is needed to recompute its root.
+    Export(commands::ledger::ExportArgs),
+    /// Verify an export or a tlog-proof file offline with the log's verifier key.
+    VerifyExternal(commands::ledger::VerifyExternalArgs),
+    /// Write a c2sp.org/tlog-proof@v1 inclusion proof for one entry.
+    Proof(commands::ledger::ProofArgs),
+    /// Show the ledger head and latest checkpoint.
+    Status,
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCommand {
+    /// Generate an Ed25519 checkpoint signing key and its verifier key.
+    Generate(KeysGenerate),
+}
+
+#[derive(Args, Debug)]
+struct KeysGenerate {
+    /// Key name; for a ledger key this is the checkpoint origin (e.g. example.com/audit).
+    #[arg(long)]
+    name: Option<String>,
+    /// Where to write the secret key (the .vkey goes beside it).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Replace an existing key file.
+    #[arg(long)]
+    force: bool,
+}
+
+fn settings(cli: &Cli) -> Result<Settings, Error> {
+    let home = cli.home.clone().unwrap_or_else(Settings::default_home);
+    let db = cli
+        .db
+        .clone()
+        .unwrap_or_else(|| home.join("cortex.db").display().to_string());
+    let hasher = cli
+        .hasher
+        .as_deref()
+        .map(HashAlgorithm::parse)
+        .transpose()?;
+    let (key, key_explicit) = match &cli.key {
+        Some(k) => (k.clone(), true),
+        None => (Settings::default_key(&home), false),
+    };
+    Ok(Settings {
+        db,
+        hasher,
+        key,
+        key_explicit,
+        json: cli.json,
+    })
+}
+
+/// Exit codes: 0 ok, 1 integrity violation, 2 bad usage or input, 3 the operation failed.
+fn exit_code(e: &Error) -> u8 {
+    match e.kind() {
+        ErrorKind::Integrity => 1,
+        ErrorKind::InvalidInput
+        | ErrorKind::Config
+        | ErrorKind::NotFound
+        | ErrorKind::Unsupported => 2,
+        _ => 3,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    let result = settings(&cli).and_then(|s| match cli.command {
+        Command::Migrate => commands::ledger::migrate(&s),
+        Command::Ledger(LedgerCommand::Append(a)) => commands::ledger::append(&s, a),
+        Command::Ledger(LedgerCommand::Checkpoint(a)) => commands::ledger::checkpoint(&s, a),
+        Command::Ledger(LedgerCommand::Verify(a)) => commands::ledger::verify(&s, a),
+        Command::Ledger(LedgerCommand::Export(a)) => commands::ledger::export(&s, a),
+        Command::Ledger(LedgerCommand::VerifyExternal(a)) => {
+            commands::ledger::verify_external(&s, a)
+        }
+        Command::Ledger(LedgerCommand::Proof(a)) => commands::ledger::proof(&s, a),
+        Command::Ledger(LedgerCommand::Status) => commands::ledger::status(&s),
+        Command::Keys(KeysCommand::Generate(k)) => {
+            commands::keys::generate(&s, k.name, k.out, k.force)
+        }
+        Command::Benchmark(a) => commands::bench::run(&s, a),
+        Command::Demo(a) => commands::demo::run(&s, a),
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            output::error(json, &e);
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}

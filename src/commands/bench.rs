@@ -1,0 +1,346 @@
+//! `cortex benchmark --suite ledger`: measures the ledger on this machine against the bars of
+//! PRODUCT.md §7 and prints the figures (never asserts timings).
+
+use super::ledger::rate;
+use crate::config::Settings;
+use crate::output::{self, num};
+use clap::Args;
+use cortex_core::export::{ExportFormat, verify_export, write_export};
+use cortex_core::{
+    Error, Ledger, LedgerOptions, NewEntry, Result, Signer, Verifier, VerifyOptions, verify_store,
+};
+use cortex_ed25519::Ed25519Signer;
+use cortex_sqlite::{SqliteOptions, SqliteStore, Synchronous};
+use serde_json::json;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Which suite: ledger.
+    #[arg(long, default_value = "ledger")]
+    suite: String,
+    /// Ledger size for the large verify, proof and export runs.
+    #[arg(long, default_value_t = 1_000_000)]
+    entries: u64,
+    /// Entries per batch in the batched append.
+    #[arg(long, default_value_t = 10_000)]
+    batch: u64,
+    /// Single-entry appends to time (each its own durable transaction).
+    #[arg(long, default_value_t = 2_000)]
+    singles: u64,
+    /// Directory for the benchmark databases (default: the system temp dir).
+    #[arg(long)]
+    dir: Option<std::path::PathBuf>,
+    /// SQLite synchronous mode: full (power-loss durable) or normal (process-crash durable).
+    #[arg(long, default_value = "full")]
+    synchronous: String,
+}
+
+fn entries(from: u64, n: u64) -> Vec<NewEntry> {
+    (from..from + n)
+        .map(|i| {
+            NewEntry::new(
+                "bench",
+                "fact.store",
+                format!(
+                    r#"{{"fact_id":{i},"content":"benchmark fact number {i}","confidence":0.9}}"#
+                ),
+            )
+        })
+        .collect()
+}
+
+struct Bench {
+    rows: Vec<serde_json::Value>,
+    json: bool,
+}
+
+impl Bench {
+    fn report(
+        &mut self,
+        name: &str,
+        value: f64,
+        unit: &str,
+        bar: &str,
+        met: Option<bool>,
+        detail: String,
+    ) {
+        if !self.json {
+            let mark = match met {
+                Some(true) => "✓",
+                Some(false) => "✗",
+                None => " ",
+            };
+            println!(
+                "{mark} {name:<44} {:>14} {unit:<10} bar {bar:<14} {detail}",
+                fmt_val(value)
+            );
+        }
+        self.rows.push(json!({"name": name, "value": value, "unit": unit, "bar": bar, "met": met, "detail": detail}));
+    }
+}
+
+fn fmt_val(v: f64) -> String {
+    if v >= 1000.0 {
+        num(v as u64)
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn ledger_at(
+    path: &Path,
+    sync: Synchronous,
+    signer: &Arc<Ed25519Signer>,
+    every: u64,
+) -> Result<Ledger> {
+    let store = Arc::new(SqliteStore::open(
+        path,
+        SqliteOptions {
+            synchronous: sync,
+            ..Default::default()
+        },
+    )?);
+    let mut l = Ledger::open(
+        store,
+        LedgerOptions {
+            hasher: None,
+            checkpoint_every: every,
+        },
+    )?;
+    l.add_signer(signer.clone())?;
+    Ok(l)
+}
+
+fn fill(l: &Ledger, n: u64, batch: u64) -> Result<f64> {
+    let t = Instant::now();
+    let mut done = 0;
+    while done < n {
+        let k = batch.min(n - done);
+        let b = entries(done, k);
+        l.append(&b)?;
+        done += k;
+    }
+    let r = rate(n, t);
+    l.checkpoint()?;
+    Ok(r)
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+pub fn run(s: &Settings, a: BenchArgs) -> Result<u8> {
+    if a.suite != "ledger" {
+        return Err(Error::invalid(format!(
+            "unknown suite {:?}; available: ledger",
+            a.suite
+        )));
+    }
+    if a.entries < 10_000 || a.batch == 0 {
+        return Err(Error::invalid(
+            "--entries must be at least 10000 and --batch at least 1",
+        ));
+    }
+    let sync = match a.synchronous.as_str() {
+        "full" => Synchronous::Full,
+        "normal" => Synchronous::Normal,
+        x => {
+            return Err(Error::invalid(format!(
+                "--synchronous {x:?}: expected full or normal"
+            )));
+        }
+    };
+    let base = a.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let dir = base.join(format!("cortex-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let _cleanup = Cleanup(dir.clone());
+    let signer = Arc::new(Ed25519Signer::generate("bench.cortex.local/ledger")?);
+    let verifier = signer.verifier();
+    let mut b = Bench {
+        rows: Vec::new(),
+        json: s.json,
+    };
+    if !s.json {
+        println!(
+            "CORTEX ledger benchmark: SQLite (synchronous={}), SHA-256, {} cores, N = {}",
+            a.synchronous,
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+            num(a.entries)
+        );
+    }
+
+    // Batched append of N entries (auto-checkpoint every 1000, as by default).
+    let big = ledger_at(&dir.join("big.db"), sync, &signer, 1000)?;
+    let r = fill(&big, a.entries, a.batch)?;
+    b.report(
+        "append, batched (durable at commit)",
+        r,
+        "entries/s",
+        ">= 500,000",
+        Some(r >= 500_000.0),
+        format!("{} per batch", num(a.batch)),
+    );
+
+    // Single appends, each a durable transaction of its own.
+    let single = ledger_at(&dir.join("single.db"), sync, &signer, 1000)?;
+    let t = Instant::now();
+    for i in 0..a.singles {
+        single.append(&entries(i, 1))?;
+    }
+    let r = rate(a.singles, t);
+    b.report(
+        "append, single entry per transaction",
+        r,
+        "entries/s",
+        "-",
+        None,
+        format!("{} sequential appends", num(a.singles)),
+    );
+
+    // Full verify at 10k and at N.
+    let small = ledger_at(&dir.join("small.db"), sync, &signer, 1000)?;
+    fill(&small, 10_000, a.batch)?;
+    let opts = VerifyOptions {
+        verifiers: vec![signer.verifier()],
+        ..Default::default()
+    };
+    for (name, l, n) in [
+        ("full verify, 10k entries", &small, 10_000u64),
+        ("full verify, N entries", &big, a.entries),
+    ] {
+        let rep = verify_store(&**l.store(), l.hasher(), l.origin(), &opts)?;
+        if !rep.valid {
+            return Err(Error::integrity(format!(
+                "benchmark ledger failed to verify: {:?}",
+                rep.violations.first()
+            )));
+        }
+        let r = n as f64 / (rep.elapsed_ms / 1000.0);
+        let (bar, met) = if n == 10_000 {
+            ("< 100 ms", Some(rep.elapsed_ms < 100.0))
+        } else {
+            (">= 2,000,000/s", Some(r >= 2_000_000.0))
+        };
+        b.report(
+            name,
+            r,
+            "entries/s",
+            bar,
+            met,
+            format!(
+                "{:.1} ms, {} checkpoints",
+                rep.elapsed_ms, rep.checkpoints_checked
+            ),
+        );
+    }
+
+    // Proofs at N: random indices and old sizes, library calls against the stored tiles.
+    let size = big.head()?.size;
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut inc = Vec::new();
+    for _ in 0..2000 {
+        let i = next() % size;
+        let t = Instant::now();
+        let p = big.inclusion_proof(i, size)?;
+        inc.push(t.elapsed().as_secs_f64() * 1e6);
+        std::hint::black_box(p);
+    }
+    let mut con = Vec::new();
+    for _ in 0..2000 {
+        let m = 1 + next() % (size - 1);
+        let t = Instant::now();
+        let p = big.consistency_proof(m, size)?;
+        con.push(t.elapsed().as_secs_f64() * 1e6);
+        std::hint::black_box(p);
+    }
+    let (i50, i99) = (percentile(&mut inc, 0.5), percentile(&mut inc, 0.99));
+    let (c50, c99) = (percentile(&mut con, 0.5), percentile(&mut con, 0.99));
+    b.report(
+        "inclusion proof at N (p50)",
+        i50,
+        "µs",
+        "< 100 µs",
+        Some(i50 < 100.0),
+        format!("p99 {i99:.1} µs"),
+    );
+    b.report(
+        "consistency proof at N (p50)",
+        c50,
+        "µs",
+        "< 100 µs",
+        Some(c50 < 100.0),
+        format!("p99 {c99:.1} µs"),
+    );
+
+    // Export of N entries and its offline verification.
+    let path = dir.join("export.jsonl");
+    let t = Instant::now();
+    {
+        let f = std::fs::File::create(&path)?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+        write_export(&big, ExportFormat::Jsonl, None, None, &mut w, &|_| {})?;
+    }
+    let r = rate(a.entries, t);
+    b.report(
+        "export, N entries (jsonl)",
+        r,
+        "entries/s",
+        "-",
+        None,
+        format!("{:.0} ms", t.elapsed().as_secs_f64() * 1e3),
+    );
+    for (fmt, p) in [
+        (ExportFormat::Jsonl, path.clone()),
+        (ExportFormat::Json, dir.join("export.json")),
+    ] {
+        if fmt == ExportFormat::Json {
+            let f = std::fs::File::create(&p)?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+            write_export(&big, fmt, None, None, &mut w, &|_| {})?;
+        }
+        let keys: [&dyn Verifier; 1] = [&*verifier];
+        let t = Instant::now();
+        let f = std::fs::File::open(&p)?;
+        let rep = verify_export(
+            &mut std::io::BufReader::with_capacity(1 << 20, f),
+            &keys,
+            &|_| {},
+        )?;
+        if !rep.valid {
+            return Err(Error::integrity("benchmark export failed to verify"));
+        }
+        let r = rate(rep.entries_checked, t);
+        b.report(
+            &format!("verify-external, N entries ({})", fmt.name()),
+            r,
+            "entries/s",
+            "-",
+            None,
+            format!("{:.0} ms", t.elapsed().as_secs_f64() * 1e3),
+        );
+    }
+    if s.json {
+        output::json(
+            &json!({"suite": "ledger", "entries": a.entries, "synchronous": a.synchronous, "results": b.rows}),
+        );
+    }
+    Ok(0)
+}
+
+struct Cleanup(std::path::PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

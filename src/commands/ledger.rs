@@ -1,0 +1,642 @@
+//! `cortex migrate` and `cortex ledger …`.
+
+use crate::config::{self, Settings};
+use crate::output::{self, num};
+use clap::Args;
+use cortex_core::export::{ExportFormat, verify_export, write_export};
+use cortex_core::ledger::DEFAULT_CHECKPOINT_EVERY;
+use cortex_core::store::AuditExport;
+use cortex_core::{
+    Error, HashAlgorithm, Ledger, LedgerOptions, NewEntry, ProofFile, Result, Signer, Verifier,
+    VerifyOptions, verify_store,
+};
+use cortex_ed25519::Ed25519Signer;
+use serde::Deserialize;
+use serde_json::json;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Entries per append transaction when a batch arrives on stdin.
+const STDIN_CHUNK: usize = 50_000;
+
+#[derive(Args, Debug)]
+pub struct AppendArgs {
+    /// Project of the entry (omit to read JSON Lines from stdin).
+    #[arg(long, requires = "action")]
+    project: Option<String>,
+    /// Action of the entry.
+    #[arg(long, requires = "project")]
+    action: Option<String>,
+    /// Detail: JSON text, stored verbatim.
+    #[arg(long, default_value = "{}", requires = "project")]
+    detail: String,
+    /// Make a checkpoint whenever the ledger crosses a multiple of this many entries (0 = never).
+    #[arg(long, env = "CORTEX_CHECKPOINT_EVERY", default_value_t = DEFAULT_CHECKPOINT_EVERY)]
+    checkpoint_every: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckpointArgs {
+    /// Keep running, checkpointing every this many seconds.
+    #[arg(long, env = "CORTEX_CHECKPOINT_INTERVAL")]
+    interval: Option<f64>,
+    /// With --interval: stop after this many rounds (default: run until killed).
+    #[arg(long, requires = "interval")]
+    rounds: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// Trusted verifier key (text or file); repeatable. Default: the .vkey beside the signing key.
+    #[arg(long)]
+    vkey: Vec<String>,
+    /// Worker threads (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// json, csv or jsonl.
+    #[arg(long, default_value = "json")]
+    format: String,
+    /// File to write (`-` for stdout).
+    #[arg(long, short)]
+    output: PathBuf,
+    /// First index (default 0).
+    #[arg(long)]
+    from: Option<u64>,
+    /// Last index, inclusive (default: the last entry of the latest checkpoint).
+    #[arg(long)]
+    to: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyExternalArgs {
+    /// An export (json, jsonl, csv) or a .tlog-proof file.
+    file: PathBuf,
+    /// Trusted verifier key (text or file); repeatable.
+    #[arg(long, required = true)]
+    vkey: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ProofArgs {
+    /// Index of the entry.
+    index: u64,
+    /// File to write (`-` for stdout). Default: entry-INDEX.tlog-proof.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+}
+
+pub fn open_ledger(s: &Settings, checkpoint_every: u64) -> Result<Ledger> {
+    let store = config::open_store(&s.db)?;
+    Ledger::open(
+        store,
+        LedgerOptions {
+            hasher: s.hasher,
+            checkpoint_every,
+        },
+    )
+}
+
+/// Attaches the signing key, creating one on first use of the default location.
+pub fn attach_signer(s: &Settings, ledger: &mut Ledger) -> Result<()> {
+    let signer = if s.key.exists() {
+        config::load_signer(&s.key)?
+    } else if s.key_explicit {
+        return Err(Error::config(format!(
+            "signing key {} does not exist (create it with `cortex keys generate --out {}`)",
+            s.key.display(),
+            s.key.display()
+        )));
+    } else if let Some(origin) = ledger.origin() {
+        return Err(Error::config(format!(
+            "this ledger's origin is {origin:?} but its signing key {} is missing; pass --key",
+            s.key.display()
+        )));
+    } else {
+        let origin = config::default_origin(ledger.hasher().algorithm())?;
+        let signer = Ed25519Signer::generate(&origin)?;
+        let vkey = config::write_keypair(&signer, &s.key, false)?;
+        eprintln!(
+            "✓ Generated checkpoint signing key {} for origin {origin:?}\n  give {} to auditors",
+            s.key.display(),
+            vkey.display()
+        );
+        signer
+    };
+    ledger.add_signer(Arc::new(signer))
+}
+
+fn verifiers(s: &Settings, given: &[String]) -> Result<Vec<Box<dyn Verifier>>> {
+    if !given.is_empty() {
+        return given
+            .iter()
+            .map(|v| Ok(Box::new(config::load_verifier(v)?) as Box<dyn Verifier>))
+            .collect();
+    }
+    let vkey = Settings::vkey_path(&s.key);
+    if vkey.is_file() {
+        return Ok(vec![Box::new(config::load_verifier(
+            &vkey.display().to_string(),
+        )?)]);
+    }
+    if s.key.is_file() {
+        return Ok(vec![config::load_signer(&s.key)?.verifier()]);
+    }
+    Err(Error::config(format!(
+        "no verifier key: pass --vkey (no key at {})",
+        vkey.display()
+    )))
+}
+
+pub fn migrate(s: &Settings) -> Result<u8> {
+    let store = config::open_store(&s.db)?;
+    let report = store.migrate()?;
+    let ledger = Ledger::open(
+        store,
+        LedgerOptions {
+            hasher: s.hasher,
+            ..Default::default()
+        },
+    )?;
+    let hasher = ledger.hasher().algorithm().name();
+    if s.json {
+        output::json(
+            &json!({"ok": true, "db": s.db, "schema_version": report.to_version, "hasher": hasher}),
+        );
+    } else {
+        println!(
+            "✓ Database {} at schema version {} ({} hasher)",
+            s.db, report.to_version, hasher
+        );
+    }
+    Ok(0)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InputLine<'a> {
+    project: String,
+    action: String,
+    #[serde(borrow)]
+    detail: Option<&'a serde_json::value::RawValue>,
+}
+
+fn read_stdin_batch() -> Result<Vec<NewEntry>> {
+    let stdin = std::io::stdin();
+    let mut out = Vec::new();
+    let mut line = String::new();
+    let mut lock = stdin.lock();
+    let mut n = 0;
+    loop {
+        line.clear();
+        n += 1;
+        if lock.read_line(&mut line).map_err(Error::from)? == 0 {
+            break;
+        }
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed: InputLine = serde_json::from_str(&line).map_err(|e| {
+            Error::invalid(format!(
+                "stdin line {n}: expected {{\"project\": …, \"action\": …, \"detail\": …}}: {e}"
+            ))
+        })?;
+        let e = NewEntry::new(
+            parsed.project,
+            parsed.action,
+            parsed.detail.map_or("{}", |d| d.get()).to_owned(),
+        );
+        e.validate()
+            .map_err(|err| err.with_context("stdin line", n))?;
+        out.push(e);
+    }
+    if out.is_empty() {
+        return Err(Error::invalid(
+            "nothing to append: give --project and --action, or JSON Lines on stdin",
+        ));
+    }
+    Ok(out)
+}
+
+pub fn append(s: &Settings, a: AppendArgs) -> Result<u8> {
+    let batch = match (a.project, a.action) {
+        (Some(p), Some(act)) => vec![NewEntry::new(p, act, a.detail)],
+        _ => read_stdin_batch()?,
+    };
+    let mut ledger = open_ledger(s, a.checkpoint_every)?;
+    if a.checkpoint_every > 0 {
+        attach_signer(s, &mut ledger)?;
+    }
+    let pb = output::progress(s.json, batch.len() as u64, "appending");
+    let mut first = None;
+    let mut checkpoints = Vec::new();
+    let mut head = ledger.head()?;
+    for chunk in batch.chunks(STDIN_CHUNK) {
+        let out = ledger.append(chunk)?;
+        first.get_or_insert(out.first_index);
+        checkpoints.extend(out.checkpoint);
+        head = out.head;
+        pb.inc(chunk.len() as u64);
+    }
+    pb.finish_and_clear();
+    let first = first.unwrap_or_default();
+    if s.json {
+        output::json(&json!({
+            "ok": true, "first_index": first, "count": batch.len(), "size": head.size,
+            "last_hash": head.last_hash.to_hex(),
+            "checkpoints": checkpoints.iter().map(|c| json!({"size": c.size, "root": c.root.to_base64()})).collect::<Vec<_>>(),
+        }));
+    } else {
+        if batch.len() == 1 {
+            println!(
+                "✓ Appended entry {} (ledger now holds {})",
+                num(first),
+                num(head.size)
+            );
+        } else {
+            println!(
+                "✓ Appended {} entries ({}–{}; ledger now {} entries)",
+                num(batch.len() as u64),
+                num(first),
+                num(head.size - 1),
+                num(head.size)
+            );
+        }
+        for c in &checkpoints {
+            println!(
+                "✓ Checkpoint signed at {} entries (root {})",
+                num(c.size),
+                c.root.to_base64()
+            );
+        }
+    }
+    Ok(0)
+}
+
+pub fn checkpoint(s: &Settings, a: CheckpointArgs) -> Result<u8> {
+    let mut ledger = open_ledger(s, 0)?;
+    attach_signer(s, &mut ledger)?;
+    let print = |o: &cortex_core::CheckpointOutcome| {
+        let r = &o.record;
+        if s.json {
+            output::json(&json!({
+                "ok": true, "created": o.created, "size": r.size, "root": r.root.to_base64(),
+                "range": {"start": r.range_start, "end": r.range_end(), "count": r.range_count},
+                "note": r.note,
+            }));
+        } else if o.created {
+            println!(
+                "✓ Checkpoint signed: {} entries (adds {}–{}), root {}",
+                num(r.size),
+                num(r.range_start),
+                num(r.size - 1),
+                r.root.to_base64()
+            );
+        } else {
+            println!(
+                "✓ Up to date: the latest checkpoint already covers all {} entries",
+                num(r.size)
+            );
+        }
+    };
+    let Some(interval) = a.interval else {
+        print(&ledger.checkpoint()?);
+        return Ok(0);
+    };
+    if !(interval.is_finite() && interval > 0.0) {
+        return Err(Error::invalid(format!(
+            "--interval {interval} must be a positive number of seconds"
+        )));
+    }
+    let mut round = 0;
+    loop {
+        match ledger.checkpoint() {
+            Ok(o) if o.created => print(&o),
+            Ok(_) => {}
+            Err(e) if e.kind() == cortex_core::ErrorKind::InvalidInput => {}
+            Err(e) => return Err(e),
+        }
+        round += 1;
+        if a.rounds.is_some_and(|r| round >= r) {
+            return Ok(0);
+        }
+        std::thread::sleep(Duration::from_secs_f64(interval));
+    }
+}
+
+pub fn verify(s: &Settings, a: VerifyArgs) -> Result<u8> {
+    let ledger = open_ledger(s, 0)?;
+    let verifiers = verifiers(s, &a.vkey)?;
+    let size = ledger.head()?.size;
+    let pb = output::progress(s.json, size, "verifying");
+    let pbc = pb.clone();
+    let opts = VerifyOptions {
+        verifiers,
+        threads: a.threads,
+        progress: Some(Arc::new(move |d| pbc.set_position(d))),
+        record: true,
+        ..Default::default()
+    };
+    let report = verify_store(&**ledger.store(), ledger.hasher(), ledger.origin(), &opts)?;
+    pb.finish_and_clear();
+    if s.json {
+        output::json(&serde_json::to_value(&report).map_err(|e| Error::backend(e.to_string()))?);
+    } else if report.valid {
+        let rate = report.entries_checked as f64 / (report.elapsed_ms / 1000.0).max(1e-9);
+        println!(
+            "✓ Chain valid ({} transactions, {} checkpoints)",
+            num(report.entries_checked),
+            num(report.checkpoints_checked)
+        );
+        println!(
+            "  verified in {:.1} ms ({} entries/s, {})",
+            report.elapsed_ms,
+            num(rate as u64),
+            report.hasher
+        );
+    } else {
+        let total: u64 = report.violation_counts.values().sum();
+        println!(
+            "✗ Integrity violations: {} (ledger of {} entries, {} checkpoints)",
+            num(total),
+            num(report.tree_size),
+            num(report.checkpoints_checked)
+        );
+        for v in report.violations.iter().take(20) {
+            let at = v
+                .index
+                .map(|i| format!(" at index {i}"))
+                .unwrap_or_default();
+            println!("  {}{at}: {}", v.kind.name(), v.message);
+        }
+        if total > 20 {
+            println!("  … and {} more (use --json for the list)", num(total - 20));
+        }
+    }
+    Ok(if report.valid { 0 } else { 1 })
+}
+
+/// A writer that hashes what passes through, for the audit_exports record.
+struct HashingWriter<W: Write> {
+    inner: W,
+    hasher: sha2::Sha256,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        sha2::Digest::update(&mut self.hasher, &buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+pub fn export(s: &Settings, a: ExportArgs) -> Result<u8> {
+    let format = ExportFormat::parse(&a.format)?;
+    let ledger = open_ledger(s, 0)?;
+    let to_stdout = a.output.as_os_str() == "-";
+    let tmp = a.output.with_extension("partial");
+    let sink: Box<dyn Write> = if to_stdout {
+        Box::new(std::io::stdout().lock())
+    } else {
+        Box::new(std::fs::File::create(&tmp).map_err(|e| {
+            Error::invalid(format!("cannot write {}", a.output.display())).with_source(e)
+        })?)
+    };
+    let mut w = HashingWriter {
+        inner: std::io::BufWriter::with_capacity(1 << 20, sink),
+        hasher: Default::default(),
+    };
+    let total = ledger.store().latest_checkpoint()?.map_or(0, |c| c.size);
+    let pb = output::progress(s.json || to_stdout, total, "exporting");
+    let result = write_export(&ledger, format, a.from, a.to, &mut w, &|n| {
+        pb.set_position(n)
+    });
+    pb.finish_and_clear();
+    let summary = match result {
+        Ok(x) => x,
+        Err(e) => {
+            drop(w);
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    w.flush()?;
+    let digest = hex::encode(sha2::Digest::finalize(w.hasher.clone()));
+    drop(w);
+    if !to_stdout {
+        std::fs::rename(&tmp, &a.output)?;
+    }
+    ledger.store().record_export(&AuditExport {
+        export_type: format.name().into(),
+        filename: a.output.display().to_string(),
+        file_hash: digest.clone(),
+        start: summary.from,
+        end: summary.to,
+        exported_at: cortex_core::entry::now_timestamp(),
+        exported_by: std::env::var("USER").unwrap_or_else(|_| "cli".into()),
+    })?;
+    if s.json {
+        output::json(&json!({"ok": true, "file": a.output, "sha256": digest, "summary": summary}));
+    } else if !to_stdout {
+        println!(
+            "✓ Exported {} entries ({}–{}) to {} ({}, checkpoint {} entries, sha256 {})",
+            num(summary.count),
+            num(summary.from),
+            num(summary.to),
+            a.output.display(),
+            summary.format,
+            num(summary.tree_size),
+            &digest[..16]
+        );
+    }
+    Ok(0)
+}
+
+pub fn verify_external(s: &Settings, a: VerifyExternalArgs) -> Result<u8> {
+    let keys: Vec<Box<dyn Verifier>> = a
+        .vkey
+        .iter()
+        .map(|v| Ok(Box::new(config::load_verifier(v)?) as Box<dyn Verifier>))
+        .collect::<Result<_>>()?;
+    let refs: Vec<&dyn Verifier> = keys.iter().map(|k| &**k).collect();
+    let file = std::fs::File::open(&a.file)
+        .map_err(|e| Error::invalid(format!("cannot read {}", a.file.display())).with_source(e))?;
+    let mut input = std::io::BufReader::with_capacity(1 << 20, file);
+    let lead = input.fill_buf().map_err(Error::from)?;
+    if lead.starts_with(cortex_core::proof_file::PROOF_HEADER.as_bytes()) {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut input, &mut text).map_err(|e| {
+            Error::invalid(format!("{} is not UTF-8 text", a.file.display())).with_source(e)
+        })?;
+        let proof = ProofFile::parse(&text)?;
+        return match proof.verify(&refs) {
+            Ok((entry, cp)) => {
+                if s.json {
+                    output::json(
+                        &json!({"ok": true, "valid": true, "kind": "tlog-proof", "index": entry.index, "tree_size": cp.size, "origin": cp.origin, "entry": entry}),
+                    );
+                } else {
+                    println!(
+                        "✓ Proof valid: entry {} is in checkpoint {} of {}",
+                        num(entry.index),
+                        num(cp.size),
+                        cp.origin
+                    );
+                    println!("  {} {} {}", entry.timestamp, entry.project, entry.action);
+                }
+                Ok(0)
+            }
+            Err(e) => {
+                if s.json {
+                    output::json(
+                        &json!({"ok": true, "valid": false, "kind": "tlog-proof", "error": e.to_string()}),
+                    );
+                } else {
+                    println!("✗ Proof invalid: {e}");
+                }
+                Ok(1)
+            }
+        };
+    }
+    let size = std::fs::metadata(&a.file).map(|m| m.len()).unwrap_or(0);
+    let pb = output::progress(s.json, size / 200, "verifying");
+    let report = verify_export(&mut input, &refs, &|n| pb.set_position(n))?;
+    pb.finish_and_clear();
+    if s.json {
+        output::json(&serde_json::to_value(&report).map_err(|e| Error::backend(e.to_string()))?);
+    } else if report.valid {
+        println!(
+            "✓ Export valid: {} entries ({}–{}) match checkpoint {} of {}",
+            num(report.entries_checked),
+            num(report.from),
+            num(report.to),
+            num(report.tree_size),
+            report.origin
+        );
+    } else {
+        println!(
+            "✗ Export invalid: {} violations",
+            num(report.violation_count)
+        );
+        for v in report.violations.iter().take(20) {
+            let at = v
+                .index
+                .map(|i| format!(" at index {i}"))
+                .unwrap_or_default();
+            println!("  {}{at}: {}", v.kind.name(), v.message);
+        }
+    }
+    Ok(if report.valid { 0 } else { 1 })
+}
+
+/// Builds the tlog-proof file text for `index` against the latest checkpoint.
+pub fn proof_text(ledger: &Ledger, index: u64) -> Result<(ProofFile, u64)> {
+    let cp = ledger.store().latest_checkpoint()?.ok_or_else(|| {
+        Error::invalid("the ledger has no checkpoint yet: run `cortex ledger checkpoint` first")
+    })?;
+    if index >= cp.size {
+        let head = ledger.head()?.size;
+        return Err(if index >= head {
+            Error::not_found(format!("no entry {index}: the ledger has {head} entries"))
+        } else {
+            Error::invalid(format!(
+                "entry {index} is not covered by the latest checkpoint ({} entries): run `cortex ledger checkpoint` first",
+                cp.size
+            ))
+        });
+    }
+    let stored = ledger.entry(index)?;
+    let proof = ledger.inclusion_proof(index, cp.size)?;
+    Ok((
+        ProofFile {
+            extra: Some(stored.entry.as_ref().canonical_bytes()),
+            index,
+            proof,
+            note: cp.note,
+        },
+        cp.size,
+    ))
+}
+
+pub fn proof(s: &Settings, a: ProofArgs) -> Result<u8> {
+    let ledger = open_ledger(s, 0)?;
+    let (file, size) = proof_text(&ledger, a.index)?;
+    let text = file.to_text();
+    let path = a
+        .output
+        .unwrap_or_else(|| PathBuf::from(format!("entry-{}.tlog-proof", a.index)));
+    if path.as_os_str() == "-" {
+        print!("{text}");
+        return Ok(0);
+    }
+    write_file(&path, text.as_bytes())?;
+    if s.json {
+        output::json(
+            &json!({"ok": true, "file": path, "index": a.index, "tree_size": size, "proof_hashes": file.proof.len()}),
+        );
+    } else {
+        println!(
+            "✓ Wrote inclusion proof of entry {} in checkpoint {} to {} ({} hashes)",
+            num(a.index),
+            num(size),
+            path.display(),
+            file.proof.len()
+        );
+    }
+    Ok(0)
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes)
+        .map_err(|e| Error::invalid(format!("cannot write {}", path.display())).with_source(e))
+}
+
+pub fn status(s: &Settings) -> Result<u8> {
+    let ledger = open_ledger(s, 0)?;
+    let head = ledger.head()?;
+    let latest = ledger.store().latest_checkpoint()?;
+    let last_check = ledger.store().integrity_checks(1)?.pop();
+    let hasher: HashAlgorithm = ledger.hasher().algorithm();
+    if s.json {
+        output::json(&json!({
+            "ok": true, "db": s.db, "hasher": hasher.name(), "origin": ledger.origin(),
+            "size": head.size, "last_hash": head.last_hash.to_hex(),
+            "latest_checkpoint": latest.as_ref().map(|c| json!({"size": c.size, "root": c.root.to_base64(), "created_at": c.created_at})),
+            "last_verify": last_check,
+        }));
+    } else {
+        println!(
+            "Ledger {} ({} hasher, origin {})",
+            s.db,
+            hasher.name(),
+            ledger.origin().unwrap_or("not set yet")
+        );
+        println!("  entries:    {}", num(head.size));
+        match &latest {
+            Some(c) => println!(
+                "  checkpoint: {} entries at {}, root {}",
+                num(c.size),
+                c.created_at,
+                c.root.to_base64()
+            ),
+            None => println!("  checkpoint: none yet"),
+        }
+        if let Some(c) = last_check {
+            println!("  last verify: {} at {}", c.status, c.completed_at);
+        }
+    }
+    Ok(0)
+}
+
+/// Timer helper shared with the benchmark.
+pub fn rate(n: u64, t: Instant) -> f64 {
+    n as f64 / t.elapsed().as_secs_f64().max(1e-9)
+}

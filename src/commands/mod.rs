@@ -1,0 +1,6 @@
+//! One module per command group.
+
+pub mod bench;
+pub mod demo;
+pub mod keys;
+pub mod ledger;

@@ -1,0 +1,134 @@
+//! Resolves where things live (database, keys) from flags, environment and defaults, and opens
+//! plugins by URL or name. Wiring only: no ledger logic here.
+
+use cortex_core::{DynStore, Error, HashAlgorithm, Result};
+use cortex_ed25519::{Ed25519Signer, Ed25519Verifier};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Storage backends this binary was built with, by URL scheme.
+pub const STORE_SCHEMES: &[&str] = &["sqlite"];
+
+/// Global settings shared by every command.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Store URL or path.
+    pub db: String,
+    /// Hasher for a new ledger.
+    pub hasher: Option<HashAlgorithm>,
+    /// Signing key path, and whether the user named it explicitly.
+    pub key: PathBuf,
+    pub key_explicit: bool,
+    /// Machine-readable output.
+    pub json: bool,
+}
+
+impl Settings {
+    pub fn default_home() -> PathBuf {
+        std::env::var_os("HOME")
+            .map_or_else(|| PathBuf::from("."), PathBuf::from)
+            .join(".cortex")
+    }
+    /// The default signing key path under home.
+    pub fn default_key(home: &Path) -> PathBuf {
+        home.join("keys").join("ledger.skey")
+    }
+    /// The verifier key written beside a signing key.
+    pub fn vkey_path(skey: &Path) -> PathBuf {
+        skey.with_extension("vkey")
+    }
+}
+
+/// Opens a store from a URL (`sqlite:///path`, …) or a plain path (SQLite).
+pub fn open_store(url: &str) -> Result<DynStore> {
+    match url
+        .split_once("://")
+        .map(|(s, _)| s)
+        .or_else(|| url.strip_prefix("sqlite:").map(|_| "sqlite"))
+    {
+        Some("sqlite") => Ok(Arc::new(cortex_sqlite::SqliteStore::open_url(url)?)),
+        Some(other) if other.len() > 1 => Err(Error::config(format!(
+            "unknown or unavailable store scheme {other:?} in {url:?}; available: {}",
+            STORE_SCHEMES.join(", ")
+        ))),
+        _ => {
+            if url.is_empty() {
+                return Err(Error::config("the database path is empty"));
+            }
+            Ok(Arc::new(cortex_sqlite::SqliteStore::open(
+                Path::new(url),
+                Default::default(),
+            )?))
+        }
+    }
+}
+
+/// Reads a signing key file.
+pub fn load_signer(path: &Path) -> Result<Ed25519Signer> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::config(format!("cannot read signing key {}", path.display())).with_source(e)
+    })?;
+    Ed25519Signer::from_skey(&text).map_err(|e| e.with_context("file", path.display()))
+}
+
+/// Writes a key pair: the secret key with mode 0600, the verifier key beside it.
+pub fn write_keypair(signer: &Ed25519Signer, skey: &Path, force: bool) -> Result<PathBuf> {
+    if skey.exists() && !force {
+        return Err(Error::invalid(format!(
+            "{} already exists; pass --force to replace it (checkpoints signed by the old key will \
+             then need its verifier key)",
+            skey.display()
+        )));
+    }
+    if let Some(dir) = skey.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Error::config(format!("cannot create {}", dir.display())).with_source(e)
+        })?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    use std::io::Write;
+    let mut f = opts
+        .open(skey)
+        .map_err(|e| Error::config(format!("cannot write {}", skey.display())).with_source(e))?;
+    writeln!(f, "{}", signer.to_skey())?;
+    let vkey = Settings::vkey_path(skey);
+    std::fs::write(&vkey, format!("{}\n", signer.to_vkey()))
+        .map_err(|e| Error::config(format!("cannot write {}", vkey.display())).with_source(e))?;
+    Ok(vkey)
+}
+
+/// A verifier key given as text (`name+id+key`) or as a path to a file holding one.
+pub fn load_verifier(arg: &str) -> Result<Ed25519Verifier> {
+    let text = if Path::new(arg).is_file() {
+        std::fs::read_to_string(arg)
+            .map_err(|e| Error::config(format!("cannot read verifier key {arg}")).with_source(e))?
+    } else if arg.contains('+') {
+        arg.to_owned()
+    } else {
+        return Err(Error::config(format!(
+            "verifier key {arg:?} is neither a file nor a key of the form <name>+<id>+<key>"
+        )));
+    };
+    Ed25519Verifier::from_vkey(text.trim())
+}
+
+/// A fresh origin for a new ledger: unique, and marked for BLAKE3 when that is the hasher.
+pub fn default_origin(hasher: HashAlgorithm) -> Result<String> {
+    let mut b = [0u8; 4];
+    getrandom_fill(&mut b)?;
+    let base = format!("cortex.local/ledger-{}", hex::encode(b));
+    Ok(match hasher {
+        HashAlgorithm::Blake3 => format!("{base}{}", cortex_core::checkpoint::BLAKE3_ORIGIN_SUFFIX),
+        _ => base,
+    })
+}
+
+fn getrandom_fill(b: &mut [u8]) -> Result<()> {
+    getrandom::fill(b).map_err(|e| Error::backend(format!("the system random source failed: {e}")))
+}

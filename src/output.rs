@@ -1,0 +1,51 @@
+//! Human and JSON output. Human lines go to stdout in the seed's style (`✓ …`); errors go to
+//! stderr; `--json` prints one JSON document per command.
+
+use cortex_core::Error;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+
+/// Prints a JSON value on stdout.
+pub fn json(v: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+/// Prints an error: `error: …` for humans, `{"error": …}` on stdout for machines.
+pub fn error(as_json: bool, e: &Error) {
+    if as_json {
+        json(&serde_json::json!({
+            "ok": false,
+            "error": { "kind": e.kind().as_str(), "message": e.to_string() }
+        }));
+    } else {
+        eprintln!("✗ error: {e}");
+    }
+}
+
+/// `12345` → `12,345`.
+pub fn num(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A progress bar on stderr, shown only for humans on a terminal.
+pub fn progress(as_json: bool, len: u64, what: &str) -> ProgressBar {
+    if as_json || !std::io::stderr().is_terminal() || len < 50_000 {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_owned());
+    pb
+}
