@@ -118,8 +118,9 @@ impl EntryRef<'_> {
     /// Merkle leaf hash of the canonical bytes, reusing `buf` to avoid allocation.
     pub fn leaf_hash(&self, hasher: &dyn Hasher, buf: &mut Vec<u8>) -> Hash {
         buf.clear();
+        buf.push(crate::hash::LEAF_PREFIX);
         self.encode_into(buf);
-        hasher.leaf(buf)
+        hasher.digest_buf(buf)
     }
 }
 

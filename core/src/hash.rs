@@ -127,6 +127,11 @@ pub trait Hasher: Send + Sync + fmt::Debug {
     fn leaf(&self, entry_bytes: &[u8]) -> Hash {
         self.digest(&[&[LEAF_PREFIX], entry_bytes])
     }
+    /// `H(buf)`, where the hasher may use `buf`'s spare capacity as scratch space (its contents
+    /// past the original length are unspecified afterwards). Lets hot loops hash without copies.
+    fn digest_buf(&self, buf: &mut Vec<u8>) -> Hash {
+        self.digest(&[buf])
+    }
     /// Merkle interior node: `H(0x01 ‖ left ‖ right)`.
     fn node(&self, left: &Hash, right: &Hash) -> Hash {
         self.digest(&[&[NODE_PREFIX], &left.0, &right.0])
@@ -157,6 +162,57 @@ impl Hasher for Sha256Hasher {
         }
         Hash(h.finalize().into())
     }
+    fn digest_buf(&self, buf: &mut Vec<u8>) -> Hash {
+        sha256_pad_and_compress(buf)
+    }
+    // Nodes and chain links are 65 bytes: two blocks, padded on the stack, with no buffering.
+    fn node(&self, left: &Hash, right: &Hash) -> Hash {
+        sha256_65(NODE_PREFIX, left, right)
+    }
+    fn chain(&self, prev: &Hash, leaf: &Hash) -> Hash {
+        sha256_65(CHAIN_PREFIX, prev, leaf)
+    }
+}
+
+const SHA256_IV: [u32; 8] = [
+    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+];
+
+fn sha256_state_to_hash(state: [u32; 8]) -> Hash {
+    let mut out = [0u8; HASH_LEN];
+    for (o, w) in out.chunks_exact_mut(4).zip(state) {
+        o.copy_from_slice(&w.to_be_bytes());
+    }
+    Hash(out)
+}
+
+/// SHA-256 of `prefix ‖ a ‖ b` (65 bytes) straight through the compression function.
+fn sha256_65(prefix: u8, a: &Hash, b: &Hash) -> Hash {
+    let mut blocks = [[0u8; 64]; 2];
+    blocks[0][0] = prefix;
+    blocks[0][1..33].copy_from_slice(&a.0);
+    blocks[0][33..64].copy_from_slice(&b.0[..31]);
+    blocks[1][0] = b.0[31];
+    blocks[1][1] = 0x80;
+    blocks[1][56..64].copy_from_slice(&(65u64 * 8).to_be_bytes());
+    let mut state = SHA256_IV;
+    sha2::block_api::compress256(&mut state, &blocks);
+    sha256_state_to_hash(state)
+}
+
+/// SHA-256 of `buf`, padding in place (FIPS 180-4 §5.1.1) and compressing all blocks at once.
+fn sha256_pad_and_compress(buf: &mut Vec<u8>) -> Hash {
+    let len = buf.len();
+    let padded = (len + 9).div_ceil(64) * 64;
+    buf.resize(padded, 0);
+    buf[len] = 0x80;
+    buf[padded - 8..].copy_from_slice(&((len as u64) * 8).to_be_bytes());
+    let (blocks, rest) = buf.as_chunks::<64>();
+    debug_assert!(rest.is_empty());
+    let mut state = SHA256_IV;
+    sha2::block_api::compress256(&mut state, blocks);
+    buf.truncate(len);
+    sha256_state_to_hash(state)
 }
 
 /// BLAKE3 hasher (32-byte output).
@@ -173,6 +229,9 @@ impl Hasher for Blake3Hasher {
             h.update(p);
         }
         Hash(*h.finalize().as_bytes())
+    }
+    fn digest_buf(&self, buf: &mut Vec<u8>) -> Hash {
+        Hash(*blake3::hash(buf).as_bytes())
     }
 }
 
@@ -201,6 +260,22 @@ mod tests {
         both.extend_from_slice(&b.0);
         assert_ne!(h.node(&a, &b), h.chain(&a, &b));
         assert_ne!(h.node(&a, &b), h.leaf(&both));
+    }
+
+    #[test]
+    fn fast_paths_equal_the_generic_digest() {
+        for h in [&Sha256Hasher as &dyn Hasher, &Blake3Hasher] {
+            let a = Hash([3; 32]);
+            let b = Hash([9; 32]);
+            assert_eq!(h.node(&a, &b), h.digest(&[&[NODE_PREFIX], &a.0, &b.0]));
+            assert_eq!(h.chain(&a, &b), h.digest(&[&[CHAIN_PREFIX], &a.0, &b.0]));
+            for len in 0..300 {
+                let data: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+                let mut buf = data.clone();
+                assert_eq!(h.digest_buf(&mut buf), h.digest(&[&data]), "len {len}");
+                assert_eq!(buf, data, "digest_buf must restore the buffer's length");
+            }
+        }
     }
 
     #[test]

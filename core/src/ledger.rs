@@ -2,7 +2,7 @@
 //! signed checkpoints, and serves proofs. It owns no I/O: the [`Store`] does that.
 
 use crate::checkpoint::{Checkpoint, CheckpointRecord, ExtraSignature, validate_origin};
-use crate::entry::{Entry, NewEntry, StoredEntry, now_timestamp};
+use crate::entry::{Entry, EntryRef, NewEntry, StoredEntry, now_timestamp};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hash::{Hash, HashAlgorithm, Hasher};
 use crate::merkle;
@@ -150,46 +150,34 @@ impl Ledger {
         if entries.is_empty() {
             return Err(Error::invalid("nothing to append: the batch is empty"));
         }
-        for (i, e) in entries.iter().enumerate() {
-            e.validate().map_err(|err| {
-                if entries.len() > 1 {
-                    err.with_context("batch item", i)
-                } else {
-                    err
-                }
-            })?;
-        }
         let h = &*self.hasher;
+        // Validate and hash the leaves before taking the write lock, on every core, assuming the
+        // head will not move. If another writer got in first, the leaves are redone under the
+        // lock with a fresh timestamp, so timestamps never go backwards along the ledger.
+        let guess = self.store.head()?.size;
+        let mut ts = now_timestamp();
+        let mut leaves = prepare_leaves(h, guess, &ts, entries)?;
         let mut first = 0;
         let head = self.store.append(&mut |tx| {
             let head = tx.head();
             first = head.size;
-            let ts = now_timestamp();
+            if head.size != guess {
+                ts = now_timestamp();
+                leaves = prepare_leaves(h, head.size, &ts, entries)?;
+            }
             let mut prev = head.last_hash;
-            let mut leaves = Vec::with_capacity(entries.len());
-            let mut rows = Vec::with_capacity(entries.len());
-            let mut buf = Vec::with_capacity(512);
-            for (i, e) in entries.iter().enumerate() {
-                let entry = Entry {
-                    index: head.size + i as u64,
-                    timestamp: ts.clone(),
-                    project: e.project.clone(),
-                    action: e.action.clone(),
-                    detail: e.detail.clone(),
-                };
-                let leaf = entry.as_ref().leaf_hash(h, &mut buf);
-                let hash = h.chain(&prev, &leaf);
-                rows.push(StoredEntry {
-                    entry,
-                    prev_hash: prev,
-                    hash,
-                });
-                leaves.push(leaf);
+            let mut links = Vec::with_capacity(entries.len());
+            for leaf in &leaves {
+                let hash = h.chain(&prev, leaf);
+                links.push((prev, hash));
                 prev = hash;
             }
             let tiles = append_tiles(h, head.size, &mut |l, i| tx.read_tile(l, i), &leaves)?;
             Ok(AppendBatch {
-                entries: rows,
+                first_index: head.size,
+                timestamp: ts.clone(),
+                entries,
+                links,
                 tiles,
                 new_head: Head {
                     size: head.size + entries.len() as u64,
@@ -413,6 +401,57 @@ impl Ledger {
             made,
         }
     }
+}
+
+/// Validates `entries` and computes their leaf hashes as indices `first…`, in parallel for
+/// large batches. Errors name the batch item.
+fn prepare_leaves(h: &dyn Hasher, first: u64, ts: &str, entries: &[NewEntry]) -> Result<Vec<Hash>> {
+    let work = |offset: usize, part: &[NewEntry]| -> Result<Vec<Hash>> {
+        let mut buf = Vec::with_capacity(512);
+        let mut out = Vec::with_capacity(part.len());
+        for (k, e) in part.iter().enumerate() {
+            let i = offset + k;
+            e.validate().map_err(|err| {
+                if entries.len() > 1 {
+                    err.with_context("batch item", i)
+                } else {
+                    err
+                }
+            })?;
+            let entry = EntryRef {
+                index: first + i as u64,
+                timestamp: ts,
+                project: &e.project,
+                action: &e.action,
+                detail: &e.detail,
+            };
+            out.push(entry.leaf_hash(h, &mut buf));
+        }
+        Ok(out)
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    if entries.len() < 4096 || threads < 2 {
+        return work(0, entries);
+    }
+    let per = entries.len().div_ceil(threads);
+    let parts: Vec<Result<Vec<Hash>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = entries
+            .chunks(per)
+            .enumerate()
+            .map(|(k, part)| s.spawn(move || work(k * per, part)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|t| t.join().expect("leaf worker panicked"))
+            .collect()
+    });
+    let mut out = Vec::with_capacity(entries.len());
+    for p in parts {
+        out.extend(p?);
+    }
+    Ok(out)
 }
 
 /// Handle of a periodic checkpoint thread; stops it when dropped.

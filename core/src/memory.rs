@@ -113,14 +113,29 @@ impl Store for MemoryStore {
     fn head(&self) -> Result<Head> {
         Ok(self.lock()?.head)
     }
-    fn append(
+    fn append<'a>(
         &self,
-        build: &mut dyn FnMut(&mut dyn AppendTx) -> Result<AppendBatch>,
+        build: &mut dyn FnMut(&mut dyn AppendTx) -> Result<AppendBatch<'a>>,
     ) -> Result<Head> {
         let mut g = self.lock()?;
         let batch = build(&mut Tx { inner: &g })?;
-        for e in batch.entries {
-            g.entries.insert(e.entry.index, e);
+        for (i, (e, (prev, hash))) in batch.entries.iter().zip(&batch.links).enumerate() {
+            let index = batch.first_index + i as u64;
+            let entry = crate::entry::Entry {
+                index,
+                timestamp: batch.timestamp.clone(),
+                project: e.project.clone(),
+                action: e.action.clone(),
+                detail: e.detail.clone(),
+            };
+            g.entries.insert(
+                index,
+                StoredEntry {
+                    entry,
+                    prev_hash: *prev,
+                    hash: *hash,
+                },
+            );
         }
         for t in batch.tiles {
             g.tiles.insert((t.level, t.index), t.to_bytes());
@@ -143,12 +158,8 @@ impl Store for MemoryStore {
         }
         Ok(())
     }
-    fn entry_extent(&self) -> Result<(u64, Option<u64>)> {
-        let g = self.lock()?;
-        Ok((
-            g.entries.len() as u64,
-            g.entries.keys().next_back().copied(),
-        ))
+    fn last_entry_index(&self) -> Result<Option<u64>> {
+        Ok(self.lock()?.entries.keys().next_back().copied())
     }
     fn scan_tiles(
         &self,

@@ -7,7 +7,7 @@
 //! reads ranges in parallel.
 
 use crate::checkpoint::{CheckpointRecord, Receipt};
-use crate::entry::{StoredEntry, StoredEntryRef};
+use crate::entry::{NewEntry, StoredEntryRef};
 use crate::error::Result;
 use crate::hash::Hash;
 use crate::tiles::{Tile, TileReader};
@@ -36,11 +36,19 @@ pub trait AppendTx {
     fn read_tile(&mut self, level: u8, index: u64) -> Result<Option<Vec<Hash>>>;
 }
 
-/// What core asks a store to write in one append transaction.
+/// What core asks a store to write in one append transaction. Entry `i` of the batch gets index
+/// `first_index + i`, the batch's timestamp, and chain link `links[i]`; the entries are borrowed
+/// from the caller, so a batch costs no copies.
 #[derive(Debug, Clone, Default)]
-pub struct AppendBatch {
-    /// New entries, indices consecutive from the head's size.
-    pub entries: Vec<StoredEntry>,
+pub struct AppendBatch<'a> {
+    /// Index of the first entry (the head's size).
+    pub first_index: u64,
+    /// Canonical timestamp shared by the batch.
+    pub timestamp: String,
+    /// The entries.
+    pub entries: &'a [NewEntry],
+    /// `(prev_hash, hash)` of each entry.
+    pub links: Vec<(Hash, Hash)>,
     /// Tiles to insert or replace.
     pub tiles: Vec<Tile>,
     /// The head after the append.
@@ -109,9 +117,9 @@ pub trait Store: TileReader + Send + Sync {
 
     /// Runs `build` inside one write transaction that excludes other writers, and commits what it
     /// returns durably before returning. Nothing is written if `build` fails.
-    fn append(
+    fn append<'a>(
         &self,
-        build: &mut dyn FnMut(&mut dyn AppendTx) -> Result<AppendBatch>,
+        build: &mut dyn FnMut(&mut dyn AppendTx) -> Result<AppendBatch<'a>>,
     ) -> Result<Head>;
 
     /// Streams stored rows with `range.start <= index < range.end` in index order, exactly as
@@ -122,8 +130,8 @@ pub trait Store: TileReader + Send + Sync {
         visit: &mut dyn FnMut(StoredEntryRef<'_>) -> Result<()>,
     ) -> Result<()>;
 
-    /// Number of stored rows and the largest stored index, ignoring the head.
-    fn entry_extent(&self) -> Result<(u64, Option<u64>)>;
+    /// The largest stored entry index, ignoring the head (`None` when there are no rows).
+    fn last_entry_index(&self) -> Result<Option<u64>>;
 
     /// Streams stored tiles of `level` with index in `range`, in index order (raw bytes).
     fn scan_tiles(

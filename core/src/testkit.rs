@@ -75,7 +75,7 @@ pub fn appends_are_dense_and_chained(store: DynStore) {
         .unwrap();
     assert_eq!(n, 45);
     assert_eq!(store.head().unwrap().last_hash, prev);
-    assert_eq!(store.entry_extent().unwrap(), (45, Some(44)));
+    assert_eq!(store.last_entry_index().unwrap(), Some(44));
     let e = ledger.entry(7).unwrap();
     assert_eq!(e.entry.detail, "{\"i\":2}");
     assert_eq!(ledger.entry(99).unwrap_err().kind(), ErrorKind::NotFound);
@@ -249,7 +249,15 @@ pub fn failed_append_writes_nothing(store: DynStore) {
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
     assert!(e.to_string().contains("batch item: 1"), "{e}");
     assert_eq!(store.head().unwrap().size, 2);
-    assert_eq!(store.entry_extent().unwrap().0, 2);
+    assert_eq!(store.last_entry_index().unwrap(), Some(1));
+    let mut rows = 0;
+    store
+        .scan_entries(0..u64::MAX, &mut |_| {
+            rows += 1;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(rows, 2, "a failed batch must write no row");
 }
 
 /// Checks a signer: signatures verify with its verifier and fail on other bytes.

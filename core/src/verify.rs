@@ -17,7 +17,7 @@ use crate::signer::Verifier;
 use crate::store::{IntegrityCheck, Store};
 use crate::tiles::{TILE_HEIGHT, TILE_WIDTH, Tile, TileNodes};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -141,7 +141,7 @@ pub struct VerifyOptions {
 }
 
 /// Rows per parallel chunk (a multiple of the tile width, and a perfect subtree).
-const CHUNK: u64 = 1 << 16;
+const CHUNK: u64 = 1 << 14;
 
 const CHAIN_BAD: u8 = 1;
 const LINK_BAD: u8 = 2;
@@ -321,7 +321,7 @@ fn verify_inner(
 ) -> Result<VerifyReport> {
     let head = store.head()?;
     let size = head.size;
-    let (_, max_idx) = store.entry_extent()?;
+    let max_idx = store.last_entry_index()?;
     let scan_end = size.max(max_idx.map_or(0, |m| m.saturating_add(1)));
     let checkpoints = store.checkpoints()?;
     let mut out: Vec<Violation> = Vec::new();
@@ -452,10 +452,20 @@ fn verify_inner(
             format!("the ledger ends at entry {rows_end}, but {why}: entries from {rows_end} on are missing"),
         ));
     }
-    classify_rows(store, hasher, size, &merged, &mut out)?;
-
-    // 3. Tiles above level 0: each stored hash must be the root of the full tile below it.
-    check_upper_tiles(store, hasher, size, level_roots, &mut out)?;
+    // 3. Tiles above level 0: each stored hash must be the root of the full tile below it. The
+    // leaf tiles the level above confirms tell an altered row from an altered tile.
+    let confirmed = check_upper_tiles(store, hasher, size, level_roots, &mut out)?;
+    classify_rows(
+        store,
+        hasher,
+        RowContext {
+            size,
+            signed_max,
+            confirmed: &confirmed,
+        },
+        &merged,
+        &mut out,
+    )?;
 
     // 4. Checkpoints.
     let (receipts_checked, receipts_unchecked) = check_checkpoints(
@@ -491,19 +501,33 @@ fn verify_inner(
     })
 }
 
-/// Turns row flags into violations, working out what happened to rows whose chain link fails:
-/// a row that holds another index's entry is reordered; an unknown row followed by shifted rows
-/// was inserted; anything else was altered.
+/// What [`classify_rows`] needs to know about the rest of the ledger.
+struct RowContext<'a> {
+    /// The head's size.
+    size: u64,
+    /// The largest signed checkpoint size.
+    signed_max: u64,
+    /// Leaf tiles (by index) whose root equals the stored hash in the tile above them.
+    confirmed: &'a HashSet<u64>,
+}
+
+/// Turns row flags into violations, working out what happened to rows that disagree with the
+/// Merkle tree or the chain: a row that holds another index's entry (found by its chain hash, or
+/// by its fields one place off) is reordered, unless it starts a run shifted down over a deleted
+/// entry; an unknown row followed by a row holding its entry was inserted; a row that differs from
+/// a leaf tile the tree above confirms was altered (even if its chain hashes were recomputed);
+/// anything else was altered, or is a bad tile.
 fn classify_rows(
     store: &dyn Store,
     hasher: &dyn Hasher,
-    size: u64,
+    ctx: RowContext<'_>,
     flagged: &[(u64, u8)],
     out: &mut Vec<Violation>,
 ) -> Result<()> {
     if flagged.is_empty() {
         return Ok(());
     }
+    let size = ctx.size;
     let needs_diagnosis = flagged.iter().any(|(_, f)| f & CHAIN_BAD != 0);
     // Expected chain, recomputed from the stored Merkle leaves: chain hash -> index.
     let mut expected: HashMap<Hash, u64> = HashMap::new();
@@ -530,69 +554,115 @@ fn classify_rows(
             Ok(())
         })?;
     }
+    // The stored Merkle leaf of index `j`, from the map above or read from its tile.
+    let mut leaf_tiles: HashMap<u64, Option<Vec<Hash>>> = HashMap::new();
+    let mut tree_leaf = |j: u64| -> Option<Hash> {
+        if j >= size {
+            return None;
+        }
+        if let Some(l) = tile_leaf.get(&j) {
+            return Some(*l);
+        }
+        let ti = j / TILE_WIDTH as u64;
+        leaf_tiles
+            .entry(ti)
+            .or_insert_with(|| store.read_tile(0, ti).ok().flatten())
+            .as_ref()
+            .and_then(|t| t.get((j % TILE_WIDTH as u64) as usize).copied())
+    };
     let flag_of: HashMap<u64, u8> = flagged.iter().copied().collect();
     let mut holds: HashMap<u64, Option<u64>> = HashMap::new();
     let mut buf = Vec::new();
     for &(idx, f) in flagged {
-        if f & CHAIN_BAD == 0 {
+        if f & MALFORMED != 0 || f & (CHAIN_BAD | TILE_BAD | NO_TILE | BEYOND_HEAD) == 0 {
             continue;
         }
-        let mut held = None;
-        store.scan_entries(idx..idx + 1, &mut |row| {
-            if let Some(h) = to_hash(row.hash)
-                && let Some(&j) = expected.get(&h)
-                && j != idx
-            {
-                let moved = EntryRef {
-                    index: j,
-                    ..row.entry
-                };
-                if tile_leaf.get(&j) == Some(&moved.leaf_hash(hasher, &mut buf)) {
-                    held = Some(j);
-                }
-            }
+        // Copy the row out, so no tile is read while the store streams it.
+        let mut row: Option<([String; 4], Vec<u8>)> = None;
+        store.scan_entries(idx..idx.saturating_add(1), &mut |r| {
+            let e = r.entry;
+            row = Some((
+                [e.timestamp, e.project, e.action, e.detail].map(str::to_owned),
+                r.hash.to_vec(),
+            ));
             Ok(())
         })?;
+        let Some(([timestamp, project, action, detail], hash)) = row else {
+            continue;
+        };
+        // Where the entry in this row belongs: the index its chain hash names, or one place off
+        // (rows shifted by an insertion or a deletion, with or without recomputed chain hashes).
+        // The second needs the row's leaf tile to be undisputed: where the tile above rejects
+        // it, a neighbour with identical fields would otherwise pass a bad tile off as a shift.
+        let by_chain = to_hash(&hash)
+            .and_then(|h| expected.get(&h).copied())
+            .filter(|&j| j != idx);
+        let ti = idx / TILE_WIDTH as u64;
+        let disputed = ti < size / TILE_WIDTH as u64 && !ctx.confirmed.contains(&ti);
+        let (below, above) = if disputed {
+            (None, None)
+        } else {
+            (idx.checked_sub(1), idx.checked_add(1))
+        };
+        let candidates = [by_chain, below, above];
+        let held = candidates.into_iter().flatten().find(|&j| {
+            let moved = EntryRef {
+                index: j,
+                timestamp: &timestamp,
+                project: &project,
+                action: &action,
+                detail: &detail,
+            };
+            tree_leaf(j) == Some(moved.leaf_hash(hasher, &mut buf))
+        });
         holds.insert(idx, held);
     }
+    let held_by = |i: u64| holds.get(&i).copied().flatten();
     for &(idx, f) in flagged {
         let prev_flag = idx
             .checked_sub(1)
             .and_then(|p| flag_of.get(&p))
             .copied()
             .unwrap_or(0);
+        let off_tree = f & (CHAIN_BAD | TILE_BAD | NO_TILE | BEYOND_HEAD) != 0;
+        let next = idx.saturating_add(1);
         let (kind, msg) = if f & MALFORMED != 0 {
             (
                 ViolationKind::AlteredEntry,
                 format!("entry {idx}: stored hash columns are not 32 bytes"),
             )
-        } else if f & CHAIN_BAD != 0 {
-            match holds.get(&idx).copied().flatten() {
-                Some(j) => (
+        } else if let Some(j) = held_by(idx) {
+            let run_starts_here = idx.checked_sub(1).and_then(held_by) != Some(idx);
+            if j == next && held_by(next) != Some(idx) && run_starts_here {
+                (
+                    ViolationKind::MissingEntry,
+                    format!(
+                        "entry {idx} is missing: row {idx} holds entry {j} (the rows after a \
+                         deleted entry were moved down)"
+                    ),
+                )
+            } else {
+                (
                     ViolationKind::ReorderedEntry,
                     format!("row {idx} holds entry {j} (rows were swapped or shifted)"),
-                ),
-                None if holds.get(&(idx + 1)).copied().flatten() == Some(idx) => (
-                    ViolationKind::InsertedEntry,
-                    format!("row {idx} was never appended; the rows after it are shifted by one"),
-                ),
-                None if f & BEYOND_HEAD != 0 => (
-                    ViolationKind::InsertedEntry,
-                    format!(
-                        "row {idx} is past the ledger head ({size} entries) and in no Merkle tree"
-                    ),
-                ),
-                None => (
-                    ViolationKind::AlteredEntry,
-                    format!(
-                        "entry {idx} was altered: its fields or hashes do not match its chain hash"
-                    ),
-                ),
+                )
             }
+        } else if off_tree && held_by(next) == Some(idx) {
+            (
+                ViolationKind::InsertedEntry,
+                format!("row {idx} was never appended; the rows after it are shifted by one"),
+            )
         } else if f & BEYOND_HEAD != 0 {
             (
                 ViolationKind::InsertedEntry,
                 format!("row {idx} is past the ledger head ({size} entries) and in no Merkle tree"),
+            )
+        } else if f & CHAIN_BAD != 0 {
+            (
+                ViolationKind::AlteredEntry,
+                format!(
+                    "entry {idx} was altered: its fields or hashes do not match its chain hash"
+                ),
             )
         } else if f & (TILE_BAD | NO_TILE) != 0 && f & LINK_BAD != 0 {
             (
@@ -601,10 +671,30 @@ fn classify_rows(
                     "entry {idx} was replaced: it differs from the Merkle tree and breaks the chain"
                 ),
             )
+        } else if f & TILE_BAD != 0 && ctx.confirmed.contains(&(idx / TILE_WIDTH as u64)) {
+            // The leaf tile agrees with the tree above it; the row does not: the row was altered
+            // and its chain hashes recomputed.
+            (
+                ViolationKind::AlteredEntry,
+                format!(
+                    "entry {idx} was altered: it differs from its Merkle leaf, which the tree \
+                     above confirms (its chain hashes were recomputed)"
+                ),
+            )
         } else if f & TILE_BAD != 0 {
             (
                 ViolationKind::BadTile,
                 format!("the stored Merkle leaf of entry {idx} differs from the entry"),
+            )
+        } else if f & NO_TILE != 0 && idx >= ctx.signed_max {
+            // The ledger stores a row and its leaf in one transaction; a row past every signed
+            // checkpoint without a leaf was written around it.
+            (
+                ViolationKind::InsertedEntry,
+                format!(
+                    "row {idx} has no Merkle leaf and no checkpoint covers it: the ledger never \
+                     appended it"
+                ),
             )
         } else if f & NO_TILE != 0 {
             (
@@ -641,14 +731,16 @@ fn check_upper_tiles(
     size: u64,
     mut below: Vec<(u64, Hash)>,
     out: &mut Vec<Violation>,
-) -> Result<()> {
+) -> Result<HashSet<u64>> {
+    // Leaf tiles whose root equals the stored hash in the level-1 tile.
+    let mut confirmed = HashSet::new();
     let mut level = 1u8;
     loop {
         let count = size
             .checked_shr(TILE_HEIGHT as u32 * level as u32)
             .unwrap_or(0);
         if count == 0 {
-            return Ok(());
+            return Ok(confirmed);
         }
         let expected: HashMap<u64, Hash> = below.iter().copied().collect();
         let mut roots = Vec::new();
@@ -678,6 +770,8 @@ fn check_upper_tiles(
                         None,
                         format!("tile ({level}, {ti}) hash {k} does not match the tile below it"),
                     ));
+                } else if level == 1 {
+                    confirmed.insert(j);
                 }
             }
             if t.len() < want {
@@ -723,7 +817,9 @@ fn check_checkpoints(
     let (mut checked, mut unchecked) = (0, 0);
     let mut prev: Option<&CheckpointRecord> = None;
     for cp in checkpoints {
-        let at = Some(cp.range_start);
+        // A checkpoint's first index is where the previous one ended (not the stored
+        // range_start column, which may itself be what was tampered with).
+        let at = Some(prev.map_or(0, |p| p.size));
         let cps = Some(cp.size);
         let mut push = |kind, msg: String| out.push(v(kind, at, cps, msg));
         let label = format!(

@@ -151,8 +151,8 @@ pub fn run(s: &Settings, a: DemoArgs) -> Result<u8> {
 
     let text = String::from_utf8(buf).map_err(|e| Error::backend(e.to_string()))?;
     let tampered = text.replacen(
-        "agent observation number 17\"",
-        "agent observation number 71\"",
+        "agent observation number 17\\\"",
+        "agent observation number 71\\\"",
         1,
     );
     let bad = verify_export(&mut tampered.as_bytes(), &keys, &|_| {})?;

@@ -220,6 +220,11 @@ impl SqliteStore {
         let e = sql_err(path);
         let conn = Connection::open_with_flags(path, flags).map_err(&e)?;
         conn.busy_timeout(options.busy_timeout).map_err(&e)?;
+        // Larger pages mean fewer b-tree cells to balance per appended row; only takes effect
+        // when the database is created (before WAL mode is set).
+        if !read_only {
+            conn.execute_batch("PRAGMA page_size=8192").map_err(&e)?;
+        }
         // Fails here, with a clear message, if the file is not a SQLite database.
         let mode: String = conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
@@ -277,6 +282,49 @@ impl SqliteStore {
     fn err(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
         sql_err(&self.path)
     }
+}
+
+/// Rows per multi-row INSERT: fewer statement executions per entry.
+const ROWS_PER_INSERT: usize = 32;
+
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO entries (idx, timestamp, project, action, detail, prev_hash, hash) VALUES ",
+    );
+    for r in 0..rows {
+        if r > 0 {
+            sql.push(',');
+        }
+        sql.push_str("(?,?,?,?,?,?,?)");
+    }
+    sql
+}
+
+fn insert_entries(tx: &rusqlite::Transaction<'_>, b: &AppendBatch<'_>) -> rusqlite::Result<()> {
+    let mut done = 0;
+    while done < b.entries.len() {
+        let rows = if b.entries.len() - done >= ROWS_PER_INSERT {
+            ROWS_PER_INSERT
+        } else {
+            1
+        };
+        let mut stmt = tx.prepare_cached(&insert_sql(rows))?;
+        let mut p = 1;
+        for i in done..done + rows {
+            let (e, (prev, hash)) = (&b.entries[i], &b.links[i]);
+            stmt.raw_bind_parameter(p, to_i64(b.first_index + i as u64))?;
+            stmt.raw_bind_parameter(p + 1, b.timestamp.as_str())?;
+            stmt.raw_bind_parameter(p + 2, e.project.as_str())?;
+            stmt.raw_bind_parameter(p + 3, e.action.as_str())?;
+            stmt.raw_bind_parameter(p + 4, e.detail.as_str())?;
+            stmt.raw_bind_parameter(p + 5, &prev.0[..])?;
+            stmt.raw_bind_parameter(p + 6, &hash.0[..])?;
+            p += 7;
+        }
+        stmt.raw_execute()?;
+        done += rows;
+    }
+    Ok(())
 }
 
 struct SqliteTx<'a> {
@@ -514,9 +562,9 @@ impl Store for SqliteStore {
         self.with_reader(|c| read_head(c, &self.path))
     }
 
-    fn append(
+    fn append<'a>(
         &self,
-        build: &mut dyn FnMut(&mut dyn AppendTx) -> Result<AppendBatch>,
+        build: &mut dyn FnMut(&mut dyn AppendTx) -> Result<AppendBatch<'a>>,
     ) -> Result<Head> {
         let mut conn = self.writer()?;
         let e = sql_err(&self.path);
@@ -530,35 +578,21 @@ impl Store for SqliteStore {
             path: &self.path,
         })?;
         {
-            let mut ins = tx
-                .prepare_cached(
-                    "INSERT INTO entries (idx, timestamp, project, action, detail, prev_hash, hash) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )
-                .map_err(&e)?;
-            for s in &batch.entries {
-                let x = &s.entry;
-                ins.execute(params![
-                    to_i64(x.index),
-                    x.timestamp,
-                    x.project,
-                    x.action,
-                    x.detail,
-                    &s.prev_hash.0[..],
-                    &s.hash.0[..]
-                ])
-                .map_err(|err| {
-                    if let rusqlite::Error::SqliteFailure(f, _) = &err
-                        && f.code == rusqlite::ErrorCode::ConstraintViolation
-                    {
-                        return Error::new(
-                            ErrorKind::Conflict,
-                            format!("entry {} already exists: the ledger head is behind its rows (run `cortex ledger verify`)", x.index),
-                        );
-                    }
-                    e(err)
-                })?;
-            }
+            insert_entries(&tx, &batch).map_err(|err| match &err {
+                rusqlite::Error::SqliteFailure(f, _)
+                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    Error::new(
+                        ErrorKind::Conflict,
+                        format!(
+                            "entries from {} already exist: the ledger head is behind its rows \
+                             (run `cortex ledger verify`)",
+                            batch.first_index
+                        ),
+                    )
+                }
+                _ => e(err),
+            })?;
             let mut tiles = tx
                 .prepare_cached(
                     "INSERT OR REPLACE INTO merkle_tiles (level, idx, hashes) VALUES (?1, ?2, ?3)",
@@ -619,14 +653,12 @@ impl Store for SqliteStore {
         })
     }
 
-    fn entry_extent(&self) -> Result<(u64, Option<u64>)> {
+    fn last_entry_index(&self) -> Result<Option<u64>> {
         self.with_reader(|c| {
-            c.query_row("SELECT COUNT(*), MAX(idx) FROM entries", [], |r| {
-                Ok((
-                    r.get::<_, i64>(0)? as u64,
-                    r.get::<_, Option<i64>>(1)?.map(|m| m as u64),
-                ))
+            c.query_row("SELECT MAX(idx) FROM entries", [], |r| {
+                r.get::<_, Option<i64>>(0)
             })
+            .map(|m| m.map(|m| m as u64))
             .map_err(self.err())
         })
     }
