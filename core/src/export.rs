@@ -267,7 +267,7 @@ pub fn write_export(
         }
         out.write_all(&line).map_err(io)?;
         count += 1;
-        if count % 8192 == 0 {
+        if count.is_multiple_of(8192) {
             progress(count);
         }
         Ok(())
@@ -467,7 +467,7 @@ impl<'a> Checker<'a> {
 
     fn entry(&mut self, e: &ExportEntry) {
         self.report.entries_checked += 1;
-        if self.report.entries_checked % 8192 == 0 {
+        if self.report.entries_checked.is_multiple_of(8192) {
             (self.progress)(self.report.entries_checked);
         }
         let i = e.index;

@@ -242,6 +242,14 @@ impl Ledger {
                 )));
             }
         }
+        let rows_end = self.store.last_entry_index()?.map_or(0, |l| l + 1);
+        if rows_end != head.size {
+            return Err(Error::integrity(format!(
+                "the ledger head records {} entries but the stored rows end at {rows_end}; \
+                 refusing to sign (run `cortex ledger verify`)",
+                head.size
+            )));
+        }
         if head.size == 0 {
             return Err(Error::invalid(
                 "the ledger is empty: append entries before checkpointing",

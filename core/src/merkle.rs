@@ -64,7 +64,7 @@ pub fn perfect_root(hasher: &dyn Hasher, hashes: &[Hash]) -> Hash {
 pub fn range_hash(src: &dyn NodeSource, hasher: &dyn Hasher, a: u64, b: u64) -> Result<Hash> {
     debug_assert!(a < b);
     let n = b - a;
-    if n.is_power_of_two() && a % n == 0 {
+    if n.is_power_of_two() && a.is_multiple_of(n) {
         return src.node(n.trailing_zeros() as u8, a >> n.trailing_zeros());
     }
     let k = split_point(n);
@@ -355,6 +355,80 @@ impl Frontier {
     }
 }
 
+/// The perfect subtrees outside the leaf range `[from, to)` that, together with the leaves in
+/// the range, determine the root of the tree of `size` leaves. Listed in the order the RFC 6962
+/// recursion meets them (left to right). An export carries their hashes.
+pub fn covering_subtrees(size: u64, from: u64, to: u64) -> Vec<(u8, u64)> {
+    fn walk(a: u64, b: u64, from: u64, to: u64, out: &mut Vec<(u8, u64)>) {
+        let n = b - a;
+        let disjoint = b <= from || a >= to;
+        if disjoint && n.is_power_of_two() {
+            let level = n.trailing_zeros() as u8;
+            out.push((level, a >> level));
+            return;
+        }
+        if n == 1 || (a >= from && b <= to) {
+            return; // inside the range: computed from the leaves
+        }
+        let k = split_point(n);
+        walk(a, a + k, from, to, out);
+        walk(a + k, b, from, to, out);
+    }
+    let mut out = Vec::new();
+    if size > 0 && from < to {
+        walk(0, size, from, to, &mut out);
+    }
+    out
+}
+
+/// Root of the tree of `size` leaves from the leaf hashes of `[from, from + leaves.len())` and the
+/// hashes of [`covering_subtrees`] (looked up by `(level, index)`).
+pub fn root_with_range(
+    hasher: &dyn Hasher,
+    size: u64,
+    from: u64,
+    leaves: &[Hash],
+    subtrees: &std::collections::HashMap<(u8, u64), Hash>,
+) -> Result<Hash> {
+    let to = from + leaves.len() as u64;
+    if to > size || leaves.is_empty() {
+        return Err(Error::invalid(format!(
+            "entries {from}..{to} do not lie inside a tree of {size} entries"
+        )));
+    }
+    fn walk(
+        h: &dyn Hasher,
+        a: u64,
+        b: u64,
+        from: u64,
+        leaves: &[Hash],
+        subtrees: &std::collections::HashMap<(u8, u64), Hash>,
+    ) -> Result<Hash> {
+        let n = b - a;
+        let to = from + leaves.len() as u64;
+        if (b <= from || a >= to) && n.is_power_of_two() {
+            let level = n.trailing_zeros() as u8;
+            return subtrees.get(&(level, a >> level)).copied().ok_or_else(|| {
+                Error::invalid(format!(
+                    "subtree (level {level}, index {}) is missing",
+                    a >> level
+                ))
+            });
+        }
+        if a >= from && b <= to && n.is_power_of_two() {
+            return Ok(perfect_root(
+                h,
+                &leaves[(a - from) as usize..(b - from) as usize],
+            ));
+        }
+        let k = split_point(n);
+        let l = walk(h, a, a + k, from, leaves, subtrees)?;
+        let r = walk(h, a + k, b, from, leaves, subtrees)?;
+        Ok(h.node(&l, &r))
+    }
+    walk(hasher, 0, size, from, leaves, subtrees)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,78 +530,4 @@ mod tests {
             }
         }
     }
-}
-
-/// The perfect subtrees outside the leaf range `[from, to)` that, together with the leaves in
-/// the range, determine the root of the tree of `size` leaves. Listed in the order the RFC 6962
-/// recursion meets them (left to right). An export carries their hashes.
-pub fn covering_subtrees(size: u64, from: u64, to: u64) -> Vec<(u8, u64)> {
-    fn walk(a: u64, b: u64, from: u64, to: u64, out: &mut Vec<(u8, u64)>) {
-        let n = b - a;
-        let disjoint = b <= from || a >= to;
-        if disjoint && n.is_power_of_two() {
-            let level = n.trailing_zeros() as u8;
-            out.push((level, a >> level));
-            return;
-        }
-        if n == 1 || (a >= from && b <= to) {
-            return; // inside the range: computed from the leaves
-        }
-        let k = split_point(n);
-        walk(a, a + k, from, to, out);
-        walk(a + k, b, from, to, out);
-    }
-    let mut out = Vec::new();
-    if size > 0 && from < to {
-        walk(0, size, from, to, &mut out);
-    }
-    out
-}
-
-/// Root of the tree of `size` leaves from the leaf hashes of `[from, from + leaves.len())` and the
-/// hashes of [`covering_subtrees`] (looked up by `(level, index)`).
-pub fn root_with_range(
-    hasher: &dyn Hasher,
-    size: u64,
-    from: u64,
-    leaves: &[Hash],
-    subtrees: &std::collections::HashMap<(u8, u64), Hash>,
-) -> Result<Hash> {
-    let to = from + leaves.len() as u64;
-    if to > size || leaves.is_empty() {
-        return Err(Error::invalid(format!(
-            "entries {from}..{to} do not lie inside a tree of {size} entries"
-        )));
-    }
-    fn walk(
-        h: &dyn Hasher,
-        a: u64,
-        b: u64,
-        from: u64,
-        leaves: &[Hash],
-        subtrees: &std::collections::HashMap<(u8, u64), Hash>,
-    ) -> Result<Hash> {
-        let n = b - a;
-        let to = from + leaves.len() as u64;
-        if (b <= from || a >= to) && n.is_power_of_two() {
-            let level = n.trailing_zeros() as u8;
-            return subtrees.get(&(level, a >> level)).copied().ok_or_else(|| {
-                Error::invalid(format!(
-                    "subtree (level {level}, index {}) is missing",
-                    a >> level
-                ))
-            });
-        }
-        if a >= from && b <= to && n.is_power_of_two() {
-            return Ok(perfect_root(
-                h,
-                &leaves[(a - from) as usize..(b - from) as usize],
-            ));
-        }
-        let k = split_point(n);
-        let l = walk(h, a, a + k, from, leaves, subtrees)?;
-        let r = walk(h, a + k, b, from, leaves, subtrees)?;
-        Ok(h.node(&l, &r))
-    }
-    walk(hasher, 0, size, from, leaves, subtrees)
 }

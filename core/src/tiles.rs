@@ -41,7 +41,10 @@ impl Tile {
     }
     /// Parses the stored form, rejecting lengths that are not 1–16 whole hashes.
     pub fn decode(bytes: &[u8]) -> Result<Vec<Hash>> {
-        if bytes.is_empty() || bytes.len() % HASH_LEN != 0 || bytes.len() > TILE_WIDTH * HASH_LEN {
+        if bytes.is_empty()
+            || !bytes.len().is_multiple_of(HASH_LEN)
+            || bytes.len() > TILE_WIDTH * HASH_LEN
+        {
             return Err(Error::integrity(format!(
                 "stored tile is {} bytes, not 1 to 16 hashes",
                 bytes.len()
@@ -193,15 +196,16 @@ impl NodeSource for TileNodes<'_> {
         let tile_index = start / TILE_WIDTH as u64;
         let offset = (start % TILE_WIDTH as u64) as usize;
         let mut cache = self.cache.borrow_mut();
-        if !cache.contains_key(&(tile_level, tile_index)) {
-            let t = self.reader.read_tile(tile_level, tile_index)?.ok_or_else(|| {
-                Error::integrity(format!(
-                    "stored tile ({tile_level}, {tile_index}) is missing for node ({level}, {index})"
-                ))
-            })?;
-            cache.insert((tile_level, tile_index), t);
-        }
-        let t = &cache[&(tile_level, tile_index)];
+        let t = match cache.entry((tile_level, tile_index)) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(self.reader.read_tile(tile_level, tile_index)?.ok_or_else(|| {
+                    Error::integrity(format!(
+                        "stored tile ({tile_level}, {tile_index}) is missing for node ({level}, {index})"
+                    ))
+                })?)
+            }
+        };
         let slice = t.get(offset..offset + width).ok_or_else(|| {
             Error::integrity(format!(
                 "stored tile ({tile_level}, {tile_index}) holds {} hashes; node ({level}, {index}) needs {}",

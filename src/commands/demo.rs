@@ -150,9 +150,11 @@ pub fn run(s: &Settings, a: DemoArgs) -> Result<u8> {
     );
 
     let text = String::from_utf8(buf).map_err(|e| Error::backend(e.to_string()))?;
+    // Alter one fact's text inside the export (quotes are escaped in the JSON string).
+    let k = (done - 1).min(17);
     let tampered = text.replacen(
-        "agent observation number 17\\\"",
-        "agent observation number 71\\\"",
+        &format!("agent observation number {k}\\\""),
+        &format!("agent observation number {k}!\\\""),
         1,
     );
     let bad = verify_export(&mut tampered.as_bytes(), &keys, &|_| {})?;

@@ -225,7 +225,11 @@ fn read_stdin_batch() -> Result<Vec<NewEntry>> {
 
 pub fn append(s: &Settings, a: AppendArgs) -> Result<u8> {
     let batch = match (a.project, a.action) {
-        (Some(p), Some(act)) => vec![NewEntry::new(p, act, a.detail)],
+        (Some(p), Some(act)) => {
+            let e = NewEntry::new(p, act, a.detail);
+            e.validate()?;
+            vec![e]
+        }
         _ => read_stdin_batch()?,
     };
     let mut ledger = open_ledger(s, a.checkpoint_every)?;

@@ -222,19 +222,21 @@ impl SqliteStore {
         conn.busy_timeout(options.busy_timeout).map_err(&e)?;
         // Larger pages mean fewer b-tree cells to balance per appended row; only takes effect
         // when the database is created (before WAL mode is set).
+        // These fail, with a clear message naming the file, if it is not a SQLite database.
+        let unusable = |err: rusqlite::Error| {
+            Error::invalid(format!(
+                "{} is not a usable SQLite database",
+                path.display()
+            ))
+            .with_source(err)
+        };
         if !read_only {
-            conn.execute_batch("PRAGMA page_size=8192").map_err(&e)?;
+            conn.execute_batch("PRAGMA page_size=8192")
+                .map_err(unusable)?;
         }
-        // Fails here, with a clear message, if the file is not a SQLite database.
         let mode: String = conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(|err| {
-                Error::backend(format!(
-                    "{} is not a usable SQLite database",
-                    path.display()
-                ))
-                .with_source(err)
-            })?;
+            .map_err(unusable)?;
         if !mode.eq_ignore_ascii_case("wal") && !read_only {
             return Err(Error::backend(format!(
                 "{} could not be switched to WAL mode",
