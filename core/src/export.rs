@@ -110,25 +110,98 @@ pub struct ExportEntry {
     pub hash: String,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct JsonExport {
-    #[serde(flatten)]
-    header: ExportHeaderFields,
-    entries: Vec<ExportEntry>,
+/// Reads a JSON export's top-level object, feeding each entry to a [`Checker`] as it is
+/// parsed, so a million-entry export verifies in constant memory. The header fields must come
+/// before `entries` (as the writer puts them).
+struct JsonExportSeed<'a, 'v> {
+    verifiers: &'a [&'v dyn Verifier],
+    progress: &'a dyn Fn(u64),
 }
 
-// `deny_unknown_fields` does not combine with `flatten`, so the JSON form repeats the fields.
-#[derive(Deserialize)]
-struct ExportHeaderFields {
-    format: String,
-    hasher: String,
-    origin: String,
-    from: u64,
-    to: u64,
-    tree_size: u64,
-    checkpoint: String,
-    subtrees: Vec<SubtreeHash>,
+impl<'de, 'a, 'v> serde::de::DeserializeSeed<'de> for JsonExportSeed<'a, 'v> {
+    type Value = Checker<'a>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, 'a, 'v> serde::de::Visitor<'de> for JsonExportSeed<'a, 'v> {
+    type Value = Checker<'a>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a CORTEX export object")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        use serde::de::Error as _;
+        const HEADER_FIELDS: usize = 8;
+        let mut header = serde_json::Map::new();
+        let mut checker = None;
+        // Entries that came before the header (a re-serialized file): checked at the end.
+        let mut early: Option<Vec<ExportEntry>> = None;
+        let make = |header: &mut serde_json::Map<String, serde_json::Value>| {
+            let h: ExportHeader =
+                serde_json::from_value(serde_json::Value::Object(std::mem::take(header)))
+                    .map_err(|e| A::Error::custom(format!("header: {e}")))?;
+            Checker::new(h, self.verifiers, "json", self.progress)
+                .map_err(|e| A::Error::custom(e.to_string()))
+        };
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "entries" {
+                if checker.is_some() || early.is_some() {
+                    return Err(A::Error::custom("duplicate field `entries`"));
+                }
+                if header.len() == HEADER_FIELDS {
+                    checker = Some(map.next_value_seed(EntriesSeed(make(&mut header)?))?);
+                } else {
+                    early = Some(map.next_value()?);
+                }
+            } else if checker.is_some() {
+                return Err(A::Error::custom(format!(
+                    "unknown field `{key}` after `entries`"
+                )));
+            } else {
+                let v: serde_json::Value = map.next_value()?;
+                if header.insert(key.clone(), v).is_some() {
+                    return Err(A::Error::custom(format!("duplicate field `{key}`")));
+                }
+            }
+        }
+        match (checker, early) {
+            (Some(c), _) => Ok(c),
+            (None, Some(entries)) => {
+                let mut c = make(&mut header)?;
+                for e in &entries {
+                    c.entry(e);
+                }
+                Ok(c)
+            }
+            (None, None) => Err(A::Error::missing_field("entries")),
+        }
+    }
+}
+
+struct EntriesSeed<'a>(Checker<'a>);
+
+impl<'de, 'a> serde::de::DeserializeSeed<'de> for EntriesSeed<'a> {
+    type Value = Checker<'a>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, 'a> serde::de::Visitor<'de> for EntriesSeed<'a> {
+    type Value = Checker<'a>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an array of export entries")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        mut self,
+        mut seq: A,
+    ) -> Result<Self::Value, A::Error> {
+        while let Some(e) = seq.next_element::<ExportEntry>()? {
+            self.0.entry(&e);
+        }
+        Ok(self.0)
+    }
 }
 
 /// What an export wrote.
@@ -639,25 +712,19 @@ pub fn verify_export(
                 }
                 return Ok(c.finish());
             }
-            let mut rest = line.into_bytes();
-            input.read_to_end(&mut rest).map_err(Error::from)?;
-            let doc: JsonExport = serde_json::from_slice(&rest)
-                .map_err(|e| Error::invalid(format!("not a CORTEX JSON export: {e}")))?;
-            let h = doc.header;
-            let header = ExportHeader {
-                format: h.format,
-                hasher: h.hasher,
-                origin: h.origin,
-                from: h.from,
-                to: h.to,
-                tree_size: h.tree_size,
-                checkpoint: h.checkpoint,
-                subtrees: h.subtrees,
-            };
-            let mut c = Checker::new(header, verifiers, "json", progress)?;
-            for e in &doc.entries {
-                c.entry(e);
-            }
+            // A JSON export: stream its entries through the checker instead of loading them.
+            let reader = std::io::Read::chain(std::io::Cursor::new(line.into_bytes()), input);
+            let mut de = serde_json::Deserializer::from_reader(reader);
+            let c = serde::de::DeserializeSeed::deserialize(
+                JsonExportSeed {
+                    verifiers,
+                    progress,
+                },
+                &mut de,
+            )
+            .map_err(|e| Error::invalid(format!("not a CORTEX JSON export: {e}")))?;
+            de.end()
+                .map_err(|e| Error::invalid(format!("trailing data after the JSON export: {e}")))?;
             Ok(c.finish())
         }
         Some(b't') => {

@@ -248,7 +248,7 @@ impl SqliteStore {
             Synchronous::Normal => "NORMAL",
         };
         conn.execute_batch(&format!(
-            "PRAGMA synchronous={sync}; PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536; \
+            "PRAGMA synchronous={sync}; PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536; PRAGMA wal_autocheckpoint=8192; \
              PRAGMA mmap_size=1073741824; PRAGMA temp_store=MEMORY;"
         ))
         .map_err(&e)?;
