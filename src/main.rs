@@ -50,6 +50,27 @@ enum Command {
     Benchmark(commands::bench::BenchArgs),
     /// Run the whole flow on a fresh ledger: append, checkpoint, verify, prove, export.
     Demo(commands::demo::DemoArgs),
+    /// Store a fact in the agent memory (or a batch of JSON Lines facts from stdin).
+    Store(commands::memory::StoreArgs),
+    /// Ranked full-text search of the facts (BM25).
+    Search(commands::memory::SearchArgs),
+    /// A project's current facts, by consensus then recency.
+    Recall(commands::memory::RecallArgs),
+    /// Vote +1 or -1 on a fact (reputation-weighted consensus).
+    Vote(commands::memory::VoteArgs),
+    /// Deprecate a fact: it leaves recall and search but stays in the history.
+    Deprecate(commands::memory::DeprecateArgs),
+    /// A fact's ledger entries and votes, or all facts of a project.
+    History(commands::memory::HistoryArgs),
+    /// Serve the ledger over the Model Context Protocol.
+    #[command(subcommand)]
+    Mcp(McpCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum McpCommand {
+    /// Start an MCP server (stdio, Streamable HTTP, legacy SSE or WebSocket).
+    Start(commands::mcp::StartArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -144,6 +165,13 @@ fn main() -> ExitCode {
         }
         Command::Benchmark(a) => commands::bench::run(&s, a),
         Command::Demo(a) => commands::demo::run(&s, a),
+        Command::Store(a) => commands::memory::store(&s, a),
+        Command::Search(a) => commands::memory::search(&s, a),
+        Command::Recall(a) => commands::memory::recall(&s, a),
+        Command::Vote(a) => commands::memory::vote(&s, a),
+        Command::Deprecate(a) => commands::memory::deprecate(&s, a),
+        Command::History(a) => commands::memory::history(&s, a),
+        Command::Mcp(McpCommand::Start(a)) => commands::mcp::start(&s, a),
     });
     match result {
         Ok(code) => ExitCode::from(code),

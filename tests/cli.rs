@@ -180,13 +180,14 @@ fn fresh_home_migrate_append_checkpoint_verify_status() {
     let s = Sandbox::new();
     let db = s.db().display().to_string();
 
+    let latest = cortex_sqlite::latest_schema_version();
     s.run(&["migrate"]).ok().out_has(&format!(
-        "✓ Database {db} at schema version 1 (sha256 hasher)"
+        "✓ Database {db} at schema version {latest} (sha256 hasher)"
     ));
     assert!(s.db().is_file(), "migrate creates $CORTEX_HOME/cortex.db");
     let j = s.run(&["--json", "migrate"]).ok().json();
     assert_eq!(j["ok"], true);
-    assert_eq!(j["schema_version"], 1);
+    assert_eq!(j["schema_version"], latest);
     assert_eq!(j["hasher"], "sha256");
     assert_eq!(j["db"], db.as_str());
     assert!(!s.skey().exists(), "migrate needs no key");

@@ -34,6 +34,23 @@ pub fn validate_origin(origin: &str, algorithm: HashAlgorithm) -> Result<()> {
     Ok(())
 }
 
+/// Checks what a CORTEX checkpoint must be beyond a valid signature: signed by the log's own key
+/// (whose name is the origin, among the `verified` key names) and free of extension lines.
+pub fn check_cortex_checkpoint(cp: &Checkpoint, verified: &[String]) -> Result<()> {
+    if !verified.iter().any(|n| n == &cp.origin) {
+        return Err(Error::integrity(format!(
+            "the checkpoint is not signed by the log's key: no verified signature is by a key named {:?}",
+            cp.origin
+        )));
+    }
+    if !cp.extensions.is_empty() {
+        return Err(Error::integrity(
+            "the checkpoint has extension lines, which CORTEX checkpoints never carry",
+        ));
+    }
+    Ok(())
+}
+
 /// A checkpoint body: origin, tree size, root hash (and, for foreign logs, extension lines).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {

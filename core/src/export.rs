@@ -455,20 +455,35 @@ impl<'a> Checker<'a> {
                 format!("checkpoint: {e}"),
             ),
             Ok(note) => {
-                if let Err(e) = note.verify(verifiers) {
-                    hdr_violation(
-                        &mut report,
-                        ViolationKind::BadSignature,
-                        format!("checkpoint: {e}"),
-                    );
-                }
+                let verified = match note.verify(verifiers) {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        hdr_violation(
+                            &mut report,
+                            ViolationKind::BadSignature,
+                            format!("checkpoint: {e}"),
+                        );
+                        None
+                    }
+                };
                 match Checkpoint::parse(&note.text) {
                     Err(e) => hdr_violation(
                         &mut report,
                         ViolationKind::BadSignature,
                         format!("checkpoint: {e}"),
                     ),
-                    Ok(c) => cp = Some(c),
+                    Ok(c) => {
+                        if let Some(v) = &verified
+                            && let Err(e) = crate::checkpoint::check_cortex_checkpoint(&c, v)
+                        {
+                            hdr_violation(
+                                &mut report,
+                                ViolationKind::BadSignature,
+                                format!("checkpoint: {e}"),
+                            );
+                        }
+                        cp = Some(c);
+                    }
                 }
             }
         }
@@ -763,10 +778,15 @@ pub fn verify_export(
                         "CSV row {row}: type is not `entry`"
                     )));
                 }
-                let index =
-                    rec.get(1).unwrap_or_default().parse::<u64>().map_err(|_| {
-                        Error::invalid(format!("CSV row {row}: index is not a number"))
-                    })?;
+                let idx_text = rec.get(1).unwrap_or_default();
+                let canonical = !idx_text.is_empty()
+                    && idx_text.bytes().all(|b| b.is_ascii_digit())
+                    && (idx_text == "0" || !idx_text.starts_with('0'));
+                let index = idx_text.parse::<u64>().ok().filter(|_| canonical).ok_or_else(|| {
+                    Error::invalid(format!(
+                        "CSV row {row}: index {idx_text:?} is not a decimal number without leading zeros"
+                    ))
+                })?;
                 let f = |i: usize| rec.get(i).unwrap_or_default().to_owned();
                 c.entry(&ExportEntry {
                     index,

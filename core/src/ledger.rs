@@ -4,11 +4,12 @@
 use crate::checkpoint::{Checkpoint, CheckpointRecord, ExtraSignature, validate_origin};
 use crate::entry::{Entry, EntryRef, NewEntry, StoredEntry, now_timestamp};
 use crate::error::{Error, ErrorKind, Result};
+use crate::fact::FactChange;
 use crate::hash::{Hash, HashAlgorithm, Hasher};
 use crate::merkle;
 use crate::note::{NoteSignature, SignedNote};
 use crate::signer::Signer;
-use crate::store::{AppendBatch, DynStore, Head};
+use crate::store::{AppendBatch, AppendTx, DynStore, Head};
 use crate::tiles::{TileNodes, append_tiles};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -50,6 +51,15 @@ pub struct AppendOutcome {
     pub head: Head,
     /// The checkpoint made automatically because the append crossed a multiple of N.
     pub checkpoint: Option<CheckpointRecord>,
+}
+
+/// Where and when an append lands, as seen inside its transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct AppendContext<'a> {
+    /// Index of the first entry of the batch (entry `i` gets `first_index + i`).
+    pub first_index: u64,
+    /// The batch's canonical timestamp.
+    pub timestamp: &'a str,
 }
 
 /// What a checkpoint request did.
@@ -147,13 +157,26 @@ impl Ledger {
 
     /// Appends entries atomically: all or none, indices consecutive. Returns once committed.
     pub fn append(&self, entries: &[NewEntry]) -> Result<AppendOutcome> {
+        self.append_with(entries, &mut |_, _| Ok(Vec::new()))
+    }
+
+    /// Appends entries and, in the same transaction, the memory changes that `apply` derives
+    /// from what it reads inside that transaction (see [`crate::AgentMemory`]). `apply` runs
+    /// under the write lock, once the entries' indices and timestamp are fixed; if it fails,
+    /// nothing is written. The ledger math is the same as [`Ledger::append`]'s.
+    pub fn append_with(
+        &self,
+        entries: &[NewEntry],
+        apply: &mut dyn FnMut(&mut dyn AppendTx, &AppendContext<'_>) -> Result<Vec<FactChange>>,
+    ) -> Result<AppendOutcome> {
         if entries.is_empty() {
             return Err(Error::invalid("nothing to append: the batch is empty"));
         }
         let h = &*self.hasher;
         // Validate and hash the leaves before taking the write lock, on every core, assuming the
         // head will not move. If another writer got in first, the leaves are redone under the
-        // lock with a fresh timestamp, so timestamps never go backwards along the ledger.
+        // lock with a fresh timestamp, so an entry is never stamped earlier than one committed
+        // before its batch began (as far as the host clock is monotonic).
         let guess = self.store.head()?.size;
         let mut ts = now_timestamp();
         let mut leaves = prepare_leaves(h, guess, &ts, entries)?;
@@ -165,6 +188,13 @@ impl Ledger {
                 ts = now_timestamp();
                 leaves = prepare_leaves(h, head.size, &ts, entries)?;
             }
+            let facts = apply(
+                tx,
+                &AppendContext {
+                    first_index: head.size,
+                    timestamp: &ts,
+                },
+            )?;
             let mut prev = head.last_hash;
             let mut links = Vec::with_capacity(entries.len());
             for leaf in &leaves {
@@ -183,6 +213,7 @@ impl Ledger {
                     size: head.size + entries.len() as u64,
                     last_hash: prev,
                 },
+                facts,
             })
         })?;
         let n = self.checkpoint_every;

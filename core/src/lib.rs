@@ -9,17 +9,24 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod agent_memory;
 pub mod anchor;
+pub mod bm25;
 pub mod checkpoint;
+pub mod consensus;
 pub mod entry;
 pub mod error;
 pub mod export;
+pub mod fact;
 pub mod hash;
 pub mod ledger;
+pub mod mcp;
 pub mod memory;
 pub mod merkle;
+pub mod metrics;
 pub mod note;
 pub mod proof_file;
+pub mod search_index;
 pub mod signer;
 pub mod store;
 pub mod tiles;
@@ -29,12 +36,15 @@ pub mod verify;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 
+pub use agent_memory::{AgentMemory, SearchQuery};
 pub use anchor::{Anchor, BoxFuture, MemoryAnchor};
 pub use checkpoint::{Checkpoint, CheckpointRecord, ExtraSignature, Receipt};
 pub use entry::{Entry, EntryRef, NewEntry, StoredEntry, StoredEntryRef};
 pub use error::{Error, ErrorKind, Result};
+pub use fact::{AgentReputation, Fact, NewFact, SearchHit, Vote};
 pub use hash::{Blake3Hasher, Hash, HashAlgorithm, Hasher, Sha256Hasher};
-pub use ledger::{AppendOutcome, CheckpointOutcome, Ledger, LedgerOptions};
+pub use ledger::{AppendContext, AppendOutcome, CheckpointOutcome, Ledger, LedgerOptions};
+pub use mcp::McpServer;
 pub use memory::MemoryStore;
 pub use note::{SignedNote, VerifierKey};
 pub use proof_file::ProofFile;

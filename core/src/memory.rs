@@ -1,8 +1,10 @@
 //! An in-memory [`Store`], always built: for tests, examples and ephemeral ledgers.
 
+use crate::bm25::{Bm25Index, index_text};
 use crate::checkpoint::{CheckpointRecord, Receipt};
-use crate::entry::{StoredEntry, StoredEntryRef};
+use crate::entry::{Entry, StoredEntry, StoredEntryRef};
 use crate::error::{Error, ErrorKind, Result};
+use crate::fact::{AgentReputation, Fact, FactChange, FactSearch, SearchHit, Vote};
 use crate::hash::Hash;
 use crate::store::{
     AppendBatch, AppendTx, AuditExport, Head, IntegrityCheck, MigrationReport, Store,
@@ -21,6 +23,88 @@ struct Inner {
     checkpoints: BTreeMap<u64, CheckpointRecord>,
     checks: Vec<IntegrityCheck>,
     exports: Vec<AuditExport>,
+    facts: BTreeMap<u64, Fact>,
+    votes: BTreeMap<(u64, String), Vote>,
+    agents: BTreeMap<String, AgentReputation>,
+    fact_events: BTreeMap<u64, Vec<u64>>,
+    search: Bm25Index,
+    memory_version: u64,
+}
+
+impl Inner {
+    fn votes_of(&self, fact_id: u64) -> Vec<Vote> {
+        self.votes
+            .range((fact_id, String::new())..)
+            .take_while(|((f, _), _)| *f == fact_id)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// Checks that every change applies, before anything is written (all or nothing).
+    fn check_changes(&self, changes: &[FactChange]) -> Result<()> {
+        let mut new_ids = std::collections::HashSet::new();
+        for c in changes {
+            let target = match c {
+                FactChange::Insert(f) => {
+                    if self.facts.contains_key(&f.id) || !new_ids.insert(f.id) {
+                        return Err(Error::new(
+                            ErrorKind::Conflict,
+                            format!("fact {} already exists", f.id),
+                        ));
+                    }
+                    continue;
+                }
+                FactChange::PutVote(v) => v.fact_id,
+                FactChange::SetConsensus { fact_id, .. } => *fact_id,
+                FactChange::Deprecate { fact_id, .. } => *fact_id,
+                FactChange::PutAgent(_) => continue,
+            };
+            if !self.facts.contains_key(&target) && !new_ids.contains(&target) {
+                return Err(Error::not_found(format!("no fact {target}")));
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_changes(&mut self, changes: Vec<FactChange>) {
+        if changes.is_empty() {
+            return;
+        }
+        for c in changes {
+            if let Some((fact, entry)) = c.history_event() {
+                self.fact_events.entry(fact).or_default().push(entry);
+            }
+            match c {
+                FactChange::Insert(f) => {
+                    self.search.add(f.id, &index_text(&f.content, &f.tags));
+                    self.facts.insert(f.id, f);
+                }
+                FactChange::PutVote(v) => {
+                    self.votes.insert((v.fact_id, v.agent.clone()), v);
+                }
+                FactChange::SetConsensus { fact_id, consensus } => {
+                    if let Some(f) = self.facts.get_mut(&fact_id) {
+                        f.consensus = consensus;
+                    }
+                }
+                FactChange::PutAgent(a) => {
+                    self.agents.insert(a.agent.clone(), a);
+                }
+                FactChange::Deprecate {
+                    fact_id,
+                    at,
+                    reason,
+                    ..
+                } => {
+                    if let Some(f) = self.facts.get_mut(&fact_id) {
+                        f.deprecated_at = Some(at);
+                        f.deprecation_reason = reason;
+                    }
+                }
+            }
+        }
+        self.memory_version += 1;
+    }
 }
 
 /// A store that lives in memory and is gone when dropped.
@@ -77,6 +161,15 @@ impl AppendTx for Tx<'_> {
             .map(|b| Tile::decode(b))
             .transpose()
     }
+    fn fact(&mut self, id: u64) -> Result<Option<Fact>> {
+        Ok(self.inner.facts.get(&id).cloned())
+    }
+    fn votes(&mut self, fact_id: u64) -> Result<Vec<Vote>> {
+        Ok(self.inner.votes_of(fact_id))
+    }
+    fn agent_reputation(&mut self, agent: &str) -> Result<Option<AgentReputation>> {
+        Ok(self.inner.agents.get(agent).cloned())
+    }
 }
 
 impl TileReader for MemoryStore {
@@ -118,7 +211,8 @@ impl Store for MemoryStore {
         build: &mut dyn FnMut(&mut dyn AppendTx) -> Result<AppendBatch<'a>>,
     ) -> Result<Head> {
         let mut g = self.lock()?;
-        let batch = build(&mut Tx { inner: &g })?;
+        let mut batch = build(&mut Tx { inner: &g })?;
+        g.check_changes(&batch.facts)?;
         for (i, (e, (prev, hash))) in batch.entries.iter().zip(&batch.links).enumerate() {
             let index = batch.first_index + i as u64;
             let entry = crate::entry::Entry {
@@ -141,6 +235,7 @@ impl Store for MemoryStore {
             g.tiles.insert((t.level, t.index), t.to_bytes());
         }
         g.head = batch.new_head;
+        g.apply_changes(std::mem::take(&mut batch.facts));
         Ok(g.head)
     }
     fn scan_entries(
@@ -226,6 +321,69 @@ impl Store for MemoryStore {
             .take(limit)
             .cloned()
             .collect())
+    }
+
+    fn fact(&self, id: u64) -> Result<Option<Fact>> {
+        Ok(self.lock()?.facts.get(&id).cloned())
+    }
+    fn recall(&self, project: &str, as_of: &str, limit: usize) -> Result<Vec<Fact>> {
+        let g = self.lock()?;
+        let mut out: Vec<Fact> = g
+            .facts
+            .values()
+            .filter(|f| f.project == project && !f.is_deprecated() && f.is_valid_at(as_of))
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| b.consensus.total_cmp(&a.consensus).then(b.id.cmp(&a.id)));
+        out.truncate(limit);
+        Ok(out)
+    }
+    fn project_facts(&self, project: &str, limit: usize) -> Result<Vec<Fact>> {
+        let g = self.lock()?;
+        Ok(g.facts
+            .values()
+            .rev()
+            .filter(|f| f.project == project)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+    fn search_facts(&self, q: &FactSearch) -> Result<Vec<SearchHit>> {
+        let g = self.lock()?;
+        let accept = |pos: u32| {
+            g.facts.get(&g.search.id_at(pos)).is_some_and(|f| {
+                q.project.as_deref().is_none_or(|p| f.project == p)
+                    && f.is_valid_at(&q.as_of)
+                    && (q.include_deprecated || !f.is_deprecated())
+            })
+        };
+        Ok(g.search
+            .top_k(&q.terms, q.top_k, &accept)
+            .into_iter()
+            .map(|(id, score)| SearchHit {
+                fact: g.facts[&id].clone(),
+                score,
+            })
+            .collect())
+    }
+    fn votes(&self, fact_id: u64) -> Result<Vec<Vote>> {
+        Ok(self.lock()?.votes_of(fact_id))
+    }
+    fn agent_reputation(&self, agent: &str) -> Result<Option<AgentReputation>> {
+        Ok(self.lock()?.agents.get(agent).cloned())
+    }
+    fn fact_history(&self, fact_id: u64) -> Result<Vec<Entry>> {
+        let g = self.lock()?;
+        let Some(events) = g.fact_events.get(&fact_id) else {
+            return Ok(Vec::new());
+        };
+        Ok(events
+            .iter()
+            .filter_map(|i| g.entries.get(i).map(|e| e.entry.clone()))
+            .collect())
+    }
+    fn memory_version(&self) -> Result<u64> {
+        Ok(self.lock()?.memory_version)
     }
 }
 

@@ -89,8 +89,9 @@ impl ProofFile {
     /// (index must match), and the inclusion proof, hashing with the algorithm the origin names.
     pub fn verify(&self, verifiers: &[&dyn Verifier]) -> Result<(Entry, Checkpoint)> {
         let note = SignedNote::parse(self.note.as_bytes())?;
-        note.verify(verifiers)?;
+        let verified = note.verify(verifiers)?;
         let cp = Checkpoint::parse(&note.text)?;
+        crate::checkpoint::check_cortex_checkpoint(&cp, &verified)?;
         let hasher = algorithm_of_origin(&cp.origin).hasher();
         let bytes = self.extra.as_ref().ok_or_else(|| {
             Error::invalid("the proof has no extra line, so the entry cannot be recomputed")

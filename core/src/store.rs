@@ -7,8 +7,9 @@
 //! reads ranges in parallel.
 
 use crate::checkpoint::{CheckpointRecord, Receipt};
-use crate::entry::{NewEntry, StoredEntryRef};
+use crate::entry::{Entry, NewEntry, StoredEntryRef};
 use crate::error::Result;
+use crate::fact::{AgentReputation, Fact, FactChange, FactSearch, SearchHit, Vote};
 use crate::hash::Hash;
 use crate::tiles::{Tile, TileReader};
 use serde::{Deserialize, Serialize};
@@ -34,6 +35,12 @@ pub trait AppendTx {
     fn head(&self) -> Head;
     /// Reads a stored tile within the transaction.
     fn read_tile(&mut self, level: u8, index: u64) -> Result<Option<Vec<Hash>>>;
+    /// Reads a fact within the transaction.
+    fn fact(&mut self, id: u64) -> Result<Option<Fact>>;
+    /// A fact's current votes within the transaction, in agent-name order.
+    fn votes(&mut self, fact_id: u64) -> Result<Vec<Vote>>;
+    /// An agent's reputation record within the transaction (`None` if it never voted).
+    fn agent_reputation(&mut self, agent: &str) -> Result<Option<AgentReputation>>;
 }
 
 /// What core asks a store to write in one append transaction. Entry `i` of the batch gets index
@@ -53,6 +60,9 @@ pub struct AppendBatch<'a> {
     pub tiles: Vec<Tile>,
     /// The head after the append.
     pub new_head: Head,
+    /// Memory changes to write in the same transaction, in order (see [`FactChange`]). A batch
+    /// with any change increments the memory version.
+    pub facts: Vec<FactChange>,
 }
 
 /// The seed's `integrity_checks` row.
@@ -158,4 +168,24 @@ pub trait Store: TileReader + Send + Sync {
     fn record_export(&self, export: &AuditExport) -> Result<()>;
     /// The last `limit` exports, newest first.
     fn exports(&self, limit: usize) -> Result<Vec<AuditExport>>;
+
+    /// A fact by id.
+    fn fact(&self, id: u64) -> Result<Option<Fact>>;
+    /// A project's current facts: not deprecated and valid at `as_of` (canonical), ordered by
+    /// consensus descending then id descending (newest first), at most `limit`.
+    fn recall(&self, project: &str, as_of: &str, limit: usize) -> Result<Vec<Fact>>;
+    /// A project's facts, deprecated ones included, newest (largest id) first, at most `limit`.
+    fn project_facts(&self, project: &str, limit: usize) -> Result<Vec<Fact>>;
+    /// Ranked full-text search, scored and ordered exactly as [`crate::bm25`] defines.
+    fn search_facts(&self, query: &FactSearch) -> Result<Vec<SearchHit>>;
+    /// A fact's current votes, in agent-name order.
+    fn votes(&self, fact_id: u64) -> Result<Vec<Vote>>;
+    /// An agent's reputation record (`None` if it never voted).
+    fn agent_reputation(&self, agent: &str) -> Result<Option<AgentReputation>>;
+    /// The ledger entries about a fact (its store, votes, deprecation), in index order.
+    fn fact_history(&self, fact_id: u64) -> Result<Vec<Entry>>;
+    /// The memory version: incremented by every append that changes the memory (one read of
+    /// one row or key). A query cache that tags results with the version read *before* the
+    /// query is exact, also across processes sharing the store.
+    fn memory_version(&self) -> Result<u64>;
 }

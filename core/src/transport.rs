@@ -18,6 +18,10 @@ pub struct Incoming {
     pub protocol_version: Option<String>,
     /// HTTP `Origin` header, where there is one (already validated by the transport).
     pub origin: Option<String>,
+    /// HTTP `Mcp-Method` header (2026-07-28 Streamable HTTP), checked against the body's method.
+    pub mcp_method: Option<String>,
+    /// HTTP `Mcp-Name` header (2026-07-28), checked against `params.name` / `params.uri`.
+    pub mcp_name: Option<String>,
 }
 
 /// The way back to one peer, for messages that are not direct replies (notifications, SSE).

@@ -131,7 +131,7 @@ pub fn attach_signer(s: &Settings, ledger: &mut Ledger) -> Result<()> {
     ledger.add_signer(Arc::new(signer))
 }
 
-fn verifiers(s: &Settings, given: &[String]) -> Result<Vec<Box<dyn Verifier>>> {
+pub fn verifiers(s: &Settings, given: &[String]) -> Result<Vec<Box<dyn Verifier>>> {
     if !given.is_empty() {
         return given
             .iter()

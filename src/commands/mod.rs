@@ -4,3 +4,5 @@ pub mod bench;
 pub mod demo;
 pub mod keys;
 pub mod ledger;
+pub mod mcp;
+pub mod memory;

@@ -1,0 +1,99 @@
+//! `cortex mcp start`: serves the agent memory and the ledger over MCP on
+//! stdio, Streamable HTTP, legacy HTTP+SSE or WebSocket. Wiring only: the protocol is
+//! `cortex_core::mcp`, the transports are their own crates.
+
+use crate::commands::ledger::{attach_signer, open_ledger, verifiers};
+use crate::config::Settings;
+use clap::{Args, ValueEnum};
+use cortex_core::agent_memory::AgentMemory;
+use cortex_core::mcp::{McpServer, ledger_tools, memory_tools};
+use cortex_core::{Error, MessageHandler, Result, Transport, Verifier};
+use cortex_http::{HttpConfig, HttpTransport};
+use cortex_stdio::StdioTransport;
+use cortex_websocket::WebSocketTransport;
+use std::sync::Arc;
+
+/// Which transport to serve on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TransportKind {
+    /// Newline-delimited JSON-RPC on stdin/stdout (for clients that launch the server).
+    Stdio,
+    /// Streamable HTTP (JSON and SSE replies) at /mcp, plus legacy HTTP+SSE.
+    Http,
+    /// The legacy HTTP+SSE transport of 2024-11-05 (GET /sse, POST /messages).
+    Sse,
+    /// WebSocket, subprotocol `mcp`, one JSON-RPC message per text frame.
+    Ws,
+}
+
+#[derive(Args, Debug)]
+pub struct StartArgs {
+    /// Transport to serve on.
+    #[arg(long, value_enum, default_value = "stdio")]
+    transport: TransportKind,
+    /// Interface to bind (http, sse, ws); loopback by default.
+    #[arg(long, env = "CORTEX_MCP_HOST", default_value = "127.0.0.1")]
+    host: String,
+    /// Port to bind (http, sse, ws); 0 picks a free one.
+    #[arg(long, env = "CORTEX_MCP_PORT", default_value_t = 9999)]
+    port: u16,
+}
+
+/// Builds the MCP server over the configured ledger.
+pub fn build_server(s: &Settings) -> Result<McpServer> {
+    let mut ledger = open_ledger(s, cortex_core::ledger::DEFAULT_CHECKPOINT_EVERY)?;
+    attach_signer(s, &mut ledger)?;
+    let trusted: Vec<Arc<dyn Verifier>> = verifiers(s, &[])?.into_iter().map(Arc::from).collect();
+    let builder = McpServer::builder("cortex", "CORTEX", env!("CARGO_PKG_VERSION")).instructions(
+        "CORTEX is an agent memory on a tamper-evident audit ledger with signed C2SP \
+         checkpoints. Store facts with cortex_store, find them with cortex_search and \
+         cortex_recall, vote on them with cortex_vote, retire them with cortex_deprecate and read \
+         their record with cortex_history; every change is a ledger entry. Use \
+         cortex_ledger_checkpoint to sign the current head, cortex_ledger_verify to check every \
+         entry and signature, and cortex_ledger_proof for an entry's inclusion proof. The \
+         resource cortex://ledger/checkpoint holds the latest signed checkpoint.",
+    );
+    let ledger = Arc::new(ledger);
+    let memory = Arc::new(AgentMemory::new(ledger.clone()));
+    let builder = ledger_tools::register(builder, ledger, trusted);
+    Ok(memory_tools::register(builder, memory).build())
+}
+
+pub fn start(s: &Settings, a: StartArgs) -> Result<u8> {
+    let server = build_server(s)?;
+    let http = |legacy_sse_primary| HttpConfig {
+        host: a.host.clone(),
+        port: a.port,
+        legacy_sse_primary,
+        ..HttpConfig::from_env()
+    };
+    let transport: Box<dyn Transport> = match a.transport {
+        TransportKind::Stdio => Box::new(StdioTransport::new()),
+        TransportKind::Http => Box::new(HttpTransport::new(http(false))),
+        TransportKind::Sse => Box::new(HttpTransport::new(http(true))),
+        TransportKind::Ws => Box::new(WebSocketTransport::new(http(false))),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::backend("cannot start the async runtime").with_source(e))?;
+    // Logs go to stderr: on stdio, stdout carries nothing but protocol.
+    eprintln!(
+        "cortex MCP server on {} ({})",
+        transport.name(),
+        if a.transport == TransportKind::Stdio {
+            "stdin/stdout".to_owned()
+        } else {
+            format!("{}:{}", a.host, a.port)
+        }
+    );
+    let handler: Arc<dyn MessageHandler> = Arc::new(server);
+    runtime.block_on(async move {
+        let shutdown = Box::pin(async {
+            let _ = tokio::signal::ctrl_c().await;
+        });
+        transport.serve(handler, shutdown).await
+    })?;
+    Ok(0)
+}

@@ -1,0 +1,175 @@
+//! `cortex mcp start` over the network, driven by the official Python SDK: Streamable HTTP in
+//! both protocol eras and legacy HTTP+SSE with `mcp==2.3.0` (venv `.venv-mcp`), WebSocket with
+//! `mcp[ws]==1.30.0` (venv `.venv-mcp-ws`). Client scripts live in `tests/mcp_clients/`.
+//!
+//! A missing venv fails the test when `CI=true` and is reported as skipped otherwise.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The venv's python, or `None` (after saying so) when it is missing outside CI.
+fn python(venv: &str, setup: &str) -> Option<PathBuf> {
+    let python = root().join(venv).join("bin/python");
+    if python.exists() {
+        return Some(python);
+    }
+    let message = format!("{} is missing; create it with: {setup}", python.display());
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{message}");
+    }
+    eprintln!("skipped: {message}");
+    None
+}
+
+fn cortex(home: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cortex"));
+    command
+        .env("CORTEX_HOME", home)
+        .env_remove("CORTEX_DB")
+        .env_remove("CORTEX_SIGNING_KEY")
+        .env_remove("CORTEX_ALLOWED_ORIGINS");
+    command
+}
+
+/// A running `cortex mcp start`, killed when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+    _home: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn start(transport: &str) -> Server {
+    let home = tempfile::tempdir().expect("tempdir");
+    for args in [&["migrate"][..], &["keys", "generate"][..]] {
+        let out = cortex(home.path()).args(args).output().expect("run cortex");
+        assert!(
+            out.status.success(),
+            "cortex {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let port = free_port();
+    let child = cortex(home.path())
+        .args([
+            "mcp",
+            "start",
+            "--transport",
+            transport,
+            "--host",
+            "127.0.0.1",
+        ])
+        .args(["--port", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn cortex mcp start");
+    let mut server = Server {
+        child,
+        port,
+        _home: home,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = server.child.try_wait() {
+            panic!("cortex mcp start --transport {transport} exited early: {status}");
+        }
+        assert!(Instant::now() < deadline, "server did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
+
+/// Runs a client script and returns its JSON summary line.
+fn run_client(python: &Path, script: &str, args: &[&str]) -> serde_json::Value {
+    let dir = root().join("tests/mcp_clients");
+    let mut child = Command::new(python)
+        .current_dir(&dir)
+        .arg(dir.join(script))
+        .args(args)
+        .env("PYTHONWARNINGS", "ignore::DeprecationWarning")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run python client");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{script} {args:?} timed out");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{script} {args:?} failed\nstdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout.lines().last().unwrap_or_default();
+    let summary: serde_json::Value =
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("bad summary {line:?}: {e}"));
+    assert_eq!(summary["ok"], true, "{summary}");
+    assert_eq!(summary["verify"], true, "{summary}");
+    summary
+}
+
+const SDK_SETUP: &str = "python3 -m venv .venv-mcp && .venv-mcp/bin/pip install mcp==2.3.0";
+const WS_SETUP: &str =
+    "python3 -m venv .venv-mcp-ws && .venv-mcp-ws/bin/pip install 'mcp[ws]==1.30.0'";
+
+#[test]
+fn streamable_http_both_eras_with_the_python_sdk() {
+    let Some(python) = python(".venv-mcp", SDK_SETUP) else {
+        return;
+    };
+    let server = start("http");
+    let url = format!("http://127.0.0.1:{}/mcp", server.port);
+    let modern = run_client(&python, "http_client.py", &[&url, "auto"]);
+    assert_eq!(modern["protocol_version"], "2026-07-28", "{modern}");
+    let legacy = run_client(&python, "http_client.py", &[&url, "legacy"]);
+    assert_eq!(legacy["protocol_version"], "2025-11-25", "{legacy}");
+}
+
+#[test]
+fn legacy_sse_with_the_python_sdk() {
+    let Some(python) = python(".venv-mcp", SDK_SETUP) else {
+        return;
+    };
+    let server = start("sse");
+    let url = format!("http://127.0.0.1:{}/sse", server.port);
+    let summary = run_client(&python, "sse_client.py", &[&url]);
+    assert_eq!(summary["transport"], "sse");
+}
+
+#[test]
+fn websocket_with_the_python_sdk() {
+    let Some(python) = python(".venv-mcp-ws", WS_SETUP) else {
+        return;
+    };
+    let server = start("ws");
+    let url = format!("ws://127.0.0.1:{}/mcp", server.port);
+    let summary = run_client(&python, "ws_client.py", &[&url]);
+    assert_eq!(summary["transport"], "ws");
+}

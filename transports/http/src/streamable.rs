@@ -1,0 +1,507 @@
+//! Streamable HTTP at `/mcp`: sessions for revisions up to 2025-11-25, stateless header checks
+//! for 2026-07-28.
+
+use crate::{
+    HEADER_MISMATCH, INVALID_REQUEST, SUPPORTED_PROTOCOL_VERSIONS, Session, Shared,
+    UNSUPPORTED_PROTOCOL_VERSION, check_shape, error_response, has_request, header_str,
+    json_response, jsonrpc_error_with_data, new_session_id, parse_json, read_body, sse_event,
+    sse_response, until_shutdown,
+};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use cortex_core::error::{Error, ErrorKind, Result};
+use cortex_core::transport::{Incoming, Outbound};
+use futures_util::StreamExt;
+use serde_json::Value;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+const SESSION_HEADER: &str = "mcp-session-id";
+const VERSION_HEADER: &str = "mcp-protocol-version";
+/// Revision assumed when a client sends no `MCP-Protocol-Version` (as the spec allows).
+const DEFAULT_VERSION: &str = "2025-03-26";
+const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+
+/// Whether `version` is a stateless revision (no `initialize`, no sessions).
+fn is_stateless(version: &str) -> bool {
+    version >= "2026-07-28"
+}
+
+/// The `MCP-Protocol-Version` header, checked against the supported list.
+fn protocol_version(headers: &HeaderMap) -> std::result::Result<Option<String>, Response> {
+    let Some(raw) = headers.get(VERSION_HEADER) else {
+        return Ok(None);
+    };
+    let version = raw.to_str().unwrap_or_default();
+    if SUPPORTED_PROTOCOL_VERSIONS.contains(&version) {
+        return Ok(Some(version.to_owned()));
+    }
+    let body = jsonrpc_error_with_data(
+        None,
+        UNSUPPORTED_PROTOCOL_VERSION,
+        &format!("Bad Request: unsupported MCP-Protocol-Version '{version}'"),
+        Some(serde_json::json!({
+            "supported": SUPPORTED_PROTOCOL_VERSIONS,
+            "requested": version,
+        })),
+    );
+    Err(json_response(StatusCode::BAD_REQUEST, body))
+}
+
+/// What the client accepts for a reply.
+enum ReplyMode {
+    Json,
+    Sse,
+}
+
+fn reply_mode(headers: &HeaderMap) -> std::result::Result<ReplyMode, Response> {
+    let accept = header_str(headers, "accept").unwrap_or("*/*");
+    let json = accept.contains("application/json")
+        || accept.contains("*/*")
+        || accept.contains("application/*");
+    let sse = accept.contains("text/event-stream");
+    match (json, sse) {
+        (true, _) => Ok(ReplyMode::Json),
+        (false, true) => Ok(ReplyMode::Sse),
+        (false, false) => Err(error_response(
+            StatusCode::NOT_ACCEPTABLE,
+            INVALID_REQUEST,
+            "Not Acceptable: Accept must list application/json and text/event-stream",
+        )),
+    }
+}
+
+fn mismatch(message: String, id: Option<&Value>) -> Response {
+    json_response(
+        StatusCode::BAD_REQUEST,
+        jsonrpc_error_with_data(id, HEADER_MISMATCH, &message, None),
+    )
+}
+
+/// Decodes the `=?base64?…?=` sentinel form of `Mcp-Name`.
+fn decode_header_value(value: &str) -> Option<String> {
+    match value
+        .strip_prefix("=?base64?")
+        .and_then(|v| v.strip_suffix("?="))
+    {
+        Some(encoded) => base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok()),
+        None => Some(value.to_owned()),
+    }
+}
+
+/// 2026-07-28 header/body validation: `Mcp-Method`, `Mcp-Name` and the protocol version in
+/// `_meta` must match the body.
+fn check_stateless_headers(
+    headers: &HeaderMap,
+    version: &str,
+    message: &Value,
+) -> std::result::Result<(), Response> {
+    let Value::Object(object) = message else {
+        return Err(error_response(
+            StatusCode::BAD_REQUEST,
+            INVALID_REQUEST,
+            "Invalid Request: batches are not part of this protocol revision",
+        ));
+    };
+    let id = object.get("id");
+    let method = object.get("method").and_then(Value::as_str);
+    let Some(method) = method else {
+        return Ok(());
+    };
+    match header_str(headers, "mcp-method") {
+        None => {
+            return Err(mismatch(
+                "Header mismatch: Mcp-Method header is missing".into(),
+                id,
+            ));
+        }
+        Some(h) if h != method => {
+            return Err(mismatch(
+                format!(
+                    "Header mismatch: Mcp-Method header value '{h}' does not match body value '{method}'"
+                ),
+                id,
+            ));
+        }
+        Some(_) => {}
+    }
+    let params = object.get("params");
+    let name_field = match method {
+        "tools/call" | "prompts/get" => Some("name"),
+        "resources/read" => Some("uri"),
+        _ => None,
+    };
+    if let Some(field) = name_field {
+        let body_name = params
+            .and_then(|p| p.get(field))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        match header_str(headers, "mcp-name").map(decode_header_value) {
+            None => {
+                return Err(mismatch(
+                    "Header mismatch: Mcp-Name header is missing".into(),
+                    id,
+                ));
+            }
+            Some(None) => {
+                return Err(mismatch(
+                    "Header mismatch: Mcp-Name header is not valid base64".into(),
+                    id,
+                ));
+            }
+            Some(Some(h)) if h != body_name => {
+                return Err(mismatch(
+                    format!(
+                        "Header mismatch: Mcp-Name header value '{h}' does not match body value '{body_name}'"
+                    ),
+                    id,
+                ));
+            }
+            Some(Some(_)) => {}
+        }
+    }
+    if let Some(body_version) = params
+        .and_then(|p| p.get("_meta"))
+        .and_then(|m| m.get(META_VERSION))
+        .and_then(Value::as_str)
+        && body_version != version
+    {
+        return Err(mismatch(
+            format!(
+                "Header mismatch: MCP-Protocol-Version header value '{version}' does not match body value '{body_version}'"
+            ),
+            id,
+        ));
+    }
+    Ok(())
+}
+
+/// Delivers non-reply messages to a session's `GET` stream, looked up at send time.
+struct SessionOutbound {
+    shared: Arc<Shared>,
+    session: String,
+}
+
+impl Outbound for SessionOutbound {
+    fn send(&self, message: String) -> Result<()> {
+        let sessions = self
+            .shared
+            .sessions
+            .lock()
+            .map_err(|_| Error::backend("session table poisoned"))?;
+        match sessions.get(&self.session).and_then(|s| s.stream.as_ref()) {
+            Some(tx) => tx
+                .send(message)
+                .map_err(|_| Error::new(ErrorKind::Unavailable, "the session stream is closed")),
+            None => Err(Error::new(
+                ErrorKind::Unavailable,
+                "the session has no open GET stream",
+            )),
+        }
+    }
+}
+
+/// Nowhere to send: stateless requests answered with JSON have no side channel.
+struct NoOutbound;
+
+impl Outbound for NoOutbound {
+    fn send(&self, _message: String) -> Result<()> {
+        Err(Error::new(
+            ErrorKind::Unavailable,
+            "no stream to this peer (stateless JSON reply)",
+        ))
+    }
+}
+
+/// Replies go out as an SSE stream scoped to one request: notifications first, then the reply.
+enum Frame {
+    Note(String),
+    Final(Option<String>),
+}
+
+struct FrameOutbound(mpsc::UnboundedSender<Frame>);
+
+impl Outbound for FrameOutbound {
+    fn send(&self, message: String) -> Result<()> {
+        self.0
+            .send(Frame::Note(message))
+            .map_err(|_| Error::new(ErrorKind::Unavailable, "the request stream is closed"))
+    }
+}
+
+/// Aborts the handler task when the SSE stream is dropped: closing the stream cancels.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn session_known(shared: &Shared, id: &str) -> bool {
+    shared
+        .sessions
+        .lock()
+        .map(|s| s.contains_key(id))
+        .unwrap_or(false)
+}
+
+/// `POST /mcp`.
+pub(crate) async fn post(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let version = match protocol_version(&headers) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let mode = match reply_mode(&headers) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let bytes = match read_body(&shared, &headers, body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let message = match parse_json(&bytes) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    if let Err(r) = check_shape(&message) {
+        return r;
+    }
+    let stateless = version.as_deref().is_some_and(is_stateless);
+    let is_initialize = message.get("method").and_then(Value::as_str) == Some("initialize");
+    let mut minted = None;
+    let session = if stateless {
+        if let Err(r) =
+            check_stateless_headers(&headers, version.as_deref().unwrap_or_default(), &message)
+        {
+            return r;
+        }
+        None
+    } else if is_initialize {
+        let id = new_session_id();
+        if let Ok(mut sessions) = shared.sessions.lock() {
+            sessions.insert(id.clone(), Session::default());
+        }
+        minted = Some(id.clone());
+        Some(id)
+    } else {
+        match header_str(&headers, SESSION_HEADER) {
+            None => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    INVALID_REQUEST,
+                    "Bad Request: Mcp-Session-Id header is required (send initialize first, or use protocol revision 2026-07-28)",
+                );
+            }
+            Some(id) if !session_known(&shared, id) => {
+                return error_response(
+                    StatusCode::NOT_FOUND,
+                    INVALID_REQUEST,
+                    "Session not found: it expired or was terminated; initialize a new one",
+                );
+            }
+            Some(id) => Some(id.to_owned()),
+        }
+    };
+    let origin = header_str(&headers, "origin").map(str::to_owned);
+    let incoming = Incoming {
+        message: String::from_utf8_lossy(&bytes).into_owned(),
+        session_id: session.clone(),
+        protocol_version: Some(
+            version
+                .clone()
+                .unwrap_or_else(|| DEFAULT_VERSION.to_owned()),
+        ),
+        origin,
+        mcp_method: header_str(&headers, "mcp-method").map(str::to_owned),
+        // Already checked against the body above; handed over decoded.
+        mcp_name: header_str(&headers, "mcp-name").and_then(decode_header_value),
+    };
+
+    if !has_request(&message) {
+        // Notifications and responses: hand them over, answer 202 with no body.
+        let outbound: Arc<dyn Outbound> = match &session {
+            Some(id) => Arc::new(SessionOutbound {
+                shared: shared.clone(),
+                session: id.clone(),
+            }),
+            None => Arc::new(NoOutbound),
+        };
+        let _ = shared.handler.handle(incoming, outbound).await;
+        return StatusCode::ACCEPTED.into_response();
+    }
+
+    let mut response = match mode {
+        ReplyMode::Json => {
+            let outbound: Arc<dyn Outbound> = match &session {
+                Some(id) => Arc::new(SessionOutbound {
+                    shared: shared.clone(),
+                    session: id.clone(),
+                }),
+                None => Arc::new(NoOutbound),
+            };
+            match shared.handler.handle(incoming, outbound).await {
+                Some(reply) => {
+                    let status = if stateless && is_method_not_found(&reply) {
+                        StatusCode::NOT_FOUND
+                    } else {
+                        StatusCode::OK
+                    };
+                    json_response(status, reply)
+                }
+                None => StatusCode::ACCEPTED.into_response(),
+            }
+        }
+        ReplyMode::Sse => {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let outbound: Arc<dyn Outbound> = Arc::new(FrameOutbound(tx.clone()));
+            let handler = shared.handler.clone();
+            let task = tokio::spawn(async move {
+                let reply = handler.handle(incoming, outbound).await;
+                let _ = tx.send(Frame::Final(reply));
+            });
+            let guard = AbortOnDrop(task);
+            let connection = shared.config.metrics.owned_connection("http-sse");
+            let frames = futures_util::stream::unfold(
+                (rx, false, guard, connection),
+                |(mut rx, done, guard, connection)| async move {
+                    if done {
+                        return None;
+                    }
+                    match rx.recv().await? {
+                        Frame::Note(m) => {
+                            Some((sse_event("message", &m), (rx, false, guard, connection)))
+                        }
+                        Frame::Final(Some(m)) => {
+                            Some((sse_event("message", &m), (rx, true, guard, connection)))
+                        }
+                        Frame::Final(None) => None,
+                    }
+                },
+            );
+            sse_response(until_shutdown(&shared, frames.boxed()))
+        }
+    };
+    if let Some(id) = minted
+        && let Ok(value) = HeaderValue::from_str(&id)
+    {
+        response.headers_mut().insert(SESSION_HEADER, value);
+    }
+    response
+}
+
+fn is_method_not_found(reply: &str) -> bool {
+    serde_json::from_str::<Value>(reply)
+        .ok()
+        .and_then(|v| v.get("error")?.get("code")?.as_i64())
+        == Some(-32601)
+}
+
+/// Checks the session header of a `GET` or `DELETE`; the session id on success.
+fn require_session(shared: &Shared, headers: &HeaderMap) -> std::result::Result<String, Response> {
+    if let Ok(Some(v)) = protocol_version(headers).map(|v| v.filter(|v| is_stateless(v))) {
+        let _ = v;
+        return Err(error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            INVALID_REQUEST,
+            "Method Not Allowed: protocol revision 2026-07-28 has no GET stream or sessions",
+        ));
+    }
+    match header_str(headers, SESSION_HEADER) {
+        None => Err(error_response(
+            StatusCode::BAD_REQUEST,
+            INVALID_REQUEST,
+            "Bad Request: Mcp-Session-Id header is required",
+        )),
+        Some(id) if !session_known(shared, id) => Err(error_response(
+            StatusCode::NOT_FOUND,
+            INVALID_REQUEST,
+            "Session not found: it expired or was terminated; initialize a new one",
+        )),
+        Some(id) => Ok(id.to_owned()),
+    }
+}
+
+/// Clears the session's stream slot when the `GET` stream ends.
+struct StreamSlot {
+    shared: Arc<Shared>,
+    session: String,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        if let Ok(mut sessions) = self.shared.sessions.lock()
+            && let Some(s) = sessions.get_mut(&self.session)
+            && s.stream.as_ref().is_some_and(|tx| tx.is_closed())
+        {
+            s.stream = None;
+        }
+    }
+}
+
+/// `GET /mcp`: the session's server-to-client stream.
+pub(crate) async fn get(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let session = match require_session(&shared, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !header_str(&headers, "accept").is_some_and(|a| a.contains("text/event-stream")) {
+        return error_response(
+            StatusCode::NOT_ACCEPTABLE,
+            INVALID_REQUEST,
+            "Not Acceptable: GET /mcp needs Accept: text/event-stream",
+        );
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    {
+        let Ok(mut sessions) = shared.sessions.lock() else {
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        };
+        let Some(entry) = sessions.get_mut(&session) else {
+            return StatusCode::NOT_FOUND.into_response();
+        };
+        if entry.stream.as_ref().is_some_and(|s| !s.is_closed()) {
+            return error_response(
+                StatusCode::CONFLICT,
+                INVALID_REQUEST,
+                "Conflict: this session already has an open GET stream",
+            );
+        }
+        entry.stream = Some(tx);
+    }
+    let slot = StreamSlot {
+        shared: shared.clone(),
+        session,
+    };
+    let connection = shared.config.metrics.owned_connection("http-sse");
+    let frames = futures_util::stream::poll_fn(move |cx| {
+        let _keep = (&slot, &connection);
+        rx.poll_recv(cx)
+    })
+    .map(|m| sse_event("message", &m));
+    // Flush the headers at once so the client knows the stream is open.
+    let opening = futures_util::stream::once(async { ":\n\n".to_owned() });
+    sse_response(until_shutdown(&shared, opening.chain(frames).boxed()))
+}
+
+/// `DELETE /mcp`: ends a session.
+pub(crate) async fn delete(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let session = match require_session(&shared, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if let Ok(mut sessions) = shared.sessions.lock() {
+        sessions.remove(&session);
+    }
+    StatusCode::OK.into_response()
+}
