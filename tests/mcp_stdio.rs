@@ -129,6 +129,7 @@ fn python_sdk_drives_both_eras_over_stdio() {
                 "cortex_ledger_checkpoint",
                 "cortex_ledger_proof",
                 "cortex_ledger_verify",
+                "cortex_metrics",
                 "cortex_recall",
                 "cortex_search",
                 "cortex_store",

@@ -114,8 +114,9 @@ impl Bm25Index {
         self.ids[pos as usize]
     }
 
-    /// Indexes document `id` (ignored if already indexed) with `text`, tokenized by [`tokens`]
-    /// (so [`index_text`] form or raw text give the same result). Returns its position.
+    /// Indexes document `id` (ignored if already indexed) with `text` in [`index_text`] form:
+    /// tokens separated by spaces, taken as they are (as SQLite's `ascii` tokenizer takes
+    /// them). Returns its position.
     pub fn add(&mut self, id: u64, text: &str) -> u32 {
         if let Some(p) = self.positions.get(&id) {
             return *p;
@@ -123,8 +124,8 @@ impl Bm25Index {
         let pos = u32::try_from(self.ids.len()).expect("fewer than 2^32 documents");
         let mut counts: HashMap<String, u32> = HashMap::new();
         let mut len = 0u32;
-        for t in tokens(text) {
-            *counts.entry(t).or_default() += 1;
+        for t in text.split(' ').filter(|t| !t.is_empty()) {
+            *counts.entry(t.to_owned()).or_default() += 1;
             len += 1;
         }
         for (t, n) in counts {
@@ -244,6 +245,11 @@ mod tests {
             "the cat pets a b"
         );
         assert_eq!(query_terms("cat CAT dog cat"), ["cat", "dog"]);
+        // Lowercasing may yield a non-alphanumeric mark; it stays inside its token.
+        assert_eq!(index_text("İx", &[]), "i\u{307}x");
+        let mut ix = Bm25Index::new();
+        ix.add(1, &index_text("İx", &[]));
+        assert_eq!(ix.score(&query_terms("İX")).len(), 1);
     }
 
     #[test]

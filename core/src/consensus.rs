@@ -69,15 +69,16 @@ pub fn cast(current: &[Vote], record: Option<AgentReputation>, mut new: Vote) ->
     let replaced = current.iter().find(|v| v.agent == new.agent).cloned();
     let mut agent = record.unwrap_or_else(|| AgentReputation::new(new.agent.clone()));
     match &replaced {
-        Some(old) => match old.agreed {
-            Some(agreed) => {
-                agent.judged = agent.judged.saturating_sub(1);
-                if agreed {
-                    agent.agreed = agent.agreed.saturating_sub(1);
-                }
+        Some(Vote {
+            agreed: Some(agreed),
+            ..
+        }) => {
+            agent.judged = agent.judged.saturating_sub(1);
+            if *agreed {
+                agent.agreed = agent.agreed.saturating_sub(1);
             }
-            None => {}
-        },
+        }
+        Some(_) => {}
         None => agent.votes += 1,
     }
     new.weight = reputation(agent.agreed, agent.judged);

@@ -6,7 +6,7 @@
 //! `fact.vote`, `fact.deprecate`) whose JSON detail carries what changed; stores persist the
 //! derived state ([`FactChange`]) in the same transaction as the entry.
 
-use crate::entry::{Entry, format_timestamp, validate_timestamp};
+use crate::entry::{format_timestamp, validate_timestamp};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -124,6 +124,13 @@ impl NewFact {
         }
     }
 
+    /// Checks the fact as [`crate::AgentMemory::store_fact`] will, including the ledger's
+    /// entry-size limit, without storing it.
+    pub fn check(&self) -> Result<()> {
+        let d = self.to_detail(&crate::entry::now_timestamp())?;
+        crate::entry::NewEntry::new(self.project.clone(), ACTION_STORE, d.to_json()).validate()
+    }
+
     /// Validates and normalizes the fact into its `fact.store` ledger detail; `now` (canonical)
     /// is the default start of validity. Errors name the offending field.
     pub fn to_detail(&self, now: &str) -> Result<StoreDetail> {
@@ -181,15 +188,6 @@ impl NewFact {
             valid_from,
             valid_until,
         })
-    }
-}
-
-impl NewFact {
-    /// Checks the fact as [`crate::AgentMemory::store_fact`] will, including the ledger's
-    /// entry-size limit, without storing it.
-    pub fn check(&self) -> Result<()> {
-        let d = self.to_detail(&crate::entry::now_timestamp())?;
-        crate::entry::NewEntry::new(self.project.clone(), ACTION_STORE, d.to_json()).validate()
     }
 }
 
@@ -472,10 +470,6 @@ pub struct SearchHit {
     /// BM25 score (higher is better), as defined in [`crate::bm25`].
     pub score: f64,
 }
-
-/// A fact's ledger entries in order (its `fact.store` entry, votes, deprecation), as returned
-/// by [`crate::Store::fact_history`].
-pub type FactEntries = Vec<Entry>;
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,5 @@
 //! The ledger: appends entries with their chain links and Merkle tiles in one transaction, makes
-//! signed checkpoints, and serves proofs. It owns no I/O: the [`Store`] does that.
+//! signed checkpoints, and serves proofs. It owns no I/O: the [`Store`](crate::Store) does that.
 
 use crate::checkpoint::{Checkpoint, CheckpointRecord, ExtraSignature, validate_origin};
 use crate::entry::{Entry, EntryRef, NewEntry, StoredEntry, now_timestamp};
@@ -53,6 +53,11 @@ pub struct AppendOutcome {
     pub checkpoint: Option<CheckpointRecord>,
 }
 
+/// What [`Ledger::append_with`] runs inside the append transaction: reads what it needs and
+/// returns the memory changes to write with the entries.
+pub type ApplyFn<'f> =
+    dyn FnMut(&mut dyn AppendTx, &AppendContext<'_>) -> Result<Vec<FactChange>> + 'f;
+
 /// Where and when an append lands, as seen inside its transaction.
 #[derive(Debug, Clone, Copy)]
 pub struct AppendContext<'a> {
@@ -71,7 +76,7 @@ pub struct CheckpointOutcome {
     pub created: bool,
 }
 
-/// A tamper-evident ledger over a [`Store`].
+/// A tamper-evident ledger over a [`Store`](crate::Store).
 pub struct Ledger {
     store: DynStore,
     hasher: Arc<dyn Hasher>,
@@ -167,7 +172,7 @@ impl Ledger {
     pub fn append_with(
         &self,
         entries: &[NewEntry],
-        apply: &mut dyn FnMut(&mut dyn AppendTx, &AppendContext<'_>) -> Result<Vec<FactChange>>,
+        apply: &mut ApplyFn<'_>,
     ) -> Result<AppendOutcome> {
         if entries.is_empty() {
             return Err(Error::invalid("nothing to append: the batch is empty"));

@@ -1,6 +1,7 @@
 //! CORTEX core: the traits every plugin implements ([`Store`], [`Hasher`], [`Signer`],
 //! [`Anchor`], [`Transport`]), the ledger math (canonical entries, the hash chain, RFC 6962 trees
-//! and proofs, C2SP checkpoints and signed notes), verification and exports.
+//! and proofs, C2SP checkpoints and signed notes), verification and exports, and the agent
+//! memory built on the ledger ([`AgentMemory`]: facts, BM25 search, reputation-weighted votes).
 //!
 //! Core depends on no backend, signer, anchor or transport. The math is pure; stores only persist
 //! bytes. In-memory implementations ([`MemoryStore`], [`MemoryAnchor`], [`MemoryTransport`]) are

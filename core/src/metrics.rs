@@ -42,12 +42,23 @@ pub struct MetricsSnapshot {
     pub latency_count: u64,
     /// Sum of the timed latencies, in seconds.
     pub latency_sum_seconds: f64,
+    /// The latency histogram: cumulative counts per upper bound ([`LATENCY_BUCKETS`]).
+    pub latency_buckets: Vec<LatencyBucket>,
     /// Cache hits.
     pub cache_hits: u64,
     /// Cache misses.
     pub cache_misses: u64,
     /// Hits over lookups, or 0 when there were none.
     pub cache_hit_rate: f64,
+}
+
+/// One bucket of the latency histogram in a [`MetricsSnapshot`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct LatencyBucket {
+    /// Upper bound, in seconds.
+    pub le: f64,
+    /// Requests that took at most `le` (cumulative).
+    pub count: u64,
 }
 
 /// Decrements a transport's active-connection gauge when dropped.
@@ -176,6 +187,14 @@ impl Metrics {
                 .clone(),
             latency_count: self.latency_count.load(Ordering::Relaxed),
             latency_sum_seconds: self.latency_sum_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+            latency_buckets: LATENCY_BUCKETS
+                .iter()
+                .zip(&self.latency_buckets)
+                .map(|(le, n)| LatencyBucket {
+                    le: *le,
+                    count: n.load(Ordering::Relaxed),
+                })
+                .collect(),
             cache_hits: hits,
             cache_misses: misses,
             cache_hit_rate: if hits + misses == 0 {

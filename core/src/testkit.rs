@@ -451,7 +451,7 @@ pub fn search_ranks_and_filters(store: DynStore) {
         ("b", "Nothing to see here", &["fox"]),
         ("a", "Databases: SQLite, Postgres and redb", &["storage"]),
         ("a", "The lazy cat sleeps", &[]),
-        ("b", "Ünïcode FÜCHSE und Füchse", &[]),
+        ("b", "Ünïcode FÜCHSE und Füchse in İstanbul", &[]),
     ];
     let facts: Vec<NewFact> = texts
         .iter()
@@ -473,6 +473,7 @@ pub fn search_ranks_and_filters(store: DynStore) {
         "füchse",
         "the",
         "sqlite redb",
+        "İSTANBUL",
     ] {
         let mut want = ix.score(&crate::bm25::query_terms(q));
         want.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
@@ -503,6 +504,12 @@ pub fn search_ranks_and_filters(store: DynStore) {
     assert_eq!(top[0], 2, "the fact saying fox four times ranks first");
     assert!(top.contains(&4), "tags are searchable");
     assert!(ids(SearchQuery::new("zebra")).is_empty());
+    assert_eq!(
+        ids(SearchQuery::new("İstanbul")),
+        [7],
+        "case folds, diacritics do not"
+    );
+    assert!(ids(SearchQuery::new("istanbul")).is_empty());
     assert_eq!(
         ids(SearchQuery {
             top_k: Some(2),
@@ -968,7 +975,9 @@ pub fn search_index_matches_the_store(store: DynStore) {
     for i in 0..300usize {
         let mut content = Vec::new();
         for _ in 0..(3 + i % 9) {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             // Skewed: low words are common, high words rare.
             let r = ((x >> 33) % 1000) as f64 / 1000.0;
             content.push(words[((r * r * r) * words.len() as f64) as usize]);
@@ -1009,7 +1018,14 @@ pub fn search_index_matches_the_store(store: DynStore) {
         got.len()
     };
     let mut total = 0;
-    for words_q in ["alpha", "kappa", "iota theta", "alpha beta gamma", "zeta kappa", "nothing"] {
+    for words_q in [
+        "alpha",
+        "kappa",
+        "iota theta",
+        "alpha beta gamma",
+        "zeta kappa",
+        "nothing",
+    ] {
         for project in [None, Some("q")] {
             for as_of in [None, Some("2020-06-01")] {
                 for (top_k, include_deprecated) in [(10, false), (1, false), (100, true)] {

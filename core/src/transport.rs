@@ -38,6 +38,12 @@ pub trait MessageHandler: Send + Sync {
         incoming: Incoming,
         outbound: Arc<dyn Outbound>,
     ) -> BoxFuture<'a, Option<String>>;
+
+    /// Checks what the handler depends on (for `/health`): `Err` names what is unreachable.
+    /// The default has no dependency to check.
+    fn health(&self) -> std::result::Result<(), String> {
+        Ok(())
+    }
 }
 
 /// A way of carrying MCP messages.

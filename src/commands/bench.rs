@@ -18,12 +18,19 @@ use std::time::Instant;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Which suite: ledger.
+    /// Which suite: ledger, mcp or all.
     #[arg(long, default_value = "ledger")]
     suite: String,
-    /// Ledger size for the large verify, proof and export runs.
+    /// Ledger size for the large verify, proof and export runs (ledger suite), or the ledger
+    /// entries behind the server (mcp suite).
     #[arg(long, default_value_t = 1_000_000)]
-    entries: u64,
+    pub(super) entries: u64,
+    /// Facts in the agent memory behind the server (mcp suite).
+    #[arg(long, default_value_t = 100_000)]
+    pub(super) facts: u64,
+    /// Seconds of each throughput run (mcp suite).
+    #[arg(long, default_value_t = 10)]
+    pub(super) duration: u64,
     /// Entries per batch in the batched append.
     #[arg(long, default_value_t = 10_000)]
     batch: u64,
@@ -32,7 +39,7 @@ pub struct BenchArgs {
     singles: u64,
     /// Directory for the benchmark databases (default: the system temp dir).
     #[arg(long)]
-    dir: Option<std::path::PathBuf>,
+    pub(super) dir: Option<std::path::PathBuf>,
     /// SQLite synchronous mode: full (power-loss durable) or normal (process-crash durable).
     #[arg(long, default_value = "full")]
     synchronous: String,
@@ -52,13 +59,13 @@ fn entries(from: u64, n: u64) -> Vec<NewEntry> {
         .collect()
 }
 
-struct Bench {
-    rows: Vec<serde_json::Value>,
-    json: bool,
+pub(super) struct Bench {
+    pub(super) rows: Vec<serde_json::Value>,
+    pub(super) json: bool,
 }
 
 impl Bench {
-    fn report(
+    pub(super) fn report(
         &mut self,
         name: &str,
         value: f64,
@@ -128,18 +135,26 @@ fn fill(l: &Ledger, n: u64, batch: u64) -> Result<f64> {
     Ok(r)
 }
 
-fn percentile(v: &mut [f64], p: f64) -> f64 {
+pub(super) fn percentile(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
 pub fn run(s: &Settings, a: BenchArgs) -> Result<u8> {
-    if a.suite != "ledger" {
-        return Err(Error::invalid(format!(
-            "unknown suite {:?}; available: ledger",
-            a.suite
-        )));
+    match a.suite.as_str() {
+        "ledger" => ledger_suite(s, &a),
+        "mcp" => super::bench_mcp::run(s, &a),
+        "all" => {
+            ledger_suite(s, &a)?;
+            super::bench_mcp::run(s, &a)
+        }
+        x => Err(Error::invalid(format!(
+            "unknown suite {x:?}; available: ledger, mcp, all"
+        ))),
     }
+}
+
+fn ledger_suite(s: &Settings, a: &BenchArgs) -> Result<u8> {
     if a.entries < 10_000 || a.batch == 0 {
         return Err(Error::invalid(
             "--entries must be at least 10000 and --batch at least 1",
@@ -339,7 +354,7 @@ pub fn run(s: &Settings, a: BenchArgs) -> Result<u8> {
     Ok(0)
 }
 
-struct Cleanup(std::path::PathBuf);
+pub(super) struct Cleanup(pub(super) std::path::PathBuf);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {

@@ -247,9 +247,7 @@ pub fn store(s: &Settings, a: StoreArgs) -> Result<u8> {
         (project, _) => read_stdin_facts(project.as_deref())?,
     };
     let memory = open_writer(s, a.checkpoint_every, |_| Ok(()))?;
-    let pb = output::progress(s.json, facts.len() as u64, "storing");
     let out = memory.store_facts(&facts)?;
-    pb.finish_and_clear();
     let head = out.append.head;
     if s.json {
         let mut v = json!({

@@ -118,6 +118,17 @@ async def run(mode: str, command: str, args: list[str]) -> dict:
         check(hits.structured_content["hits"][0]["fact"]["id"] == fact_id, f"search: {hits.content}")
         recall = await client.call_tool("cortex_recall", {"project": "sdk"})
         check(recall.structured_content["count"] == 3, f"recall: {recall.content}")
+        # The query cache: a repeated search is a hit (read back with cortex_metrics).
+        again = await client.call_tool("cortex_search", {"query": "append-only ledger", "project": "sdk"})
+        check(again.structured_content == hits.structured_content, "cached search")
+        metrics = await client.call_tool("cortex_metrics", {})
+        check(metrics.structured_content["cache_hits"] >= 1, f"metrics: {metrics.content}")
+        templates = (await client.list_resource_templates()).resource_templates
+        check(any(t.uri_template == "cortex://projects/{project}/facts" for t in templates), "template listed")
+        facts = await client.read_resource("cortex://projects/sdk/facts")
+        check(json.loads(facts.contents[0].text)["count"] == 3, "project facts resource")
+        briefing = await client.get_prompt("cortex_project_briefing", {"project": "sdk"})
+        check("The ledger is append-only" in briefing.messages[0].content.text, "project briefing")
         missing = await client.call_tool("cortex_vote", {"fact_id": 999_999, "agent": "sdk", "vote": 1})
         check(missing.is_error and "no fact" in missing.content[0].text, "vote on a missing fact")
         wrong = await client.call_tool("cortex_vote", {"fact_id": fact_id, "agent": "sdk", "vote": "yes"})

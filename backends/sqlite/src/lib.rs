@@ -1,6 +1,10 @@
 //! SQLite storage backend for CORTEX (embedded, WAL mode).
 //!
 //! One writer connection behind a mutex, a pool of reader connections for parallel scans.
+//! The agent memory lives in the same file (migration 2): facts, a contentless FTS5 index over
+//! `cortex_core::bm25::index_text` ranked by `bm25()` (the same scores as core's `Bm25Index`),
+//! votes, agent reputations, each fact's ledger entries, and the memory version; memory rows are
+//! written in the append transaction of their ledger entries.
 //! Appends run in `BEGIN IMMEDIATE` transactions, so several processes sharing one database file
 //! take turns and keep one linear chain. Durability: `synchronous=FULL` (the default) survives
 //! power loss; `synchronous=NORMAL` (`?synchronous=normal`) survives a killed process but may lose
@@ -1279,6 +1283,71 @@ mod tests {
                 .unwrap(),
             )
         });
+    }
+
+    #[test]
+    fn a_version_1_database_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, \
+                 description TEXT NOT NULL, applied_at TEXT NOT NULL);",
+            )
+            .unwrap();
+            c.execute_batch(MIGRATIONS[0].2).unwrap();
+            c.execute(
+                "INSERT INTO schema_migrations VALUES (1, 'v1', '2026-01-01T00:00:00.000000Z')",
+                [],
+            )
+            .unwrap();
+        }
+        let store: cortex_core::DynStore =
+            Arc::new(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
+        let ledger =
+            Arc::new(cortex_core::Ledger::open(store.clone(), Default::default()).unwrap());
+        let memory = cortex_core::AgentMemory::new(ledger);
+        let id = memory
+            .store_fact(&cortex_core::NewFact::new("p", "upgraded"))
+            .unwrap()
+            .facts[0]
+            .id;
+        assert_eq!(memory.fact(id).unwrap().content, "upgraded");
+        assert_eq!(store.memory_version().unwrap(), 1);
+    }
+
+    #[test]
+    fn two_handles_on_one_file_share_the_memory_and_its_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shared.db");
+        let open = || {
+            let store: cortex_core::DynStore =
+                Arc::new(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
+            cortex_core::AgentMemory::new(Arc::new(
+                cortex_core::Ledger::open(store, Default::default()).unwrap(),
+            ))
+            .with_search_index()
+        };
+        let (a, b) = (open(), open());
+        b.warm_up().unwrap();
+        let v0 = b.version().unwrap();
+        let id = a
+            .store_fact(&cortex_core::NewFact::new("p", "written by a"))
+            .unwrap()
+            .facts[0]
+            .id;
+        assert_eq!(
+            b.version().unwrap(),
+            v0 + 1,
+            "the other handle sees the bump"
+        );
+        let hits = b.search(&cortex_core::SearchQuery::new("written")).unwrap();
+        assert_eq!(hits.len(), 1, "the other handle's index sees the fact");
+        assert_eq!(hits[0].fact.id, id);
+        b.vote(id, "agent-b", 1, None).unwrap();
+        assert!(a.fact(id).unwrap().consensus > 0.0);
+        assert_eq!(a.version().unwrap(), v0 + 2);
     }
 
     #[test]

@@ -2,19 +2,157 @@
 //! `cortex_recall`, `cortex_vote`, `cortex_deprecate`, `cortex_history`. Bodies are thin: the
 //! rules (validation, consensus, atomic ledger entries) live in [`AgentMemory`].
 //!
+//! Search and recall results are cached by the server ([`super::cache`]) under their normalized
+//! arguments and the memory version; the resource template `cortex://projects/{project}/facts`
+//! and the prompt `cortex_project_briefing` read a project's recalled facts.
+//!
 //! Writes (store, vote, deprecate) end in a durable commit (an fsync) and run on their own
 //! thread ([`Exec::Thread`]); reads (search, recall, history) take microseconds and run inline.
 
 use super::McpServerBuilder;
-use super::registry::{Exec, Tool};
-use crate::agent_memory::{AgentMemory, DEFAULT_RECALL_LIMIT, SearchQuery, check_limit};
+use super::cache::CacheKey;
+use super::registry::{Exec, Prompt, PromptArgument, ResourceTemplate, Tool};
+use crate::agent_memory::{
+    AgentMemory, DEFAULT_RECALL_LIMIT, DEFAULT_TOP_K, SearchQuery, check_limit,
+};
 use crate::error::{Error, Result};
-use crate::fact::{Fact, NewFact};
+use crate::fact::{Fact, NewFact, parse_timestamp};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
-/// Adds the memory tools.
+/// URI template of a project's current facts.
+pub const PROJECT_FACTS_TEMPLATE: &str = "cortex://projects/{project}/facts";
+/// Facts read by the project resource and the briefing prompt.
+pub const BRIEFING_FACTS: usize = 50;
+
+/// Adds the memory tools, the query cache's keys and version, the project facts resource
+/// template, the project briefing prompt and a database health check.
 pub fn register(builder: McpServerBuilder, memory: Arc<AgentMemory>) -> McpServerBuilder {
+    let builder = register_tools(builder, memory.clone());
+    let (m1, m2, m3, m4) = (memory.clone(), memory.clone(), memory.clone(), memory);
+    builder
+        .memory_version(Arc::new(move || m1.version()))
+        .health_check(Arc::new(move || {
+            m2.version()
+                .map(|_| ())
+                .map_err(|e| format!("database unreachable: {e}"))
+        }))
+        .cached("cortex_search", Arc::new(search_key))
+        .cached("cortex_recall", Arc::new(recall_key))
+        .resource_template(ResourceTemplate {
+            uri_template: PROJECT_FACTS_TEMPLATE.into(),
+            name: "project-facts".into(),
+            title: "A project's facts".into(),
+            description: format!(
+                "The current facts of one project (valid now, not deprecated), by consensus \
+                 then recency, at most {BRIEFING_FACTS}, as JSON."
+            ),
+            mime_type: "application/json".into(),
+            read: Arc::new(move |vars| {
+                let project = vars.get("project").map(String::as_str).unwrap_or("");
+                let facts = m3.recall(project, BRIEFING_FACTS)?;
+                Ok(json!({"project": project, "facts": to_value(&facts)?,
+                    "count": facts.len()})
+                .to_string())
+            }),
+        })
+        .prompt(Prompt {
+            name: "cortex_project_briefing".into(),
+            title: "Project briefing".into(),
+            description: "A briefing on one project built from its recalled facts (valid now, \
+                          by consensus then recency), for an agent starting work on it."
+                .into(),
+            arguments: vec![PromptArgument {
+                name: "project".into(),
+                description: "The project to brief on.".into(),
+                required: true,
+            }],
+            get: Arc::new(move |args| {
+                let project = args.get("project").and_then(Value::as_str).unwrap_or("");
+                if project.trim().is_empty() {
+                    return Err(Error::invalid("project must not be empty"));
+                }
+                let facts = m4.recall(project, BRIEFING_FACTS)?;
+                Ok(vec![("user", briefing(project, &facts))])
+            }),
+        })
+}
+
+/// The text of `cortex_project_briefing`.
+fn briefing(project: &str, facts: &[Fact]) -> String {
+    use std::fmt::Write as _;
+    let mut text = format!("You are starting work on the project \"{project}\". ");
+    if facts.is_empty() {
+        text.push_str(
+            "The agent memory holds no current facts about it yet. Record what you learn with \
+             cortex_store.",
+        );
+        return text;
+    }
+    let _ = writeln!(
+        text,
+        "The agent memory holds these {} current facts about it, by consensus then recency:\n",
+        facts.len()
+    );
+    for f in facts {
+        let tags = if f.tags.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", f.tags.join(", "))
+        };
+        let _ = writeln!(
+            text,
+            "- #{} ({}, confidence {:.2}, consensus {:+.2}){tags}: {}",
+            f.id, f.fact_type, f.confidence, f.consensus, f.content
+        );
+    }
+    text.push_str(
+        "\nTreat low-consensus facts with care. Use cortex_search for more, cortex_vote to \
+         confirm or dispute a fact (cite its #id), cortex_deprecate to retire one that is no \
+         longer true and cortex_store to record new ones.",
+    );
+    text
+}
+
+/// Normalized key of a search: its words as the ranking sees them, the resolved project,
+/// `top_k`, canonical `as_of` (or "now") and the deprecated flag. `None` (not cached) if the
+/// query is invalid: the tool reports the error.
+fn search_key(args: &Map<String, Value>) -> Option<CacheKey> {
+    let q: SearchQuery = serde_json::from_value(Value::Object(args.clone())).ok()?;
+    let terms = crate::bm25::query_terms(&q.query);
+    if terms.is_empty() {
+        return None;
+    }
+    let project = q.project.filter(|p| !p.trim().is_empty());
+    let as_of = match &q.as_of {
+        Some(t) => Some(parse_timestamp("as_of", t).ok()?),
+        None => None,
+    };
+    let key = json!([
+        terms,
+        project,
+        q.top_k.unwrap_or(DEFAULT_TOP_K),
+        as_of,
+        q.include_deprecated
+    ])
+    .to_string();
+    Some(CacheKey {
+        key,
+        now_relative: as_of.is_none(),
+    })
+}
+
+/// Key of a recall: project and limit (recall is always "as of now").
+fn recall_key(args: &Map<String, Value>) -> Option<CacheKey> {
+    let project = args.get("project").and_then(Value::as_str)?;
+    let limit = limit(args).ok()?;
+    Some(CacheKey {
+        key: json!([project, limit]).to_string(),
+        now_relative: true,
+    })
+}
+
+fn register_tools(builder: McpServerBuilder, memory: Arc<AgentMemory>) -> McpServerBuilder {
     let m = |f: fn(&AgentMemory, &Map<String, Value>) -> Result<Value>| {
         let memory = memory.clone();
         Arc::new(move |args: Map<String, Value>| f(&memory, &args))

@@ -12,20 +12,31 @@
 //!   (`-32020`), unknown versions get `-32022` listing the supported ones.
 
 mod blocking;
+pub mod cache;
 pub mod ledger_tools;
 pub mod memory_tools;
 pub mod registry;
 pub mod schema;
 
-pub use registry::{Exec, Prompt, PromptArgument, Resource, Tool, ToolFn};
+pub use cache::{CacheKey, CacheKeyFn, QueryCache, VersionFn};
+pub use registry::{Exec, Prompt, PromptArgument, Resource, ResourceTemplate, Tool, ToolFn};
 
 use crate::anchor::BoxFuture;
 use crate::error::ErrorKind;
+use crate::metrics::Metrics;
 use crate::transport::{Incoming, MessageHandler, Outbound};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The transport label under which the MCP server records its requests in [`Metrics`]
+/// (the transports record theirs under `http`, `ws`, …).
+pub const METRICS_LABEL: &str = "mcp";
+
+/// Checks what the server depends on (the database); `Err` names what is unreachable.
+pub type HealthFn = Arc<dyn Fn() -> std::result::Result<(), String> + Send + Sync>;
 
 /// The stateless revision this server speaks.
 pub const MODERN_VERSIONS: &[&str] = &["2026-07-28"];
@@ -94,7 +105,7 @@ enum Era {
 }
 
 /// Builds an [`McpServer`]: identity, then tools, resources and prompts from each feature area.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct McpServerBuilder {
     name: String,
     title: String,
@@ -102,7 +113,25 @@ pub struct McpServerBuilder {
     instructions: String,
     tools: Vec<Tool>,
     resources: Vec<Resource>,
+    templates: Vec<ResourceTemplate>,
     prompts: Vec<Prompt>,
+    metrics: Option<Arc<Metrics>>,
+    cached: BTreeMap<String, CacheKeyFn>,
+    memory_version: Option<VersionFn>,
+    cache_capacity: usize,
+    cache_now_ttl: Duration,
+    health: Option<HealthFn>,
+}
+
+impl std::fmt::Debug for McpServerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpServerBuilder")
+            .field("name", &self.name)
+            .field("tools", &self.tool_names())
+            .field("cached", &self.cached.keys().collect::<Vec<_>>())
+            .field("cache_capacity", &self.cache_capacity)
+            .finish_non_exhaustive()
+    }
 }
 
 impl McpServerBuilder {
@@ -129,6 +158,44 @@ impl McpServerBuilder {
         self.prompts.push(prompt);
         self
     }
+    /// Adds a resource template (read through `resources/read` when a URI matches it).
+    pub fn resource_template(mut self, template: ResourceTemplate) -> Self {
+        self.templates
+            .retain(|t| t.uri_template != template.uri_template);
+        self.templates.push(template);
+        self
+    }
+    /// Records requests, latencies, errors and cache lookups into `metrics` (share the same
+    /// `Arc` with the transport so `/metrics` shows them) and adds the `cortex_metrics` tool.
+    pub fn metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        let m = metrics.clone();
+        self.metrics = Some(metrics);
+        self.tool(metrics_tool(m))
+    }
+    /// Caches the results of tool `name` under the key `key` computes from its arguments
+    /// (see [`cache`]); needs [`McpServerBuilder::memory_version`].
+    pub fn cached(mut self, name: &str, key: CacheKeyFn) -> Self {
+        self.cached.insert(name.to_owned(), key);
+        self
+    }
+    /// The store's memory version, read before every cached call: entries cached under
+    /// another version are never served.
+    pub fn memory_version(mut self, version: VersionFn) -> Self {
+        self.memory_version = Some(version);
+        self
+    }
+    /// Sizes the query cache (entries; 0 turns it off) and how long results computed "as of
+    /// now" may be served.
+    pub fn query_cache(mut self, capacity: usize, now_ttl: Duration) -> Self {
+        self.cache_capacity = capacity;
+        self.cache_now_ttl = now_ttl;
+        self
+    }
+    /// What `/health` checks (the database).
+    pub fn health_check(mut self, check: HealthFn) -> Self {
+        self.health = Some(check);
+        self
+    }
     /// Names of the tools registered so far.
     pub fn tool_names(&self) -> Vec<&str> {
         self.tools.iter().map(|t| t.name.as_str()).collect()
@@ -136,6 +203,9 @@ impl McpServerBuilder {
     /// The server.
     pub fn build(self) -> McpServer {
         let tool_list = self.tools.iter().map(Tool::describe).collect();
+        let cache =
+            (self.cache_capacity > 0 && self.memory_version.is_some() && !self.cached.is_empty())
+                .then(|| QueryCache::new(self.cache_capacity, self.cache_now_ttl));
         McpServer {
             server_info: json!({"name": self.name, "title": self.title, "version": self.version}),
             instructions: self.instructions,
@@ -146,8 +216,14 @@ impl McpServerBuilder {
                 .map(|t| (t.name.clone(), t))
                 .collect(),
             resources: self.resources,
+            templates: self.templates,
             prompts: self.prompts,
             sessions: Mutex::default(),
+            metrics: self.metrics.unwrap_or_default(),
+            cache,
+            cache_keys: self.cached,
+            memory_version: self.memory_version,
+            health: self.health,
         }
     }
 }
@@ -159,9 +235,15 @@ pub struct McpServer {
     tool_list: Vec<Value>,
     tools: BTreeMap<String, Tool>,
     resources: Vec<Resource>,
+    templates: Vec<ResourceTemplate>,
     prompts: Vec<Prompt>,
     /// Legacy era: the version negotiated by `initialize`, per session (None = stdio process).
     sessions: Mutex<HashMap<Option<String>, String>>,
+    metrics: Arc<Metrics>,
+    cache: Option<QueryCache>,
+    cache_keys: BTreeMap<String, CacheKeyFn>,
+    memory_version: Option<VersionFn>,
+    health: Option<HealthFn>,
 }
 
 impl std::fmt::Debug for McpServer {
@@ -179,7 +261,28 @@ impl McpServer {
             name: name.into(),
             title: title.into(),
             version: version.into(),
+            cache_capacity: cache::DEFAULT_CAPACITY,
+            cache_now_ttl: cache::DEFAULT_NOW_TTL,
             ..Default::default()
+        }
+    }
+
+    /// Where this server records its requests (shared with the transport when the builder
+    /// was given one).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The query cache, if one is configured.
+    pub fn query_cache(&self) -> Option<&QueryCache> {
+        self.cache.as_ref()
+    }
+
+    /// Runs the health check: `Err` names what is unreachable.
+    pub fn check_health(&self) -> std::result::Result<(), String> {
+        match &self.health {
+            Some(check) => check(),
+            None => Ok(()),
         }
     }
 
@@ -316,10 +419,47 @@ impl McpServer {
             self.notification(&method, &params, incoming);
             return None;
         };
-        Some(match self.request(&method, params, incoming).await {
+        let label = self.metrics_label(&method, &params);
+        let started = Instant::now();
+        let outcome = self.request(&method, params, incoming).await;
+        let ok = match &outcome {
+            Ok(r) => r.get("isError") != Some(&Value::Bool(true)),
+            Err(_) => false,
+        };
+        self.metrics
+            .record_request(METRICS_LABEL, &label, started.elapsed(), ok);
+        Some(match outcome {
             Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
             Err(e) => error_response(id, &e),
         })
+    }
+
+    /// The metrics label of a request: the tool name for a call to a registered tool, the
+    /// method for a known method, `other` otherwise (labels stay bounded whatever clients send).
+    fn metrics_label(&self, method: &str, params: &Map<String, Value>) -> String {
+        const KNOWN: &[&str] = &[
+            "initialize",
+            "ping",
+            "server/discover",
+            "tools/list",
+            "tools/call",
+            "resources/list",
+            "resources/templates/list",
+            "resources/read",
+            "prompts/list",
+            "prompts/get",
+        ];
+        if method == "tools/call"
+            && let Some(name) = params.get("name").and_then(Value::as_str)
+            && self.tools.contains_key(name)
+        {
+            return name.to_owned();
+        }
+        if KNOWN.contains(&method) {
+            method.to_owned()
+        } else {
+            "other".to_owned()
+        }
     }
 
     fn notification(&self, method: &str, _params: &Map<String, Value>, _incoming: &Incoming) {
@@ -436,9 +576,13 @@ impl McpServer {
         }
     }
 
+    fn has_resources(&self) -> bool {
+        !self.resources.is_empty() || !self.templates.is_empty()
+    }
+
     fn capabilities(&self) -> Value {
         let mut caps = json!({"tools": {"listChanged": false}});
-        if !self.resources.is_empty() {
+        if self.has_resources() {
             caps["resources"] = json!({"subscribe": false, "listChanged": false});
         }
         if !self.prompts.is_empty() {
@@ -474,16 +618,21 @@ impl McpServer {
                 (json!({"tools": self.tool_list}), Some(0))
             }
             "tools/call" => (self.call_tool(params).await?, None),
-            "resources/list" if !self.resources.is_empty() => {
+            "resources/list" if self.has_resources() => {
                 no_cursor(&params)?;
                 let list: Vec<Value> = self.resources.iter().map(Resource::describe).collect();
                 (json!({"resources": list}), Some(0))
             }
-            "resources/templates/list" if !self.resources.is_empty() => {
+            "resources/templates/list" if self.has_resources() => {
                 no_cursor(&params)?;
-                (json!({"resourceTemplates": []}), Some(0))
+                let list: Vec<Value> = self
+                    .templates
+                    .iter()
+                    .map(ResourceTemplate::describe)
+                    .collect();
+                (json!({"resourceTemplates": list}), Some(0))
             }
-            "resources/read" if !self.resources.is_empty() => {
+            "resources/read" if self.has_resources() => {
                 (self.read_resource(&params, &era)?, Some(0))
             }
             "prompts/list" if !self.prompts.is_empty() => {
@@ -603,6 +752,39 @@ impl McpServer {
                 problems.join("; ")
             )));
         }
+        // The query cache: the version is read before the query, so a result is only ever
+        // served to a request that read the same version (see `cache`).
+        let cached = match (&self.cache, self.cache_keys.get(name), &self.memory_version) {
+            (Some(cache), Some(key_fn), Some(version)) => match (key_fn(&args), version()) {
+                (Some(k), Ok(v)) => {
+                    Some((cache, format!("{name}\u{0}{}", k.key), k.now_relative, v))
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some((cache, key, _, version)) = &cached {
+            let hit = cache.get(key, *version);
+            self.metrics.record_cache(hit.is_some());
+            if let Some(result) = hit {
+                return Ok(result);
+            }
+        }
+        let result = self.run_tool(name, tool, args).await?;
+        if let Some((cache, key, now_relative, version)) = cached
+            && result.get("isError") == Some(&Value::Bool(false))
+        {
+            cache.insert(key, version, now_relative, result.clone());
+        }
+        Ok(result)
+    }
+
+    async fn run_tool(
+        &self,
+        name: &str,
+        tool: &Tool,
+        args: Map<String, Value>,
+    ) -> Result<Value, RpcError> {
         let run = tool.run.clone();
         let outcome = match tool.exec {
             Exec::Inline => catch_unwind(AssertUnwindSafe(|| run(args))),
@@ -639,6 +821,32 @@ impl McpServer {
             RpcError::new(code, why).with_data(json!({"uri": uri}))
         };
         let Some(r) = self.resources.iter().find(|r| &r.uri == uri) else {
+            if let Some((t, vars)) = self
+                .templates
+                .iter()
+                .find_map(|t| t.matches(uri).map(|v| (t, v)))
+            {
+                return match catch_unwind(AssertUnwindSafe(|| (t.read)(&vars))) {
+                    Ok(Ok(text)) => Ok(json!({"contents": [
+                        {"uri": uri, "mimeType": t.mime_type, "text": text}
+                    ]})),
+                    Ok(Err(e)) if e.kind() == ErrorKind::NotFound => {
+                        Err(not_found(format!("Resource not found: {uri}: {e}")))
+                    }
+                    Ok(Err(e)) if e.kind() == ErrorKind::InvalidInput => Err(
+                        RpcError::invalid_params(format!("Invalid params: {uri}: {e}"))
+                            .with_data(json!({"uri": uri})),
+                    ),
+                    Ok(Err(e)) => Err(RpcError::new(
+                        codes::INTERNAL_ERROR,
+                        format!("Internal error reading {uri}: {e}"),
+                    )),
+                    Err(_) => Err(RpcError::new(
+                        codes::INTERNAL_ERROR,
+                        format!("Internal error reading {uri}"),
+                    )),
+                };
+            }
             return Err(not_found(format!(
                 "Resource not found: {uri} (available: {})",
                 self.resources
@@ -692,11 +900,14 @@ impl McpServer {
                 )));
             }
         }
-        let messages = (prompt.get)(&args).map_err(|e| {
-            RpcError::new(
+        let messages = (prompt.get)(&args).map_err(|e| match e.kind() {
+            ErrorKind::InvalidInput | ErrorKind::NotFound => {
+                RpcError::invalid_params(format!("Invalid params: prompt {name}: {e}"))
+            }
+            _ => RpcError::new(
                 codes::INTERNAL_ERROR,
                 format!("Internal error building prompt {name}: {e}"),
-            )
+            ),
         })?;
         let messages: Vec<Value> = messages
             .into_iter()
@@ -713,6 +924,47 @@ impl MessageHandler for McpServer {
         _outbound: Arc<dyn Outbound>,
     ) -> BoxFuture<'a, Option<String>> {
         Box::pin(async move { self.handle_message(&incoming).await })
+    }
+
+    fn health(&self) -> std::result::Result<(), String> {
+        self.check_health()
+    }
+}
+
+/// The `cortex_metrics` tool: a snapshot of `metrics`.
+fn metrics_tool(metrics: Arc<Metrics>) -> Tool {
+    let counts = json!({"type": "object", "additionalProperties": {
+        "type": "object", "additionalProperties": {"type": "integer"}}});
+    Tool {
+        name: "cortex_metrics".into(),
+        title: "Server metrics".into(),
+        description: "This server's metrics: requests and errors per transport and method or \
+                      tool, open connections, the request latency histogram, and query cache \
+                      hits, misses and hit rate."
+            .into(),
+        input_schema: json!({"type": "object", "additionalProperties": false, "properties": {}}),
+        output_schema: json!({"type": "object", "required": ["requests", "errors",
+            "active_connections", "latency_count", "latency_sum_seconds", "latency_buckets",
+            "cache_hits", "cache_misses", "cache_hit_rate"], "properties": {
+            "requests": counts, "errors": counts,
+            "active_connections": {"type": "object",
+                "additionalProperties": {"type": "integer"}},
+            "latency_count": {"type": "integer", "minimum": 0},
+            "latency_sum_seconds": {"type": "number", "minimum": 0},
+            "latency_buckets": {"type": "array", "description": "cumulative counts per upper \
+                bound in seconds", "items": {"type": "object", "required": ["le", "count"],
+                "properties": {"le": {"type": "number"}, "count": {"type": "integer"}}}},
+            "cache_hits": {"type": "integer", "minimum": 0},
+            "cache_misses": {"type": "integer", "minimum": 0},
+            "cache_hit_rate": {"type": "number", "minimum": 0, "maximum": 1}}}),
+        read_only: true,
+        idempotent: false,
+        exec: Exec::Inline,
+        run: Arc::new(move |_| {
+            serde_json::to_value(metrics.snapshot()).map_err(|e| {
+                crate::error::Error::backend(format!("cannot encode the metrics: {e}"))
+            })
+        }),
     }
 }
 

@@ -153,3 +153,90 @@ impl Prompt {
                "arguments": args})
     }
 }
+
+/// Reads a templated resource from the variables matched in its URI (percent-decoded).
+pub type TemplateFn =
+    Arc<dyn Fn(&std::collections::BTreeMap<String, String>) -> Result<String> + Send + Sync>;
+
+/// A resource template (RFC 6570 level 1: `{name}` variables, each matching one non-empty path
+/// segment), listed by `resources/templates/list` and read through `resources/read`.
+#[derive(Clone)]
+pub struct ResourceTemplate {
+    /// `cortex://projects/{project}/facts`
+    pub uri_template: String,
+    /// Short name.
+    pub name: String,
+    /// Display name.
+    pub title: String,
+    /// What it holds.
+    pub description: String,
+    /// MIME type of the text.
+    pub mime_type: String,
+    /// Reads the text for the matched variables; `NotFound` is reported as "resource not found".
+    pub read: TemplateFn,
+}
+
+impl std::fmt::Debug for ResourceTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResourceTemplate")
+            .field("uri_template", &self.uri_template)
+            .finish()
+    }
+}
+
+impl ResourceTemplate {
+    /// The `resources/templates/list` entry.
+    pub fn describe(&self) -> Value {
+        json!({"uriTemplate": self.uri_template, "name": self.name, "title": self.title,
+               "description": self.description, "mimeType": self.mime_type})
+    }
+
+    /// The variables if `uri` matches the template, percent-decoded; `None` otherwise.
+    pub fn matches(&self, uri: &str) -> Option<std::collections::BTreeMap<String, String>> {
+        let mut vars = std::collections::BTreeMap::new();
+        let mut rest = uri;
+        let mut tpl = self.uri_template.as_str();
+        while !tpl.is_empty() {
+            if let Some(after_brace) = tpl.strip_prefix('{') {
+                let (name, after) = after_brace.split_once('}')?;
+                // The variable runs to the next literal (or the end) and stays in one segment.
+                let next_literal = after.split('{').next().unwrap_or("");
+                let end = if next_literal.is_empty() {
+                    rest.len()
+                } else {
+                    rest.find(next_literal)?
+                };
+                let raw = &rest[..end];
+                if raw.is_empty() || raw.contains('/') {
+                    return None;
+                }
+                vars.insert(name.to_owned(), percent_decode(raw)?);
+                rest = &rest[end..];
+                tpl = after;
+            } else {
+                let literal_end = tpl.find('{').unwrap_or(tpl.len());
+                rest = rest.strip_prefix(&tpl[..literal_end])?;
+                tpl = &tpl[literal_end..];
+            }
+        }
+        rest.is_empty().then_some(vars)
+    }
+}
+
+/// Decodes `%XX` escapes; `None` for a bad escape or bytes that are not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}

@@ -776,3 +776,312 @@ fn memory_tools_store_search_vote_deprecate_history() {
     let ph = tool_call(&s, "cortex_history", json!({"project": "p"}));
     assert_eq!(ph["structuredContent"]["count"], 2, "{ph}");
 }
+
+/// A memory server over `store` recording into `metrics`, with the query cache on.
+fn cached_server(store: &Arc<MemoryStore>, metrics: &Arc<crate::metrics::Metrics>) -> McpServer {
+    let l = Arc::new(
+        Ledger::open(
+            store.clone(),
+            LedgerOptions {
+                hasher: None,
+                checkpoint_every: 0,
+            },
+        )
+        .unwrap(),
+    );
+    let memory = Arc::new(crate::agent_memory::AgentMemory::new(l.clone()));
+    let b = McpServer::builder("cortex", "CORTEX", "0.0.0-test").metrics(metrics.clone());
+    memory_tools::register(ledger_tools::register(b, l, vec![]), memory).build()
+}
+
+fn hit_ids(r: &Value) -> Vec<u64> {
+    r["structuredContent"]["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["fact"]["id"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn query_cache_hits_on_repeat_and_misses_after_a_write_from_another_server() {
+    let store = Arc::new(MemoryStore::new());
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let a = cached_server(&store, &metrics);
+    // A second server (a second ledger object, as another process would have) on the same store.
+    let b = cached_server(&store, &Arc::new(crate::metrics::Metrics::new()));
+    let first = tool_call(
+        &a,
+        "cortex_store",
+        json!({"project": "p", "content": "Rust compiles to native code"}),
+    );
+    let id1 = first["structuredContent"]["facts"][0]["id"]
+        .as_u64()
+        .unwrap();
+
+    let q = json!({"query": "native Rust", "project": "p"});
+    let r1 = tool_call(&a, "cortex_search", q.clone());
+    assert_eq!(hit_ids(&r1), vec![id1]);
+    assert_eq!(metrics.snapshot().cache_misses, 1);
+    // Repeat, and the same query normalized differently (case, spacing): hits.
+    let r2 = tool_call(&a, "cortex_search", q.clone());
+    assert_eq!(r2, r1);
+    let r3 = tool_call(
+        &a,
+        "cortex_search",
+        json!({"query": "  NATIVE   rust ", "project": "p"}),
+    );
+    assert_eq!(hit_ids(&r3), vec![id1]);
+    let snap = metrics.snapshot();
+    assert_eq!((snap.cache_hits, snap.cache_misses), (2, 1), "{snap:?}");
+    assert!(snap.cache_hit_rate > 0.6);
+    let rec = tool_call(&a, "cortex_recall", json!({"project": "p"}));
+    assert_eq!(rec["structuredContent"]["count"], 1);
+    assert_eq!(tool_call(&a, "cortex_recall", json!({"project": "p"})), rec);
+
+    // A write through the OTHER server: the next read on `a` misses and sees it.
+    let second = tool_call(
+        &b,
+        "cortex_store",
+        json!({"project": "p", "content": "native binaries start fast in Rust"}),
+    );
+    let id2 = second["structuredContent"]["facts"][0]["id"]
+        .as_u64()
+        .unwrap();
+    let misses = metrics.snapshot().cache_misses;
+    let r4 = tool_call(&a, "cortex_search", q.clone());
+    let mut ids = hit_ids(&r4);
+    ids.sort_unstable();
+    assert_eq!(ids, vec![id1, id2], "{r4}");
+    assert_eq!(metrics.snapshot().cache_misses, misses + 1);
+    let rec2 = tool_call(&a, "cortex_recall", json!({"project": "p"}));
+    assert_eq!(rec2["structuredContent"]["count"], 2, "{rec2}");
+
+    // A vote and a deprecation through the other server are seen as well.
+    tool_call(&b, "cortex_deprecate", json!({"fact_id": id2}));
+    assert_eq!(
+        hit_ids(&tool_call(&a, "cortex_search", q.clone())),
+        vec![id1]
+    );
+    let v = tool_call(
+        &b,
+        "cortex_vote",
+        json!({"fact_id": id1, "agent": "x", "vote": -1}),
+    );
+    let consensus = v["structuredContent"]["consensus"].as_f64().unwrap();
+    let r5 = tool_call(&a, "cortex_search", q);
+    assert_eq!(
+        r5["structuredContent"]["hits"][0]["fact"]["consensus"].as_f64(),
+        Some(consensus),
+        "{r5}"
+    );
+
+    // Errors are not cached and count as errors.
+    let bad = tool_call(&a, "cortex_search", json!({"query": "!!!"}));
+    assert_eq!(bad["isError"], true);
+    let snap = metrics.snapshot();
+    assert!(snap.errors["mcp"]["cortex_search"] >= 1, "{snap:?}");
+}
+
+#[test]
+fn explicit_as_of_search_is_cached_and_still_exact() {
+    let store = Arc::new(MemoryStore::new());
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let a = cached_server(&store, &metrics);
+    tool_call(
+        &a,
+        "cortex_store",
+        json!({"project": "p", "content": "alpha beta"}),
+    );
+    let q = json!({"query": "alpha", "as_of": "2999-01-01"});
+    assert_eq!(hit_ids(&tool_call(&a, "cortex_search", q.clone())).len(), 1);
+    assert_eq!(hit_ids(&tool_call(&a, "cortex_search", q.clone())).len(), 1);
+    assert_eq!(metrics.snapshot().cache_hits, 1);
+    tool_call(
+        &a,
+        "cortex_store",
+        json!({"project": "q", "content": "alpha gamma"}),
+    );
+    assert_eq!(hit_ids(&tool_call(&a, "cortex_search", q)).len(), 2);
+}
+
+#[test]
+fn metrics_tool_reports_requests_latency_errors_and_cache() {
+    let store = Arc::new(MemoryStore::new());
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let s = cached_server(&store, &metrics);
+    let list = call(
+        &s,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+    );
+    let tool = list["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "cortex_metrics")
+        .expect("cortex_metrics is listed")
+        .clone();
+    assert_eq!(tool["outputSchema"]["type"], "object");
+    tool_call(
+        &s,
+        "cortex_store",
+        json!({"project": "p", "content": "one fact"}),
+    );
+    tool_call(&s, "cortex_search", json!({"query": "fact"}));
+    tool_call(&s, "cortex_search", json!({"query": "fact"}));
+    tool_call(
+        &s,
+        "cortex_vote",
+        json!({"fact_id": 999, "agent": "a", "vote": 1}),
+    );
+    call(&s, json!({"jsonrpc": "2.0", "id": 2, "method": "no/such"}));
+    let m = tool_call(&s, "cortex_metrics", json!({}));
+    assert_eq!(m["isError"], false, "{m}");
+    let problems = schema::validate(&tool["outputSchema"], &m["structuredContent"]);
+    assert!(problems.is_empty(), "{problems:?}");
+    let sc = &m["structuredContent"];
+    assert_eq!(sc["requests"]["mcp"]["cortex_store"], 1, "{sc}");
+    assert_eq!(sc["requests"]["mcp"]["cortex_search"], 2, "{sc}");
+    assert_eq!(sc["requests"]["mcp"]["tools/list"], 1, "{sc}");
+    assert_eq!(sc["requests"]["mcp"]["other"], 1, "{sc}");
+    assert_eq!(sc["errors"]["mcp"]["cortex_vote"], 1, "{sc}");
+    assert_eq!(sc["errors"]["mcp"]["other"], 1, "{sc}");
+    assert_eq!(sc["cache_hits"], 1, "{sc}");
+    assert_eq!(sc["cache_misses"], 1, "{sc}");
+    assert_eq!(sc["cache_hit_rate"], 0.5, "{sc}");
+    assert!(sc["latency_count"].as_u64().unwrap() >= 6, "{sc}");
+    assert_eq!(sc["latency_buckets"].as_array().unwrap().len(), 14);
+    let text = metrics.render_prometheus();
+    assert!(text.contains("cortex_requests_total{transport=\"mcp\",method=\"cortex_search\"} 2"));
+    assert!(text.contains("cortex_cache_hits_total 1"));
+    assert!(s.check_health().is_ok());
+}
+
+#[test]
+fn project_facts_template_and_briefing_prompt() {
+    let store = Arc::new(MemoryStore::new());
+    let s = cached_server(&store, &Arc::new(crate::metrics::Metrics::new()));
+    tool_call(
+        &s,
+        "cortex_store",
+        json!({"facts": [
+            {"project": "my proj", "content": "Deploys run on Fridays", "tags": ["ops"]},
+            {"project": "other", "content": "Not this one"}]}),
+    );
+    let t = call(
+        &s,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "resources/templates/list"}),
+    );
+    let templates = t["result"]["resourceTemplates"].as_array().unwrap();
+    assert!(
+        templates
+            .iter()
+            .any(|t| t["uriTemplate"] == "cortex://projects/{project}/facts"),
+        "{t}"
+    );
+    // The checkpoint resource is still listed.
+    let r = call(
+        &s,
+        json!({"jsonrpc": "2.0", "id": 2, "method": "resources/list"}),
+    );
+    assert_eq!(
+        r["result"]["resources"][0]["uri"],
+        "cortex://ledger/checkpoint"
+    );
+
+    let read = |uri: &str| {
+        call(
+            &s,
+            json!({"jsonrpc": "2.0", "id": 3, "method": "resources/read",
+                   "params": {"uri": uri}}),
+        )
+    };
+    let got = read("cortex://projects/my%20proj/facts");
+    let content = &got["result"]["contents"][0];
+    assert_eq!(content["uri"], "cortex://projects/my%20proj/facts", "{got}");
+    assert_eq!(content["mimeType"], "application/json");
+    let body: Value = serde_json::from_str(content["text"].as_str().unwrap()).unwrap();
+    assert_eq!(body["project"], "my proj");
+    assert_eq!(body["count"], 1);
+    assert_eq!(body["facts"][0]["content"], "Deploys run on Fridays");
+    let empty = read("cortex://projects/nobody/facts");
+    assert!(
+        empty["result"]["contents"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("\"count\":0")
+    );
+    // Not matching the template: resource not found (legacy code).
+    for bad in [
+        "cortex://projects//facts",
+        "cortex://projects/a/b/facts",
+        "cortex://x",
+    ] {
+        assert_eq!(err_code(&read(bad)), codes::RESOURCE_NOT_FOUND, "{bad}");
+    }
+
+    let list = call(
+        &s,
+        json!({"jsonrpc": "2.0", "id": 4, "method": "prompts/list"}),
+    );
+    let p = list["result"]["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "cortex_project_briefing")
+        .expect("briefing listed")
+        .clone();
+    assert_eq!(p["arguments"][0]["name"], "project");
+    assert_eq!(p["arguments"][0]["required"], true);
+    let get = |args: Value| {
+        call(
+            &s,
+            json!({"jsonrpc": "2.0", "id": 5, "method": "prompts/get",
+                   "params": {"name": "cortex_project_briefing", "arguments": args}}),
+        )
+    };
+    let g = get(json!({"project": "my proj"}));
+    let text = g["result"]["messages"][0]["content"]["text"]
+        .as_str()
+        .unwrap();
+    assert!(text.contains("Deploys run on Fridays"), "{text}");
+    assert!(text.contains("[ops]"), "{text}");
+    assert!(!text.contains("Not this one"), "{text}");
+    assert_eq!(g["result"]["messages"][0]["role"], "user");
+    let none = get(json!({"project": "empty"}));
+    assert!(
+        none["result"]["messages"][0]["content"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("no current facts")
+    );
+    assert_eq!(err_code(&get(json!({}))), codes::INVALID_PARAMS);
+    assert_eq!(
+        err_code(&get(json!({"project": " "}))),
+        codes::INVALID_PARAMS
+    );
+}
+
+#[test]
+fn resource_templates_match_one_segment_per_variable() {
+    let t = ResourceTemplate {
+        uri_template: "cortex://projects/{project}/facts".into(),
+        name: String::new(),
+        title: String::new(),
+        description: String::new(),
+        mime_type: String::new(),
+        read: Arc::new(|_| Ok(String::new())),
+    };
+    assert_eq!(
+        t.matches("cortex://projects/a%2Fb/facts").unwrap()["project"],
+        "a/b"
+    );
+    assert!(t.matches("cortex://projects/a/factsx").is_none());
+    assert!(t.matches("cortex://projects/%zz/facts").is_none());
+    let tail = ResourceTemplate {
+        uri_template: "x://{a}".into(),
+        ..t
+    };
+    assert_eq!(tail.matches("x://v").unwrap()["a"], "v");
+    assert!(tail.matches("x://").is_none());
+}

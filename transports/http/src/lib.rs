@@ -380,8 +380,23 @@ async fn health(State(shared): State<Arc<Shared>>) -> Response {
     } else {
         ("http", "/mcp")
     };
+    // The handler's own check (the MCP server reads the database's memory version): a
+    // blocking read, so off the executor.
+    let handler = shared.handler.clone();
+    let check = tokio::task::spawn_blocking(move || handler.health())
+        .await
+        .unwrap_or_else(|_| Err("the health check panicked".to_owned()));
+    let (status, code, database) = match &check {
+        Ok(()) => ("ok", StatusCode::OK, serde_json::json!({"reachable": true})),
+        Err(e) => (
+            "unavailable",
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"reachable": false, "error": e}),
+        ),
+    };
     let body = serde_json::json!({
-        "status": "ok",
+        "status": status,
+        "database": database,
         "transport": transport,
         "endpoint": endpoint,
         "endpoints": { "streamable_http": "/mcp", "legacy_sse": "/sse", "legacy_messages": "/messages" },
@@ -390,7 +405,7 @@ async fn health(State(shared): State<Arc<Shared>>) -> Response {
         "protocol_versions": SUPPORTED_PROTOCOL_VERSIONS,
         "version": env!("CARGO_PKG_VERSION"),
     });
-    json_response(StatusCode::OK, body.to_string())
+    json_response(code, body.to_string())
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {

@@ -555,3 +555,57 @@ async fn health_and_metrics() {
         "{text}"
     );
 }
+
+/// A handler whose dependency (the database) is down.
+struct Sick;
+
+impl MessageHandler for Sick {
+    fn handle<'a>(
+        &'a self,
+        _incoming: Incoming,
+        _outbound: Arc<dyn Outbound>,
+    ) -> BoxFuture<'a, Option<String>> {
+        Box::pin(async { None })
+    }
+    fn health(&self) -> std::result::Result<(), String> {
+        Err("database unreachable: disk I/O error".to_owned())
+    }
+}
+
+#[tokio::test]
+async fn health_reports_the_database_reachable_or_not() {
+    let up = start(|_| {}).await;
+    let body = body_json(
+        client()
+            .get(format!("{}/health", up.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(body["database"]["reachable"], true, "{body}");
+
+    let config = HttpConfig {
+        port: 0,
+        ..HttpConfig::default()
+    };
+    let transport = HttpTransport::bind(config).await.expect("bind");
+    let base = format!("http://{}", transport.local_addr().expect("addr"));
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown: BoxFuture<'static, ()> = Box::pin(async move {
+        let _ = stopped.await;
+    });
+    tokio::spawn(Box::new(transport).serve(Arc::new(Sick), shutdown));
+    let health = client().get(format!("{base}/health")).send().await.unwrap();
+    assert_eq!(health.status(), 503);
+    let body = body_json(health).await;
+    assert_eq!(body["status"], "unavailable", "{body}");
+    assert_eq!(body["database"]["reachable"], false, "{body}");
+    assert!(
+        body["database"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("disk I/O"),
+        "{body}"
+    );
+}

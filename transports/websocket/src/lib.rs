@@ -283,15 +283,28 @@ async fn connection(shared: Arc<Shared>, socket: WebSocket, origin: Option<Strin
 }
 
 async fn health(State(shared): State<Arc<Shared>>) -> Response {
+    let handler = shared.handler.clone();
+    let check = tokio::task::spawn_blocking(move || handler.health())
+        .await
+        .unwrap_or_else(|_| Err("the health check panicked".to_owned()));
+    let (status, code, database) = match &check {
+        Ok(()) => ("ok", StatusCode::OK, serde_json::json!({"reachable": true})),
+        Err(e) => (
+            "unavailable",
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"reachable": false, "error": e}),
+        ),
+    };
     let body = serde_json::json!({
-        "status": "ok",
+        "status": status,
+        "database": database,
         "transport": "ws",
         "endpoint": "/mcp",
         "subprotocol": SUBPROTOCOL,
         "active_connections": shared.config.metrics.snapshot().active_connections.get("ws").copied().unwrap_or(0),
         "version": env!("CARGO_PKG_VERSION"),
     });
-    let mut response = (StatusCode::OK, body.to_string()).into_response();
+    let mut response = (code, body.to_string()).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

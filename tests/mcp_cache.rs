@@ -1,0 +1,304 @@
+//! The MCP query cache across processes, and the shared metrics and `/health` of
+//! `cortex mcp start`:
+//! - two `cortex mcp start --transport stdio` processes on one SQLite database: a search and a
+//!   recall repeated on the first are cache hits (read back with `cortex_metrics`); a fact stored
+//!   through the second is seen by the first's next search and recall (a miss), because every
+//!   lookup reads the database's memory version;
+//! - `cortex mcp start --transport http`: `/metrics` shows the MCP server's per-tool counters
+//!   and cache counters beside the transport's (one shared `Metrics`), `/health` reports the
+//!   database reachable.
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cortex");
+const SCRUB: &[&str] = &[
+    "CORTEX_DB",
+    "CORTEX_HOME",
+    "CORTEX_SIGNING_KEY",
+    "CORTEX_HASHER",
+    "CORTEX_MCP_CACHE_ENTRIES",
+    "CORTEX_MCP_CACHE_NOW_TTL_MS",
+];
+
+fn cortex(home: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    for v in SCRUB {
+        c.env_remove(v);
+    }
+    c.arg("--home").arg(home);
+    c
+}
+
+/// A fresh home with a one-entry ledger (the first append creates the database and key).
+fn home() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cortex(dir.path())
+        .args(["ledger", "append", "--project", "t", "--action", "init"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
+struct Stdio_ {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    next_id: u64,
+}
+
+impl Drop for Stdio_ {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Stdio_ {
+    fn start(home: &Path) -> Self {
+        let mut child = cortex(home)
+            // A long "now" TTL: only the memory version can make these entries stale.
+            .env("CORTEX_MCP_CACHE_NOW_TTL_MS", "600000")
+            .args(["mcp", "start", "--transport", "stdio"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut s = Stdio_ {
+            child,
+            stdin,
+            stdout,
+            next_id: 1,
+        };
+        let init = s.request(
+            "initialize",
+            json!({"protocolVersion": "2025-11-25", "capabilities": {},
+                   "clientInfo": {"name": "cache-test", "version": "1"}}),
+        );
+        assert_eq!(init["result"]["protocolVersion"], "2025-11-25", "{init}");
+        writeln!(
+            s.stdin,
+            "{}",
+            json!({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        )
+        .unwrap();
+        s
+    }
+
+    fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let msg = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        writeln!(self.stdin, "{msg}").unwrap();
+        self.stdin.flush().unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        let reply: Value = serde_json::from_str(&line).expect("a JSON reply line");
+        assert_eq!(reply["id"], id, "{reply}");
+        reply
+    }
+
+    fn call(&mut self, tool: &str, args: Value) -> Value {
+        let r = self.request("tools/call", json!({"name": tool, "arguments": args}));
+        assert_eq!(r["result"]["isError"], false, "{tool}: {r}");
+        r["result"]["structuredContent"].clone()
+    }
+
+    fn cache(&mut self) -> (u64, u64) {
+        let m = self.call("cortex_metrics", json!({}));
+        (
+            m["cache_hits"].as_u64().unwrap(),
+            m["cache_misses"].as_u64().unwrap(),
+        )
+    }
+}
+
+fn ids(search: &Value) -> Vec<u64> {
+    let mut ids: Vec<u64> = search["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["fact"]["id"].as_u64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+#[test]
+fn a_write_by_another_process_is_seen_by_the_next_cached_read() {
+    let dir = home();
+    let mut a = Stdio_::start(dir.path());
+    let mut b = Stdio_::start(dir.path());
+
+    let s1 = a.call(
+        "cortex_store",
+        json!({"project": "cache", "content": "the cache is keyed by the memory version"}),
+    );
+    let id1 = s1["facts"][0]["id"].as_u64().unwrap();
+    let q = json!({"query": "memory version cache", "project": "cache"});
+    assert_eq!(ids(&a.call("cortex_search", q.clone())), vec![id1]);
+    assert_eq!(a.cache(), (0, 1));
+    assert_eq!(ids(&a.call("cortex_search", q.clone())), vec![id1]);
+    assert_eq!(
+        a.call("cortex_recall", json!({"project": "cache"}))["count"],
+        1
+    );
+    assert_eq!(
+        a.call("cortex_recall", json!({"project": "cache"}))["count"],
+        1
+    );
+    assert_eq!(a.cache(), (2, 2), "repeats are hits");
+
+    // The other process writes; its acknowledgement comes after the commit.
+    let s2 = b.call(
+        "cortex_store",
+        json!({"project": "cache", "content": "a second process bumps the memory version"}),
+    );
+    let id2 = s2["facts"][0]["id"].as_u64().unwrap();
+    assert_eq!(ids(&a.call("cortex_search", q.clone())), vec![id1, id2]);
+    assert_eq!(
+        a.call("cortex_recall", json!({"project": "cache"}))["count"],
+        2
+    );
+    assert_eq!(a.cache(), (2, 4), "both reads missed after the other write");
+
+    // Deprecation through the other process is seen too; then hits resume.
+    b.call("cortex_deprecate", json!({"fact_id": id1}));
+    assert_eq!(ids(&a.call("cortex_search", q.clone())), vec![id2]);
+    assert_eq!(ids(&a.call("cortex_search", q)), vec![id2]);
+    assert_eq!(a.cache(), (3, 5));
+}
+
+#[test]
+fn cache_can_be_turned_off() {
+    let dir = home();
+    let mut child = cortex(dir.path())
+        .env("CORTEX_MCP_CACHE_ENTRIES", "0")
+        .args(["mcp", "start", "--transport", "stdio"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut s = Stdio_ {
+        stdin: child.stdin.take().unwrap(),
+        stdout: BufReader::new(child.stdout.take().unwrap()),
+        child,
+        next_id: 1,
+    };
+    s.call(
+        "cortex_store",
+        json!({"project": "p", "content": "uncached words"}),
+    );
+    s.call("cortex_search", json!({"query": "words"}));
+    s.call("cortex_search", json!({"query": "words"}));
+    assert_eq!(s.cache(), (0, 0));
+}
+
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    (status, body)
+}
+
+fn http_post(port: u16, body: &Value) -> String {
+    let body = body.to_string();
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n\
+         MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: cortex_search\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text
+}
+
+#[test]
+fn http_metrics_and_health_share_one_registry() {
+    let dir = home();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = cortex(dir.path())
+        .args(["mcp", "start", "--transport", "http", "--port"])
+        .arg(port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Kill(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "server did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                      "io.modelcontextprotocol/clientCapabilities": {}});
+    for _ in 0..2 {
+        let reply = http_post(
+            port,
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+                "name": "cortex_search", "arguments": {"query": "anything"}, "_meta": meta}}),
+        );
+        assert!(reply.contains("\"isError\":false"), "{reply}");
+    }
+    let (status, health) = http_get(port, "/health");
+    assert_eq!(status, 200, "{health}");
+    let health: Value = serde_json::from_str(&health).unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["database"]["reachable"], true, "{health}");
+
+    let (status, text) = http_get(port, "/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        text.contains("cortex_requests_total{transport=\"mcp\",method=\"cortex_search\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cortex_requests_total{transport=\"http\",method=\"POST /mcp\"} 2"),
+        "{text}"
+    );
+    assert!(text.contains("cortex_cache_hits_total 1"), "{text}");
+    assert!(text.contains("cortex_cache_misses_total 1"), "{text}");
+}
