@@ -161,6 +161,15 @@ pub fn latest_schema_version() -> u32 {
     MIGRATIONS.last().map_or(0, |m| m.0)
 }
 
+/// Page cache of the writer connection, KiB.
+const WRITER_CACHE_KIB: u32 = 16 * 1024;
+/// Page cache of each reader connection, KiB.
+const READER_CACHE_KIB: u32 = 2 * 1024;
+/// Bytes of the database file mapped into memory for reads. Zero: mapped pages count in the
+/// process's RSS (a full scan would map the whole file), while pages read through the OS page
+/// cache do not; the scan speed given up is a few percent (BENCHMARKS.md).
+const MMAP_BYTES: u64 = 0;
+
 /// SQLite `synchronous` setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Synchronous {
@@ -304,13 +313,17 @@ impl SqliteStore {
                 path.display()
             )));
         }
+        // The writer keeps a larger page cache (b-tree interior pages of every table it appends
+        // to); readers mostly read through the memory map, and there may be several of them, so
+        // their caches stay small to keep a serving process's memory bounded.
+        let cache_kib = if read_only { READER_CACHE_KIB } else { WRITER_CACHE_KIB };
         let sync = match options.synchronous {
             Synchronous::Full => "FULL",
             Synchronous::Normal => "NORMAL",
         };
         conn.execute_batch(&format!(
-            "PRAGMA synchronous={sync}; PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536; PRAGMA wal_autocheckpoint=8192; \
-             PRAGMA mmap_size=1073741824; PRAGMA temp_store=MEMORY;"
+            "PRAGMA synchronous={sync}; PRAGMA foreign_keys=ON; PRAGMA cache_size=-{cache_kib}; \
+             PRAGMA wal_autocheckpoint=8192; PRAGMA mmap_size={MMAP_BYTES}; PRAGMA temp_store=MEMORY;"
         ))
         .map_err(&e)?;
         conn.set_prepared_statement_cache_capacity(64);
