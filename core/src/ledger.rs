@@ -390,6 +390,34 @@ impl Ledger {
         merkle::inclusion_proof(&nodes, &*self.hasher, index, size)
     }
 
+    /// A `c2sp.org/tlog-proof@v1` file for entry `index` against the latest checkpoint, with the
+    /// entry's canonical bytes in its `extra` line, and that checkpoint.
+    pub fn proof_file(&self, index: u64) -> Result<(crate::ProofFile, CheckpointRecord)> {
+        let cp = self.store.latest_checkpoint()?.ok_or_else(|| {
+            Error::invalid("the ledger has no checkpoint yet: make a checkpoint first")
+        })?;
+        if index >= cp.size {
+            let head = self.store.head()?.size;
+            return Err(if index >= head {
+                Error::not_found(format!("no entry {index}: the ledger has {head} entries"))
+            } else {
+                Error::invalid(format!(
+                    "entry {index} is not covered by the latest checkpoint ({} entries): make a \
+                     checkpoint first",
+                    cp.size
+                ))
+            });
+        }
+        let stored = self.entry(index)?;
+        let file = crate::ProofFile {
+            extra: Some(stored.entry.as_ref().canonical_bytes()),
+            index,
+            proof: self.inclusion_proof(index, cp.size)?,
+            note: cp.note.clone(),
+        };
+        Ok((file, cp))
+    }
+
     /// RFC 9162 consistency proof from `old` to `new` entries.
     pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>> {
         self.check_size(new)?;

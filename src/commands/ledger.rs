@@ -541,33 +541,10 @@ pub fn verify_external(s: &Settings, a: VerifyExternalArgs) -> Result<u8> {
     Ok(if report.valid { 0 } else { 1 })
 }
 
-/// Builds the tlog-proof file text for `index` against the latest checkpoint.
+/// The tlog-proof file for `index` against the latest checkpoint, and that checkpoint's size.
 pub fn proof_text(ledger: &Ledger, index: u64) -> Result<(ProofFile, u64)> {
-    let cp = ledger.store().latest_checkpoint()?.ok_or_else(|| {
-        Error::invalid("the ledger has no checkpoint yet: run `cortex ledger checkpoint` first")
-    })?;
-    if index >= cp.size {
-        let head = ledger.head()?.size;
-        return Err(if index >= head {
-            Error::not_found(format!("no entry {index}: the ledger has {head} entries"))
-        } else {
-            Error::invalid(format!(
-                "entry {index} is not covered by the latest checkpoint ({} entries): run `cortex ledger checkpoint` first",
-                cp.size
-            ))
-        });
-    }
-    let stored = ledger.entry(index)?;
-    let proof = ledger.inclusion_proof(index, cp.size)?;
-    Ok((
-        ProofFile {
-            extra: Some(stored.entry.as_ref().canonical_bytes()),
-            index,
-            proof,
-            note: cp.note,
-        },
-        cp.size,
-    ))
+    let (file, cp) = ledger.proof_file(index)?;
+    Ok((file, cp.size))
 }
 
 pub fn proof(s: &Settings, a: ProofArgs) -> Result<u8> {

@@ -6,7 +6,6 @@ use super::McpServerBuilder;
 use super::registry::{Exec, Prompt, Resource, Tool};
 use crate::error::{Error, Result};
 use crate::ledger::Ledger;
-use crate::proof_file::ProofFile;
 use crate::signer::{SignatureScheme, Verifier};
 use crate::verify::{VerifyOptions, verify_store};
 use base64::Engine;
@@ -185,30 +184,8 @@ fn proof(ledger: &Ledger, args: &Map<String, Value>) -> Result<Value> {
         .get("index")
         .and_then(Value::as_u64)
         .ok_or_else(|| Error::invalid("index must be a non-negative integer"))?;
-    let cp = ledger.store().latest_checkpoint()?.ok_or_else(|| {
-        Error::invalid("the ledger has no checkpoint yet: call cortex_ledger_checkpoint first")
-    })?;
-    if index >= cp.size {
-        let head = ledger.head()?.size;
-        return Err(if index >= head {
-            Error::not_found(format!("no entry {index}: the ledger has {head} entries"))
-        } else {
-            Error::invalid(format!(
-                "entry {index} is not covered by the latest checkpoint ({} entries): call \
-                 cortex_ledger_checkpoint first",
-                cp.size
-            ))
-        });
-    }
-    let stored = ledger.entry(index)?;
-    let hashes = ledger.inclusion_proof(index, cp.size)?;
-    let canonical = stored.entry.as_ref().canonical_bytes();
-    let file = ProofFile {
-        extra: Some(canonical.clone()),
-        index,
-        proof: hashes,
-        note: cp.note.clone(),
-    };
+    let (file, cp) = ledger.proof_file(index)?;
+    let canonical = file.extra.clone().unwrap_or_default();
     Ok(json!({
         "index": index,
         "tree_size": cp.size,
