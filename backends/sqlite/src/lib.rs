@@ -314,9 +314,13 @@ impl SqliteStore {
             )));
         }
         // The writer keeps a larger page cache (b-tree interior pages of every table it appends
-        // to); readers mostly read through the memory map, and there may be several of them, so
-        // their caches stay small to keep a serving process's memory bounded.
-        let cache_kib = if read_only { READER_CACHE_KIB } else { WRITER_CACHE_KIB };
+        // to); readers lean on the OS page cache, and there may be several of them, so their
+        // caches stay small to keep a serving process's memory bounded.
+        let cache_kib = if read_only {
+            READER_CACHE_KIB
+        } else {
+            WRITER_CACHE_KIB
+        };
         let sync = match options.synchronous {
             Synchronous::Full => "FULL",
             Synchronous::Normal => "NORMAL",
