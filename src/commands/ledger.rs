@@ -187,40 +187,24 @@ struct InputLine<'a> {
 }
 
 fn read_stdin_batch() -> Result<Vec<NewEntry>> {
-    let stdin = std::io::stdin();
-    let mut out = Vec::new();
-    let mut line = String::new();
-    let mut lock = stdin.lock();
-    let mut n = 0;
-    loop {
-        line.clear();
-        n += 1;
-        if lock.read_line(&mut line).map_err(Error::from)? == 0 {
-            break;
-        }
-        if line.trim().is_empty() {
-            continue;
-        }
-        let parsed: InputLine = serde_json::from_str(&line).map_err(|e| {
-            Error::invalid(format!(
-                "stdin line {n}: expected {{\"project\": …, \"action\": …, \"detail\": …}}: {e}"
-            ))
-        })?;
-        let e = NewEntry::new(
-            parsed.project,
-            parsed.action,
-            parsed.detail.map_or("{}", |d| d.get()).to_owned(),
-        );
-        e.validate()
-            .map_err(|err| err.with_context("stdin line", n))?;
-        out.push(e);
-    }
-    if out.is_empty() {
-        return Err(Error::invalid(
-            "nothing to append: give --project and --action, or JSON Lines on stdin",
-        ));
-    }
-    Ok(out)
+    super::read_stdin_lines(
+        "nothing to append: give --project and --action, or JSON Lines on stdin",
+        |n, line| {
+            let parsed: InputLine = serde_json::from_str(line).map_err(|e| {
+                Error::invalid(format!(
+                    "stdin line {n}: expected {{\"project\": …, \"action\": …, \"detail\": …}}: {e}"
+                ))
+            })?;
+            let e = NewEntry::new(
+                parsed.project,
+                parsed.action,
+                parsed.detail.map_or("{}", |d| d.get()).to_owned(),
+            );
+            e.validate()
+                .map_err(|err| err.with_context("stdin line", n))?;
+            Ok(e)
+        },
+    )
 }
 
 pub fn append(s: &Settings, a: AppendArgs) -> Result<u8> {

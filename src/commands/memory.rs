@@ -9,7 +9,6 @@ use cortex_core::agent_memory::{AgentMemory, DEFAULT_RECALL_LIMIT, DEFAULT_TOP_K
 use cortex_core::ledger::DEFAULT_CHECKPOINT_EVERY;
 use cortex_core::{AppendOutcome, Error, Fact, NewFact, Result, SearchQuery, Vote};
 use serde_json::{Value, json};
-use std::io::BufRead;
 use std::sync::Arc;
 
 #[derive(Args, Debug)]
@@ -191,41 +190,25 @@ fn checkpoint_json(out: &AppendOutcome) -> Value {
 
 /// Facts from JSON Lines on stdin; errors name the line.
 fn read_stdin_facts(default_project: Option<&str>) -> Result<Vec<NewFact>> {
-    let stdin = std::io::stdin();
-    let mut lock = stdin.lock();
-    let mut out = Vec::new();
-    let mut line = String::new();
-    let mut n = 0;
-    loop {
-        line.clear();
-        n += 1;
-        if lock.read_line(&mut line).map_err(Error::from)? == 0 {
-            break;
-        }
-        if line.trim().is_empty() {
-            continue;
-        }
-        let bad = |e: &dyn std::fmt::Display| {
-            Error::invalid(format!(
-                "stdin line {n}: expected a JSON fact {{\"project\": …, \"content\": …}}: {e}"
-            ))
-        };
-        let mut v: Value = serde_json::from_str(&line).map_err(|e| bad(&e))?;
-        if let (Some(obj), Some(p)) = (v.as_object_mut(), default_project)
-            && !obj.contains_key("project")
-        {
-            obj.insert("project".into(), Value::String(p.to_owned()));
-        }
-        let f: NewFact = serde_json::from_value(v).map_err(|e| bad(&e))?;
-        f.check().map_err(|e| e.with_context("stdin line", n))?;
-        out.push(f);
-    }
-    if out.is_empty() {
-        return Err(Error::invalid(
-            "nothing to store: give --project and --content, or facts as JSON Lines on stdin",
-        ));
-    }
-    Ok(out)
+    super::read_stdin_lines(
+        "nothing to store: give --project and --content, or facts as JSON Lines on stdin",
+        |n, line| {
+            let bad = |e: &dyn std::fmt::Display| {
+                Error::invalid(format!(
+                    "stdin line {n}: expected a JSON fact {{\"project\": …, \"content\": …}}: {e}"
+                ))
+            };
+            let mut v: Value = serde_json::from_str(line).map_err(|e| bad(&e))?;
+            if let (Some(obj), Some(p)) = (v.as_object_mut(), default_project)
+                && !obj.contains_key("project")
+            {
+                obj.insert("project".into(), Value::String(p.to_owned()));
+            }
+            let f: NewFact = serde_json::from_value(v).map_err(|e| bad(&e))?;
+            f.check().map_err(|e| e.with_context("stdin line", n))?;
+            Ok(f)
+        },
+    )
 }
 
 pub fn store(s: &Settings, a: StoreArgs) -> Result<u8> {
