@@ -40,6 +40,9 @@ pub struct BenchArgs {
     /// Directory for the benchmark databases (default: the system temp dir).
     #[arg(long)]
     pub(super) dir: Option<std::path::PathBuf>,
+    /// Storage backend for the ledger suite: sqlite or redb.
+    #[arg(long, default_value = "sqlite")]
+    backend: String,
     /// SQLite synchronous mode: full (power-loss durable) or normal (process-crash durable).
     #[arg(long, default_value = "full")]
     synchronous: String,
@@ -103,13 +106,17 @@ fn ledger_at(
     signer: &Arc<Ed25519Signer>,
     every: u64,
 ) -> Result<Ledger> {
-    let store = Arc::new(SqliteStore::open(
-        path,
-        SqliteOptions {
-            synchronous: sync,
-            ..Default::default()
-        },
-    )?);
+    let store: cortex_core::DynStore = if path.extension().is_some_and(|e| e == "redb") {
+        Arc::new(cortex_redb::RedbStore::open(path)?)
+    } else {
+        Arc::new(SqliteStore::open(
+            path,
+            SqliteOptions {
+                synchronous: sync,
+                ..Default::default()
+            },
+        )?)
+    };
     let mut l = Ledger::open(
         store,
         LedgerOptions {
@@ -181,7 +188,8 @@ fn ledger_suite(s: &Settings, a: &BenchArgs) -> Result<u8> {
     };
     if !s.json {
         println!(
-            "CORTEX ledger benchmark: SQLite (synchronous={}), SHA-256, {} cores, N = {}",
+            "CORTEX ledger benchmark: {} (synchronous={}), SHA-256, {} cores, N = {}",
+            a.backend,
             a.synchronous,
             std::thread::available_parallelism().map_or(1, |n| n.get()),
             num(a.entries)
@@ -189,7 +197,16 @@ fn ledger_suite(s: &Settings, a: &BenchArgs) -> Result<u8> {
     }
 
     // Batched append of N entries (auto-checkpoint every 1000, as by default).
-    let big = ledger_at(&dir.join("big.db"), sync, &signer, 1000)?;
+    let ext = match a.backend.as_str() {
+        "sqlite" => "db",
+        "redb" => "redb",
+        x => {
+            return Err(Error::invalid(format!(
+                "--backend {x:?}: available: sqlite, redb"
+            )));
+        }
+    };
+    let big = ledger_at(&dir.join(format!("big.{ext}")), sync, &signer, 1000)?;
     let r = fill(&big, a.entries, a.batch)?;
     b.report(
         "append, batched (durable at commit)",
@@ -201,7 +218,7 @@ fn ledger_suite(s: &Settings, a: &BenchArgs) -> Result<u8> {
     );
 
     // Single appends, each a durable transaction of its own.
-    let single = ledger_at(&dir.join("single.db"), sync, &signer, 1000)?;
+    let single = ledger_at(&dir.join(format!("single.{ext}")), sync, &signer, 1000)?;
     let t = Instant::now();
     for i in 0..a.singles {
         single.append(&entries(i, 1))?;
@@ -217,7 +234,7 @@ fn ledger_suite(s: &Settings, a: &BenchArgs) -> Result<u8> {
     );
 
     // Full verify at 10k and at N.
-    let small = ledger_at(&dir.join("small.db"), sync, &signer, 1000)?;
+    let small = ledger_at(&dir.join(format!("small.{ext}")), sync, &signer, 1000)?;
     fill(&small, 10_000, a.batch)?;
     let opts = VerifyOptions {
         verifiers: vec![signer.verifier()],

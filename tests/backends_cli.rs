@@ -1,0 +1,120 @@
+//! The binary picks its store by URL: the same flow on SQLite and redb, and an unknown scheme
+//! that lists the available ones.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn cortex(home: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cortex"));
+    cmd.args(args)
+        .env("CORTEX_HOME", home)
+        .env("HOME", home)
+        .env_remove("CORTEX_DB")
+        .env_remove("CORTEX_SIGNING_KEY")
+        .env_remove("CORTEX_HASHER")
+        .env_remove("CORTEX_CHECKPOINT_EVERY")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn cortex");
+    if let Some(s) = stdin {
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().expect("wait")
+}
+
+fn ok(o: &Output) -> String {
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout: {out}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+fn flow(url: &str, home: &Path) {
+    let db = ["--db", url];
+    let batch: String = (0..50)
+        .map(|i| format!("{{\"project\":\"p\",\"action\":\"a\",\"detail\":{{\"i\":{i}}}}}\n"))
+        .collect();
+    ok(&cortex(
+        home,
+        &[&db[..], &["ledger", "append"]].concat(),
+        Some(&batch),
+    ));
+    ok(&cortex(
+        home,
+        &[
+            &db[..],
+            &[
+                "store",
+                "--project",
+                "acme",
+                "--content",
+                "redb and sqlite agree",
+            ],
+        ]
+        .concat(),
+        None,
+    ));
+    ok(&cortex(
+        home,
+        &[&db[..], &["ledger", "checkpoint"]].concat(),
+        None,
+    ));
+    let v = ok(&cortex(
+        home,
+        &[&db[..], &["ledger", "verify"]].concat(),
+        None,
+    ));
+    assert!(
+        v.contains("✓ Chain valid (51 transactions, 1 checkpoints)"),
+        "{url}: {v}"
+    );
+    let s = ok(&cortex(
+        home,
+        &[&db[..], &["search", "agree", "--project", "acme"]].concat(),
+        None,
+    ));
+    assert!(s.contains("redb and sqlite agree"), "{url}: {s}");
+    let p = ok(&cortex(
+        home,
+        &[&db[..], &["ledger", "proof", "7", "-o", "-"]].concat(),
+        None,
+    ));
+    assert!(p.starts_with("c2sp.org/tlog-proof@v1\n"), "{url}: {p}");
+}
+
+#[test]
+fn the_same_flow_runs_on_sqlite_and_redb_urls() {
+    let dir = tempfile::tempdir().unwrap();
+    flow(
+        &format!("sqlite://{}/a.db", dir.path().display()),
+        dir.path(),
+    );
+    let dir2 = tempfile::tempdir().unwrap();
+    flow(
+        &format!("redb://{}/a.redb", dir2.path().display()),
+        dir2.path(),
+    );
+}
+
+#[test]
+fn an_unknown_scheme_lists_the_available_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = cortex(
+        dir.path(),
+        &["--db", "mongodb://x/y", "ledger", "status"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("mongodb") && err.contains("sqlite") && err.contains("redb"),
+        "{err}"
+    );
+}
