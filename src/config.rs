@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Storage backends this binary was built with, by URL scheme.
-pub const STORE_SCHEMES: &[&str] = &["sqlite", "redb"];
+pub const STORE_SCHEMES: &[&str] = &["sqlite", "redb", "postgres"];
 
 /// Global settings shared by every command.
 #[derive(Debug, Clone)]
@@ -49,6 +49,9 @@ pub fn open_store(url: &str) -> Result<DynStore> {
     {
         Some("sqlite") => Ok(Arc::new(cortex_sqlite::SqliteStore::open_url(url)?)),
         Some("redb") => Ok(Arc::new(cortex_redb::RedbStore::open_url(url)?)),
+        Some("postgres" | "postgresql") => {
+            Ok(Arc::new(cortex_postgres::PostgresStore::open_url(url)?))
+        }
         Some(other) if other.len() > 1 => Err(Error::config(format!(
             "unknown or unavailable store scheme {other:?} in {url:?}; available: {}",
             STORE_SCHEMES.join(", ")

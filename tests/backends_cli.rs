@@ -118,3 +118,29 @@ fn an_unknown_scheme_lists_the_available_ones() {
         "{err}"
     );
 }
+
+#[test]
+fn the_same_flow_runs_on_a_postgres_url() {
+    let Ok(base) = std::env::var("CORTEX_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CORTEX_TEST_POSTGRES_URL must be set under CI=true"
+        );
+        println!("SKIPPED: set CORTEX_TEST_POSTGRES_URL to run the binary against Postgres");
+        return;
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let schema = format!("cli_{}_{nanos}", std::process::id());
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}schema={schema}");
+    let dir = tempfile::tempdir().unwrap();
+    flow(&url, dir.path());
+    // Best effort: drop the test schema.
+    let _ = Command::new("psql")
+        .arg(&base)
+        .args(["-qc", &format!("DROP SCHEMA IF EXISTS {schema} CASCADE")])
+        .output();
+}

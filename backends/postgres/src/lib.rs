@@ -1,0 +1,1396 @@
+//! PostgreSQL storage backend for CORTEX.
+//!
+//! A pool of blocking connections (`postgres` + r2d2; the `postgres` client runs its own small
+//! tokio runtime inside, so callers stay sync like every other [`Store`]). The schema matches the
+//! SQLite backend's, table for table; the agent memory lives beside the ledger and its rows are
+//! written in the append transaction of their ledger entries.
+//!
+//! **Many writers, one chain.** Every append locks the single `ledger_head` row with
+//! `SELECT … FOR UPDATE` before `build` sees the head, so appends from any number of threads or
+//! processes sharing one database take turns and extend one linear chain; a writer that dies
+//! mid-transaction leaves nothing behind (the server rolls it back).
+//!
+//! **Search.** Each fact keeps its [`cortex_core::bm25::index_text`] (the exact tokens core
+//! ranks), its token count, and a `tsvector` of those tokens under a GIN index. Postgres
+//! full-text matching (`@@`) finds the candidate facts and the per-term document counts; the
+//! scores are then computed with core's [`cortex_core::bm25`] functions, so they equal
+//! [`cortex_core::bm25::Bm25Index`]'s bit for bit (Postgres' own `ts_rank` is not BM25).
+//!
+//! URL: `postgres://user:password@host:port/dbname?schema=NAME&pool_size=N` (`postgresql://`
+//! too). `schema` puts every table in that schema (created if missing), so several ledgers can
+//! share a database; other query options go to the `postgres` client. No TLS.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use cortex_core::checkpoint::{CheckpointRecord, ExtraSignature, Receipt};
+use cortex_core::entry::{Entry, EntryRef, StoredEntryRef};
+use cortex_core::fact::{AgentReputation, Fact, FactChange, FactSearch, SearchHit, Vote};
+use cortex_core::store::{
+    AppendBatch, AppendTx, AuditExport, Head, IntegrityCheck, MigrationReport, Store,
+};
+use cortex_core::tiles::{Tile, TileReader};
+use cortex_core::{Error, ErrorKind, Hash, Result};
+use postgres::error::SqlState;
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::ToSql;
+use postgres::{
+    Client, GenericClient, IsolationLevel, NoTls, Row, Statement, ToStatement, Transaction,
+};
+use r2d2_postgres::PostgresConnectionManager;
+use r2d2_postgres::r2d2::{self, CustomizeConnection, ManageConnection, Pool, PooledConnection};
+use std::collections::HashMap;
+use std::ops::Range;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// URL scheme of this backend.
+pub const SCHEME: &str = "postgres";
+
+/// Schema migrations, applied in order; each runs once, in its own transaction.
+const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (
+        1,
+        "ledger: entries, tiles, checkpoints, receipts, audit records",
+        r#"
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+-- One row, always present: appends lock it (SELECT ... FOR UPDATE) to exclude other writers.
+CREATE TABLE ledger_head (
+    id        INTEGER PRIMARY KEY CHECK (id = 1),
+    size      BIGINT NOT NULL,
+    last_hash BYTEA NOT NULL
+);
+INSERT INTO ledger_head (id, size, last_hash) VALUES (1, 0, decode(repeat('00', 32), 'hex'));
+CREATE TABLE entries (
+    idx       BIGINT PRIMARY KEY,
+    timestamp TEXT NOT NULL,
+    project   TEXT NOT NULL,
+    action    TEXT NOT NULL,
+    detail    TEXT NOT NULL,
+    prev_hash BYTEA NOT NULL,
+    hash      BYTEA NOT NULL
+);
+CREATE TABLE merkle_tiles (
+    level  SMALLINT NOT NULL,
+    idx    BIGINT NOT NULL,
+    hashes BYTEA NOT NULL,
+    PRIMARY KEY (level, idx)
+);
+CREATE TABLE checkpoints (
+    tree_size        BIGINT PRIMARY KEY,
+    root_hash        TEXT NOT NULL,
+    range_start      BIGINT NOT NULL,
+    range_end        BIGINT,
+    range_count      BIGINT NOT NULL,
+    signed_note      TEXT NOT NULL,
+    extra_signatures TEXT NOT NULL DEFAULT '[]',
+    created_at       TEXT NOT NULL
+);
+CREATE TABLE checkpoint_receipts (
+    id         BIGSERIAL PRIMARY KEY,
+    tree_size  BIGINT NOT NULL REFERENCES checkpoints(tree_size),
+    anchor     TEXT NOT NULL,
+    target     TEXT NOT NULL,
+    body       TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX checkpoint_receipts_size ON checkpoint_receipts(tree_size);
+CREATE TABLE audit_exports (
+    id          BIGSERIAL PRIMARY KEY,
+    export_type TEXT NOT NULL,
+    filename    TEXT NOT NULL,
+    file_hash   TEXT NOT NULL,
+    tx_start_id BIGINT NOT NULL,
+    tx_end_id   BIGINT NOT NULL,
+    exported_at TEXT NOT NULL,
+    exported_by TEXT NOT NULL
+);
+CREATE TABLE integrity_checks (
+    id           BIGSERIAL PRIMARY KEY,
+    check_type   TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    details      TEXT,
+    started_at   TEXT NOT NULL,
+    completed_at TEXT NOT NULL
+);
+"#,
+    ),
+    (
+        2,
+        "agent memory: facts, full-text index, votes, agent reputations, fact history, version",
+        r#"
+-- Text compared or ordered by the memory engine uses the "C" collation: byte order, as SQLite.
+CREATE TABLE facts (
+    id                 BIGINT PRIMARY KEY,   -- the ledger index of its fact.store entry
+    project            TEXT NOT NULL,
+    content            TEXT NOT NULL,
+    fact_type          TEXT NOT NULL,
+    tags               TEXT NOT NULL,        -- JSON array of strings
+    confidence         DOUBLE PRECISION NOT NULL,
+    source             TEXT,
+    valid_from         TEXT COLLATE "C" NOT NULL,
+    valid_until        TEXT COLLATE "C",
+    created_at         TEXT NOT NULL,
+    deprecated_at      TEXT,
+    deprecation_reason TEXT,
+    consensus          DOUBLE PRECISION NOT NULL DEFAULT 0,
+    body               TEXT NOT NULL,        -- cortex_core::bm25::index_text
+    doc_len            INTEGER NOT NULL,     -- tokens in body
+    tsv                TSVECTOR NOT NULL     -- body's distinct tokens, as they are
+);
+CREATE INDEX facts_recall ON facts(project, consensus DESC, id DESC) WHERE deprecated_at IS NULL;
+CREATE INDEX facts_project ON facts(project, id);
+CREATE INDEX facts_tsv ON facts USING GIN (tsv);
+CREATE TABLE fact_votes (
+    fact_id     BIGINT NOT NULL REFERENCES facts(id),
+    agent       TEXT COLLATE "C" NOT NULL,
+    vote        SMALLINT NOT NULL CHECK (vote IN (-1, 1)),
+    reason      TEXT,
+    weight      DOUBLE PRECISION NOT NULL,
+    agreed      BOOLEAN,
+    entry_index BIGINT NOT NULL,
+    voted_at    TEXT NOT NULL,
+    PRIMARY KEY (fact_id, agent)
+);
+CREATE TABLE agents (
+    agent      TEXT COLLATE "C" PRIMARY KEY,
+    reputation DOUBLE PRECISION NOT NULL,
+    votes      BIGINT NOT NULL,
+    judged     BIGINT NOT NULL,
+    agreed     BIGINT NOT NULL
+);
+CREATE TABLE fact_events (
+    fact_id     BIGINT NOT NULL,
+    entry_index BIGINT NOT NULL,
+    PRIMARY KEY (fact_id, entry_index)
+);
+-- The memory version, and the BM25 collection statistics (facts indexed, their total tokens).
+CREATE TABLE memory_state (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    version BIGINT NOT NULL,
+    docs    BIGINT NOT NULL,
+    tokens  BIGINT NOT NULL
+);
+INSERT INTO memory_state (id, version, docs, tokens) VALUES (1, 0, 0, 0);
+"#,
+    ),
+];
+
+/// The newest schema version this build knows.
+pub fn latest_schema_version() -> u32 {
+    MIGRATIONS.last().map_or(0, |m| m.0)
+}
+
+/// Advisory lock key that serializes migrations across processes (`cortex` in ASCII).
+const MIGRATION_LOCK: i64 = 0x636f_7274_6578;
+
+/// Longest lexeme Postgres accepts in a `tsvector`, less a margin; longer tokens are truncated
+/// there (matching then finds a superset, and scoring, which reads `body`, stays exact).
+const MAX_LEXEME_BYTES: usize = 2000;
+
+/// How to connect: parsed from a `postgres://` URL. `Debug` never shows the password.
+#[derive(Clone)]
+pub struct PostgresConfig {
+    url: String,
+    client: postgres::Config,
+    /// Schema holding the tables (`None`: the server's default search path).
+    pub schema: Option<String>,
+    /// Most connections the pool opens.
+    pub pool_size: u32,
+    /// How long to wait for a pooled connection.
+    pub connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresConfig")
+            .field("url", &redact(&self.url))
+            .field("schema", &self.schema)
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
+
+/// `url` with any password replaced by `***` (in the userinfo and in a `password=` option).
+pub fn redact(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(start) = out.find("://").map(|i| i + 3) {
+        let auth_end = out[start..]
+            .find(['/', '?'])
+            .map_or(out.len(), |i| start + i);
+        if let Some(at) = out[start..auth_end].rfind('@').map(|i| start + i)
+            && let Some(colon) = out[start..at].find(':').map(|i| start + i)
+        {
+            out.replace_range(colon + 1..at, "***");
+        }
+    }
+    if let Some(q) = out.find('?') {
+        let (head, query) = out.split_at(q + 1);
+        let query = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => kv.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+        out = format!("{head}{query}");
+    }
+    out
+}
+
+impl PostgresConfig {
+    /// Parses `postgres://…` or `postgresql://…`; `schema` and `pool_size` are ours, other
+    /// query options go to the client.
+    pub fn from_url(url: &str) -> Result<PostgresConfig> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(Error::config(format!(
+                "{:?} is not a postgres:// URL",
+                redact(url)
+            )));
+        }
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let mut schema = None;
+        let mut pool_size = 16;
+        let mut rest = Vec::new();
+        for kv in query.split('&').filter(|s| !s.is_empty()) {
+            match kv.split_once('=') {
+                Some(("schema", s)) => {
+                    if s.is_empty()
+                        || s.len() > 63
+                        || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        || s.starts_with(|c: char| c.is_ascii_digit())
+                    {
+                        return Err(Error::config(format!(
+                            "schema {s:?}: use letters, digits and _ (at most 63, not starting with a digit)"
+                        )));
+                    }
+                    schema = Some(s.to_owned());
+                }
+                Some(("pool_size", n)) => {
+                    pool_size = n.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        Error::config(format!("pool_size {n:?} is not a positive number"))
+                    })?;
+                }
+                _ => rest.push(kv),
+            }
+        }
+        let client_url = if rest.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", rest.join("&"))
+        };
+        let client = postgres::Config::from_str(&client_url).map_err(|e| {
+            Error::config(format!("bad Postgres URL {:?}", redact(url))).with_source(e)
+        })?;
+        Ok(PostgresConfig {
+            url: url.to_owned(),
+            client,
+            schema,
+            pool_size,
+            connect_timeout: Duration::from_secs(30),
+        })
+    }
+}
+
+/// Points each new pooled connection at the store's schema.
+#[derive(Debug)]
+struct SearchPath(Option<String>);
+
+impl CustomizeConnection<PgConn, postgres::Error> for SearchPath {
+    fn on_acquire(&self, conn: &mut PgConn) -> std::result::Result<(), postgres::Error> {
+        if let Some(s) = &self.0 {
+            conn.batch_execute(&format!("SET search_path TO \"{s}\""))?;
+        }
+        Ok(())
+    }
+}
+
+/// A pooled connection and the statements prepared on it (the append path's statements are
+/// prepared once per connection, saving a round trip each time they run).
+struct PgConn {
+    client: Client,
+    stmts: HashMap<&'static str, Statement>,
+}
+
+impl std::ops::Deref for PgConn {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for PgConn {
+    fn deref_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
+}
+
+/// The r2d2 manager of [`PgConn`]s.
+#[derive(Debug)]
+struct Manager(PostgresConnectionManager<NoTls>);
+
+impl ManageConnection for Manager {
+    type Connection = PgConn;
+    type Error = postgres::Error;
+    fn connect(&self) -> std::result::Result<PgConn, postgres::Error> {
+        Ok(PgConn {
+            client: self.0.connect()?,
+            stmts: HashMap::new(),
+        })
+    }
+    fn is_valid(&self, c: &mut PgConn) -> std::result::Result<(), postgres::Error> {
+        self.0.is_valid(&mut c.client)
+    }
+    fn has_broken(&self, c: &mut PgConn) -> bool {
+        self.0.has_broken(&mut c.client)
+    }
+}
+
+/// `sql` prepared on this connection (once).
+fn cached(
+    tx: &mut Transaction<'_>,
+    stmts: &mut HashMap<&'static str, Statement>,
+    sql: &'static str,
+) -> Result<Statement> {
+    if let Some(s) = stmts.get(sql) {
+        return Ok(s.clone());
+    }
+    let s = tx.prepare(sql).map_err(pg_err)?;
+    stmts.insert(sql, s.clone());
+    Ok(s)
+}
+
+type Conn = PooledConnection<Manager>;
+
+/// A CORTEX store in a PostgreSQL database (or one schema of it).
+pub struct PostgresStore {
+    config: PostgresConfig,
+    pool: Pool<Manager>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PostgresStore({:?})", self.config)
+    }
+}
+
+fn pg_err(e: postgres::Error) -> Error {
+    let kind = match e.code() {
+        Some(c)
+            if *c == SqlState::T_R_SERIALIZATION_FAILURE
+                || *c == SqlState::T_R_DEADLOCK_DETECTED
+                || *c == SqlState::ADMIN_SHUTDOWN
+                || *c == SqlState::CANNOT_CONNECT_NOW
+                || *c == SqlState::TOO_MANY_CONNECTIONS =>
+        {
+            ErrorKind::Unavailable
+        }
+        None if e.is_closed() => ErrorKind::Unavailable,
+        _ => ErrorKind::Backend,
+    };
+    Error::new(kind, "PostgreSQL error").with_source(e)
+}
+
+fn has_code(e: &postgres::Error, code: &SqlState) -> bool {
+    e.code() == Some(code)
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl PostgresStore {
+    /// Parses a `postgres://` URL, connects, and migrates.
+    pub fn open_url(url: &str) -> Result<PostgresStore> {
+        Self::open(PostgresConfig::from_url(url)?)
+    }
+
+    /// Connects with `config` and migrates.
+    pub fn open(config: PostgresConfig) -> Result<PostgresStore> {
+        let manager = Manager(PostgresConnectionManager::new(config.client.clone(), NoTls));
+        let pool = Pool::builder()
+            .max_size(config.pool_size)
+            .min_idle(Some(1))
+            .connection_timeout(config.connect_timeout)
+            .connection_customizer(Box::new(SearchPath(config.schema.clone())))
+            .build(manager)
+            .map_err(|e: r2d2::Error| {
+                Error::new(
+                    ErrorKind::Unavailable,
+                    format!("cannot connect to {}", redact(&config.url)),
+                )
+                .with_source(e)
+            })?;
+        let store = PostgresStore { config, pool };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The connection settings.
+    pub fn config(&self) -> &PostgresConfig {
+        &self.config
+    }
+
+    fn conn(&self) -> Result<Conn> {
+        self.pool.get().map_err(|e| {
+            Error::new(
+                ErrorKind::Unavailable,
+                format!("no connection to {}", redact(&self.config.url)),
+            )
+            .with_source(e)
+        })
+    }
+
+    fn load_checkpoints(
+        &self,
+        c: &mut impl GenericClient,
+        sql_tail: &str,
+    ) -> Result<Vec<CheckpointRecord>> {
+        let rows = c
+            .query(
+                &format!("SELECT {CHECKPOINT_COLUMNS} FROM checkpoints {sql_tail}"),
+                &[],
+            )
+            .map_err(pg_err)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let root_hex: String = r.get(1);
+            let extra: String = r.get(6);
+            let size: i64 = r.get(0);
+            let receipts = c
+                .query(
+                    "SELECT anchor, target, body, created_at FROM checkpoint_receipts \
+                     WHERE tree_size = $1 ORDER BY id",
+                    &[&size],
+                )
+                .map_err(pg_err)?
+                .into_iter()
+                .map(|x| Receipt {
+                    anchor: x.get(0),
+                    target: x.get(1),
+                    body: x.get(2),
+                    created_at: x.get(3),
+                })
+                .collect();
+            out.push(CheckpointRecord {
+                size: size as u64,
+                // A root that is not valid hex reads as zeros; verify then reports a bad root.
+                root: Hash::from_hex(&root_hex).unwrap_or(Hash::ZERO),
+                range_start: r.get::<_, i64>(2) as u64,
+                range_count: r.get::<_, i64>(4) as u64,
+                note: r.get(5),
+                created_at: r.get(7),
+                extra_signatures: serde_json::from_str::<Vec<ExtraSignature>>(&extra)
+                    .unwrap_or_default(),
+                receipts,
+            });
+        }
+        Ok(out)
+    }
+}
+
+const CHECKPOINT_COLUMNS: &str = "tree_size, root_hash, range_start, range_end, range_count, \
+                                  signed_note, extra_signatures, created_at";
+
+const FACT_COLUMNS: &str = "id, project, content, fact_type, tags, confidence, source, valid_from, \
+                            valid_until, created_at, deprecated_at, deprecation_reason, consensus";
+
+fn fact_from_row(r: &Row) -> Result<Fact> {
+    let tags: String = r.get(4);
+    Ok(Fact {
+        id: r.get::<_, i64>(0) as u64,
+        project: r.get(1),
+        content: r.get(2),
+        fact_type: r.get(3),
+        tags: serde_json::from_str(&tags)
+            .map_err(|e| Error::integrity(format!("fact tags are not JSON: {e}")))?,
+        confidence: r.get(5),
+        source: r.get(6),
+        valid_from: r.get(7),
+        valid_until: r.get(8),
+        created_at: r.get(9),
+        deprecated_at: r.get(10),
+        deprecation_reason: r.get(11),
+        consensus: r.get(12),
+    })
+}
+
+const TILE_SQL: &str = "SELECT hashes FROM merkle_tiles WHERE level = $1 AND idx = $2";
+
+fn read_tile_in(
+    c: &mut impl GenericClient,
+    sql: &(impl ToStatement + ?Sized),
+    level: u8,
+    index: u64,
+) -> Result<Option<Vec<Hash>>> {
+    let row = c
+        .query_opt(sql, &[&i16::from(level), &to_i64(index)])
+        .map_err(pg_err)?;
+    row.map(|r| Tile::decode(r.get::<_, &[u8]>(0))).transpose()
+}
+
+fn read_fact(c: &mut impl GenericClient, id: u64) -> Result<Option<Fact>> {
+    c.query_opt(
+        &format!("SELECT {FACT_COLUMNS} FROM facts WHERE id = $1"),
+        &[&to_i64(id)],
+    )
+    .map_err(pg_err)?
+    .map(|r| fact_from_row(&r))
+    .transpose()
+}
+
+fn read_facts(
+    c: &mut impl GenericClient,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Fact>> {
+    c.query(sql, params)
+        .map_err(pg_err)?
+        .iter()
+        .map(fact_from_row)
+        .collect()
+}
+
+fn read_votes(c: &mut impl GenericClient, fact_id: u64) -> Result<Vec<Vote>> {
+    Ok(c.query(
+        "SELECT fact_id, agent, vote, reason, weight, agreed, entry_index, voted_at \
+             FROM fact_votes WHERE fact_id = $1 ORDER BY agent",
+        &[&to_i64(fact_id)],
+    )
+    .map_err(pg_err)?
+    .into_iter()
+    .map(|r| Vote {
+        fact_id: r.get::<_, i64>(0) as u64,
+        agent: r.get(1),
+        vote: r.get::<_, i16>(2) as i8,
+        reason: r.get(3),
+        weight: r.get(4),
+        agreed: r.get(5),
+        entry_index: r.get::<_, i64>(6) as u64,
+        voted_at: r.get(7),
+    })
+    .collect())
+}
+
+fn read_agent(c: &mut impl GenericClient, agent: &str) -> Result<Option<AgentReputation>> {
+    Ok(c.query_opt(
+        "SELECT agent, reputation, votes, judged, agreed FROM agents WHERE agent = $1",
+        &[&agent],
+    )
+    .map_err(pg_err)?
+    .map(|r| AgentReputation {
+        agent: r.get(0),
+        reputation: r.get(1),
+        votes: r.get::<_, i64>(2) as u64,
+        judged: r.get::<_, i64>(3) as u64,
+        agreed: r.get::<_, i64>(4) as u64,
+    }))
+}
+
+const HEAD_SQL: &str = "SELECT size, last_hash FROM ledger_head WHERE id = 1";
+const LOCK_HEAD_SQL: &str = "SELECT size, last_hash FROM ledger_head WHERE id = 1 FOR UPDATE";
+
+fn read_head(c: &mut impl GenericClient, sql: &(impl ToStatement + ?Sized)) -> Result<Head> {
+    match c.query_opt(sql, &[]).map_err(pg_err)? {
+        None => Ok(Head::default()),
+        Some(r) => Ok(Head {
+            size: u64::try_from(r.get::<_, i64>(0))
+                .map_err(|_| Error::integrity("ledger head size is negative"))?,
+            last_hash: Hash::from_slice(r.get::<_, &[u8]>(1))
+                .map_err(|_| Error::integrity("ledger head hash is not 32 bytes"))?,
+        }),
+    }
+}
+
+struct PgTx<'t, 'c> {
+    tx: &'t mut Transaction<'c>,
+    stmts: &'t mut HashMap<&'static str, Statement>,
+    head: Head,
+}
+
+impl AppendTx for PgTx<'_, '_> {
+    fn head(&self) -> Head {
+        self.head
+    }
+    fn read_tile(&mut self, level: u8, index: u64) -> Result<Option<Vec<Hash>>> {
+        let s = cached(self.tx, self.stmts, TILE_SQL)?;
+        read_tile_in(self.tx, &s, level, index)
+    }
+    fn fact(&mut self, id: u64) -> Result<Option<Fact>> {
+        read_fact(self.tx, id)
+    }
+    fn votes(&mut self, fact_id: u64) -> Result<Vec<Vote>> {
+        read_votes(self.tx, fact_id)
+    }
+    fn agent_reputation(&mut self, agent: &str) -> Result<Option<AgentReputation>> {
+        read_agent(self.tx, agent)
+    }
+}
+
+/// A token as a `tsvector`/`tsquery` lexeme literal (quoted; truncated if too long).
+fn lexeme(token: &str) -> String {
+    let mut end = token.len().min(MAX_LEXEME_BYTES);
+    while !token.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "'{}'",
+        token[..end].replace('\\', "\\\\").replace('\'', "''")
+    )
+}
+
+const INSERT_ENTRIES_SQL: &str = "INSERT INTO entries (idx, timestamp, project, action, detail, prev_hash, hash) \
+     SELECT i, $2, p, a, d, ph, h \
+     FROM UNNEST($1::BIGINT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::BYTEA[], $7::BYTEA[]) \
+     AS t(i, p, a, d, ph, h)";
+
+fn insert_entries(tx: &mut Transaction<'_>, stmt: &Statement, b: &AppendBatch<'_>) -> Result<()> {
+    let n = b.entries.len();
+    let mut idx = Vec::with_capacity(n);
+    let (mut project, mut action, mut detail) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut prev, mut hash) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for (i, (e, (p, h))) in b.entries.iter().zip(&b.links).enumerate() {
+        idx.push(to_i64(b.first_index + i as u64));
+        project.push(e.project.as_str());
+        action.push(e.action.as_str());
+        detail.push(e.detail.as_str());
+        prev.push(&p.0[..]);
+        hash.push(&h.0[..]);
+    }
+    tx.execute(
+        stmt,
+        &[&idx, &b.timestamp, &project, &action, &detail, &prev, &hash],
+    )
+    .map_err(|err| {
+        if has_code(&err, &SqlState::UNIQUE_VIOLATION) {
+            Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "entries from {} already exist: the ledger head is behind its rows \
+                     (run `cortex ledger verify`)",
+                    b.first_index
+                ),
+            )
+        } else {
+            pg_err(err)
+        }
+    })?;
+    Ok(())
+}
+
+/// Writes the memory changes of an append, in order, and bumps the memory version.
+fn write_fact_changes(tx: &mut Transaction<'_>, changes: &[FactChange]) -> Result<()> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let (mut docs, mut tokens) = (0i64, 0i64);
+    for c in changes {
+        match c {
+            FactChange::Insert(f) => {
+                let tags =
+                    serde_json::to_string(&f.tags).map_err(|x| Error::backend(x.to_string()))?;
+                let body = cortex_core::bm25::index_text(&f.content, &f.tags);
+                let toks: Vec<&str> = body.split(' ').filter(|t| !t.is_empty()).collect();
+                let doc_len = i32::try_from(toks.len()).unwrap_or(i32::MAX);
+                let mut lexemes: Vec<String> = toks.iter().map(|t| lexeme(t)).collect();
+                lexemes.sort_unstable();
+                lexemes.dedup();
+                let tsv = lexemes.join(" ");
+                tx.execute(
+                    &format!(
+                        "INSERT INTO facts ({FACT_COLUMNS}, body, doc_len, tsv) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+                         $16::TEXT::TSVECTOR)"
+                    ),
+                    &[
+                        &to_i64(f.id),
+                        &f.project,
+                        &f.content,
+                        &f.fact_type,
+                        &tags,
+                        &f.confidence,
+                        &f.source,
+                        &f.valid_from,
+                        &f.valid_until,
+                        &f.created_at,
+                        &f.deprecated_at,
+                        &f.deprecation_reason,
+                        &f.consensus,
+                        &body,
+                        &doc_len,
+                        &tsv,
+                    ],
+                )
+                .map_err(|err| {
+                    if has_code(&err, &SqlState::UNIQUE_VIOLATION) {
+                        Error::new(ErrorKind::Conflict, format!("fact {} already exists", f.id))
+                    } else {
+                        pg_err(err)
+                    }
+                })?;
+                docs += 1;
+                tokens += i64::from(doc_len);
+            }
+            FactChange::PutVote(v) => {
+                tx.execute(
+                    "INSERT INTO fact_votes \
+                     (fact_id, agent, vote, reason, weight, agreed, entry_index, voted_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     ON CONFLICT (fact_id, agent) DO UPDATE SET vote = EXCLUDED.vote, \
+                     reason = EXCLUDED.reason, weight = EXCLUDED.weight, agreed = EXCLUDED.agreed, \
+                     entry_index = EXCLUDED.entry_index, voted_at = EXCLUDED.voted_at",
+                    &[
+                        &to_i64(v.fact_id),
+                        &v.agent,
+                        &i16::from(v.vote),
+                        &v.reason,
+                        &v.weight,
+                        &v.agreed,
+                        &to_i64(v.entry_index),
+                        &v.voted_at,
+                    ],
+                )
+                .map_err(|err| {
+                    if has_code(&err, &SqlState::FOREIGN_KEY_VIOLATION)
+                        || has_code(&err, &SqlState::CHECK_VIOLATION)
+                    {
+                        Error::not_found(format!("no fact {} to vote on", v.fact_id))
+                    } else {
+                        pg_err(err)
+                    }
+                })?;
+            }
+            FactChange::SetConsensus { fact_id, consensus } => {
+                let n = tx
+                    .execute(
+                        "UPDATE facts SET consensus = $2 WHERE id = $1",
+                        &[&to_i64(*fact_id), consensus],
+                    )
+                    .map_err(pg_err)?;
+                if n != 1 {
+                    return Err(Error::not_found(format!("no fact {fact_id}")));
+                }
+            }
+            FactChange::PutAgent(a) => {
+                tx.execute(
+                    "INSERT INTO agents (agent, reputation, votes, judged, agreed) \
+                     VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (agent) DO UPDATE SET reputation = EXCLUDED.reputation, \
+                     votes = EXCLUDED.votes, judged = EXCLUDED.judged, agreed = EXCLUDED.agreed",
+                    &[
+                        &a.agent,
+                        &a.reputation,
+                        &to_i64(a.votes),
+                        &to_i64(a.judged),
+                        &to_i64(a.agreed),
+                    ],
+                )
+                .map_err(pg_err)?;
+            }
+            FactChange::Deprecate {
+                fact_id,
+                at,
+                reason,
+                ..
+            } => {
+                let n = tx
+                    .execute(
+                        "UPDATE facts SET deprecated_at = $2, deprecation_reason = $3 \
+                         WHERE id = $1 AND deprecated_at IS NULL",
+                        &[&to_i64(*fact_id), at, reason],
+                    )
+                    .map_err(pg_err)?;
+                if n != 1 {
+                    return Err(Error::new(
+                        ErrorKind::Conflict,
+                        format!("fact {fact_id} is missing or already deprecated"),
+                    ));
+                }
+            }
+        }
+        if let Some((fact, entry)) = c.history_event() {
+            tx.execute(
+                "INSERT INTO fact_events (fact_id, entry_index) VALUES ($1, $2)",
+                &[&to_i64(fact), &to_i64(entry)],
+            )
+            .map_err(pg_err)?;
+        }
+    }
+    tx.execute(
+        "UPDATE memory_state SET version = version + 1, docs = docs + $1, tokens = tokens + $2 \
+         WHERE id = 1",
+        &[&docs, &tokens],
+    )
+    .map_err(pg_err)?;
+    Ok(())
+}
+
+impl TileReader for PostgresStore {
+    fn read_tile(&self, level: u8, index: u64) -> Result<Option<Vec<Hash>>> {
+        read_tile_in(&mut **self.conn()?, TILE_SQL, level, index)
+    }
+}
+
+impl Store for PostgresStore {
+    fn scheme(&self) -> &'static str {
+        SCHEME
+    }
+
+    fn migrate(&self) -> Result<MigrationReport> {
+        let mut conn = self.conn()?;
+        let latest = latest_schema_version();
+        let mut from = None;
+        loop {
+            let mut tx = conn.transaction().map_err(pg_err)?;
+            // Migrations of every store in this database take turns (also across processes).
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+                .map_err(pg_err)?;
+            if let Some(s) = &self.config.schema {
+                tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{s}\""))
+                    .map_err(pg_err)?;
+            }
+            tx.batch_execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (
+                     version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)",
+            )
+            .map_err(pg_err)?;
+            let now: i32 = tx
+                .query_one(
+                    "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                    &[],
+                )
+                .map_err(pg_err)?
+                .get(0);
+            let now = now as u32;
+            let from = *from.get_or_insert(now);
+            if now > latest {
+                return Err(Error::config(format!(
+                    "{} has schema version {now}, newer than this cortex supports ({latest}); upgrade cortex",
+                    redact(&self.config.url)
+                )));
+            }
+            let Some((version, description, sql)) = MIGRATIONS.iter().find(|m| m.0 > now) else {
+                tx.commit().map_err(pg_err)?;
+                return Ok(MigrationReport {
+                    from_version: from,
+                    to_version: latest,
+                });
+            };
+            tx.batch_execute(sql).map_err(pg_err)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, description, applied_at) VALUES ($1, $2, $3)",
+                &[
+                    &(*version as i32),
+                    description,
+                    &cortex_core::entry::now_timestamp(),
+                ],
+            )
+            .map_err(pg_err)?;
+            tx.commit().map_err(pg_err)?;
+        }
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn()?
+            .query_opt("SELECT value FROM meta WHERE key = $1", &[&key])
+            .map_err(pg_err)?
+            .map(|r| r.get(0)))
+    }
+
+    fn init_meta(&self, key: &str, value: &str) -> Result<String> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction().map_err(pg_err)?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+            &[&key, &value],
+        )
+        .map_err(pg_err)?;
+        let v: String = tx
+            .query_one("SELECT value FROM meta WHERE key = $1", &[&key])
+            .map_err(pg_err)?
+            .get(0);
+        tx.commit().map_err(pg_err)?;
+        Ok(v)
+    }
+
+    fn head(&self) -> Result<Head> {
+        read_head(&mut **self.conn()?, HEAD_SQL)
+    }
+
+    fn append<'a>(
+        &self,
+        build: &mut dyn FnMut(&mut dyn AppendTx) -> Result<AppendBatch<'a>>,
+    ) -> Result<Head> {
+        let mut conn = self.conn()?;
+        let PgConn { client, stmts } = &mut *conn;
+        let mut tx = client.transaction().map_err(pg_err)?;
+        // Locks the head row until commit: every other writer (thread or process) waits here,
+        // and then, at READ COMMITTED, sees this transaction's rows in its own statements.
+        let lock = cached(&mut tx, stmts, LOCK_HEAD_SQL)?;
+        let mut head = read_head(&mut tx, &lock)?;
+        if head == Head::default() {
+            // An empty head may mean a missing head row, which FOR UPDATE cannot lock: put it
+            // back (concurrent writers wait on this insert) and lock it.
+            tx.execute(
+                "INSERT INTO ledger_head (id, size, last_hash) \
+                 VALUES (1, 0, decode(repeat('00', 32), 'hex')) ON CONFLICT (id) DO NOTHING",
+                &[],
+            )
+            .map_err(pg_err)?;
+            head = read_head(&mut tx, &lock)?;
+        }
+        let batch = build(&mut PgTx {
+            tx: &mut tx,
+            stmts,
+            head,
+        })?;
+        if !batch.entries.is_empty() {
+            let s = cached(&mut tx, stmts, INSERT_ENTRIES_SQL)?;
+            insert_entries(&mut tx, &s, &batch)?;
+        }
+        if !batch.tiles.is_empty() {
+            let levels: Vec<i16> = batch.tiles.iter().map(|t| i16::from(t.level)).collect();
+            let idx: Vec<i64> = batch.tiles.iter().map(|t| to_i64(t.index)).collect();
+            let bytes: Vec<Vec<u8>> = batch.tiles.iter().map(Tile::to_bytes).collect();
+            let s = cached(
+                &mut tx,
+                stmts,
+                "INSERT INTO merkle_tiles (level, idx, hashes) \
+                 SELECT * FROM UNNEST($1::SMALLINT[], $2::BIGINT[], $3::BYTEA[]) \
+                 ON CONFLICT (level, idx) DO UPDATE SET hashes = EXCLUDED.hashes",
+            )?;
+            tx.execute(&s, &[&levels, &idx, &bytes]).map_err(pg_err)?;
+        }
+        let s = cached(
+            &mut tx,
+            stmts,
+            "INSERT INTO ledger_head (id, size, last_hash) VALUES (1, $1, $2) \
+             ON CONFLICT (id) DO UPDATE SET size = EXCLUDED.size, last_hash = EXCLUDED.last_hash",
+        )?;
+        tx.execute(
+            &s,
+            &[
+                &to_i64(batch.new_head.size),
+                &&batch.new_head.last_hash.0[..],
+            ],
+        )
+        .map_err(pg_err)?;
+        write_fact_changes(&mut tx, &batch.facts)?;
+        tx.commit().map_err(pg_err)?;
+        Ok(batch.new_head)
+    }
+
+    fn scan_entries(
+        &self,
+        range: Range<u64>,
+        visit: &mut dyn FnMut(StoredEntryRef<'_>) -> Result<()>,
+    ) -> Result<()> {
+        if range.start >= range.end {
+            return Ok(());
+        }
+        let mut conn = self.conn()?;
+        let (start, end) = (to_i64(range.start), to_i64(range.end));
+        let mut rows = conn
+            .query_raw(
+                "SELECT idx, timestamp, project, action, detail, prev_hash, hash FROM entries \
+                 WHERE idx >= $1 AND idx < $2 ORDER BY idx",
+                [&start as &dyn ToSql, &end],
+            )
+            .map_err(pg_err)?;
+        while let Some(r) = rows.next().map_err(pg_err)? {
+            visit(StoredEntryRef {
+                entry: EntryRef {
+                    index: r.get::<_, i64>(0) as u64,
+                    timestamp: r.get(1),
+                    project: r.get(2),
+                    action: r.get(3),
+                    detail: r.get(4),
+                },
+                prev_hash: r.get(5),
+                hash: r.get(6),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn last_entry_index(&self) -> Result<Option<u64>> {
+        Ok(self
+            .conn()?
+            .query_one("SELECT MAX(idx) FROM entries", &[])
+            .map_err(pg_err)?
+            .get::<_, Option<i64>>(0)
+            .map(|m| m as u64))
+    }
+
+    fn scan_tiles(
+        &self,
+        level: u8,
+        range: Range<u64>,
+        visit: &mut dyn FnMut(u64, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let mut conn = self.conn()?;
+        let (level, start, end) = (i16::from(level), to_i64(range.start), to_i64(range.end));
+        let mut rows = conn
+            .query_raw(
+                "SELECT idx, hashes FROM merkle_tiles WHERE level = $1 AND idx >= $2 AND idx < $3 \
+                 ORDER BY idx",
+                [&level as &dyn ToSql, &start, &end],
+            )
+            .map_err(pg_err)?;
+        while let Some(r) = rows.next().map_err(pg_err)? {
+            visit(r.get::<_, i64>(0) as u64, r.get(1))?;
+        }
+        Ok(())
+    }
+
+    fn add_checkpoint(&self, cp: &CheckpointRecord) -> Result<()> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction().map_err(pg_err)?;
+        // Writers of checkpoints take turns, so "larger than every stored one" holds at commit.
+        tx.batch_execute("LOCK TABLE checkpoints IN EXCLUSIVE MODE")
+            .map_err(pg_err)?;
+        let max: Option<i64> = tx
+            .query_one("SELECT MAX(tree_size) FROM checkpoints", &[])
+            .map_err(pg_err)?
+            .get(0);
+        if let Some(m) = max
+            && m as u64 >= cp.size
+        {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "a checkpoint of size {m} already exists (new one: {})",
+                    cp.size
+                ),
+            ));
+        }
+        let extra = serde_json::to_string(&cp.extra_signatures)
+            .map_err(|x| Error::backend(x.to_string()))?;
+        tx.execute(
+            &format!(
+                "INSERT INTO checkpoints ({CHECKPOINT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            ),
+            &[
+                &to_i64(cp.size),
+                &cp.root.to_hex(),
+                &to_i64(cp.range_start),
+                &cp.range_end().map(to_i64),
+                &to_i64(cp.range_count),
+                &cp.note,
+                &extra,
+                &cp.created_at,
+            ],
+        )
+        .map_err(pg_err)?;
+        for r in &cp.receipts {
+            tx.execute(
+                "INSERT INTO checkpoint_receipts (tree_size, anchor, target, body, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    &to_i64(cp.size),
+                    &r.anchor,
+                    &r.target,
+                    &r.body,
+                    &r.created_at,
+                ],
+            )
+            .map_err(pg_err)?;
+        }
+        tx.commit().map_err(pg_err)
+    }
+
+    fn checkpoints(&self) -> Result<Vec<CheckpointRecord>> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction().map_err(pg_err)?;
+        let out = self.load_checkpoints(&mut tx, "ORDER BY tree_size")?;
+        tx.commit().map_err(pg_err)?;
+        Ok(out)
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<CheckpointRecord>> {
+        let mut conn = self.conn()?;
+        Ok(self
+            .load_checkpoints(&mut **conn, "ORDER BY tree_size DESC LIMIT 1")?
+            .pop())
+    }
+
+    fn add_receipt(&self, size: u64, r: &Receipt) -> Result<()> {
+        let n = self
+            .conn()?
+            .execute(
+                "INSERT INTO checkpoint_receipts (tree_size, anchor, target, body, created_at) \
+                 SELECT tree_size, $2, $3, $4, $5 FROM checkpoints WHERE tree_size = $1",
+                &[&to_i64(size), &r.anchor, &r.target, &r.body, &r.created_at],
+            )
+            .map_err(pg_err)?;
+        if n == 0 {
+            return Err(Error::not_found(format!("no checkpoint of size {size}")));
+        }
+        Ok(())
+    }
+
+    fn record_integrity_check(&self, c: &IntegrityCheck) -> Result<()> {
+        self.conn()?
+            .execute(
+                "INSERT INTO integrity_checks (check_type, status, details, started_at, completed_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[&c.check_type, &c.status, &c.details, &c.started_at, &c.completed_at],
+            )
+            .map_err(pg_err)?;
+        Ok(())
+    }
+
+    fn integrity_checks(&self, limit: usize) -> Result<Vec<IntegrityCheck>> {
+        Ok(self
+            .conn()?
+            .query(
+                "SELECT check_type, status, COALESCE(details, ''), started_at, completed_at \
+                 FROM integrity_checks ORDER BY id DESC LIMIT $1",
+                &[&to_i64(limit as u64)],
+            )
+            .map_err(pg_err)?
+            .into_iter()
+            .map(|r| IntegrityCheck {
+                check_type: r.get(0),
+                status: r.get(1),
+                details: r.get(2),
+                started_at: r.get(3),
+                completed_at: r.get(4),
+            })
+            .collect())
+    }
+
+    fn record_export(&self, x: &AuditExport) -> Result<()> {
+        self.conn()?
+            .execute(
+                "INSERT INTO audit_exports (export_type, filename, file_hash, tx_start_id, tx_end_id, \
+                 exported_at, exported_by) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    &x.export_type,
+                    &x.filename,
+                    &x.file_hash,
+                    &to_i64(x.start),
+                    &to_i64(x.end),
+                    &x.exported_at,
+                    &x.exported_by,
+                ],
+            )
+            .map_err(pg_err)?;
+        Ok(())
+    }
+
+    fn exports(&self, limit: usize) -> Result<Vec<AuditExport>> {
+        Ok(self
+            .conn()?
+            .query(
+                "SELECT export_type, filename, file_hash, tx_start_id, tx_end_id, exported_at, \
+                 exported_by FROM audit_exports ORDER BY id DESC LIMIT $1",
+                &[&to_i64(limit as u64)],
+            )
+            .map_err(pg_err)?
+            .into_iter()
+            .map(|r| AuditExport {
+                export_type: r.get(0),
+                filename: r.get(1),
+                file_hash: r.get(2),
+                start: r.get::<_, i64>(3) as u64,
+                end: r.get::<_, i64>(4) as u64,
+                exported_at: r.get(5),
+                exported_by: r.get(6),
+            })
+            .collect())
+    }
+
+    fn fact(&self, id: u64) -> Result<Option<Fact>> {
+        read_fact(&mut **self.conn()?, id)
+    }
+
+    fn recall(&self, project: &str, as_of: &str, limit: usize) -> Result<Vec<Fact>> {
+        read_facts(
+            &mut **self.conn()?,
+            &format!(
+                "SELECT {FACT_COLUMNS} FROM facts \
+                 WHERE project = $1 AND deprecated_at IS NULL \
+                 AND valid_from <= $2 AND (valid_until IS NULL OR $2 < valid_until) \
+                 ORDER BY consensus DESC, id DESC LIMIT $3"
+            ),
+            &[&project, &as_of, &to_i64(limit as u64)],
+        )
+    }
+
+    fn project_facts(&self, project: &str, limit: usize) -> Result<Vec<Fact>> {
+        read_facts(
+            &mut **self.conn()?,
+            &format!(
+                "SELECT {FACT_COLUMNS} FROM facts WHERE project = $1 ORDER BY id DESC LIMIT $2"
+            ),
+            &[&project, &to_i64(limit as u64)],
+        )
+    }
+
+    fn search_facts(&self, q: &FactSearch) -> Result<Vec<SearchHit>> {
+        if q.terms.is_empty() || q.top_k == 0 {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn()?;
+        // One snapshot for the collection statistics, the document counts and the candidates.
+        let mut tx = conn
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(pg_err)?;
+        let stats = tx
+            .query_one("SELECT docs, tokens FROM memory_state WHERE id = 1", &[])
+            .map_err(pg_err)?;
+        let (docs, total): (i64, i64) = (stats.get(0), stats.get(1));
+        if docs <= 0 {
+            return Ok(Vec::new());
+        }
+        let avg = total as f64 / docs as f64;
+        // Each term's idf over every indexed fact (all projects, deprecated ones included),
+        // for the terms present, in query order.
+        let mut idfs: Vec<(&str, f64)> = Vec::new();
+        for t in &q.terms {
+            let n: i64 = tx
+                .query_one(
+                    "SELECT COUNT(*) FROM facts WHERE tsv @@ $1::TEXT::TSQUERY \
+                     AND position($2 IN ' ' || body || ' ') > 0",
+                    &[&lexeme(t), &format!(" {t} ")],
+                )
+                .map_err(pg_err)?
+                .get(0);
+            if n > 0 {
+                idfs.push((t, cortex_core::bm25::idf(docs as u64, n as u64)));
+            }
+        }
+        if idfs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tsquery = idfs
+            .iter()
+            .map(|(t, _)| lexeme(t))
+            .collect::<Vec<_>>()
+            .join(" | ");
+        let rows = tx
+            .query(
+                &format!(
+                    "SELECT {FACT_COLUMNS}, body, doc_len FROM facts \
+                     WHERE tsv @@ $1::TEXT::TSQUERY \
+                     AND ($2::TEXT IS NULL OR project = $2) \
+                     AND valid_from <= $3 AND (valid_until IS NULL OR $3 < valid_until) \
+                     AND ($4 OR deprecated_at IS NULL)"
+                ),
+                &[&tsquery, &q.project, &q.as_of, &q.include_deprecated],
+            )
+            .map_err(pg_err)?;
+        tx.commit().map_err(pg_err)?;
+        let mut hits = Vec::with_capacity(rows.len());
+        let mut tf: HashMap<&str, u32> = HashMap::new();
+        for r in &rows {
+            let body: &str = r.get(13);
+            let doc_len = u32::try_from(r.get::<_, i32>(14)).unwrap_or(0);
+            tf.clear();
+            for tok in body.split(' ').filter(|t| !t.is_empty()) {
+                *tf.entry(tok).or_default() += 1;
+            }
+            // Summed from zero in query-term order, as Bm25Index and FTS5 do (same bits).
+            let mut score = 0.0f64;
+            let mut matched = false;
+            for (t, idf) in &idfs {
+                if let Some(&f) = tf.get(t) {
+                    score += cortex_core::bm25::term_score(*idf, f, doc_len, avg);
+                    matched = true;
+                }
+            }
+            if matched {
+                hits.push(SearchHit {
+                    fact: fact_from_row(r)?,
+                    score,
+                });
+            }
+        }
+        hits.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(b.fact.id.cmp(&a.fact.id)));
+        hits.truncate(q.top_k);
+        Ok(hits)
+    }
+
+    fn votes(&self, fact_id: u64) -> Result<Vec<Vote>> {
+        read_votes(&mut **self.conn()?, fact_id)
+    }
+
+    fn agent_reputation(&self, agent: &str) -> Result<Option<AgentReputation>> {
+        read_agent(&mut **self.conn()?, agent)
+    }
+
+    fn fact_history(&self, fact_id: u64) -> Result<Vec<Entry>> {
+        Ok(self
+            .conn()?
+            .query(
+                "SELECT e.idx, e.timestamp, e.project, e.action, e.detail \
+                 FROM fact_events fe JOIN entries e ON e.idx = fe.entry_index \
+                 WHERE fe.fact_id = $1 ORDER BY fe.entry_index",
+                &[&to_i64(fact_id)],
+            )
+            .map_err(pg_err)?
+            .into_iter()
+            .map(|r| Entry {
+                index: r.get::<_, i64>(0) as u64,
+                timestamp: r.get(1),
+                project: r.get(2),
+                action: r.get(3),
+                detail: r.get(4),
+            })
+            .collect())
+    }
+
+    fn memory_version(&self) -> Result<u64> {
+        Ok(self
+            .conn()?
+            .query_one("SELECT version FROM memory_state WHERE id = 1", &[])
+            .map_err(pg_err)?
+            .get::<_, i64>(0) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_errors_hide_the_password() {
+        let c = PostgresConfig::from_url(
+            "postgres://alice:s3cret@db.example:5433/ledger?schema=t1&pool_size=4&password=other",
+        )
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("other"),
+            "{shown}"
+        );
+        assert!(shown.contains("alice:***@db.example"), "{shown}");
+        assert_eq!(c.schema.as_deref(), Some("t1"));
+        assert_eq!(c.pool_size, 4);
+        let e = PostgresConfig::from_url("postgres://a:pw@h/d?schema=x;drop").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        let e = PostgresConfig::from_url("mysql://a:pw@h/d").unwrap_err();
+        assert!(!e.to_string().contains("pw@"), "{e}");
+    }
+
+    #[test]
+    fn lexemes_are_quoted() {
+        assert_eq!(lexeme("it's"), "'it''s'");
+        assert_eq!(lexeme("a\\b"), "'a\\\\b'");
+        assert!(lexeme(&"é".repeat(2000)).len() <= MAX_LEXEME_BYTES + 2);
+    }
+}
