@@ -906,10 +906,10 @@ fn bad_settings_are_refused_before_anything_is_written() {
         .code(2)
         .err_has("unknown hasher \"md5\"");
     assert!(run.stderr.contains("sha256") && run.stderr.contains("blake3"));
-    s.run(&["--db", "postgres://db.example/audit", "migrate"])
+    s.run(&["--db", "mongodb://127.0.0.1/audit", "migrate"])
         .code(2)
-        .err_has("unknown or unavailable store scheme \"postgres\"")
-        .err_has("available: sqlite");
+        .err_has("unknown or unavailable store scheme \"mongodb\"")
+        .err_has("available: sqlite, redb, postgres");
     assert!(!s.home().exists(), "nothing created under CORTEX_HOME");
 
     let s = Sandbox::seeded(2);
