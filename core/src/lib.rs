@@ -19,6 +19,7 @@ pub mod entry;
 pub mod error;
 pub mod export;
 pub mod fact;
+pub mod group_commit;
 pub mod hash;
 pub mod ledger;
 pub mod mcp;

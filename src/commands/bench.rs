@@ -233,6 +233,47 @@ fn ledger_suite(s: &Settings, a: &BenchArgs) -> Result<u8> {
         format!("{} sequential appends", num(a.singles)),
     );
 
+    // 64 concurrent writers, one entry per call, each acknowledged only once committed.
+    let group = Arc::new(ledger_at(
+        &dir.join(format!("group.{ext}")),
+        sync,
+        &signer,
+        1000,
+    )?);
+    let gc = cortex_core::group_commit::GroupCommit::new(group);
+    let per_writer = (a.singles * 10 / 64).max(50);
+    let t = Instant::now();
+    std::thread::scope(|sc| -> Result<()> {
+        let handles: Vec<_> = (0..64u64)
+            .map(|w| {
+                let gc = &gc;
+                sc.spawn(move || -> Result<()> {
+                    for i in 0..per_writer {
+                        gc.append(entries(w * per_writer + i, 1).remove(0))?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join()
+                .map_err(|_| Error::backend("writer thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    let r = rate(64 * per_writer, t);
+    b.report(
+        "append, 64 concurrent single writers",
+        r,
+        "entries/s",
+        ">= 50,000",
+        Some(r >= 50_000.0),
+        format!(
+            "group commit, {} entries, each acknowledged once durable",
+            num(64 * per_writer)
+        ),
+    );
+
     // Full verify at 10k and at N.
     let small = ledger_at(&dir.join(format!("small.{ext}")), sync, &signer, 1000)?;
     fill(&small, 10_000, a.batch)?;
