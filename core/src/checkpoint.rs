@@ -144,6 +144,19 @@ pub struct Receipt {
     pub created_at: String,
 }
 
+/// The rule every store applies in `add_checkpoint`, inside its write transaction: a new
+/// checkpoint must be larger than the largest stored one; otherwise a
+/// [`crate::ErrorKind::Conflict`] (another writer checkpointed first).
+pub fn check_checkpoint_grows(largest_stored: Option<u64>, new_size: u64) -> Result<()> {
+    match largest_stored {
+        Some(m) if m >= new_size => Err(Error::new(
+            crate::ErrorKind::Conflict,
+            format!("a checkpoint of size {m} already exists (new one: {new_size})"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A checkpoint as the ledger stores it: the seed's `merkle_roots` row, plus the signed note.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckpointRecord {

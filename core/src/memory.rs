@@ -270,12 +270,8 @@ impl Store for MemoryStore {
     }
     fn add_checkpoint(&self, cp: &CheckpointRecord) -> Result<()> {
         let mut g = self.lock()?;
-        if g.checkpoints.range(cp.size..).next().is_some() {
-            return Err(Error::new(
-                ErrorKind::Conflict,
-                format!("a checkpoint of size {} or larger already exists", cp.size),
-            ));
-        }
+        let largest = g.checkpoints.keys().next_back().copied();
+        crate::checkpoint::check_checkpoint_grows(largest, cp.size)?;
         g.checkpoints.insert(cp.size, cp.clone());
         Ok(())
     }

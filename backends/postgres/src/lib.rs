@@ -23,7 +23,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-use cortex_core::checkpoint::{CheckpointRecord, ExtraSignature, Receipt};
+use cortex_core::checkpoint::{CheckpointRecord, ExtraSignature, Receipt, check_checkpoint_grows};
 use cortex_core::entry::{Entry, EntryRef, StoredEntryRef};
 use cortex_core::fact::{AgentReputation, Fact, FactChange, FactSearch, SearchHit, Vote};
 use cortex_core::store::{
@@ -1063,17 +1063,7 @@ impl Store for PostgresStore {
             .query_one("SELECT MAX(tree_size) FROM checkpoints", &[])
             .map_err(pg_err)?
             .get(0);
-        if let Some(m) = max
-            && m as u64 >= cp.size
-        {
-            return Err(Error::new(
-                ErrorKind::Conflict,
-                format!(
-                    "a checkpoint of size {m} already exists (new one: {})",
-                    cp.size
-                ),
-            ));
-        }
+        check_checkpoint_grows(max.map(|m| m as u64), cp.size)?;
         let extra = serde_json::to_string(&cp.extra_signatures)
             .map_err(|x| Error::backend(x.to_string()))?;
         tx.execute(
