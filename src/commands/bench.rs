@@ -269,8 +269,9 @@ fn ledger_suite(s: &Settings, a: &BenchArgs) -> Result<u8> {
         ">= 50,000",
         Some(r >= 50_000.0),
         format!(
-            "group commit, {} entries, each acknowledged once durable",
-            num(64 * per_writer)
+            "group commit, {} entries in {} transactions, each acknowledged once durable",
+            num(64 * per_writer),
+            num(gc.groups())
         ),
     );
 

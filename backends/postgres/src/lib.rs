@@ -436,6 +436,20 @@ impl PostgresStore {
         &self.config
     }
 
+    /// Drops this store's schema (the URL's `schema=`) with every table in it: for tests and
+    /// throwaway deployments. Refuses when the store has no schema of its own, so it can never
+    /// drop a database's default schema.
+    pub fn drop_schema(self) -> Result<()> {
+        let Some(schema) = self.config.schema.clone() else {
+            return Err(Error::invalid(
+                "this store has no schema of its own (no ?schema= in its URL): nothing to drop",
+            ));
+        };
+        let mut c = self.conn()?;
+        c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+            .map_err(pg_err)
+    }
+
     fn conn(&self) -> Result<Conn> {
         self.pool.get().map_err(|e| {
             Error::new(
