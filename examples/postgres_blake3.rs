@@ -144,10 +144,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     if own_schema {
-        drop((memory, ledger));
-        Arc::into_inner(store)
-            .ok_or("the store is still shared")?
-            .drop_schema()?;
+        store.drop_schema()?;
         println!("dropped the example's schema");
     }
     Ok(())

@@ -22,6 +22,16 @@ pub fn error(as_json: bool, e: &Error) {
     }
 }
 
+/// Warns on stderr (in both output modes) that an append committed but its automatic
+/// checkpoint was not signed.
+pub fn checkpoint_warning(e: Option<&str>) {
+    if let Some(e) = e {
+        eprintln!(
+            "⚠ warning: the entries are committed, but the automatic checkpoint was not signed: {e}"
+        );
+    }
+}
+
 /// `12345` → `12,345`.
 pub fn num(n: u64) -> String {
     let s = n.to_string();

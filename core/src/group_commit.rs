@@ -66,7 +66,10 @@ impl GroupCommit {
         entry.validate()?;
         let Some(queue) = &self.queue else {
             // No committer thread could be started: commit alone.
-            return Ok(self.ledger.append(std::slice::from_ref(&entry))?.first_index);
+            return Ok(self
+                .ledger
+                .append(std::slice::from_ref(&entry))?
+                .first_index);
         };
         let (reply, answer) = sync_channel(1);
         queue
@@ -153,9 +156,8 @@ mod tests {
 
     #[test]
     fn drop_commits_what_is_queued_and_stops_the_thread() {
-        let ledger = Arc::new(
-            Ledger::open(Arc::new(MemoryStore::new()), LedgerOptions::default()).unwrap(),
-        );
+        let ledger =
+            Arc::new(Ledger::open(Arc::new(MemoryStore::new()), LedgerOptions::default()).unwrap());
         let gc = GroupCommit::new(ledger.clone());
         let got: Vec<u64> = std::thread::scope(|s| {
             let hs: Vec<_> = (0..8)

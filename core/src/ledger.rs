@@ -51,6 +51,8 @@ pub struct AppendOutcome {
     pub head: Head,
     /// The checkpoint made automatically because the append crossed a multiple of N.
     pub checkpoint: Option<CheckpointRecord>,
+    /// Why that automatic checkpoint could not be made (the append itself is committed).
+    pub checkpoint_error: Option<String>,
 }
 
 /// What [`Ledger::append_with`] runs inside the append transaction: reads what it needs and
@@ -223,16 +225,22 @@ impl Ledger {
         })?;
         let n = self.checkpoint_every;
         let crossed = n > 0 && first / n != head.size / n;
-        let checkpoint = if crossed && self.note_signer().is_some() {
-            Some(self.checkpoint()?.record)
-        } else {
-            None
-        };
+        // The entries are committed whatever happens to the checkpoint: a failure to sign it is
+        // reported beside the outcome, never as a failed append (a caller retrying would write
+        // the entries twice). The next crossing, or `checkpoint()`, signs again.
+        let (mut checkpoint, mut checkpoint_error) = (None, None);
+        if crossed && self.note_signer().is_some() {
+            match self.checkpoint() {
+                Ok(c) => checkpoint = Some(c.record),
+                Err(e) => checkpoint_error = Some(e.to_string()),
+            }
+        }
         Ok(AppendOutcome {
             first_index: first,
             count: entries.len() as u64,
             head,
             checkpoint,
+            checkpoint_error,
         })
     }
 
@@ -244,6 +252,33 @@ impl Ledger {
     pub fn root_at(&self, size: u64) -> Result<Hash> {
         let nodes = TileNodes::new(&*self.store, &*self.hasher);
         merkle::root(&nodes, &*self.hasher, size)
+    }
+
+    /// The head, checked against the stored rows: they must end exactly where the head says.
+    /// Appends (from this process or others) may commit between the two reads, so a mismatch
+    /// only counts when the head did not move meanwhile; a head that keeps moving is retried.
+    fn consistent_head(&self) -> Result<Head> {
+        let mut head = self.store.head()?;
+        for _ in 0..64 {
+            let rows_end = self.store.last_entry_index()?.map_or(0, |l| l + 1);
+            let again = self.store.head()?;
+            if again != head {
+                head = again;
+                continue;
+            }
+            if rows_end != head.size {
+                return Err(Error::integrity(format!(
+                    "the ledger head records {} entries but the stored rows end at {rows_end}; \
+                     refusing to sign (run `cortex ledger verify`)",
+                    head.size
+                )));
+            }
+            return Ok(head);
+        }
+        Err(Error::new(
+            ErrorKind::Unavailable,
+            "the ledger head kept moving while the checkpoint read it; try again",
+        ))
     }
 
     /// Signs and stores a checkpoint of the whole committed ledger.
@@ -261,8 +296,10 @@ impl Ledger {
             .lock()
             .map_err(|_| Error::backend("lock poisoned"))?;
         let h = &*self.hasher;
-        let head = self.store.head()?;
+        // The newest checkpoint first: another signer (process) can only add larger ones later,
+        // and those are never larger than a head read after this.
         let latest = self.store.latest_checkpoint()?;
+        let head = self.consistent_head()?;
         if let Some(l) = &latest {
             if l.size == head.size {
                 return Ok(CheckpointOutcome {
@@ -277,14 +314,6 @@ impl Ledger {
                     head.size, l.size, l.size
                 )));
             }
-        }
-        let rows_end = self.store.last_entry_index()?.map_or(0, |l| l + 1);
-        if rows_end != head.size {
-            return Err(Error::integrity(format!(
-                "the ledger head records {} entries but the stored rows end at {rows_end}; \
-                 refusing to sign (run `cortex ledger verify`)",
-                head.size
-            )));
         }
         if head.size == 0 {
             return Err(Error::invalid(

@@ -15,6 +15,8 @@ pub mod anchor;
 pub mod bm25;
 pub mod checkpoint;
 pub mod consensus;
+#[cfg(any(test, feature = "testkit"))]
+pub mod crash;
 pub mod entry;
 pub mod error;
 pub mod export;
@@ -37,6 +39,8 @@ pub mod verify;
 
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit_tamper;
 
 pub use agent_memory::{AgentMemory, SearchQuery};
 pub use anchor::{Anchor, BoxFuture, MemoryAnchor};

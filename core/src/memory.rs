@@ -146,6 +146,79 @@ impl MemoryStore {
     }
 }
 
+/// Raw writes into the store's maps, for [`crate::testkit_tamper::tamper_conformance`]. Hashes
+/// are kept as 32-byte arrays and checkpoint roots as [`Hash`]es, so a row whose hash columns are
+/// not 32 bytes and a malformed root cannot be represented: those are not applicable.
+#[cfg(any(test, feature = "testkit"))]
+impl crate::testkit_tamper::Tamper for MemoryStore {
+    fn apply(&self, ops: &[crate::testkit_tamper::TamperOp]) -> crate::testkit_tamper::Outcome {
+        use crate::testkit_tamper::{Outcome, TamperOp};
+        let hash = |b: &[u8]| Hash::from_slice(b).ok();
+        for op in ops {
+            match op {
+                TamperOp::PutEntry(r)
+                    if hash(&r.prev_hash).is_none() || hash(&r.hash).is_none() =>
+                {
+                    return Outcome::NotApplicable(
+                        "the memory store keeps chain hashes as 32-byte arrays".into(),
+                    );
+                }
+                TamperOp::MalformCheckpointRoot(_) => {
+                    return Outcome::NotApplicable(
+                        "the memory store keeps checkpoint roots as 32-byte hashes".into(),
+                    );
+                }
+                _ => {}
+            }
+        }
+        let mut g = self.lock().expect("memory store lock");
+        for op in ops {
+            match op {
+                TamperOp::PutEntry(r) => {
+                    let e = StoredEntry {
+                        entry: Entry {
+                            index: r.index,
+                            timestamp: r.timestamp.clone(),
+                            project: r.project.clone(),
+                            action: r.action.clone(),
+                            detail: r.detail.clone(),
+                        },
+                        prev_hash: hash(&r.prev_hash).expect("checked"),
+                        hash: hash(&r.hash).expect("checked"),
+                    };
+                    g.entries.insert(r.index, e);
+                }
+                TamperOp::DeleteEntries(range) => {
+                    g.entries.retain(|i, _| !range.contains(i));
+                }
+                TamperOp::SetHead(h) => g.head = *h,
+                TamperOp::PutTile {
+                    level,
+                    index,
+                    bytes,
+                } => {
+                    g.tiles.insert((*level, *index), bytes.clone());
+                }
+                TamperOp::DeleteTile { level, index } => {
+                    g.tiles.remove(&(*level, *index));
+                }
+                TamperOp::PutCheckpoint(cp) => {
+                    let stored = g.checkpoints.entry(cp.size).or_insert_with(|| cp.clone());
+                    stored.root = cp.root;
+                    stored.range_start = cp.range_start;
+                    stored.range_count = cp.range_count;
+                    stored.note = cp.note.clone();
+                }
+                TamperOp::MalformCheckpointRoot(_) => unreachable!("checked"),
+                TamperOp::DeleteCheckpoint(size) => {
+                    g.checkpoints.remove(size);
+                }
+            }
+        }
+        Outcome::Done
+    }
+}
+
 struct Tx<'a> {
     inner: &'a Inner,
 }
@@ -391,5 +464,25 @@ mod tests {
     #[test]
     fn memory_store_conformance() {
         crate::testkit::store_conformance(&|| Arc::new(MemoryStore::new()));
+    }
+
+    #[test]
+    fn memory_store_tamper_conformance() {
+        use crate::testkit_tamper::{Tamper, tamper_conformance, test_signer};
+        let report = tamper_conformance(
+            &|| {
+                let s = Arc::new(MemoryStore::new());
+                (s.clone() as crate::DynStore, Box::new(s) as Box<dyn Tamper>)
+            },
+            &test_signer,
+        );
+        assert_eq!(
+            report.skipped_names(),
+            [
+                "a_malformed_hash_is_an_altered_entry",
+                "a_malformed_root_column_is_a_bad_root"
+            ],
+            "{report:?}"
+        );
     }
 }

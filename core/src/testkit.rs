@@ -40,6 +40,7 @@ pub fn store_conformance(make: &dyn Fn() -> DynStore) {
     audit_records_round_trip(make());
     concurrent_appends_keep_one_chain(make());
     group_commit_keeps_one_chain(make());
+    checkpoints_while_appending(make());
     failed_append_writes_nothing(make());
     memory_conformance(make);
 }
@@ -298,6 +299,59 @@ pub fn group_commit_keeps_one_chain(store: DynStore) {
     assert_eq!(store.head().unwrap().size, 400);
     let report = verify_store(&*store, ledger.hasher(), None, &VerifyOptions::default()).unwrap();
     assert!(report.valid, "{:?}", report.violations);
+}
+
+/// Automatic checkpoints signed while other threads, and another `Ledger` on the same store
+/// (as another process would be), keep appending: every append succeeds, every checkpoint is
+/// made, and they all verify. (A checkpoint once read the head and the stored rows apart and
+/// refused to sign when an append landed in between, failing an append already committed.)
+pub fn checkpoints_while_appending(store: DynStore) {
+    store.migrate().expect("migrate");
+    let signer = crate::testkit_tamper::test_signer("example.com/busy");
+    let open = || {
+        let mut l = Ledger::open(
+            store.clone(),
+            LedgerOptions {
+                hasher: None,
+                checkpoint_every: 10,
+            },
+        )
+        .unwrap();
+        l.add_signer(signer.clone()).unwrap();
+        Arc::new(l)
+    };
+    let (a, b) = (open(), open());
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let l = if t % 2 == 0 { a.clone() } else { b.clone() };
+            s.spawn(move || {
+                for i in 0..100 {
+                    let o = l
+                        .append(&sample_entries(1))
+                        .unwrap_or_else(|e| panic!("writer {t}, append {i}: {e}"));
+                    assert_eq!(
+                        o.checkpoint_error, None,
+                        "writer {t}, append {i}: the automatic checkpoint failed"
+                    );
+                }
+            });
+        }
+    });
+    assert_eq!(store.head().unwrap().size, 400);
+    let cps = store.checkpoints().unwrap();
+    assert!(cps.len() >= 10, "only {} checkpoints were made", cps.len());
+    let report = verify_store(
+        &*store,
+        a.hasher(),
+        None,
+        &VerifyOptions {
+            verifiers: vec![signer.verifier()],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(report.valid, "{:?}", report.violations);
+    assert_eq!(report.checkpoints_checked, cps.len() as u64);
 }
 
 /// A batch with one bad entry writes nothing.

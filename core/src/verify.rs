@@ -160,6 +160,8 @@ struct ChunkResult {
     gaps: Vec<(u64, u64)>,
     full_tile_roots: Vec<(u64, Hash)>,
     bad_tiles: Vec<Violation>,
+    /// Chain hash of the row the head names as the last (index `size - 1`), if in this chunk.
+    head_row_hash: Option<Hash>,
 }
 
 fn to_hash(b: &[u8]) -> Option<Hash> {
@@ -218,6 +220,9 @@ fn scan_chunk(
             prev_row = None;
             return Ok(());
         };
+        if idx.checked_add(1) == Some(size) {
+            res.head_row_hash = Some(hash);
+        }
         let leaf = row.entry.leaf_hash(hasher, &mut buf);
         if hasher.chain(&prev, &leaf) != hash {
             flags |= CHAIN_BAD;
@@ -372,8 +377,10 @@ fn verify_inner(
     let mut gaps: Vec<(u64, u64)> = Vec::new();
     let mut last: Option<(u64, Hash)> = None;
     let mut level_roots: Vec<(u64, Hash)> = Vec::new();
+    let mut head_row_hash = None;
     for (c, r) in chunks.into_iter().enumerate() {
         entries_checked += r.rows;
+        head_row_hash = head_row_hash.or(r.head_row_hash);
         let a = c as u64 * CHUNK;
         let mut chunk_gaps = r.gaps;
         if let Some((first_idx, first_prev)) = r.first {
@@ -419,6 +426,28 @@ fn verify_inner(
             Some((j, g)) if *j == i => *g |= f,
             _ => merged.push((i, f)),
         }
+    }
+    // The head's copy of the last chain hash is what the next append links to: it must be the
+    // hash of the entry before it (unless that row itself was altered, which is reported there).
+    let last_altered = merged
+        .iter()
+        .any(|&(i, f)| i.checked_add(1) == Some(size) && f & CHAIN_BAD != 0);
+    let head_link = match head_row_hash {
+        Some(h) if h != head.last_hash && !last_altered => Some(format!(
+            "the ledger head records {} as the last chain hash, but entry {} has {}: the next \
+             entry would not link to the ledger",
+            head.last_hash.to_hex(),
+            size - 1,
+            h.to_hex()
+        )),
+        None if size == 0 && head.last_hash != Hash::ZERO => Some(format!(
+            "the ledger head records no entries but chain hash {} instead of zeros",
+            head.last_hash.to_hex()
+        )),
+        _ => None,
+    };
+    if let Some(msg) = head_link {
+        out.push(v(ViolationKind::BrokenChain, Some(size), None, msg));
     }
     let last_row = last.map(|l| l.0);
     let rows_end = last_row.map_or(0, |l| l + 1);
@@ -744,10 +773,10 @@ fn check_upper_tiles(
         }
         let expected: HashMap<u64, Hash> = below.iter().copied().collect();
         let mut roots = Vec::new();
-        let mut seen = 0u64;
+        let mut seen = Vec::new();
         let n_tiles = count.div_ceil(TILE_WIDTH as u64);
         store.scan_tiles(level, 0..n_tiles, &mut |ti, bytes| {
-            seen += 1;
+            seen.push(ti);
             let t = match Tile::decode(bytes) {
                 Ok(t) => t,
                 Err(e) => {
@@ -790,13 +819,17 @@ fn check_upper_tiles(
             }
             Ok(())
         })?;
-        if seen < n_tiles {
-            out.push(v(
-                ViolationKind::BadTile,
-                None,
-                None,
-                format!("{} tiles of level {level} are missing", n_tiles - seen),
-            ));
+        // Tiles come in index order; report each missing one where its entries start.
+        let mut next = seen.into_iter().peekable();
+        for ti in 0..n_tiles {
+            if next.next_if_eq(&ti).is_none() {
+                out.push(v(
+                    ViolationKind::BadTile,
+                    Some(ti << (TILE_HEIGHT * (level + 1))),
+                    None,
+                    format!("tile ({level}, {ti}) is missing"),
+                ));
+            }
         }
         below = roots;
         level += 1;

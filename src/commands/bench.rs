@@ -1,6 +1,7 @@
 //! `cortex benchmark --suite ledger`: measures the ledger on this machine against the bars of
 //! PRODUCT.md §7 and prints the figures (never asserts timings).
 
+use super::bench_mcp::{fact_text, uncached_query};
 use super::ledger::rate;
 use crate::config::Settings;
 use crate::output::{self, num};
@@ -40,7 +41,7 @@ pub struct BenchArgs {
     /// Directory for the benchmark databases (default: the system temp dir).
     #[arg(long)]
     pub(super) dir: Option<std::path::PathBuf>,
-    /// Storage backend for the ledger suite: sqlite or redb.
+    /// Storage backend for the ledger suite: sqlite, redb or postgres (with --db postgres://…).
     #[arg(long, default_value = "sqlite")]
     backend: String,
     /// SQLite synchronous mode: full (power-loss durable) or normal (process-crash durable).
@@ -100,25 +101,61 @@ fn fmt_val(v: f64) -> String {
     }
 }
 
+/// Where the suite's ledgers live: one file (or one Postgres schema) per ledger.
+pub(super) enum Backend {
+    Sqlite(Synchronous),
+    Redb,
+    /// The server URL; each ledger gets a schema of its own, dropped at the end.
+    Postgres(
+        String,
+        std::cell::RefCell<Vec<Arc<cortex_postgres::PostgresStore>>>,
+    ),
+}
+
+impl Backend {
+    fn open(&self, dir: &Path, name: &str) -> Result<cortex_core::DynStore> {
+        Ok(match self {
+            Backend::Sqlite(sync) => Arc::new(SqliteStore::open(
+                &dir.join(format!("{name}.db")),
+                SqliteOptions {
+                    synchronous: *sync,
+                    ..Default::default()
+                },
+            )?),
+            Backend::Redb => Arc::new(cortex_redb::RedbStore::open(
+                &dir.join(format!("{name}.redb")),
+            )?),
+            Backend::Postgres(url, stores) => {
+                let mut c = cortex_postgres::PostgresConfig::from_url(url)?;
+                c.schema = Some(format!("cortex_bench_{}_{name}", std::process::id()));
+                c.pool_size = c.pool_size.max(4);
+                let store = Arc::new(cortex_postgres::PostgresStore::open(c)?);
+                stores.borrow_mut().push(store.clone());
+                store
+            }
+        })
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        if let Backend::Postgres(_, stores) = self {
+            for s in stores.borrow().iter() {
+                let _ = s.drop_schema();
+            }
+        }
+    }
+}
+
 fn ledger_at(
-    path: &Path,
-    sync: Synchronous,
+    backend: &Backend,
+    dir: &Path,
+    name: &str,
     signer: &Arc<Ed25519Signer>,
     every: u64,
 ) -> Result<Ledger> {
-    let store: cortex_core::DynStore = if path.extension().is_some_and(|e| e == "redb") {
-        Arc::new(cortex_redb::RedbStore::open(path)?)
-    } else {
-        Arc::new(SqliteStore::open(
-            path,
-            SqliteOptions {
-                synchronous: sync,
-                ..Default::default()
-            },
-        )?)
-    };
     let mut l = Ledger::open(
-        store,
+        backend.open(dir, name)?,
         LedgerOptions {
             hasher: None,
             checkpoint_every: every,
@@ -176,6 +213,24 @@ fn ledger_suite(s: &Settings, a: &BenchArgs) -> Result<u8> {
             )));
         }
     };
+    let backend = match a.backend.as_str() {
+        "sqlite" => Backend::Sqlite(sync),
+        "redb" => Backend::Redb,
+        "postgres" if s.db.starts_with("postgres://") || s.db.starts_with("postgresql://") => {
+            Backend::Postgres(s.db.clone(), Default::default())
+        }
+        "postgres" => {
+            return Err(Error::invalid(
+                "--backend postgres needs the server: --db postgres://user@host:port/dbname \
+                 (each benchmark ledger gets a schema of its own, dropped at the end)",
+            ));
+        }
+        x => {
+            return Err(Error::invalid(format!(
+                "--backend {x:?}: available: sqlite, redb, postgres"
+            )));
+        }
+    };
     let base = a.dir.clone().unwrap_or_else(std::env::temp_dir);
     let dir = base.join(format!("cortex-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -187,26 +242,20 @@ fn ledger_suite(s: &Settings, a: &BenchArgs) -> Result<u8> {
         json: s.json,
     };
     if !s.json {
+        let mode = match backend {
+            Backend::Sqlite(_) => format!(" (synchronous={})", a.synchronous),
+            _ => String::new(),
+        };
         println!(
-            "CORTEX ledger benchmark: {} (synchronous={}), SHA-256, {} cores, N = {}",
+            "CORTEX ledger benchmark: {}{mode}, SHA-256, {} cores, N = {}",
             a.backend,
-            a.synchronous,
             std::thread::available_parallelism().map_or(1, |n| n.get()),
             num(a.entries)
         );
     }
 
     // Batched append of N entries (auto-checkpoint every 1000, as by default).
-    let ext = match a.backend.as_str() {
-        "sqlite" => "db",
-        "redb" => "redb",
-        x => {
-            return Err(Error::invalid(format!(
-                "--backend {x:?}: available: sqlite, redb"
-            )));
-        }
-    };
-    let big = ledger_at(&dir.join(format!("big.{ext}")), sync, &signer, 1000)?;
+    let big = ledger_at(&backend, &dir, "big", &signer, 1000)?;
     let r = fill(&big, a.entries, a.batch)?;
     b.report(
         "append, batched (durable at commit)",
@@ -218,7 +267,7 @@ fn ledger_suite(s: &Settings, a: &BenchArgs) -> Result<u8> {
     );
 
     // Single appends, each a durable transaction of its own.
-    let single = ledger_at(&dir.join(format!("single.{ext}")), sync, &signer, 1000)?;
+    let single = ledger_at(&backend, &dir, "single", &signer, 1000)?;
     let t = Instant::now();
     for i in 0..a.singles {
         single.append(&entries(i, 1))?;
@@ -234,12 +283,7 @@ fn ledger_suite(s: &Settings, a: &BenchArgs) -> Result<u8> {
     );
 
     // 64 concurrent writers, one entry per call, each acknowledged only once committed.
-    let group = Arc::new(ledger_at(
-        &dir.join(format!("group.{ext}")),
-        sync,
-        &signer,
-        1000,
-    )?);
+    let group = Arc::new(ledger_at(&backend, &dir, "group", &signer, 1000)?);
     let gc = cortex_core::group_commit::GroupCommit::new(group);
     let per_writer = (a.singles * 10 / 64).max(50);
     let t = Instant::now();
@@ -276,7 +320,7 @@ fn ledger_suite(s: &Settings, a: &BenchArgs) -> Result<u8> {
     );
 
     // Full verify at 10k and at N.
-    let small = ledger_at(&dir.join(format!("small.{ext}")), sync, &signer, 1000)?;
+    let small = ledger_at(&backend, &dir, "small", &signer, 1000)?;
     fill(&small, 10_000, a.batch)?;
     let opts = VerifyOptions {
         verifiers: vec![signer.verifier()],
@@ -405,6 +449,53 @@ fn ledger_suite(s: &Settings, a: &BenchArgs) -> Result<u8> {
             format!("{:.0} ms", t.elapsed().as_secs_f64() * 1e3),
         );
     }
+    // Agent memory on this backend: facts stored in batches, then searches answered by the
+    // store itself (SQLite FTS5, Postgres full-text, redb's own index; no in-memory index).
+    let memory = cortex_core::AgentMemory::new(Arc::new(ledger_at(
+        &backend, &dir, "memory", &signer, 1000,
+    )?));
+    let t = Instant::now();
+    let mut done = 0;
+    while done < a.facts {
+        let k = 10_000.min(a.facts - done);
+        let batch: Vec<cortex_core::NewFact> = (done..done + k)
+            .map(|i| cortex_core::NewFact::new(format!("project{}", i % 10), fact_text(i)))
+            .collect();
+        memory.store_facts(&batch)?;
+        done += k;
+    }
+    let r = rate(a.facts, t);
+    b.report(
+        "store facts, batches of 10k",
+        r,
+        "facts/s",
+        "-",
+        None,
+        format!("{} facts", num(a.facts)),
+    );
+    let mut lat = Vec::new();
+    let mut found = 0;
+    for n in 0..500u64 {
+        let q = cortex_core::SearchQuery::new(uncached_query(n));
+        let t = Instant::now();
+        found += memory.search(&q)?.len();
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    if found == 0 {
+        return Err(Error::integrity("benchmark searches found nothing"));
+    }
+    let (s50, s99) = (percentile(&mut lat, 0.5), percentile(&mut lat, 0.99));
+    b.report(
+        "search (store), top 10 (p50)",
+        s50,
+        "ms",
+        "-",
+        None,
+        format!(
+            "p99 {s99:.2} ms, 500 distinct 2-word queries, {} facts",
+            num(a.facts)
+        ),
+    );
     if s.json {
         output::json(
             &json!({"suite": "ledger", "entries": a.entries, "synchronous": a.synchronous, "results": b.rows}),

@@ -42,7 +42,7 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-fn fact_text(i: u64) -> String {
+pub(super) fn fact_text(i: u64) -> String {
     let x = mix(i);
     let mut s = format!("agent note {i} about topic{}", x % TOPICS);
     for k in 0..6u64 {
@@ -52,7 +52,7 @@ fn fact_text(i: u64) -> String {
 }
 
 /// A search no earlier request asked (for `n` below `WORDS`, with `offset` keeping runs apart).
-fn uncached_query(n: u64) -> String {
+pub(super) fn uncached_query(n: u64) -> String {
     format!("topic{} w{}", n % TOPICS, (n * 7919) % WORDS)
 }
 

@@ -228,6 +228,7 @@ pub fn append(s: &Settings, a: AppendArgs) -> Result<u8> {
         let out = ledger.append(chunk)?;
         first.get_or_insert(out.first_index);
         checkpoints.extend(out.checkpoint);
+        output::checkpoint_warning(out.checkpoint_error.as_deref());
         head = out.head;
         pb.inc(chunk.len() as u64);
     }

@@ -172,6 +172,7 @@ fn signed(x: f64) -> String {
 }
 
 fn print_checkpoints(out: &AppendOutcome) {
+    output::checkpoint_warning(out.checkpoint_error.as_deref());
     if let Some(c) = &out.checkpoint {
         println!(
             "✓ Checkpoint signed at {} entries (root {})",
@@ -182,6 +183,7 @@ fn print_checkpoints(out: &AppendOutcome) {
 }
 
 fn checkpoint_json(out: &AppendOutcome) -> Value {
+    output::checkpoint_warning(out.checkpoint_error.as_deref());
     out.checkpoint.as_ref().map_or(
         Value::Null,
         |c| json!({"size": c.size, "root": c.root.to_base64()}),

@@ -437,9 +437,9 @@ impl PostgresStore {
     }
 
     /// Drops this store's schema (the URL's `schema=`) with every table in it: for tests and
-    /// throwaway deployments. Refuses when the store has no schema of its own, so it can never
-    /// drop a database's default schema.
-    pub fn drop_schema(self) -> Result<()> {
+    /// throwaway deployments; the store is of no use afterwards. Refuses when the store has no
+    /// schema of its own, so it can never drop a database's default schema.
+    pub fn drop_schema(&self) -> Result<()> {
         let Some(schema) = self.config.schema.clone() else {
             return Err(Error::invalid(
                 "this store has no schema of its own (no ?schema= in its URL): nothing to drop",

@@ -241,29 +241,28 @@ fn unusual_tokens_search_like_core() {
 
 const KILL_VAR: &str = "CORTEX_TEST_POSTGRES_KILLED_URL";
 
-/// The body of the writer that `kill_9_loses_no_acknowledged_entry` kills: appends until
-/// killed, printing each acknowledged head size.
+/// The body of the writer that `kill_9_loses_no_acknowledged_entry` kills (does nothing
+/// otherwise): eight group-commit writer threads and one batch writer, until killed, printing
+/// each acknowledged entry.
 #[test]
 fn killed_writer_process() {
-    use std::io::Write;
     let Ok(u) = std::env::var(KILL_VAR) else {
         return;
     };
     let store: DynStore = Arc::new(PostgresStore::open_url(&u).unwrap());
-    let ledger = Ledger::open(store, LedgerOptions::default()).unwrap();
-    let mut out = std::io::stdout().lock();
-    loop {
-        let o = ledger.append(&sample_entries(3)).unwrap();
-        writeln!(out, "ACK {}", o.head.size).unwrap();
-        out.flush().unwrap();
-    }
+    let skey = std::env::var(cortex_core::crash::SKEY_VAR).unwrap();
+    let signer = Arc::new(cortex_ed25519::Ed25519Signer::from_skey(&skey).unwrap());
+    cortex_core::crash::run_writer(
+        cortex_core::crash::writer_ledger(store, signer),
+        cortex_core::crash::Load::default(),
+    );
 }
 
-/// `kill -9` of a writer under load, repeated: every acknowledged entry is there afterwards and
-/// the ledger verifies.
+/// `kill -9` of a writer under load, 10 times: every acknowledged entry is stored exactly as
+/// acknowledged, the chain verifies, and a checkpoint can be signed afterwards. (The server
+/// outlives the writer, so this is the crash of a client process.)
 #[test]
 fn kill_9_loses_no_acknowledged_entry() {
-    use std::io::BufRead;
     let Some(url) = server_url() else { return };
     let schemas = Schemas::new(&url);
     let u = with_schema(&url, &schemas.fresh("kill"));
@@ -275,46 +274,27 @@ fn kill_9_loses_no_acknowledged_entry() {
         .unwrap(),
     );
     let exe = std::env::current_exe().unwrap();
-    for round in 0..5u64 {
-        let mut child = std::process::Command::new(&exe)
-            .args([
+    let signer = cortex_ed25519::Ed25519Signer::generate("example.com/kill").unwrap();
+    let summary = cortex_core::crash::kill_9_rounds(&cortex_core::crash::KillTest {
+        rounds: 10,
+        min_run: std::time::Duration::from_millis(150),
+        max_run: std::time::Duration::from_millis(600),
+        writer: &|| {
+            let mut c = std::process::Command::new(&exe);
+            c.args([
                 "--exact",
                 "killed_writer_process",
                 "--nocapture",
                 "--test-threads=1",
             ])
             .env(KILL_VAR, &u)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            let mut acked = 0u64;
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(n) = line.split("ACK ").nth(1) {
-                    acked = acked.max(n.trim().parse().unwrap());
-                }
-            }
-            acked
-        });
-        std::thread::sleep(std::time::Duration::from_millis(400 + 150 * round));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        let acked = reader.join().unwrap();
-        assert!(acked > 0, "round {round}: the writer acknowledged nothing");
-        let store: DynStore = Arc::new(PostgresStore::open_url(&u).unwrap());
-        let ledger = Ledger::open(store.clone(), LedgerOptions::default()).unwrap();
-        let head = store.head().unwrap().size;
-        assert!(
-            head >= acked,
-            "round {round}: head {head} < acknowledged {acked}"
-        );
-        let report =
-            verify_store(&*store, ledger.hasher(), None, &VerifyOptions::default()).unwrap();
-        assert!(report.valid, "round {round}: {:?}", report.violations);
-        assert_eq!(report.entries_checked, head);
-    }
+            .env(cortex_core::crash::SKEY_VAR, signer.to_skey());
+            c
+        },
+        open: &|| Arc::new(PostgresStore::open_url(&u).unwrap()) as DynStore,
+        signer: Arc::new(cortex_ed25519::Ed25519Signer::from_skey(&signer.to_skey()).unwrap()),
+    });
+    eprintln!("postgres kill -9: {summary:?}");
 }
 
 /// A deleted head row reads as an empty ledger, as in SQLite: appending then reports a
@@ -334,4 +314,123 @@ fn a_missing_head_row_is_a_conflict_not_a_fork() {
     let e = ledger.append(&sample_entries(1)).unwrap_err();
     assert_eq!(e.kind(), cortex_core::ErrorKind::Conflict, "{e}");
     assert_eq!(store.last_entry_index().unwrap(), Some(1));
+}
+
+/// Raw writes to one store's schema through a separate connection (one transaction per call), as
+/// someone with write access to the database would make them.
+struct PgTamper(std::sync::Mutex<postgres::Client>);
+
+impl PgTamper {
+    fn connect(url: &str, schema: &str) -> PgTamper {
+        let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+        c.batch_execute(&format!("SET search_path TO \"{schema}\""))
+            .unwrap();
+        PgTamper(std::sync::Mutex::new(c))
+    }
+}
+
+impl cortex_core::testkit_tamper::Tamper for PgTamper {
+    fn apply(
+        &self,
+        ops: &[cortex_core::testkit_tamper::TamperOp],
+    ) -> cortex_core::testkit_tamper::Outcome {
+        use cortex_core::testkit_tamper::{Outcome, TamperOp};
+        let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let mut c = self.0.lock().unwrap();
+        let mut tx = c.transaction().unwrap();
+        for op in ops {
+            let changed = match op {
+                TamperOp::PutEntry(r) => tx.execute(
+                    "INSERT INTO entries \
+                     (idx, timestamp, project, action, detail, prev_hash, hash) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (idx) DO UPDATE SET \
+                     timestamp = EXCLUDED.timestamp, project = EXCLUDED.project, \
+                     action = EXCLUDED.action, detail = EXCLUDED.detail, \
+                     prev_hash = EXCLUDED.prev_hash, hash = EXCLUDED.hash",
+                    &[
+                        &i(r.index),
+                        &r.timestamp,
+                        &r.project,
+                        &r.action,
+                        &r.detail,
+                        &r.prev_hash,
+                        &r.hash,
+                    ],
+                ),
+                TamperOp::DeleteEntries(range) => tx
+                    .execute(
+                        "DELETE FROM entries WHERE idx >= $1 AND idx < $2",
+                        &[&i(range.start), &i(range.end)],
+                    )
+                    .map(|_| 1),
+                TamperOp::SetHead(h) => tx.execute(
+                    "UPDATE ledger_head SET size = $1, last_hash = $2 WHERE id = 1",
+                    &[&i(h.size), &&h.last_hash.0[..]],
+                ),
+                TamperOp::PutTile {
+                    level,
+                    index,
+                    bytes,
+                } => tx.execute(
+                    "INSERT INTO merkle_tiles (level, idx, hashes) VALUES ($1, $2, $3) \
+                     ON CONFLICT (level, idx) DO UPDATE SET hashes = EXCLUDED.hashes",
+                    &[&i16::from(*level), &i(*index), bytes],
+                ),
+                TamperOp::DeleteTile { level, index } => tx.execute(
+                    "DELETE FROM merkle_tiles WHERE level = $1 AND idx = $2",
+                    &[&i16::from(*level), &i(*index)],
+                ),
+                TamperOp::PutCheckpoint(cp) => tx.execute(
+                    "INSERT INTO checkpoints (tree_size, root_hash, range_start, range_end, \
+                     range_count, signed_note, extra_signatures, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, '[]', $7) \
+                     ON CONFLICT (tree_size) DO UPDATE SET root_hash = EXCLUDED.root_hash, \
+                     range_start = EXCLUDED.range_start, range_count = EXCLUDED.range_count, \
+                     signed_note = EXCLUDED.signed_note",
+                    &[
+                        &i(cp.size),
+                        &cp.root.to_hex(),
+                        &i(cp.range_start),
+                        &cp.range_end().map(i),
+                        &i(cp.range_count),
+                        &cp.note,
+                        &cp.created_at,
+                    ],
+                ),
+                TamperOp::MalformCheckpointRoot(size) => tx.execute(
+                    "UPDATE checkpoints SET root_hash = 'not hex' WHERE tree_size = $1",
+                    &[&i(*size)],
+                ),
+                TamperOp::DeleteCheckpoint(size) => {
+                    tx.execute("DELETE FROM checkpoints WHERE tree_size = $1", &[&i(*size)])
+                }
+            };
+            assert_eq!(changed.unwrap(), 1, "{op:?} must change one row");
+        }
+        tx.commit().unwrap();
+        Outcome::Done
+    }
+}
+
+/// Core's shared tamper-detection suite: each case on a fresh schema, tampered through a
+/// separate connection.
+#[test]
+fn postgres_tamper_conformance() {
+    use cortex_core::testkit_tamper::{Tamper, tamper_case_names, tamper_conformance, test_signer};
+    let Some(url) = server_url() else { return };
+    let schemas = Schemas::new(&url);
+    let report = tamper_conformance(
+        &|| {
+            let s = schemas.fresh("tamper");
+            let store: DynStore =
+                Arc::new(PostgresStore::open_url(&with_schema(&url, &s)).unwrap());
+            (
+                store,
+                Box::new(PgTamper::connect(&url, &s)) as Box<dyn Tamper>,
+            )
+        },
+        &test_signer,
+    );
+    assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+    assert_eq!(report.ran, tamper_case_names());
 }

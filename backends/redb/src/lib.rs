@@ -215,6 +215,15 @@ impl RedbStore {
         &self.path
     }
 
+    /// The open redb database, for tamper-detection tests only: redb admits one handle per file,
+    /// so a test that plays someone editing the file writes through this one (bypassing the
+    /// ledger, as editing the file while the service is down would: this store keeps no ledger
+    /// state in memory). Not part of the supported API.
+    #[doc(hidden)]
+    pub fn raw_database_for_tests(&self) -> &Database {
+        &self.db
+    }
+
     fn err(&self) -> impl Fn(redb::Error) -> Error + '_ {
         move |e| db_err(&self.path, e)
     }
