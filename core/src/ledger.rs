@@ -250,8 +250,8 @@ impl Ledger {
 
     /// Root of the first `size` entries, from the stored tiles.
     pub fn root_at(&self, size: u64) -> Result<Hash> {
-        let nodes = TileNodes::new(&*self.store, &*self.hasher);
-        merkle::root(&nodes, &*self.hasher, size)
+        let h = &*self.hasher;
+        TileNodes::new(&*self.store, h).prefetched(|n| merkle::root(n, h, size))
     }
 
     /// The head, checked against the stored rows: they must end exactly where the head says.
@@ -320,21 +320,28 @@ impl Ledger {
                 "the ledger is empty: append entries before checkpointing",
             ));
         }
-        let nodes = TileNodes::new(&*self.store, h);
-        let root = merkle::root(&nodes, h, head.size)?;
-        if let Some(l) = &latest {
-            let old_root = merkle::root(&nodes, h, l.size)?;
-            let proof = merkle::consistency_proof(&nodes, h, l.size, head.size)?;
-            if old_root != l.root
-                || merkle::verify_consistency(h, l.size, head.size, &l.root, &root, &proof).is_err()
-            {
-                return Err(Error::integrity(format!(
-                    "the stored tree is not consistent with checkpoint {} (root {}); refusing \
-                     to sign (run `cortex ledger verify`)",
-                    l.size,
-                    l.root.to_base64()
-                )));
-            }
+        let (root, since) = TileNodes::new(&*self.store, h).prefetched(|n| {
+            let root = merkle::root(n, h, head.size)?;
+            let since = match &latest {
+                Some(l) => Some((
+                    merkle::root(n, h, l.size)?,
+                    merkle::consistency_proof(n, h, l.size, head.size)?,
+                )),
+                None => None,
+            };
+            Ok((root, since))
+        })?;
+        if let (Some(l), Some((old_root, proof))) = (&latest, since)
+            && (old_root != l.root
+                || merkle::verify_consistency(h, l.size, head.size, &l.root, &root, &proof)
+                    .is_err())
+        {
+            return Err(Error::integrity(format!(
+                "the stored tree is not consistent with checkpoint {} (root {}); refusing \
+                 to sign (run `cortex ledger verify`)",
+                l.size,
+                l.root.to_base64()
+            )));
         }
         let origin = signer.key_name().to_owned();
         let body = Checkpoint {
@@ -415,8 +422,8 @@ impl Ledger {
     /// RFC 9162 inclusion proof of `index` in the tree of `size` entries.
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>> {
         self.check_size(size)?;
-        let nodes = TileNodes::new(&*self.store, &*self.hasher);
-        merkle::inclusion_proof(&nodes, &*self.hasher, index, size)
+        let h = &*self.hasher;
+        TileNodes::new(&*self.store, h).prefetched(|n| merkle::inclusion_proof(n, h, index, size))
     }
 
     /// A `c2sp.org/tlog-proof@v1` file for entry `index` against the latest checkpoint, with the
@@ -450,8 +457,8 @@ impl Ledger {
     /// RFC 9162 consistency proof from `old` to `new` entries.
     pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>> {
         self.check_size(new)?;
-        let nodes = TileNodes::new(&*self.store, &*self.hasher);
-        merkle::consistency_proof(&nodes, &*self.hasher, old, new)
+        let h = &*self.hasher;
+        TileNodes::new(&*self.store, h).prefetched(|n| merkle::consistency_proof(n, h, old, new))
     }
 
     fn check_size(&self, size: u64) -> Result<()> {

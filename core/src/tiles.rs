@@ -61,6 +61,12 @@ impl Tile {
 pub trait TileReader {
     /// The tile's hashes, or `None` if no such tile is stored.
     fn read_tile(&self, level: u8, index: u64) -> Result<Option<Vec<Hash>>>;
+
+    /// Several tiles, in the order asked. Stores with a round trip or a transaction per read
+    /// override this to read them all at once (a proof needs about six tiles).
+    fn read_tiles(&self, keys: &[(u8, u64)]) -> Result<Vec<Option<Vec<Hash>>>> {
+        keys.iter().map(|&(l, i)| self.read_tile(l, i)).collect()
+    }
 }
 
 /// Tiles held in memory (used by `verify` for recomputed tiles, and by tests).
@@ -184,17 +190,58 @@ impl<'a> TileNodes<'a> {
     }
 }
 
+impl TileNodes<'_> {
+    /// Runs `f` against these tiles after reading, in one [`TileReader::read_tiles`] call, every
+    /// tile it will ask for. Which nodes a root or a proof needs depends only on the sizes and
+    /// indices, never on hash values, so a first run against a recorder (answering zeros)
+    /// lists them; the second run is the real one.
+    pub fn prefetched<T>(&self, f: impl Fn(&dyn NodeSource) -> Result<T>) -> Result<T> {
+        let recorder = Recorder(RefCell::new(Vec::new()));
+        f(&recorder)?;
+        let mut keys = recorder.0.into_inner();
+        keys.sort_unstable();
+        keys.dedup();
+        {
+            let mut cache = self.cache.borrow_mut();
+            keys.retain(|k| !cache.contains_key(k));
+            for (k, t) in keys.iter().zip(self.reader.read_tiles(&keys)?) {
+                if let Some(t) = t {
+                    cache.insert(*k, t);
+                }
+            }
+        }
+        f(self)
+    }
+}
+
+/// Where node `(level, index)` lives: its tile, its offset in the tile, and how many of the
+/// tile's hashes it spans.
+fn locate(level: u8, index: u64) -> Result<((u8, u64), usize, usize)> {
+    let rel = level % TILE_HEIGHT;
+    let start = index
+        .checked_shl(rel as u32)
+        .filter(|s| s >> rel == index)
+        .ok_or_else(|| Error::invalid("node index overflows"))?;
+    Ok((
+        (level / TILE_HEIGHT, start / TILE_WIDTH as u64),
+        (start % TILE_WIDTH as u64) as usize,
+        1usize << rel,
+    ))
+}
+
+/// Lists the tiles a computation would read.
+struct Recorder(RefCell<Vec<(u8, u64)>>);
+
+impl NodeSource for Recorder {
+    fn node(&self, level: u8, index: u64) -> Result<Hash> {
+        self.0.borrow_mut().push(locate(level, index)?.0);
+        Ok(Hash::default())
+    }
+}
+
 impl NodeSource for TileNodes<'_> {
     fn node(&self, level: u8, index: u64) -> Result<Hash> {
-        let tile_level = level / TILE_HEIGHT;
-        let rel = level % TILE_HEIGHT;
-        let width = 1usize << rel;
-        let start = index
-            .checked_shl(rel as u32)
-            .filter(|s| s >> rel == index)
-            .ok_or_else(|| Error::invalid("node index overflows"))?;
-        let tile_index = start / TILE_WIDTH as u64;
-        let offset = (start % TILE_WIDTH as u64) as usize;
+        let ((tile_level, tile_index), offset, width) = locate(level, index)?;
         let mut cache = self.cache.borrow_mut();
         let t = match cache.entry((tile_level, tile_index)) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
@@ -268,5 +315,58 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("expected 5"), "{e}");
+    }
+
+    /// Counts calls, so a test can see how many round trips a proof would take.
+    struct Counting<'a>(&'a TileSet, std::cell::Cell<(u32, u32)>);
+
+    impl TileReader for Counting<'_> {
+        fn read_tile(&self, level: u8, index: u64) -> Result<Option<Vec<Hash>>> {
+            let (one, many) = self.1.get();
+            self.1.set((one + 1, many));
+            self.0.read_tile(level, index)
+        }
+        fn read_tiles(&self, keys: &[(u8, u64)]) -> Result<Vec<Option<Vec<Hash>>>> {
+            let (one, many) = self.1.get();
+            self.1.set((one, many + 1));
+            keys.iter().map(|&(l, i)| self.0.read_tile(l, i)).collect()
+        }
+    }
+
+    #[test]
+    fn prefetched_proofs_read_their_tiles_in_one_call_and_match() {
+        use crate::merkle::consistency_proof;
+        let h = Sha256Hasher;
+        let all: Vec<Hash> = (0..5000u64).map(|i| h.leaf(&i.to_le_bytes())).collect();
+        let mut set = TileSet::default();
+        for t in append_tiles(&h, 0, &mut |_, _| Ok(None), &all).unwrap() {
+            set.insert(t);
+        }
+        let leaves = LeafSlice {
+            hasher: &h,
+            leaves: &all,
+        };
+        for (i, old, size) in [(0u64, 1u64, 1u64), (17, 300, 4097), (4999, 4095, 5000)] {
+            let c = Counting(&set, std::cell::Cell::new((0, 0)));
+            let nodes = TileNodes::new(&c, &h);
+            let (p, q) = nodes
+                .prefetched(|n| {
+                    Ok((
+                        inclusion_proof(n, &h, i, size)?,
+                        consistency_proof(n, &h, old, size)?,
+                    ))
+                })
+                .unwrap();
+            assert_eq!(p, inclusion_proof(&leaves, &h, i, size).unwrap());
+            assert_eq!(q, consistency_proof(&leaves, &h, old, size).unwrap());
+            assert_eq!(c.1.get(), (0, 1), "one batched read, no single reads");
+        }
+        // A missing tile is still reported as missing, by the real run.
+        let mut holed = set.clone();
+        holed.tiles.remove(&(0, 1));
+        let e = TileNodes::new(&holed, &h)
+            .prefetched(|n| inclusion_proof(n, &h, 17, 5000))
+            .unwrap_err();
+        assert!(e.to_string().contains("tile (0, 1) is missing"), "{e}");
     }
 }

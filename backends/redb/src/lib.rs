@@ -501,6 +501,13 @@ impl TileReader for RedbStore {
         let tx = self.read()?;
         read_tile_in(&self.path, &table!(&self.path, tx, TILES)?, level, index)
     }
+    fn read_tiles(&self, keys: &[(u8, u64)]) -> Result<Vec<Option<Vec<Hash>>>> {
+        let tx = self.read()?;
+        let table = table!(&self.path, tx, TILES)?;
+        keys.iter()
+            .map(|&(l, i)| read_tile_in(&self.path, &table, l, i))
+            .collect()
+    }
 }
 
 impl Store for RedbStore {

@@ -801,6 +801,13 @@ impl TileReader for SqliteStore {
     fn read_tile(&self, level: u8, index: u64) -> Result<Option<Vec<Hash>>> {
         self.with_reader(|c| read_tile_in(c, &self.path, level, index))
     }
+    fn read_tiles(&self, keys: &[(u8, u64)]) -> Result<Vec<Option<Vec<Hash>>>> {
+        self.with_reader(|c| {
+            keys.iter()
+                .map(|&(l, i)| read_tile_in(c, &self.path, l, i))
+                .collect()
+        })
+    }
 }
 
 impl Store for SqliteStore {
