@@ -121,12 +121,7 @@ fn an_unknown_scheme_lists_the_available_ones() {
 
 #[test]
 fn the_same_flow_runs_on_a_postgres_url() {
-    let Ok(base) = std::env::var("CORTEX_TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CORTEX_TEST_POSTGRES_URL must be set under CI=true"
-        );
-        println!("SKIPPED: set CORTEX_TEST_POSTGRES_URL to run the binary against Postgres");
+    let Some(base) = cortex_core::testkit::postgres_url("the binary against Postgres") else {
         return;
     };
     let nanos = std::time::SystemTime::now()

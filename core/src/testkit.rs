@@ -18,6 +18,31 @@ use crate::tiles::TileNodes;
 use crate::verify::{VerifyOptions, verify_store};
 use std::sync::Arc;
 
+/// The variable naming the PostgreSQL server the tests use.
+pub const POSTGRES_URL_VAR: &str = "CORTEX_TEST_POSTGRES_URL";
+
+/// The test PostgreSQL server's URL, or `None` when `what` must be skipped: without
+/// [`POSTGRES_URL_VAR`] the tests skip and say so on stderr, past the harness's output capture,
+/// so a passing run still shows it, except under `CI=true`, where they must run and this panics.
+pub fn postgres_url(what: &str) -> Option<String> {
+    match std::env::var(POSTGRES_URL_VAR) {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{POSTGRES_URL_VAR} is not set, and CI=true: {what} must run in CI"
+            );
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: {what} did not run: set {POSTGRES_URL_VAR} \
+                 (e.g. postgres://postgres@127.0.0.1:5432/test) to run it"
+            );
+            None
+        }
+    }
+}
+
 /// `n` small entries for tests.
 pub fn sample_entries(n: usize) -> Vec<NewEntry> {
     (0..n)
