@@ -145,13 +145,25 @@ pub struct Receipt {
 }
 
 /// The rule every store applies in `add_checkpoint`, inside its write transaction: a new
-/// checkpoint must be larger than the largest stored one; otherwise a
-/// [`crate::ErrorKind::Conflict`] (another writer checkpointed first).
-pub fn check_checkpoint_grows(largest_stored: Option<u64>, new_size: u64) -> Result<()> {
+/// checkpoint must be larger than the largest stored one and start where it ended
+/// (`range_start`); otherwise a [`crate::ErrorKind::Conflict`] (another writer checkpointed
+/// first, and the new record's range was computed from an older latest checkpoint).
+pub fn check_checkpoint_follows(largest_stored: Option<u64>, new: &CheckpointRecord) -> Result<()> {
     match largest_stored {
-        Some(m) if m >= new_size => Err(Error::new(
+        Some(m) if m >= new.size => Err(Error::new(
             crate::ErrorKind::Conflict,
-            format!("a checkpoint of size {m} already exists (new one: {new_size})"),
+            format!(
+                "a checkpoint of size {m} already exists (new one: {})",
+                new.size
+            ),
+        )),
+        m if m.unwrap_or(0) != new.range_start => Err(Error::new(
+            crate::ErrorKind::Conflict,
+            format!(
+                "the newest stored checkpoint has size {}, but the new one's range starts at {}",
+                m.unwrap_or(0),
+                new.range_start
+            ),
         )),
         _ => Ok(()),
     }

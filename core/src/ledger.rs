@@ -287,6 +287,10 @@ impl Ledger {
     /// checkpoint, or the ledger is shorter than it: a new signature must never vouch for a
     /// history that contradicts an earlier one. The signed note is returned only after the
     /// checkpoint row is committed.
+    ///
+    /// Another process may store a checkpoint between this one's reads and its write; the store
+    /// then refuses this one (`Conflict`: it would not follow the newest), and the checkpoint is
+    /// made again from the new state, up to 16 times.
     pub fn checkpoint(&self) -> Result<CheckpointOutcome> {
         let signer = self.note_signer().ok_or_else(|| {
             Error::config("no checkpoint signing key is configured (see `cortex keys generate`)")
@@ -295,6 +299,16 @@ impl Ledger {
             .checkpoint_lock
             .lock()
             .map_err(|_| Error::backend("lock poisoned"))?;
+        let mut tries = 0;
+        loop {
+            match self.try_checkpoint(signer) {
+                Err(e) if e.kind() == ErrorKind::Conflict && tries < 16 => tries += 1,
+                r => return r,
+            }
+        }
+    }
+
+    fn try_checkpoint(&self, signer: &Arc<dyn Signer>) -> Result<CheckpointOutcome> {
         let h = &*self.hasher;
         // The newest checkpoint first: another signer (process) can only add larger ones later,
         // and those are never larger than a head read after this.
@@ -381,21 +395,11 @@ impl Ledger {
             extra_signatures: extra,
             receipts: Vec::new(),
         };
-        match self.store.add_checkpoint(&record) {
-            Ok(()) => Ok(CheckpointOutcome {
-                record,
-                created: true,
-            }),
-            Err(e) if e.kind() == ErrorKind::Conflict => {
-                // Another process checkpointed at or past this size meanwhile: use theirs.
-                let record = self.store.latest_checkpoint()?.ok_or(e)?;
-                Ok(CheckpointOutcome {
-                    record,
-                    created: false,
-                })
-            }
-            Err(e) => Err(e),
-        }
+        self.store.add_checkpoint(&record)?;
+        Ok(CheckpointOutcome {
+            record,
+            created: true,
+        })
     }
 
     /// Reads one stored entry.

@@ -344,7 +344,7 @@ impl Store for MemoryStore {
     fn add_checkpoint(&self, cp: &CheckpointRecord) -> Result<()> {
         let mut g = self.lock()?;
         let largest = g.checkpoints.keys().next_back().copied();
-        crate::checkpoint::check_checkpoint_grows(largest, cp.size)?;
+        crate::checkpoint::check_checkpoint_follows(largest, cp)?;
         g.checkpoints.insert(cp.size, cp.clone());
         Ok(())
     }

@@ -194,6 +194,13 @@ pub fn checkpoints_are_ordered(store: DynStore) {
         store.add_checkpoint(&record(20, 10)).unwrap_err().kind(),
         ErrorKind::Conflict
     );
+    // Larger, but computed from an older newest checkpoint (another writer stored 25 meanwhile).
+    let e = store.add_checkpoint(&record(30, 10)).unwrap_err();
+    assert_eq!(
+        e.kind(),
+        ErrorKind::Conflict,
+        "a stale range must conflict: {e}"
+    );
     let all = store.checkpoints().unwrap();
     assert_eq!(all.iter().map(|c| c.size).collect::<Vec<_>>(), vec![10, 25]);
     assert_eq!(all[1], record_like(&all[1], 25, 10));

@@ -9,29 +9,24 @@ use cortex_postgres::PostgresStore;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-const URL_VAR: &str = "CORTEX_TEST_POSTGRES_URL";
-
 /// The server URL, or `None` (with a message) when the tests should be skipped.
 fn server_url() -> Option<String> {
-    match std::env::var(URL_VAR) {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("{URL_VAR} is not set, and CI=true: the Postgres tests must run in CI");
-            }
-            // Written past the test harness's output capture, so a passing run still says it.
-            static ONCE: std::sync::Once = std::sync::Once::new();
-            ONCE.call_once(|| {
-                use std::io::Write;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "SKIPPED: the cortex-postgres tests did not run: set {URL_VAR} \
-                     (e.g. postgres://postgres@127.0.0.1:5432/test) to run them"
-                );
-            });
-            None
-        }
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    let url = std::env::var(cortex_core::testkit::POSTGRES_URL_VAR)
+        .ok()
+        .filter(|u| !u.is_empty());
+    if url.is_some() {
+        return url;
     }
+    // Panics under CI=true; otherwise says so once per test binary.
+    let what = "the cortex-postgres tests";
+    if std::env::var("CI").as_deref() == Ok("true") {
+        return cortex_core::testkit::postgres_url(what);
+    }
+    ONCE.call_once(|| {
+        cortex_core::testkit::postgres_url(what);
+    });
+    None
 }
 
 /// A unique schema name for this process.
@@ -433,4 +428,188 @@ fn postgres_tamper_conformance() {
     );
     assert!(report.skipped.is_empty(), "{:?}", report.skipped);
     assert_eq!(report.ran, tamper_case_names());
+}
+
+/// One batch of facts holding more text than one `COPY` carries (so it takes several), with
+/// every character `COPY`'s text format escapes, NULLs, quotes, backslashes and awkward floats,
+/// reads back exactly, has its history, bumps the version once, and searches like core's BM25.
+#[test]
+fn a_large_batch_of_awkward_facts_round_trips_exactly() {
+    use cortex_core::bm25::{Bm25Index, index_text, query_terms};
+    use cortex_core::{AgentMemory, NewFact, SearchQuery};
+    let Some(url) = server_url() else { return };
+    let schemas = Schemas::new(&url);
+    let store: DynStore =
+        Arc::new(PostgresStore::open_url(&with_schema(&url, &schemas.fresh("bulk"))).unwrap());
+    let memory = AgentMemory::new(Arc::new(
+        Ledger::open(store.clone(), LedgerOptions::default()).unwrap(),
+    ));
+    let before = memory
+        .store_fact(&NewFact::new("p", "before the batch"))
+        .unwrap();
+    let version = store.memory_version().unwrap();
+    let awkward = [
+        "tab\there",
+        "new\nline",
+        "carriage\rreturn",
+        "back\\slash \\N \\. \\\\ end",
+        "\\.",
+        "\\N",
+        "quote ' and '' and \" done",
+        "ünïcode straße 東京 🦀",
+        "line\n\\.\nend\r\n",
+        "\t\\t \\n lead",
+    ];
+    let confidences = [0.1, 1.0 / 3.0, 5e-324, 0.0, 1.0, 0.700_000_000_000_000_1];
+    let batch: Vec<NewFact> = (0..240usize)
+        .map(|i| {
+            let odd = awkward[i % awkward.len()];
+            let content = if i % 2 == 0 {
+                // About 40 KB of distinct words: ~125 KB of COPY text with its tokens.
+                let words: Vec<String> = (0..3500).map(|j| format!("big{i}w{j}")).collect();
+                format!("{} {odd}", words.join(" "))
+            } else {
+                format!("{odd} small{i}")
+            };
+            let mut f = NewFact::new(format!("proj\\{}'", i % 3), content);
+            f.tags = vec![
+                format!("tag\\{i}"),
+                "t'q".to_owned(),
+                "ü\tx".replace('\t', " "),
+            ];
+            f.confidence = Some(confidences[i % confidences.len()]);
+            f.source = (i % 3 == 0).then(|| format!("src\t{i}\\N\n{odd}"));
+            f.fact_type = (i % 4 == 0).then(|| "ty'pe\\x".to_owned());
+            f.valid_until = (i % 5 == 0).then(|| "2999-01-01".to_owned());
+            f
+        })
+        .collect();
+    let stored = memory.store_facts(&batch).unwrap().facts;
+    // More than one COPY's 8 MiB, counting only the content and the indexed text.
+    let text: usize = stored
+        .iter()
+        .map(|f| f.content.len() + index_text(&f.content, &f.tags).len())
+        .sum();
+    assert!(text > 8 << 20, "{text} bytes");
+    assert_eq!(store.memory_version().unwrap(), version + 1);
+    let mut ix = Bm25Index::new();
+    for f in before.facts.iter().chain(&stored) {
+        let back = store.fact(f.id).unwrap().expect("stored fact");
+        assert_eq!(&back, f, "fact {}", f.id);
+        assert_eq!(back.confidence.to_bits(), f.confidence.to_bits());
+        let history: Vec<u64> = store
+            .fact_history(f.id)
+            .unwrap()
+            .iter()
+            .map(|e| e.index)
+            .collect();
+        assert_eq!(history, vec![f.id]);
+        ix.add(f.id, &index_text(&f.content, &f.tags));
+    }
+    for q in [
+        "big6w12 small9",
+        "東京 straße n",
+        "tag",
+        "quote back slash",
+        "big200w3499 big0w0 nothing",
+        "t q ü x",
+    ] {
+        let mut want = ix.score(&query_terms(q));
+        want.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
+        want.truncate(1000);
+        let mut sq = SearchQuery::new(q);
+        sq.top_k = Some(1000);
+        let got: Vec<(u64, f64)> = memory
+            .search(&sq)
+            .unwrap()
+            .iter()
+            .map(|h| (h.fact.id, h.score))
+            .collect();
+        assert!(!got.is_empty(), "query {q:?} found nothing");
+        assert_eq!(got, want, "query {q:?}");
+    }
+}
+
+/// Within one append, a change after a new fact sees it (deprecating a fact inserted just
+/// before), and a fact id that is taken is a `Conflict` naming it that writes nothing.
+#[test]
+fn changes_apply_in_order_and_a_taken_fact_id_conflicts() {
+    use cortex_core::fact::FactChange;
+    use cortex_core::{AgentMemory, ErrorKind, NewFact, SearchQuery};
+    let Some(url) = server_url() else { return };
+    let schemas = Schemas::new(&url);
+    let store: DynStore =
+        Arc::new(PostgresStore::open_url(&with_schema(&url, &schemas.fresh("order"))).unwrap());
+    let ledger = Arc::new(Ledger::open(store.clone(), LedgerOptions::default()).unwrap());
+    let memory = AgentMemory::new(ledger.clone());
+    let first = memory
+        .store_fact(&NewFact::new("p", "first words"))
+        .unwrap()
+        .facts[0]
+        .clone();
+    let new_fact = |content: &str, id: u64, at: &str| {
+        NewFact::new("p", content)
+            .to_detail(at)
+            .map(|d| d.into_fact(id, "p", at))
+    };
+    let out = ledger
+        .append_with(&sample_entries(3), &mut |_, ctx| {
+            let (i, at) = (ctx.first_index, ctx.timestamp);
+            Ok(vec![
+                FactChange::Insert(new_fact("alpha words", i, at)?),
+                FactChange::Deprecate {
+                    fact_id: i,
+                    at: at.to_owned(),
+                    reason: Some("superseded".to_owned()),
+                    entry_index: i + 1,
+                },
+                FactChange::Insert(new_fact("beta words", i + 2, at)?),
+            ])
+        })
+        .unwrap();
+    let (a, b) = (out.first_index, out.first_index + 2);
+    let alpha = store.fact(a).unwrap().unwrap();
+    assert_eq!(alpha.deprecation_reason.as_deref(), Some("superseded"));
+    assert!(alpha.deprecated_at.is_some());
+    let history: Vec<u64> = store
+        .fact_history(a)
+        .unwrap()
+        .iter()
+        .map(|e| e.index)
+        .collect();
+    assert_eq!(history, vec![a, a + 1]);
+    let ids = |include_deprecated: bool| -> Vec<u64> {
+        let mut q = SearchQuery::new("alpha beta");
+        q.include_deprecated = include_deprecated;
+        memory
+            .search(&q)
+            .unwrap()
+            .iter()
+            .map(|h| h.fact.id)
+            .collect()
+    };
+    assert_eq!(ids(false), vec![b]);
+    let mut both = ids(true);
+    both.sort();
+    assert_eq!(both, vec![a, b]);
+
+    let (head, version) = (store.head().unwrap(), store.memory_version().unwrap());
+    let taken = first.clone();
+    let e = ledger
+        .append_with(&sample_entries(2), &mut |_, ctx| {
+            Ok(vec![
+                FactChange::Insert(new_fact("gamma", ctx.first_index, ctx.timestamp)?),
+                FactChange::Insert(taken.clone()),
+            ])
+        })
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    assert!(
+        e.to_string()
+            .contains(&format!("fact {} already exists", first.id)),
+        "{e}"
+    );
+    assert_eq!(store.head().unwrap(), head);
+    assert_eq!(store.memory_version().unwrap(), version);
+    assert_eq!(store.fact(head.size).unwrap(), None);
 }

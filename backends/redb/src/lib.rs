@@ -25,7 +25,7 @@ mod codec;
 
 use codec::RawEntry;
 use cortex_core::bm25::{Bm25Index, index_text};
-use cortex_core::checkpoint::{CheckpointRecord, Receipt, check_checkpoint_grows};
+use cortex_core::checkpoint::{CheckpointRecord, Receipt, check_checkpoint_follows};
 use cortex_core::entry::{Entry, StoredEntryRef};
 use cortex_core::fact::{AgentReputation, Fact, FactChange, FactSearch, SearchHit, Vote};
 use cortex_core::store::{
@@ -706,7 +706,7 @@ impl Store for RedbStore {
             let e = |x: redb::StorageError| db_err(&self.path, x);
             let mut cps = table!(&self.path, tx, CHECKPOINTS)?;
             let largest = cps.last().map_err(e)?.map(|(m, _)| m.value());
-            check_checkpoint_grows(largest, cp.size)?;
+            check_checkpoint_follows(largest, cp)?;
             cps.insert(cp.size, &codec::encode_checkpoint(cp)[..])
                 .map_err(e)?;
             let mut receipts = table!(&self.path, tx, RECEIPTS)?;

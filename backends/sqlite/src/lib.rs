@@ -13,7 +13,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-use cortex_core::checkpoint::{CheckpointRecord, ExtraSignature, Receipt, check_checkpoint_grows};
+use cortex_core::checkpoint::{
+    CheckpointRecord, ExtraSignature, Receipt, check_checkpoint_follows,
+};
 use cortex_core::entry::{Entry, EntryRef, StoredEntryRef};
 use cortex_core::fact::{AgentReputation, Fact, FactChange, FactSearch, SearchHit, Vote};
 use cortex_core::store::{
@@ -1028,7 +1030,7 @@ impl Store for SqliteStore {
         let max: Option<i64> = tx
             .query_row("SELECT MAX(tree_size) FROM checkpoints", [], |r| r.get(0))
             .map_err(&e)?;
-        check_checkpoint_grows(max.map(|m| m as u64), cp.size)?;
+        check_checkpoint_follows(max.map(|m| m as u64), cp)?;
         let extra = serde_json::to_string(&cp.extra_signatures)
             .map_err(|x| Error::backend(x.to_string()))?;
         tx.execute(
