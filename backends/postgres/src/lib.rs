@@ -360,6 +360,18 @@ impl ManageConnection for Manager {
 }
 
 /// `sql` prepared on this connection (once).
+impl PgConn {
+    /// `sql` prepared once per connection: later uses skip the prepare round trip.
+    fn prepared(&mut self, sql: &'static str) -> Result<Statement> {
+        if let Some(s) = self.stmts.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql).map_err(pg_err)?;
+        self.stmts.insert(sql, s.clone());
+        Ok(s)
+    }
+}
+
 fn cached(
     tx: &mut Transaction<'_>,
     stmts: &mut HashMap<&'static str, Statement>,
@@ -1064,15 +1076,13 @@ impl TileReader for PostgresStore {
         }
         let levels: Vec<i16> = keys.iter().map(|&(l, _)| i16::from(l)).collect();
         let indices: Vec<i64> = keys.iter().map(|&(_, i)| to_i64(i)).collect();
-        let rows = self
-            .conn()?
-            .query(
-                "SELECT t.level, t.idx, t.hashes FROM merkle_tiles t \
-                 JOIN UNNEST($1::SMALLINT[], $2::BIGINT[]) AS k(level, idx) \
-                 ON t.level = k.level AND t.idx = k.idx",
-                &[&levels, &indices],
-            )
-            .map_err(pg_err)?;
+        let mut c = self.conn()?;
+        let sql = c.prepared(
+            "SELECT t.level, t.idx, t.hashes FROM merkle_tiles t \
+             JOIN UNNEST($1::SMALLINT[], $2::BIGINT[]) AS k(level, idx) \
+             ON t.level = k.level AND t.idx = k.idx",
+        )?;
+        let rows = c.client.query(&sql, &[&levels, &indices]).map_err(pg_err)?;
         let mut found = HashMap::with_capacity(rows.len());
         for r in &rows {
             let key = (r.get::<_, i16>(0), r.get::<_, i64>(1));
@@ -1170,7 +1180,9 @@ impl Store for PostgresStore {
     }
 
     fn head(&self) -> Result<Head> {
-        read_head(&mut **self.conn()?, HEAD_SQL)
+        let mut c = self.conn()?;
+        let sql = c.prepared(HEAD_SQL)?;
+        read_head(&mut c.client, &sql)
     }
 
     fn append<'a>(
