@@ -613,6 +613,10 @@ const CASES: &[(&str, Case)] = &[
     ),
     ("an_altered_head_hash_is_a_broken_chain", altered_head_hash),
     ("a_head_past_the_last_row_is_truncation", head_past_last_row),
+    (
+        "a_head_moved_back_over_signed_rows_is_truncation",
+        head_moved_back,
+    ),
     // Checkpoints and tiles.
     ("an_altered_root_column_is_a_bad_root", altered_root),
     ("a_malformed_root_column_is_a_bad_root", malformed_root),
@@ -996,6 +1000,23 @@ fn head_past_last_row(env: &Env<'_>) -> R {
     })])?;
     let r = fx.expect_first(ViolationKind::Truncated, SIZE);
     assert_eq!(r.violations.len(), 1, "{:#?}", r.violations);
+    Ok(())
+}
+
+fn head_moved_back(env: &Env<'_>) -> R {
+    // The head is rolled back to 90 with a matching last hash; rows 90..99, their tiles and the
+    // checkpoints of 97 and 100 are intact: the appended rows must not pass for inserted ones.
+    let fx = Fixture::new(env);
+    fx.apply(vec![TamperOp::SetHead(Head {
+        size: 90,
+        last_hash: fx.chain_hash(89),
+    })])?;
+    let r = fx.expect_first(ViolationKind::Truncated, 90);
+    assert!(
+        r.violations[0].message.contains("head was moved back"),
+        "{:#?}",
+        r.violations[0]
+    );
     Ok(())
 }
 

@@ -601,6 +601,7 @@ fn classify_rows(
     };
     let flag_of: HashMap<u64, u8> = flagged.iter().copied().collect();
     let mut holds: HashMap<u64, Option<u64>> = HashMap::new();
+    let mut appended_past_head = std::collections::HashSet::new();
     let mut buf = Vec::new();
     for &(idx, f) in flagged {
         if f & MALFORMED != 0 || f & (CHAIN_BAD | TILE_BAD | NO_TILE | BEYOND_HEAD) == 0 {
@@ -633,6 +634,26 @@ fn classify_rows(
         } else {
             (idx.checked_sub(1), idx.checked_add(1))
         };
+        if f & BEYOND_HEAD != 0 {
+            // A row past the head whose leaf is in the stored tree was appended: the head, not
+            // the row, is what changed.
+            let own = EntryRef {
+                index: idx,
+                timestamp: &timestamp,
+                project: &project,
+                action: &action,
+                detail: &detail,
+            }
+            .leaf_hash(hasher, &mut buf);
+            let stored = store
+                .read_tile(0, idx / TILE_WIDTH as u64)
+                .ok()
+                .flatten()
+                .and_then(|t| t.get((idx % TILE_WIDTH as u64) as usize).copied());
+            if stored == Some(own) {
+                appended_past_head.insert(idx);
+            }
+        }
         let candidates = [by_chain, below, above];
         let held = candidates.into_iter().flatten().find(|&j| {
             let moved = EntryRef {
@@ -680,6 +701,14 @@ fn classify_rows(
             (
                 ViolationKind::InsertedEntry,
                 format!("row {idx} was never appended; the rows after it are shifted by one"),
+            )
+        } else if f & BEYOND_HEAD != 0 && appended_past_head.contains(&idx) {
+            (
+                ViolationKind::Truncated,
+                format!(
+                    "the ledger head was moved back: it records {size} entries, but row {idx} \
+                     holds an appended entry (its leaf is in the stored tree)"
+                ),
             )
         } else if f & BEYOND_HEAD != 0 {
             (
