@@ -658,6 +658,32 @@ struct PgTx<'t, 'c> {
     tx: &'t mut Transaction<'c>,
     stmts: &'t mut HashMap<&'static str, Statement>,
     head: Head,
+    /// The head's right-edge tiles (the ones an append extends), read in one query on first use.
+    edge: Option<HashMap<(u8, u64), Vec<Hash>>>,
+}
+
+/// Tiles by key, in one round trip (`UNNEST` join).
+const TILES_SQL: &str = "SELECT t.level, t.idx, t.hashes FROM merkle_tiles t \
+     JOIN UNNEST($1::SMALLINT[], $2::BIGINT[]) AS k(level, idx) \
+     ON t.level = k.level AND t.idx = k.idx";
+
+fn read_tiles_in(
+    c: &mut impl GenericClient,
+    sql: &Statement,
+    keys: &[(u8, u64)],
+) -> Result<HashMap<(u8, u64), Vec<Hash>>> {
+    let levels: Vec<i16> = keys.iter().map(|&(l, _)| i16::from(l)).collect();
+    let indices: Vec<i64> = keys.iter().map(|&(_, i)| to_i64(i)).collect();
+    let rows = c.query(sql, &[&levels, &indices]).map_err(pg_err)?;
+    let mut found = HashMap::with_capacity(rows.len());
+    for r in &rows {
+        let level = u8::try_from(r.get::<_, i16>(0))
+            .map_err(|_| Error::integrity("stored tile level is out of range"))?;
+        let index = u64::try_from(r.get::<_, i64>(1))
+            .map_err(|_| Error::integrity("stored tile index is negative"))?;
+        found.insert((level, index), Tile::decode(r.get::<_, &[u8]>(2))?);
+    }
+    Ok(found)
 }
 
 impl AppendTx for PgTx<'_, '_> {
@@ -665,6 +691,17 @@ impl AppendTx for PgTx<'_, '_> {
         self.head
     }
     fn read_tile(&mut self, level: u8, index: u64) -> Result<Option<Vec<Hash>>> {
+        if self.edge.is_none() {
+            let keys: Vec<(u8, u64)> = cortex_core::tiles::edge_tiles(self.head.size)
+                .into_iter()
+                .map(|(l, i, _)| (l, i))
+                .collect();
+            let s = cached(self.tx, self.stmts, TILES_SQL)?;
+            self.edge = Some(read_tiles_in(self.tx, &s, &keys)?);
+        }
+        if let Some(t) = self.edge.as_ref().and_then(|e| e.get(&(level, index))) {
+            return Ok(Some(t.clone()));
+        }
         let s = cached(self.tx, self.stmts, TILE_SQL)?;
         read_tile_in(self.tx, &s, level, index)
     }
@@ -706,12 +743,23 @@ fn lexeme(token: &str) -> String {
     out
 }
 
-const INSERT_ENTRIES_SQL: &str = "INSERT INTO entries (idx, timestamp, project, action, detail, prev_hash, hash) \
+/// An append's ledger rows in one statement: the entries, the changed tiles and the head.
+const WRITE_LEDGER_SQL: &str = "WITH e AS (\
+     INSERT INTO entries (idx, timestamp, project, action, detail, prev_hash, hash) \
      SELECT i, $2, p, a, d, ph, h \
      FROM UNNEST($1::BIGINT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::BYTEA[], $7::BYTEA[]) \
-     AS t(i, p, a, d, ph, h)";
+     AS t(i, p, a, d, ph, h)), \
+     t AS (INSERT INTO merkle_tiles (level, idx, hashes) \
+     SELECT * FROM UNNEST($8::SMALLINT[], $9::BIGINT[], $10::BYTEA[]) \
+     ON CONFLICT (level, idx) DO UPDATE SET hashes = EXCLUDED.hashes) \
+     INSERT INTO ledger_head (id, size, last_hash) VALUES (1, $11, $12) \
+     ON CONFLICT (id) DO UPDATE SET size = EXCLUDED.size, last_hash = EXCLUDED.last_hash";
 
-fn insert_entries(tx: &mut Transaction<'_>, stmt: &Statement, b: &AppendBatch<'_>) -> Result<()> {
+fn write_ledger_rows(
+    tx: &mut Transaction<'_>,
+    stmt: &Statement,
+    b: &AppendBatch<'_>,
+) -> Result<()> {
     let n = b.entries.len();
     let mut idx = Vec::with_capacity(n);
     let (mut project, mut action, mut detail) = (
@@ -728,9 +776,25 @@ fn insert_entries(tx: &mut Transaction<'_>, stmt: &Statement, b: &AppendBatch<'_
         prev.push(&p.0[..]);
         hash.push(&h.0[..]);
     }
+    let levels: Vec<i16> = b.tiles.iter().map(|t| i16::from(t.level)).collect();
+    let tile_idx: Vec<i64> = b.tiles.iter().map(|t| to_i64(t.index)).collect();
+    let tile_bytes: Vec<Vec<u8>> = b.tiles.iter().map(Tile::to_bytes).collect();
     tx.execute(
         stmt,
-        &[&idx, &b.timestamp, &project, &action, &detail, &prev, &hash],
+        &[
+            &idx,
+            &b.timestamp,
+            &project,
+            &action,
+            &detail,
+            &prev,
+            &hash,
+            &levels,
+            &tile_idx,
+            &tile_bytes,
+            &to_i64(b.new_head.size),
+            &&b.new_head.last_hash.0[..],
+        ],
     )
     .map_err(|err| {
         if has_code(&err, &SqlState::UNIQUE_VIOLATION) {
@@ -1074,25 +1138,10 @@ impl TileReader for PostgresStore {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let levels: Vec<i16> = keys.iter().map(|&(l, _)| i16::from(l)).collect();
-        let indices: Vec<i64> = keys.iter().map(|&(_, i)| to_i64(i)).collect();
         let mut c = self.conn()?;
-        let sql = c.prepared(
-            "SELECT t.level, t.idx, t.hashes FROM merkle_tiles t \
-             JOIN UNNEST($1::SMALLINT[], $2::BIGINT[]) AS k(level, idx) \
-             ON t.level = k.level AND t.idx = k.idx",
-        )?;
-        let rows = c.client.query(&sql, &[&levels, &indices]).map_err(pg_err)?;
-        let mut found = HashMap::with_capacity(rows.len());
-        for r in &rows {
-            let key = (r.get::<_, i16>(0), r.get::<_, i64>(1));
-            found.insert(key, Tile::decode(r.get::<_, &[u8]>(2))?);
-        }
-        Ok(levels
-            .iter()
-            .zip(&indices)
-            .map(|(&l, &i)| found.remove(&(l, i)))
-            .collect())
+        let sql = c.prepared(TILES_SQL)?;
+        let mut found = read_tiles_in(&mut c.client, &sql, keys)?;
+        Ok(keys.iter().map(|k| found.remove(k)).collect())
     }
 }
 
@@ -1211,38 +1260,10 @@ impl Store for PostgresStore {
             tx: &mut tx,
             stmts,
             head,
+            edge: None,
         })?;
-        if !batch.entries.is_empty() {
-            let s = cached(&mut tx, stmts, INSERT_ENTRIES_SQL)?;
-            insert_entries(&mut tx, &s, &batch)?;
-        }
-        if !batch.tiles.is_empty() {
-            let levels: Vec<i16> = batch.tiles.iter().map(|t| i16::from(t.level)).collect();
-            let idx: Vec<i64> = batch.tiles.iter().map(|t| to_i64(t.index)).collect();
-            let bytes: Vec<Vec<u8>> = batch.tiles.iter().map(Tile::to_bytes).collect();
-            let s = cached(
-                &mut tx,
-                stmts,
-                "INSERT INTO merkle_tiles (level, idx, hashes) \
-                 SELECT * FROM UNNEST($1::SMALLINT[], $2::BIGINT[], $3::BYTEA[]) \
-                 ON CONFLICT (level, idx) DO UPDATE SET hashes = EXCLUDED.hashes",
-            )?;
-            tx.execute(&s, &[&levels, &idx, &bytes]).map_err(pg_err)?;
-        }
-        let s = cached(
-            &mut tx,
-            stmts,
-            "INSERT INTO ledger_head (id, size, last_hash) VALUES (1, $1, $2) \
-             ON CONFLICT (id) DO UPDATE SET size = EXCLUDED.size, last_hash = EXCLUDED.last_hash",
-        )?;
-        tx.execute(
-            &s,
-            &[
-                &to_i64(batch.new_head.size),
-                &&batch.new_head.last_hash.0[..],
-            ],
-        )
-        .map_err(pg_err)?;
+        let s = cached(&mut tx, stmts, WRITE_LEDGER_SQL)?;
+        write_ledger_rows(&mut tx, &s, &batch)?;
         write_fact_changes(&mut tx, stmts, &batch.facts)?;
         tx.commit().map_err(pg_err)?;
         Ok(batch.new_head)
