@@ -1,17 +1,41 @@
 //! Runs the integrator examples in `examples/` as a user would, and checks what they print.
-//! `cargo test --all-targets` builds the examples before any test runs; they sit beside this
-//! test binary's directory (`target/<profile>/examples/`).
+//! `cargo test --all-targets` compiles the examples only as test harnesses, so the first test
+//! here builds the real binaries with `cargo build --examples` (same profile and target
+//! directory as this test binary; the dependencies are already built, so it only links them).
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::OnceLock;
 
 fn example(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let out = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--examples"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    });
+    if let Err(e) = built {
+        panic!("`cargo build --examples` failed:\n{e}");
+    }
+    // This binary is <target>/debug/deps/examples-…; the examples are in <target>/debug/examples.
     let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().join("examples");
-    let path = dir.join(name);
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
     assert!(
         path.exists(),
-        "{} is missing: run the tests with `cargo test --all-targets`, which builds the examples",
+        "{} is missing after the build",
         path.display()
     );
     path
