@@ -86,6 +86,9 @@ pub struct Ledger {
     signers: Vec<Arc<dyn Signer>>,
     checkpoint_every: u64,
     checkpoint_lock: Mutex<()>,
+    /// The head size after this ledger's last append (`u64::MAX`: none yet): the guess the next
+    /// append hashes its leaves for before taking the write lock, saving a head read.
+    size_hint: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -123,6 +126,7 @@ impl Ledger {
             signers: Vec::new(),
             checkpoint_every: options.checkpoint_every,
             checkpoint_lock: Mutex::new(()),
+            size_hint: std::sync::atomic::AtomicU64::new(u64::MAX),
         })
     }
 
@@ -181,10 +185,14 @@ impl Ledger {
         }
         let h = &*self.hasher;
         // Validate and hash the leaves before taking the write lock, on every core, assuming the
-        // head will not move. If another writer got in first, the leaves are redone under the
-        // lock with a fresh timestamp, so an entry is never stamped earlier than one committed
-        // before its batch began (as far as the host clock is monotonic).
-        let guess = self.store.head()?.size;
+        // head is where this ledger's last append left it (read from the store the first time).
+        // If another writer got in first, the leaves are redone under the lock with a fresh
+        // timestamp, so an entry is never stamped earlier than one committed before its batch
+        // began (as far as the host clock is monotonic).
+        let guess = match self.size_hint.load(std::sync::atomic::Ordering::Relaxed) {
+            u64::MAX => self.store.head()?.size,
+            size => size,
+        };
         let mut ts = now_timestamp();
         let mut leaves = prepare_leaves(h, guess, &ts, entries)?;
         let mut first = 0;
@@ -223,6 +231,8 @@ impl Ledger {
                 facts,
             })
         })?;
+        self.size_hint
+            .store(head.size, std::sync::atomic::Ordering::Relaxed);
         let n = self.checkpoint_every;
         let crossed = n > 0 && first / n != head.size / n;
         // The entries are committed whatever happens to the checkpoint: a failure to sign it is
