@@ -29,6 +29,14 @@ fn server_url() -> Option<String> {
     None
 }
 
+/// The URL of a fresh schema holding an empty, migrated ledger (processes then share it).
+fn created(schemas: &Schemas, url: &str, tag: &str) -> String {
+    let u = with_schema(url, &schemas.fresh(tag));
+    let store = Arc::new(PostgresStore::open_url(&u).unwrap());
+    drop(Ledger::open(store, LedgerOptions::default()).unwrap());
+    u
+}
+
 /// A unique schema name for this process.
 fn fresh_schema(tag: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
@@ -169,14 +177,7 @@ fn writer_process() {
 fn three_processes_one_chain() {
     let Some(url) = server_url() else { return };
     let schemas = Schemas::new(&url);
-    let u = with_schema(&url, &schemas.fresh("mp"));
-    drop(
-        Ledger::open(
-            Arc::new(PostgresStore::open_url(&u).unwrap()),
-            LedgerOptions::default(),
-        )
-        .unwrap(),
-    );
+    let u = created(&schemas, &url, "mp");
     let exe = std::env::current_exe().unwrap();
     let children: Vec<_> = (0..PROCESSES)
         .map(|_| {
@@ -260,14 +261,7 @@ fn killed_writer_process() {
 fn kill_9_loses_no_acknowledged_entry() {
     let Some(url) = server_url() else { return };
     let schemas = Schemas::new(&url);
-    let u = with_schema(&url, &schemas.fresh("kill"));
-    drop(
-        Ledger::open(
-            Arc::new(PostgresStore::open_url(&u).unwrap()),
-            LedgerOptions::default(),
-        )
-        .unwrap(),
-    );
+    let u = created(&schemas, &url, "kill");
     let exe = std::env::current_exe().unwrap();
     let signer = cortex_ed25519::Ed25519Signer::generate("example.com/kill").unwrap();
     let summary = cortex_core::crash::kill_9_rounds(&cortex_core::crash::KillTest {
