@@ -386,6 +386,42 @@ fn next_seq(path: &Path, t: &impl ReadableTable<u64, &'static [u8]>) -> Result<u
         .map_or(0, |(k, _)| k.value() + 1))
 }
 
+/// Audit-record tables (integrity checks, exports): records by sequence number, appended at the
+/// end and read newest first.
+impl RedbStore {
+    fn append_record(&self, def: TableDefinition<u64, &[u8]>, bytes: &[u8]) -> Result<()> {
+        let _w = self.lock_writer()?;
+        let tx = self.write()?;
+        {
+            let mut t = table!(&self.path, tx, def)?;
+            let seq = next_seq(&self.path, &t)?;
+            t.insert(seq, bytes).map_err(|e| db_err(&self.path, e))?;
+        }
+        self.commit(tx)
+    }
+
+    fn newest_records<T>(
+        &self,
+        def: TableDefinition<u64, &[u8]>,
+        limit: usize,
+        decode: fn(&[u8]) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let tx = self.read()?;
+        let t = table!(&self.path, tx, def)?;
+        let mut out = Vec::new();
+        for row in t
+            .iter()
+            .map_err(|e| db_err(&self.path, e))?
+            .rev()
+            .take(limit)
+        {
+            let (_, v) = row.map_err(|e| db_err(&self.path, e))?;
+            out.push(decode(v.value())?);
+        }
+        Ok(out)
+    }
+}
+
 /// What an append's `build` sees: reads inside the append's write transaction.
 struct RedbTx<'t> {
     tx: &'t WriteTransaction,
@@ -770,59 +806,19 @@ impl Store for RedbStore {
     }
 
     fn record_integrity_check(&self, c: &IntegrityCheck) -> Result<()> {
-        let _w = self.lock_writer()?;
-        let tx = self.write()?;
-        {
-            let mut t = table!(&self.path, tx, CHECKS)?;
-            let seq = next_seq(&self.path, &t)?;
-            t.insert(seq, &codec::encode_check(c)[..])
-                .map_err(|e| db_err(&self.path, e))?;
-        }
-        self.commit(tx)
+        self.append_record(CHECKS, &codec::encode_check(c))
     }
 
     fn integrity_checks(&self, limit: usize) -> Result<Vec<IntegrityCheck>> {
-        let tx = self.read()?;
-        let t = table!(&self.path, tx, CHECKS)?;
-        let mut out = Vec::new();
-        for row in t
-            .iter()
-            .map_err(|e| db_err(&self.path, e))?
-            .rev()
-            .take(limit)
-        {
-            let (_, v) = row.map_err(|e| db_err(&self.path, e))?;
-            out.push(codec::decode_check(v.value())?);
-        }
-        Ok(out)
+        self.newest_records(CHECKS, limit, codec::decode_check)
     }
 
     fn record_export(&self, x: &AuditExport) -> Result<()> {
-        let _w = self.lock_writer()?;
-        let tx = self.write()?;
-        {
-            let mut t = table!(&self.path, tx, EXPORTS)?;
-            let seq = next_seq(&self.path, &t)?;
-            t.insert(seq, &codec::encode_export(x)[..])
-                .map_err(|e| db_err(&self.path, e))?;
-        }
-        self.commit(tx)
+        self.append_record(EXPORTS, &codec::encode_export(x))
     }
 
     fn exports(&self, limit: usize) -> Result<Vec<AuditExport>> {
-        let tx = self.read()?;
-        let t = table!(&self.path, tx, EXPORTS)?;
-        let mut out = Vec::new();
-        for row in t
-            .iter()
-            .map_err(|e| db_err(&self.path, e))?
-            .rev()
-            .take(limit)
-        {
-            let (_, v) = row.map_err(|e| db_err(&self.path, e))?;
-            out.push(codec::decode_export(v.value())?);
-        }
-        Ok(out)
+        self.newest_records(EXPORTS, limit, codec::decode_export)
     }
 
     fn fact(&self, id: u64) -> Result<Option<Fact>> {
