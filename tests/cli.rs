@@ -2,134 +2,17 @@
 //! each test in its own temporary CORTEX_HOME, checking exit codes, output, files written and the
 //! database rows (read through a separate SQLite connection).
 
-use assert_cmd::Command;
-use rusqlite::Connection;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cortex");
+mod common;
 
-/// Environment that would redirect the binary away from the sandbox.
-const CLEARED_ENV: &[&str] = &[
-    "CORTEX_DB",
-    "CORTEX_SIGNING_KEY",
-    "CORTEX_HASHER",
-    "CORTEX_CHECKPOINT_EVERY",
-    "CORTEX_CHECKPOINT_INTERVAL",
-    "CORTEX_HOME",
-];
-
-/// What one run of the binary produced.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    #[track_caller]
-    fn code(self, want: i32) -> Run {
-        assert_eq!(self.code, want, "unexpected exit code; run: {self:#?}");
-        self
-    }
-    #[track_caller]
-    fn ok(self) -> Run {
-        self.code(0)
-    }
-    #[track_caller]
-    fn out_has(self, needle: &str) -> Run {
-        assert!(
-            self.stdout.contains(needle),
-            "stdout lacks {needle:?}; run: {self:#?}"
-        );
-        self
-    }
-    #[track_caller]
-    fn err_has(self, needle: &str) -> Run {
-        assert!(
-            self.stderr.contains(needle),
-            "stderr lacks {needle:?}; run: {self:#?}"
-        );
-        self
-    }
-    #[track_caller]
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}); run: {self:#?}"))
-    }
-}
-
-/// A temporary directory holding CORTEX_HOME (`home/`), a fake HOME and the working directory.
-struct Sandbox {
-    tmp: tempfile::TempDir,
-}
+use common::{Run, Sandbox};
 
 impl Sandbox {
-    fn new() -> Sandbox {
-        let tmp = tempfile::tempdir().expect("temp dir");
-        std::fs::create_dir_all(tmp.path().join("user-home")).unwrap();
-        Sandbox { tmp }
-    }
-    fn root(&self) -> &Path {
-        self.tmp.path()
-    }
-    fn path(&self, rel: &str) -> PathBuf {
-        self.root().join(rel)
-    }
-    fn home(&self) -> PathBuf {
-        self.path("home")
-    }
-    fn db(&self) -> PathBuf {
-        self.home().join("cortex.db")
-    }
-    fn skey(&self) -> PathBuf {
-        self.home().join("keys").join("ledger.skey")
-    }
-    fn vkey(&self) -> String {
-        self.home()
-            .join("keys")
-            .join("ledger.vkey")
-            .display()
-            .to_string()
-    }
-    fn std_command(&self) -> std::process::Command {
-        let mut c = std::process::Command::new(BIN);
-        for v in CLEARED_ENV {
-            c.env_remove(v);
-        }
-        c.env("CORTEX_HOME", self.home())
-            .env("HOME", self.path("user-home"))
-            .current_dir(self.root());
-        c
-    }
-    fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Run {
-        let out = Command::from_std(self.std_command())
-            .args(args)
-            .write_stdin(stdin)
-            .timeout(Duration::from_secs(60))
-            .output()
-            .expect("run cortex");
-        Run {
-            code: out
-                .status
-                .code()
-                .expect("exit code (not killed by a signal)"),
-            stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
-            stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
-        }
-    }
-    fn run(&self, args: &[&str]) -> Run {
-        self.run_with_stdin(args, "")
-    }
-    fn conn(&self) -> Connection {
-        assert!(self.db().exists(), "no database at {}", self.db().display());
-        Connection::open(self.db()).expect("open the database")
-    }
     fn rows(&self, table: &str) -> i64 {
         self.conn()
             .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))

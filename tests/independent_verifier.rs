@@ -13,17 +13,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cortex");
+mod common;
 
-/// Environment that would redirect the binary away from the sandbox.
-const CLEARED_ENV: &[&str] = &[
-    "CORTEX_DB",
-    "CORTEX_SIGNING_KEY",
-    "CORTEX_HASHER",
-    "CORTEX_CHECKPOINT_EVERY",
-    "CORTEX_CHECKPOINT_INTERVAL",
-    "CORTEX_HOME",
-];
+use common::{BIN, CLEARED_ENV};
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/independent/cortex_verify.py")

@@ -1,0 +1,135 @@
+//! The harness shared by the integration tests of the `cortex` binary: the binary's path, the
+//! environment scrubbed from every run, what one run produced ([`Run`]), and a temporary
+//! CORTEX_HOME sandbox ([`Sandbox`]) to run it in. Each test file extends [`Sandbox`] with its
+//! own helpers in an `impl Sandbox` block.
+//!
+//! Not every test file uses every item, hence the module-wide `dead_code` allowance.
+#![allow(dead_code)]
+
+use assert_cmd::Command;
+use rusqlite::Connection;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_cortex");
+
+/// Environment that would redirect the binary away from the sandbox.
+pub const CLEARED_ENV: &[&str] = &[
+    "CORTEX_DB",
+    "CORTEX_SIGNING_KEY",
+    "CORTEX_HASHER",
+    "CORTEX_CHECKPOINT_EVERY",
+    "CORTEX_CHECKPOINT_INTERVAL",
+    "CORTEX_HOME",
+];
+
+/// What one run of the binary produced.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    #[track_caller]
+    pub fn code(self, want: i32) -> Run {
+        assert_eq!(self.code, want, "unexpected exit code; run: {self:#?}");
+        self
+    }
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        self.code(0)
+    }
+    #[track_caller]
+    pub fn out_has(self, needle: &str) -> Run {
+        assert!(
+            self.stdout.contains(needle),
+            "stdout lacks {needle:?}; run: {self:#?}"
+        );
+        self
+    }
+    #[track_caller]
+    pub fn err_has(self, needle: &str) -> Run {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}; run: {self:#?}"
+        );
+        self
+    }
+    #[track_caller]
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}); run: {self:#?}"))
+    }
+}
+
+/// A temporary directory holding CORTEX_HOME (`home/`), a fake HOME and the working directory.
+pub struct Sandbox {
+    tmp: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(tmp.path().join("user-home")).unwrap();
+        Sandbox { tmp }
+    }
+    pub fn root(&self) -> &Path {
+        self.tmp.path()
+    }
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root().join(rel)
+    }
+    pub fn home(&self) -> PathBuf {
+        self.path("home")
+    }
+    pub fn db(&self) -> PathBuf {
+        self.home().join("cortex.db")
+    }
+    pub fn skey(&self) -> PathBuf {
+        self.home().join("keys").join("ledger.skey")
+    }
+    pub fn vkey(&self) -> String {
+        self.home()
+            .join("keys")
+            .join("ledger.vkey")
+            .display()
+            .to_string()
+    }
+    /// The binary with the environment scrubbed, run in the sandbox.
+    pub fn std_command(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(BIN);
+        for v in CLEARED_ENV {
+            c.env_remove(v);
+        }
+        c.env("CORTEX_HOME", self.home())
+            .env("HOME", self.path("user-home"))
+            .current_dir(self.root());
+        c
+    }
+    pub fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Run {
+        let out = Command::from_std(self.std_command())
+            .args(args)
+            .write_stdin(stdin)
+            .timeout(Duration::from_secs(60))
+            .output()
+            .expect("run cortex");
+        Run {
+            code: out
+                .status
+                .code()
+                .expect("exit code (not killed by a signal)"),
+            stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+            stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
+        }
+    }
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with_stdin(args, "")
+    }
+    pub fn conn(&self) -> Connection {
+        assert!(self.db().exists(), "no database at {}", self.db().display());
+        Connection::open(self.db()).expect("open the database")
+    }
+}
