@@ -236,14 +236,54 @@ struct Skip(String);
 
 type Case = fn(&Env<'_>) -> std::result::Result<(), Skip>;
 
-const ORIGIN: &str = "example.com/tamper";
+/// The fixture ledger's origin (its signer's key name).
+pub const ORIGIN: &str = "example.com/tamper";
 const CHECKPOINT_EVERY: u64 = 16;
 /// Batch sizes: automatic checkpoints at 27, 60, 85 and 97; the last batch crosses no multiple
 /// of 16, so the final checkpoint (100) is made on demand.
 const BATCHES: [usize; 6] = [7, 20, 33, 25, 12, 3];
-const SIZE: u64 = 100;
-const CHECKPOINTS: [u64; 5] = [27, 60, 85, 97, 100];
-const ROW: u64 = 42;
+/// Entries in the fixture ledger.
+pub const SIZE: u64 = 100;
+/// The fixture ledger's checkpoint sizes.
+pub const CHECKPOINTS: [u64; 5] = [27, 60, 85, 97, 100];
+/// The row most single-row cases tamper with.
+pub const ROW: u64 = 42;
+
+/// The fixture ledger every tamper case starts from, in `store`: [`SIZE`] varied entries
+/// ([`tamper_entry`]) appended in batches, checkpoints at [`CHECKPOINTS`] signed by `signer`
+/// (whose key name should be [`ORIGIN`]). Backend crates use it for their own extra cases.
+pub fn fixture_ledger(store: DynStore, signer: Arc<dyn Signer>) -> Ledger {
+    let batches: Vec<Vec<NewEntry>> = BATCHES
+        .iter()
+        .scan(0, |next, &n| {
+            let batch = (*next..*next + n).map(tamper_entry).collect();
+            *next += n;
+            Some(batch)
+        })
+        .collect();
+    build_ledger(store, signer, &batches)
+}
+
+/// A ledger of `batches` in `store` (checkpoint every 16, and one at the end).
+fn build_ledger(store: DynStore, signer: Arc<dyn Signer>, batches: &[Vec<NewEntry>]) -> Ledger {
+    store.migrate().expect("migrate");
+    let mut ledger = Ledger::open(
+        store,
+        LedgerOptions {
+            checkpoint_every: CHECKPOINT_EVERY,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    ledger.add_signer(signer).unwrap();
+    for batch in batches {
+        ledger.append(batch).unwrap();
+    }
+    let out = ledger.checkpoint().unwrap();
+    let size = batches.iter().map(Vec::len).sum::<usize>() as u64;
+    assert_eq!(out.record.size, size);
+    ledger
+}
 
 /// Varied entries: several projects and actions, details with quotes, commas, newlines and
 /// non-ASCII text.
@@ -275,15 +315,10 @@ struct Fixture {
 impl Fixture {
     /// A fresh ledger of [`SIZE`] entries with [`CHECKPOINTS`], verified valid.
     fn new(env: &Env<'_>) -> Fixture {
-        let batches: Vec<Vec<NewEntry>> = BATCHES
-            .iter()
-            .scan(0, |next, &n| {
-                let batch = (*next..*next + n).map(tamper_entry).collect();
-                *next += n;
-                Some(batch)
-            })
-            .collect();
-        let fx = Fixture::with(env, &batches);
+        let (store, tamper) = (env.make)();
+        let signer = (env.new_signer)(ORIGIN);
+        let ledger = fixture_ledger(store.clone(), signer.clone());
+        let fx = Fixture::checked(store, tamper, ledger, signer, SIZE);
         assert_eq!(fx.checkpoint_sizes(), CHECKPOINTS);
         assert_eq!(fx.verify().checkpoints_checked, CHECKPOINTS.len() as u64);
         assert_eq!(fx.checks_recorded(), (2, "ok".to_owned()));
@@ -293,23 +328,20 @@ impl Fixture {
     /// A fresh ledger of `batches`, checkpointed at the end, verified valid.
     fn with(env: &Env<'_>, batches: &[Vec<NewEntry>]) -> Fixture {
         let (store, tamper) = (env.make)();
-        store.migrate().expect("migrate");
-        let mut ledger = Ledger::open(
-            store.clone(),
-            LedgerOptions {
-                checkpoint_every: CHECKPOINT_EVERY,
-                ..Default::default()
-            },
-        )
-        .unwrap();
         let signer = (env.new_signer)(ORIGIN);
-        ledger.add_signer(signer.clone()).unwrap();
-        for batch in batches {
-            ledger.append(batch).unwrap();
-        }
-        let out = ledger.checkpoint().unwrap();
+        let ledger = build_ledger(store.clone(), signer.clone(), batches);
         let size = batches.iter().map(Vec::len).sum::<usize>() as u64;
-        assert_eq!(out.record.size, size);
+        Fixture::checked(store, tamper, ledger, signer, size)
+    }
+
+    /// Wraps a freshly built ledger of `size` entries and checks it verifies.
+    fn checked(
+        store: DynStore,
+        tamper: Box<dyn Tamper>,
+        ledger: Ledger,
+        signer: Arc<dyn Signer>,
+        size: u64,
+    ) -> Fixture {
         let fx = Fixture {
             store,
             tamper,

@@ -12,12 +12,11 @@
 
 use cortex_core::export::{ExportFormat, ExternalReport, verify_export, write_export};
 use cortex_core::testkit_tamper::{
-    Outcome, Tamper, TamperOp, alter_char, alter_mid, tamper_case_names, tamper_conformance,
-    tamper_entry,
+    ORIGIN, Outcome, ROW, SIZE, Tamper, TamperOp, alter_char, alter_mid, fixture_ledger,
+    tamper_case_names, tamper_conformance,
 };
 use cortex_core::{
-    DynStore, Ledger, LedgerOptions, NewEntry, Signer, Verifier, VerifyOptions, VerifyReport,
-    ViolationKind, verify_store,
+    DynStore, Ledger, Signer, Verifier, VerifyOptions, VerifyReport, ViolationKind, verify_store,
 };
 use cortex_ed25519::Ed25519Signer;
 use cortex_sqlite::{SqliteOptions, SqliteStore, Synchronous};
@@ -25,14 +24,6 @@ use rusqlite::{Connection, params};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-const ORIGIN: &str = "example.com/tamper";
-const CHECKPOINT_EVERY: u64 = 16;
-/// Batch sizes: automatic checkpoints at 27, 60, 85 and 97; the last batch crosses no multiple
-/// of 16, so the final checkpoint (100) is made on demand.
-const BATCHES: [usize; 6] = [7, 20, 33, 25, 12, 3];
-const SIZE: u64 = 100;
-const ROW: u64 = 42;
 
 fn open_store(path: &Path) -> Arc<SqliteStore> {
     Arc::new(
@@ -163,23 +154,8 @@ impl Fixture {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ledger.db");
         let store = open_store(&path);
-        let mut ledger = Ledger::open(
-            store.clone(),
-            LedgerOptions {
-                checkpoint_every: CHECKPOINT_EVERY,
-                ..Default::default()
-            },
-        )
-        .unwrap();
         let signer = Arc::new(Ed25519Signer::generate(ORIGIN).unwrap());
-        ledger.add_signer(signer.clone()).unwrap();
-        let mut next = 0;
-        for n in BATCHES {
-            let batch: Vec<NewEntry> = (next..next + n).map(tamper_entry).collect();
-            ledger.append(&batch).unwrap();
-            next += n;
-        }
-        assert_eq!(ledger.checkpoint().unwrap().record.size, SIZE);
+        let ledger = fixture_ledger(store.clone(), signer.clone());
         let fx = Fixture {
             _dir: dir,
             path,
