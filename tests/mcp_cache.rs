@@ -15,23 +15,13 @@ use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cortex");
-const SCRUB: &[&str] = &[
-    "CORTEX_DB",
-    "CORTEX_HOME",
-    "CORTEX_SIGNING_KEY",
-    "CORTEX_HASHER",
-    "CORTEX_MCP_CACHE_ENTRIES",
-    "CORTEX_MCP_CACHE_NOW_TTL_MS",
-];
+mod common;
 
 fn cortex(home: &Path) -> Command {
-    let mut c = Command::new(BIN);
-    for v in SCRUB {
-        c.env_remove(v);
-    }
-    c.arg("--home").arg(home);
-    c
+    common::cortex_in(
+        home,
+        &["CORTEX_MCP_CACHE_ENTRIES", "CORTEX_MCP_CACHE_NOW_TTL_MS"],
+    )
 }
 
 /// A fresh home with a one-entry ledger (the first append creates the database and key).

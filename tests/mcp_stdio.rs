@@ -14,23 +14,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cortex");
-
-/// Environment that would point the binary at the developer's own ledger.
-const SCRUB: &[&str] = &[
-    "CORTEX_DB",
-    "CORTEX_HOME",
-    "CORTEX_SIGNING_KEY",
-    "CORTEX_HASHER",
-];
+mod common;
+use common::BIN;
 
 fn cortex(home: &Path) -> Command {
-    let mut c = Command::new(BIN);
-    for v in SCRUB {
-        c.env_remove(v);
-    }
-    c.arg("--home").arg(home);
-    c
+    common::cortex_in(home, &[])
 }
 
 /// A fresh ledger with `n` entries (the first append also creates the signing key).

@@ -24,6 +24,17 @@ pub const CLEARED_ENV: &[&str] = &[
     "CORTEX_HOME",
 ];
 
+/// The binary as a plain `std` command (for long-running children such as MCP servers) with
+/// [`CLEARED_ENV`] and `also_clear` removed and `--home home`.
+pub fn cortex_in(home: &Path, also_clear: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(BIN);
+    for v in CLEARED_ENV.iter().chain(also_clear) {
+        c.env_remove(v);
+    }
+    c.arg("--home").arg(home);
+    c
+}
+
 /// What one run of the binary produced.
 #[derive(Debug)]
 pub struct Run {
