@@ -434,14 +434,7 @@ fn check(case: &Case) -> Outcome {
 #[test]
 fn python_verifier_written_from_the_spec_agrees_with_the_binary() {
     if let Err(why) = python_ready() {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("independent verifier test cannot run on CI: {why}");
-        }
-        // Written to stderr directly: the test harness captures `eprintln!` of passing tests.
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED independent_verifier (set CI=true to make this an error): {why}"
-        );
+        cortex_core::testkit::skip("the independent Python verifier", &why);
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -74,11 +74,9 @@ fn sdk_ready(py: &Path) -> Result<(), String> {
 fn python_sdk_drives_both_eras_over_stdio() {
     let py = python();
     if let Err(why) = sdk_ready(&py) {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("the MCP Python SDK is required in CI: {why}");
-        }
-        eprintln!(
-            "skipped: {why} (python3 -m venv .venv-mcp && .venv-mcp/bin/pip install mcp==2.3.0)"
+        cortex_core::testkit::skip(
+            "the MCP Python SDK stdio test",
+            &format!("{why} (python3 -m venv .venv-mcp && .venv-mcp/bin/pip install mcp==2.3.0)"),
         );
         return;
     }

@@ -21,22 +21,29 @@ use std::sync::Arc;
 /// The variable naming the PostgreSQL server the tests use.
 pub const POSTGRES_URL_VAR: &str = "CORTEX_TEST_POSTGRES_URL";
 
-/// The test PostgreSQL server's URL, or `None` when `what` must be skipped: without
-/// [`POSTGRES_URL_VAR`] the tests skip and say so on stderr, past the harness's output capture,
-/// so a passing run still shows it, except under `CI=true`, where they must run and this panics.
+/// Skips a test whose peer (a server, a Python package, the shared vectors) is missing: says
+/// so on stderr, past the harness's output capture, so a passing run still shows it; under
+/// `CI=true`, where every test must run, it panics instead.
+pub fn skip(what: &str, why: &str) {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{what} must run, and CI=true makes this a failure: {why}"
+    );
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {what} did not run: {why}");
+}
+
+/// The test PostgreSQL server's URL, or `None` (after [`skip`]) when [`POSTGRES_URL_VAR`] is
+/// not set.
 pub fn postgres_url(what: &str) -> Option<String> {
     match std::env::var(POSTGRES_URL_VAR) {
         Ok(u) if !u.is_empty() => Some(u),
         _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "{POSTGRES_URL_VAR} is not set, and CI=true: {what} must run in CI"
-            );
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED: {what} did not run: set {POSTGRES_URL_VAR} \
-                 (e.g. postgres://postgres@127.0.0.1:5432/test) to run it"
+            skip(
+                what,
+                &format!(
+                    "set {POSTGRES_URL_VAR} (e.g. postgres://postgres@127.0.0.1:5432/test) to run it"
+                ),
             );
             None
         }
