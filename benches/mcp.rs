@@ -6,9 +6,11 @@
 //! code runs once at a small size, so the benchmark stays compiled and exercised. The product
 //! bars are checked end to end (with transports) by `cortex benchmark --suite mcp`.
 
-use cortex_core::mcp::{McpServer, memory_tools};
-use cortex_core::transport::{Incoming, Outbound};
-use cortex_core::{AgentMemory, Ledger, LedgerOptions, MessageHandler, NewFact};
+use cortex_core::{AgentMemory, LedgerOptions, NewFact};
+use cortex_mcp::McpServer;
+use cortex_mcp::MessageHandler;
+use cortex_mcp::tools::memory as memory_tools;
+use cortex_mcp::transport::{Incoming, Outbound};
 use cortex_sqlite::{SqliteOptions, SqliteStore};
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
@@ -41,17 +43,11 @@ fn fixture(facts: u64) -> (tempfile::TempDir, McpServer) {
     let store = Arc::new(
         SqliteStore::open(&dir.path().join("m.db"), SqliteOptions::default()).expect("open"),
     );
-    let ledger = Arc::new(
-        Ledger::open(
-            store,
-            LedgerOptions {
-                hasher: None,
-                checkpoint_every: 100_000,
-            },
-        )
-        .expect("ledger"),
-    );
-    let memory = Arc::new(AgentMemory::new(ledger));
+    let options = LedgerOptions {
+        hasher: None,
+        checkpoint_every: 100_000,
+    };
+    let memory = Arc::new(AgentMemory::open(store, options).expect("memory"));
     let mut done = 0;
     while done < facts {
         let n = 10_000.min(facts - done);

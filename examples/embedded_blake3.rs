@@ -3,7 +3,7 @@
 //!
 //! Run: `cargo run --example embedded_blake3 [DB_PATH]`
 
-use cortex_core::checkpoint::BLAKE3_ORIGIN_SUFFIX;
+use cortex_core::ledger::checkpoint::BLAKE3_ORIGIN_SUFFIX;
 use cortex_core::{
     HashAlgorithm, Ledger, LedgerOptions, NewEntry, ProofFile, Signer, VerifyOptions, verify_store,
 };

@@ -10,7 +10,7 @@
 //! (`?schema=cortex_example_<pid>`, dropped at the end) unless the URL names one, in which case
 //! it is kept.
 
-use cortex_core::checkpoint::BLAKE3_ORIGIN_SUFFIX;
+use cortex_core::ledger::checkpoint::BLAKE3_ORIGIN_SUFFIX;
 use cortex_core::{
     AgentMemory, HashAlgorithm, Ledger, LedgerOptions, NewEntry, NewFact, ProofFile, SearchQuery,
     Signer, VerifyOptions, verify_store,
@@ -81,7 +81,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 5. Agent memory on the same ledger: facts are ledger entries too, searchable with BM25
     //    (Postgres full-text search picks the candidates, scores match core's formula).
-    let memory = AgentMemory::new(ledger.clone());
+    let memory = AgentMemory::new(store.clone(), ledger.clone())?;
     let facts: Vec<NewFact> = [
         "invoices are issued on the first business day of the month",
         "refunds over 500 EUR need a second approver",

@@ -129,7 +129,10 @@ pub fn default_origin(hasher: HashAlgorithm) -> Result<String> {
     getrandom_fill(&mut b)?;
     let base = format!("cortex.local/ledger-{}", hex::encode(b));
     Ok(match hasher {
-        HashAlgorithm::Blake3 => format!("{base}{}", cortex_core::checkpoint::BLAKE3_ORIGIN_SUFFIX),
+        HashAlgorithm::Blake3 => format!(
+            "{base}{}",
+            cortex_core::ledger::checkpoint::BLAKE3_ORIGIN_SUFFIX
+        ),
         _ => base,
     })
 }

@@ -1,191 +1,21 @@
-//! The storage trait. Backends persist bytes; all ledger math happens in core.
+//! [`Store`]: a ledger store that also keeps the agent memory, the sum of the two halves.
 //!
-//! `Store` is deliberately narrow and sync: append a batch inside one transaction, stream ranges,
-//! keep checkpoints, receipts and audit records. It was shaped by two unlike engines (SQLite, a SQL
-//! database with transactions, and redb, a key-value store), and async callers use
-//! `spawn_blocking`. Implementations must be safe to call from several threads at once: `verify`
-//! reads ranges in parallel.
+//! The split is by concern. [`LedgerStore`] is everything the ledger needs (entries, tiles, the
+//! head, checkpoints, receipts, audit records) and is all an audit-ledger-only backend has to
+//! implement. [`FactStore`] is what the agent memory adds (facts, votes, reputations, ranked
+//! search, and an append that writes memory changes in the ledger's transaction). `Store` is
+//! implemented automatically for any type that has both; the binary, the MCP tools and the
+//! memory need it, the ledger, verification and exports need only `LedgerStore`.
 
-use crate::checkpoint::{CheckpointRecord, Receipt};
-use crate::entry::{Entry, NewEntry, StoredEntryRef};
-use crate::error::Result;
-use crate::fact::{AgentReputation, Fact, FactChange, FactSearch, SearchHit, Vote};
-use crate::hash::Hash;
-use crate::tiles::{Tile, TileReader};
-use serde::{Deserialize, Serialize};
-use std::ops::Range;
+use crate::ledger::store::LedgerStore;
+use crate::memory::store::FactStore;
 use std::sync::Arc;
 
-/// A store shared across threads.
+/// A store holding a ledger and the agent memory built on it.
+pub trait Store: LedgerStore + FactStore {}
+
+impl<T: LedgerStore + FactStore + ?Sized> Store for T {}
+
+/// A full store shared across threads. `Arc<dyn Store>` coerces to
+/// [`DynLedgerStore`](crate::ledger::store::DynLedgerStore) where only the ledger is needed.
 pub type DynStore = Arc<dyn Store>;
-
-/// The committed end of the ledger.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Head {
-    /// Number of entries (the next index).
-    pub size: u64,
-    /// Chain hash of the last entry (all zeros when empty).
-    pub last_hash: Hash,
-}
-
-/// What an append sees inside its transaction: the head and the stored tiles, locked against
-/// other writers until the transaction ends.
-pub trait AppendTx {
-    /// The head at the start of this transaction.
-    fn head(&self) -> Head;
-    /// Reads a stored tile within the transaction.
-    fn read_tile(&mut self, level: u8, index: u64) -> Result<Option<Vec<Hash>>>;
-    /// Reads a fact within the transaction.
-    fn fact(&mut self, id: u64) -> Result<Option<Fact>>;
-    /// A fact's current votes within the transaction, in agent-name order.
-    fn votes(&mut self, fact_id: u64) -> Result<Vec<Vote>>;
-    /// An agent's reputation record within the transaction (`None` if it never voted).
-    fn agent_reputation(&mut self, agent: &str) -> Result<Option<AgentReputation>>;
-}
-
-/// What core asks a store to write in one append transaction. Entry `i` of the batch gets index
-/// `first_index + i`, the batch's timestamp, and chain link `links[i]`; the entries are borrowed
-/// from the caller, so a batch costs no copies.
-#[derive(Debug, Clone, Default)]
-pub struct AppendBatch<'a> {
-    /// Index of the first entry (the head's size).
-    pub first_index: u64,
-    /// Canonical timestamp shared by the batch.
-    pub timestamp: String,
-    /// The entries.
-    pub entries: &'a [NewEntry],
-    /// `(prev_hash, hash)` of each entry.
-    pub links: Vec<(Hash, Hash)>,
-    /// Tiles to insert or replace.
-    pub tiles: Vec<Tile>,
-    /// The head after the append.
-    pub new_head: Head,
-    /// Memory changes to write in the same transaction, in order (see [`FactChange`]). A batch
-    /// with any change increments the memory version.
-    pub facts: Vec<FactChange>,
-}
-
-/// The seed's `integrity_checks` row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IntegrityCheck {
-    /// `full`, `chain`, `merkle`, `external`.
-    pub check_type: String,
-    /// `ok`, `violation` or `error`.
-    pub status: String,
-    /// JSON text with the findings.
-    pub details: String,
-    /// Canonical timestamp.
-    pub started_at: String,
-    /// Canonical timestamp.
-    pub completed_at: String,
-}
-
-/// The seed's `audit_exports` row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditExport {
-    /// `json`, `csv` or `jsonl`.
-    pub export_type: String,
-    /// Path written.
-    pub filename: String,
-    /// SHA-256 of the file, hex.
-    pub file_hash: String,
-    /// First index exported.
-    pub start: u64,
-    /// Last index exported.
-    pub end: u64,
-    /// Canonical timestamp.
-    pub exported_at: String,
-    /// Who exported (user or API key name).
-    pub exported_by: String,
-}
-
-/// Result of applying migrations.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MigrationReport {
-    /// Schema version before.
-    pub from_version: u32,
-    /// Schema version now.
-    pub to_version: u32,
-}
-
-/// A storage backend.
-pub trait Store: TileReader + Send + Sync {
-    /// URL scheme of this backend (`sqlite`, `postgres`, `redb`, `memory`).
-    fn scheme(&self) -> &'static str;
-
-    /// Applies pending schema migrations.
-    fn migrate(&self) -> Result<MigrationReport>;
-
-    /// Reads a ledger setting (hasher, origin, …).
-    fn meta(&self, key: &str) -> Result<Option<String>>;
-    /// Sets a ledger setting if it is unset, and returns the value now stored (compare-and-set,
-    /// so two processes creating one ledger agree on its settings).
-    fn init_meta(&self, key: &str, value: &str) -> Result<String>;
-
-    /// The committed head.
-    fn head(&self) -> Result<Head>;
-
-    /// Runs `build` inside one write transaction that excludes other writers, and commits what it
-    /// returns durably before returning. Nothing is written if `build` fails.
-    fn append<'a>(
-        &self,
-        build: &mut dyn FnMut(&mut dyn AppendTx) -> Result<AppendBatch<'a>>,
-    ) -> Result<Head>;
-
-    /// Streams stored rows with `range.start <= index < range.end` in index order, exactly as
-    /// stored (gaps and bad bytes included: that is what `verify` looks for).
-    fn scan_entries(
-        &self,
-        range: Range<u64>,
-        visit: &mut dyn FnMut(StoredEntryRef<'_>) -> Result<()>,
-    ) -> Result<()>;
-
-    /// The largest stored entry index, ignoring the head (`None` when there are no rows).
-    fn last_entry_index(&self) -> Result<Option<u64>>;
-
-    /// Streams stored tiles of `level` with index in `range`, in index order (raw bytes).
-    fn scan_tiles(
-        &self,
-        level: u8,
-        range: Range<u64>,
-        visit: &mut dyn FnMut(u64, &[u8]) -> Result<()>,
-    ) -> Result<()>;
-
-    /// Stores a checkpoint. A [`crate::ErrorKind::Conflict`] if one of equal or larger size exists.
-    fn add_checkpoint(&self, checkpoint: &CheckpointRecord) -> Result<()>;
-    /// All checkpoints, by increasing size (as stored; verify checks them).
-    fn checkpoints(&self) -> Result<Vec<CheckpointRecord>>;
-    /// The checkpoint with the largest size.
-    fn latest_checkpoint(&self) -> Result<Option<CheckpointRecord>>;
-    /// Adds an anchor receipt to the checkpoint of `size`.
-    fn add_receipt(&self, size: u64, receipt: &Receipt) -> Result<()>;
-
-    /// Records a verification run.
-    fn record_integrity_check(&self, check: &IntegrityCheck) -> Result<()>;
-    /// The last `limit` verification runs, newest first.
-    fn integrity_checks(&self, limit: usize) -> Result<Vec<IntegrityCheck>>;
-    /// Records an export.
-    fn record_export(&self, export: &AuditExport) -> Result<()>;
-    /// The last `limit` exports, newest first.
-    fn exports(&self, limit: usize) -> Result<Vec<AuditExport>>;
-
-    /// A fact by id.
-    fn fact(&self, id: u64) -> Result<Option<Fact>>;
-    /// A project's current facts: not deprecated and valid at `as_of` (canonical), ordered by
-    /// consensus descending then id descending (newest first), at most `limit`.
-    fn recall(&self, project: &str, as_of: &str, limit: usize) -> Result<Vec<Fact>>;
-    /// A project's facts, deprecated ones included, newest (largest id) first, at most `limit`.
-    fn project_facts(&self, project: &str, limit: usize) -> Result<Vec<Fact>>;
-    /// Ranked full-text search, scored and ordered exactly as [`crate::bm25`] defines.
-    fn search_facts(&self, query: &FactSearch) -> Result<Vec<SearchHit>>;
-    /// A fact's current votes, in agent-name order.
-    fn votes(&self, fact_id: u64) -> Result<Vec<Vote>>;
-    /// An agent's reputation record (`None` if it never voted).
-    fn agent_reputation(&self, agent: &str) -> Result<Option<AgentReputation>>;
-    /// The ledger entries about a fact (its store, votes, deprecation), in index order.
-    fn fact_history(&self, fact_id: u64) -> Result<Vec<Entry>>;
-    /// The memory version: incremented by every append that changes the memory (one read of
-    /// one row or key). A query cache that tags results with the version read *before* the
-    /// query is exact, also across processes sharing the store.
-    fn memory_version(&self) -> Result<u64>;
-}

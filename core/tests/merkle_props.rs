@@ -6,9 +6,9 @@
 //! leaves, and stops verifying when any single bit of the leaf, a proof hash or a root is flipped,
 //! or when the index or sizes are changed to values whose proof has another shape.
 
-use cortex_core::entry::{self, EntryRef};
-use cortex_core::merkle::{self, LeafSlice};
-use cortex_core::tiles::{self, TileNodes, TileReader, TileSet};
+use cortex_core::ledger::entry::{self, EntryRef};
+use cortex_core::ledger::merkle::{self, LeafSlice};
+use cortex_core::ledger::tiles::{self, TileNodes, TileReader, TileSet};
 use cortex_core::{Hash, Hasher, Sha256Hasher};
 use proptest::prelude::*;
 use proptest::sample::Index;

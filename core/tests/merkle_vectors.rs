@@ -1,4 +1,4 @@
-//! `cortex_core::merkle` against public test vectors and an independent RFC 9162 oracle.
+//! `cortex_core::ledger::merkle` against public test vectors and an independent RFC 9162 oracle.
 //!
 //! - transparency-dev/merkle `testdata/inclusion/**` and `testdata/consistency/**`: every probe,
 //!   valid or corrupted, must give the same verdict as the Go verifier that produced it.
@@ -13,7 +13,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use cortex_core::merkle::{self, LeafSlice};
+use cortex_core::ledger::merkle::{self, LeafSlice};
 use cortex_core::{Hash, Hasher, Sha256Hasher};
 use serde_json::Value;
 use std::path::{Path, PathBuf};

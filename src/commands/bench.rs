@@ -6,7 +6,7 @@ use super::ledger::rate;
 use crate::config::Settings;
 use crate::output::{self, num};
 use clap::Args;
-use cortex_core::export::{ExportFormat, verify_export, write_export};
+use cortex_core::ledger::export::{ExportFormat, verify_export, write_export};
 use cortex_core::{
     Error, Ledger, LedgerOptions, NewEntry, Result, Signer, Verifier, VerifyOptions, verify_store,
 };
@@ -284,7 +284,7 @@ fn ledger_suite(s: &Settings, a: &BenchArgs) -> Result<u8> {
 
     // 64 concurrent writers, one entry per call, each acknowledged only once committed.
     let group = Arc::new(ledger_at(&backend, &dir, "group", &signer, 1000)?);
-    let gc = cortex_core::group_commit::GroupCommit::new(group);
+    let gc = cortex_core::ledger::group_commit::GroupCommit::new(group);
     let per_writer = (a.singles * 10 / 64).max(50);
     let t = Instant::now();
     std::thread::scope(|sc| -> Result<()> {
@@ -451,9 +451,16 @@ fn ledger_suite(s: &Settings, a: &BenchArgs) -> Result<u8> {
     }
     // Agent memory on this backend: facts stored in batches, then searches answered by the
     // store itself (SQLite FTS5, Postgres full-text, redb's own index; no in-memory index).
-    let memory = cortex_core::AgentMemory::new(Arc::new(ledger_at(
-        &backend, &dir, "memory", &signer, 1000,
-    )?));
+    let store = backend.open(&dir, "memory")?;
+    let mut ledger = Ledger::open(
+        store.clone(),
+        LedgerOptions {
+            hasher: None,
+            checkpoint_every: 1000,
+        },
+    )?;
+    ledger.add_signer(signer.clone())?;
+    let memory = cortex_core::AgentMemory::new(store, Arc::new(ledger))?;
     let t = Instant::now();
     let mut done = 0;
     while done < a.facts {

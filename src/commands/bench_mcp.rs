@@ -11,7 +11,7 @@
 //! round trip on either transport.
 
 use super::bench::{Bench, BenchArgs, Cleanup, percentile};
-use super::ledger::{open_ledger, rate};
+use super::ledger::{open_store_and_ledger, rate};
 use crate::config::Settings;
 use crate::output::{self, num};
 use cortex_core::{AgentMemory, Error, NewEntry, NewFact, Result};
@@ -478,7 +478,8 @@ fn seed(home: &Path, entries: u64, facts: u64) -> Result<(f64, f64)> {
         key_explicit: false,
         json: true,
     };
-    let mut ledger = open_ledger(&settings, cortex_core::ledger::DEFAULT_CHECKPOINT_EVERY)?;
+    let (store, mut ledger) =
+        open_store_and_ledger(&settings, cortex_core::ledger::DEFAULT_CHECKPOINT_EVERY)?;
     // The key the server will load from its home, written here quietly.
     let origin = crate::config::default_origin(ledger.hasher().algorithm())?;
     let signer = cortex_ed25519::Ed25519Signer::generate(&origin)?;
@@ -502,7 +503,7 @@ fn seed(home: &Path, entries: u64, facts: u64) -> Result<(f64, f64)> {
         done += k;
     }
     let entry_rate = rate(entries, t);
-    let memory = AgentMemory::new(ledger.clone());
+    let memory = AgentMemory::new(store, ledger.clone())?;
     let t = Instant::now();
     let mut done = 0;
     while done < facts {

@@ -4,7 +4,7 @@ use super::ledger::{open_ledger, proof_text};
 use crate::config::{self, Settings};
 use crate::output::num;
 use clap::Args;
-use cortex_core::export::{ExportFormat, verify_export, write_export};
+use cortex_core::ledger::export::{ExportFormat, verify_export, write_export};
 use cortex_core::{Error, NewEntry, Result, Signer, Verifier, VerifyOptions, verify_store};
 use cortex_ed25519::Ed25519Signer;
 use std::path::PathBuf;

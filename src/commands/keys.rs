@@ -17,7 +17,7 @@ pub fn generate(
         Some(n) => n,
         None => config::default_origin(hasher)?,
     };
-    cortex_core::checkpoint::validate_origin(&name, hasher)?;
+    cortex_core::ledger::checkpoint::validate_origin(&name, hasher)?;
     let path = out.unwrap_or_else(|| s.key.clone());
     let signer = Ed25519Signer::generate(&name)?;
     let vkey_path = config::write_keypair(&signer, &path, force)?;

@@ -3,12 +3,12 @@
 use crate::config::{self, Settings};
 use crate::output::{self, num};
 use clap::Args;
-use cortex_core::export::{ExportFormat, verify_export, write_export};
 use cortex_core::ledger::DEFAULT_CHECKPOINT_EVERY;
-use cortex_core::store::AuditExport;
+use cortex_core::ledger::export::{ExportFormat, verify_export, write_export};
+use cortex_core::ledger::store::AuditExport;
 use cortex_core::{
-    Error, HashAlgorithm, Ledger, LedgerOptions, NewEntry, ProofFile, Result, Signer, Verifier,
-    VerifyOptions, verify_store,
+    DynStore, Error, HashAlgorithm, Ledger, LedgerOptions, NewEntry, ProofFile, Result, Signer,
+    Verifier, VerifyOptions, verify_store,
 };
 use cortex_ed25519::Ed25519Signer;
 use serde::Deserialize;
@@ -92,14 +92,20 @@ pub struct ProofArgs {
 }
 
 pub fn open_ledger(s: &Settings, checkpoint_every: u64) -> Result<Ledger> {
+    Ok(open_store_and_ledger(s, checkpoint_every)?.1)
+}
+
+/// Opens the store and the ledger on it (the agent memory needs both).
+pub fn open_store_and_ledger(s: &Settings, checkpoint_every: u64) -> Result<(DynStore, Ledger)> {
     let store = config::open_store(&s.db)?;
-    Ledger::open(
-        store,
+    let ledger = Ledger::open(
+        store.clone(),
         LedgerOptions {
             hasher: s.hasher,
             checkpoint_every,
         },
-    )
+    )?;
+    Ok((store, ledger))
 }
 
 /// Attaches the signing key, creating one on first use of the default location.
@@ -429,7 +435,7 @@ pub fn export(s: &Settings, a: ExportArgs) -> Result<u8> {
         file_hash: digest.clone(),
         start: summary.from,
         end: summary.to,
-        exported_at: cortex_core::entry::now_timestamp(),
+        exported_at: cortex_core::ledger::entry::now_timestamp(),
         exported_by: std::env::var("USER").unwrap_or_else(|_| "cli".into()),
     })?;
     if s.json {
@@ -460,7 +466,7 @@ pub fn verify_external(s: &Settings, a: VerifyExternalArgs) -> Result<u8> {
         .map_err(|e| Error::invalid(format!("cannot read {}", a.file.display())).with_source(e))?;
     let mut input = std::io::BufReader::with_capacity(1 << 20, file);
     let lead = input.fill_buf().map_err(Error::from)?;
-    if lead.starts_with(cortex_core::proof_file::PROOF_HEADER.as_bytes()) {
+    if lead.starts_with(cortex_core::ledger::proof_file::PROOF_HEADER.as_bytes()) {
         let mut text = String::new();
         std::io::Read::read_to_string(&mut input, &mut text).map_err(|e| {
             Error::invalid(format!("{} is not UTF-8 text", a.file.display())).with_source(e)

@@ -1,15 +1,17 @@
 //! `cortex mcp start`: serves the agent memory and the ledger over MCP on
 //! stdio, Streamable HTTP, legacy HTTP+SSE or WebSocket. Wiring only: the protocol is
-//! `cortex_core::mcp`, the transports are their own crates.
+//! `cortex_mcp`, the transports are their own crates.
 
-use crate::commands::ledger::{attach_signer, open_ledger, verifiers};
+use crate::commands::ledger::{attach_signer, open_store_and_ledger, verifiers};
 use crate::config::Settings;
 use clap::{Args, ValueEnum};
-use cortex_core::agent_memory::AgentMemory;
-use cortex_core::mcp::{McpServer, cache, ledger_tools, memory_tools};
-use cortex_core::metrics::Metrics;
-use cortex_core::{Error, MessageHandler, Result, Transport, Verifier};
+use cortex_core::memory::AgentMemory;
+use cortex_core::{Error, Result, Verifier};
 use cortex_http::{HttpConfig, HttpTransport};
+use cortex_mcp::metrics::Metrics;
+use cortex_mcp::tools::{ledger as ledger_tools, memory as memory_tools};
+use cortex_mcp::{McpServer, cache};
+use cortex_mcp::{MessageHandler, Transport};
 use cortex_stdio::StdioTransport;
 use cortex_websocket::WebSocketTransport;
 use std::sync::Arc;
@@ -59,7 +61,8 @@ fn env_number(name: &str) -> Result<Option<u64>> {
 /// Builds the MCP server over the configured ledger, recording into `metrics` (pass the same
 /// `Arc` to the transport so `/metrics` shows both layers).
 pub fn build_server(s: &Settings, metrics: Arc<Metrics>) -> Result<McpServer> {
-    let mut ledger = open_ledger(s, cortex_core::ledger::DEFAULT_CHECKPOINT_EVERY)?;
+    let (store, mut ledger) =
+        open_store_and_ledger(s, cortex_core::ledger::DEFAULT_CHECKPOINT_EVERY)?;
     attach_signer(s, &mut ledger)?;
     let trusted: Vec<Arc<dyn Verifier>> = verifiers(s, &[])?.into_iter().map(Arc::from).collect();
     let builder = McpServer::builder("cortex", "CORTEX", env!("CARGO_PKG_VERSION")).instructions(
@@ -83,7 +86,7 @@ pub fn build_server(s: &Settings, metrics: Arc<Metrics>) -> Result<McpServer> {
     // bm25() needs ~0.75 µs per matching row); it is built off the request path, and until then
     // searches go to the store. CORTEX_SEARCH_INDEX=0 turns it off.
     let use_index = std::env::var("CORTEX_SEARCH_INDEX").map_or(true, |v| v != "0");
-    let memory = AgentMemory::new(ledger.clone());
+    let memory = AgentMemory::new(store, ledger.clone())?;
     let memory = Arc::new(if use_index {
         memory.with_search_index()
     } else {

@@ -1,13 +1,13 @@
 //! `cortex store|search|recall|vote|deprecate|history`: the agent memory from the command line.
 //! Input is checked before anything is opened, so refused input writes nothing.
 
-use crate::commands::ledger::{attach_signer, open_ledger};
+use crate::commands::ledger::{attach_signer, open_store_and_ledger};
 use crate::config::Settings;
 use crate::output::{self, num};
 use clap::{ArgGroup, Args};
-use cortex_core::agent_memory::{AgentMemory, DEFAULT_RECALL_LIMIT, DEFAULT_TOP_K, check_limit};
 use cortex_core::ledger::DEFAULT_CHECKPOINT_EVERY;
-use cortex_core::{AppendOutcome, Error, Fact, NewFact, Result, SearchQuery, Vote};
+use cortex_core::memory::{AgentMemory, DEFAULT_RECALL_LIMIT, DEFAULT_TOP_K, check_limit};
+use cortex_core::{AppendOutcome, DynStore, Error, Fact, NewFact, Result, SearchQuery, Vote};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -122,7 +122,8 @@ pub struct HistoryArgs {
 
 /// Opens the memory for reading (no signer, no checkpoints).
 fn open_reader(s: &Settings) -> Result<AgentMemory> {
-    Ok(AgentMemory::new(Arc::new(open_ledger(s, 0)?)))
+    let (store, ledger) = open_store_and_ledger(s, 0)?;
+    AgentMemory::new(store, Arc::new(ledger))
 }
 
 /// Opens the memory for writing; `precheck` runs on the store before the signing key is
@@ -130,18 +131,18 @@ fn open_reader(s: &Settings) -> Result<AgentMemory> {
 fn open_writer(
     s: &Settings,
     checkpoint_every: u64,
-    precheck: impl FnOnce(&cortex_core::Ledger) -> Result<()>,
+    precheck: impl FnOnce(&DynStore) -> Result<()>,
 ) -> Result<AgentMemory> {
-    let mut ledger = open_ledger(s, checkpoint_every)?;
-    precheck(&ledger)?;
+    let (store, mut ledger) = open_store_and_ledger(s, checkpoint_every)?;
+    precheck(&store)?;
     if checkpoint_every > 0 {
         attach_signer(s, &mut ledger)?;
     }
-    Ok(AgentMemory::new(Arc::new(ledger)))
+    AgentMemory::new(store, Arc::new(ledger))
 }
 
-fn fact_exists(ledger: &cortex_core::Ledger, id: u64) -> Result<()> {
-    match ledger.store().fact(id)? {
+fn fact_exists(store: &DynStore, id: u64) -> Result<()> {
+    match store.fact(id)? {
         Some(_) => Ok(()),
         None => Err(Error::not_found(format!(
             "no fact with id {id} (fact ids are the ledger indices printed by `cortex store`)"
@@ -352,8 +353,8 @@ pub fn recall(s: &Settings, a: RecallArgs) -> Result<u8> {
 
 pub fn vote(s: &Settings, a: VoteArgs) -> Result<u8> {
     let v: i8 = if a.up { 1 } else { -1 };
-    cortex_core::fact::check_agent(&a.agent)?;
-    cortex_core::fact::normalize_reason(a.reason.as_deref())?;
+    cortex_core::memory::fact::check_agent(&a.agent)?;
+    cortex_core::memory::fact::normalize_reason(a.reason.as_deref())?;
     let memory = open_writer(s, a.checkpoint_every, |l| fact_exists(l, a.fact_id))?;
     let out = memory.vote(a.fact_id, &a.agent, v, a.reason.as_deref())?;
     if s.json {
@@ -392,10 +393,10 @@ pub fn vote(s: &Settings, a: VoteArgs) -> Result<u8> {
 }
 
 pub fn deprecate(s: &Settings, a: DeprecateArgs) -> Result<u8> {
-    cortex_core::fact::normalize_reason(a.reason.as_deref())?;
+    cortex_core::memory::fact::normalize_reason(a.reason.as_deref())?;
     let memory = open_writer(s, a.checkpoint_every, |l| {
         fact_exists(l, a.fact_id)?;
-        match l.store().fact(a.fact_id)? {
+        match l.fact(a.fact_id)? {
             Some(f) if f.is_deprecated() => Err(Error::new(
                 cortex_core::ErrorKind::Conflict,
                 format!(

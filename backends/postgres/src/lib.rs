@@ -14,12 +14,12 @@
 //! `COPY` per 8 MiB of text, their history events with one `INSERT … UNNEST`, and the memory
 //! counters with one `UPDATE`: a batch of N facts costs a handful of round trips, not N.
 //!
-//! **Search.** Each fact keeps its [`cortex_core::bm25::index_text`] (the exact tokens core
+//! **Search.** Each fact keeps its [`cortex_core::memory::bm25::index_text`] (the exact tokens core
 //! ranks), its token count, and a `tsvector` of those tokens under a GIN index. One query
 //! returns the collection statistics and every fact whose `tsvector` matches any query term
 //! (all projects: document counts are over every fact), with its tokens and whether it passes
 //! the filters; the document counts, term frequencies and scores are computed here with core's
-//! [`cortex_core::bm25`] functions, so they equal [`cortex_core::bm25::Bm25Index`]'s bit for
+//! [`cortex_core::memory::bm25`] functions, so they equal [`cortex_core::memory::bm25::Bm25Index`]'s bit for
 //! bit (Postgres' own `ts_rank` is not BM25). A second query reads the `top_k` facts whole.
 //!
 //! URL: `postgres://user:password@host:port/dbname?schema=NAME&pool_size=N` (`postgresql://`
@@ -29,15 +29,17 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-use cortex_core::checkpoint::{
+use cortex_core::ledger::checkpoint::{
     CheckpointRecord, ExtraSignature, Receipt, check_checkpoint_follows,
 };
-use cortex_core::entry::{Entry, EntryRef, StoredEntryRef};
-use cortex_core::fact::{AgentReputation, Fact, FactChange, FactSearch, SearchHit, Vote};
-use cortex_core::store::{
-    AppendBatch, AppendTx, AuditExport, Head, IntegrityCheck, MigrationReport, Store,
+use cortex_core::ledger::entry::{Entry, EntryRef, StoredEntryRef};
+use cortex_core::ledger::store::{
+    AppendBatch, AuditExport, Head, IntegrityCheck, LedgerStore, LedgerTx, MigrationReport,
 };
-use cortex_core::tiles::{Tile, TileReader};
+use cortex_core::ledger::tiles::{Tile, TileReader};
+use cortex_core::memory::consensus::{AgentReputation, Vote};
+use cortex_core::memory::fact::Fact;
+use cortex_core::memory::store::{FactBatch, FactChange, FactSearch, FactStore, FactTx, SearchHit};
 use cortex_core::{Error, ErrorKind, Hash, Result};
 use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
@@ -145,7 +147,7 @@ CREATE TABLE facts (
     deprecated_at      TEXT,
     deprecation_reason TEXT,
     consensus          DOUBLE PRECISION NOT NULL DEFAULT 0,
-    body               TEXT NOT NULL,        -- cortex_core::bm25::index_text
+    body               TEXT NOT NULL,        -- cortex_core::memory::bm25::index_text
     doc_len            INTEGER NOT NULL,     -- tokens in body
     tsv                TSVECTOR NOT NULL     -- body's distinct tokens, as they are
 );
@@ -686,13 +688,13 @@ fn read_tiles_in(
     Ok(found)
 }
 
-impl AppendTx for PgTx<'_, '_> {
+impl LedgerTx for PgTx<'_, '_> {
     fn head(&self) -> Head {
         self.head
     }
     fn read_tile(&mut self, level: u8, index: u64) -> Result<Option<Vec<Hash>>> {
         if self.edge.is_none() {
-            let keys: Vec<(u8, u64)> = cortex_core::tiles::edge_tiles(self.head.size)
+            let keys: Vec<(u8, u64)> = cortex_core::ledger::tiles::edge_tiles(self.head.size)
                 .into_iter()
                 .map(|(l, i, _)| (l, i))
                 .collect();
@@ -705,6 +707,9 @@ impl AppendTx for PgTx<'_, '_> {
         let s = cached(self.tx, self.stmts, TILE_SQL)?;
         read_tile_in(self.tx, &s, level, index)
     }
+}
+
+impl FactTx for PgTx<'_, '_> {
     fn fact(&mut self, id: u64) -> Result<Option<Fact>> {
         read_fact(self.tx, id)
     }
@@ -901,7 +906,7 @@ impl FactRows {
     fn push(&mut self, f: &Fact) -> Result<i32> {
         use std::fmt::Write;
         let tags = serde_json::to_string(&f.tags).map_err(|x| Error::backend(x.to_string()))?;
-        let body = cortex_core::bm25::index_text(&f.content, &f.tags);
+        let body = cortex_core::memory::bm25::index_text(&f.content, &f.tags);
         // The distinct (truncated) tokens, quoted: Postgres sorts and deduplicates a
         // tsvector's lexemes itself, so the order here changes nothing stored.
         let mut lexemes: Vec<&str> = body
@@ -1145,7 +1150,7 @@ impl TileReader for PostgresStore {
     }
 }
 
-impl Store for PostgresStore {
+impl LedgerStore for PostgresStore {
     fn scheme(&self) -> &'static str {
         SCHEME
     }
@@ -1196,7 +1201,7 @@ impl Store for PostgresStore {
                 &[
                     &(*version as i32),
                     description,
-                    &cortex_core::entry::now_timestamp(),
+                    &cortex_core::ledger::entry::now_timestamp(),
                 ],
             )
             .map_err(pg_err)?;
@@ -1236,37 +1241,9 @@ impl Store for PostgresStore {
 
     fn append<'a>(
         &self,
-        build: &mut dyn FnMut(&mut dyn AppendTx) -> Result<AppendBatch<'a>>,
+        build: &mut dyn FnMut(&mut dyn LedgerTx) -> Result<AppendBatch<'a>>,
     ) -> Result<Head> {
-        let mut conn = self.conn()?;
-        let PgConn { client, stmts } = &mut *conn;
-        let mut tx = client.transaction().map_err(pg_err)?;
-        // Locks the head row until commit: every other writer (thread or process) waits here,
-        // and then, at READ COMMITTED, sees this transaction's rows in its own statements.
-        let lock = cached(&mut tx, stmts, LOCK_HEAD_SQL)?;
-        let mut head = read_head(&mut tx, &lock)?;
-        if head == Head::default() {
-            // An empty head may mean a missing head row, which FOR UPDATE cannot lock: put it
-            // back (concurrent writers wait on this insert) and lock it.
-            tx.execute(
-                "INSERT INTO ledger_head (id, size, last_hash) \
-                 VALUES (1, 0, decode(repeat('00', 32), 'hex')) ON CONFLICT (id) DO NOTHING",
-                &[],
-            )
-            .map_err(pg_err)?;
-            head = read_head(&mut tx, &lock)?;
-        }
-        let batch = build(&mut PgTx {
-            tx: &mut tx,
-            stmts,
-            head,
-            edge: None,
-        })?;
-        let s = cached(&mut tx, stmts, WRITE_LEDGER_SQL)?;
-        write_ledger_rows(&mut tx, &s, &batch)?;
-        write_fact_changes(&mut tx, stmts, &batch.facts)?;
-        tx.commit().map_err(pg_err)?;
-        Ok(batch.new_head)
+        self.commit_append(&mut |tx| Ok((build(tx)?, Vec::new())))
     }
 
     fn scan_entries(
@@ -1479,6 +1456,15 @@ impl Store for PostgresStore {
             })
             .collect())
     }
+}
+
+impl FactStore for PostgresStore {
+    fn append_facts<'a>(
+        &self,
+        build: &mut dyn FnMut(&mut dyn FactTx) -> Result<FactBatch<'a>>,
+    ) -> Result<Head> {
+        self.commit_append(&mut |tx| build(tx))
+    }
 
     fn fact(&self, id: u64) -> Result<Option<Fact>> {
         read_fact(&mut **self.conn()?, id)
@@ -1570,7 +1556,7 @@ impl Store for PostgresStore {
         // The idf of each term present, in query order.
         let idfs: Vec<Option<f64>> = df
             .iter()
-            .map(|&n| (n > 0).then(|| cortex_core::bm25::idf(docs as u64, n)))
+            .map(|&n| (n > 0).then(|| cortex_core::memory::bm25::idf(docs as u64, n)))
             .collect();
         let mut scored: Vec<(i64, f64)> = kept
             .iter()
@@ -1580,7 +1566,7 @@ impl Store for PostgresStore {
                 let mut score = 0.0f64;
                 for (idf, &f) in idfs.iter().zip(tf) {
                     if let (Some(idf), true) = (idf, f > 0) {
-                        score += cortex_core::bm25::term_score(*idf, f, doc_len, avg);
+                        score += cortex_core::memory::bm25::term_score(*idf, f, doc_len, avg);
                     }
                 }
                 (id, score)
@@ -1647,6 +1633,45 @@ impl Store for PostgresStore {
             .query_one("SELECT version FROM memory_state WHERE id = 1", &[])
             .map_err(pg_err)?
             .get::<_, i64>(0) as u64)
+    }
+}
+
+impl PostgresStore {
+    /// One append transaction: the ledger batch and, in the same transaction, the memory
+    /// changes the builder returns.
+    fn commit_append<'a>(
+        &self,
+        build: &mut dyn FnMut(&mut PgTx<'_, '_>) -> Result<FactBatch<'a>>,
+    ) -> Result<Head> {
+        let mut conn = self.conn()?;
+        let PgConn { client, stmts } = &mut *conn;
+        let mut tx = client.transaction().map_err(pg_err)?;
+        // Locks the head row until commit: every other writer (thread or process) waits here,
+        // and then, at READ COMMITTED, sees this transaction's rows in its own statements.
+        let lock = cached(&mut tx, stmts, LOCK_HEAD_SQL)?;
+        let mut head = read_head(&mut tx, &lock)?;
+        if head == Head::default() {
+            // An empty head may mean a missing head row, which FOR UPDATE cannot lock: put it
+            // back (concurrent writers wait on this insert) and lock it.
+            tx.execute(
+                "INSERT INTO ledger_head (id, size, last_hash) \
+                 VALUES (1, 0, decode(repeat('00', 32), 'hex')) ON CONFLICT (id) DO NOTHING",
+                &[],
+            )
+            .map_err(pg_err)?;
+            head = read_head(&mut tx, &lock)?;
+        }
+        let (batch, changes) = build(&mut PgTx {
+            tx: &mut tx,
+            stmts,
+            head,
+            edge: None,
+        })?;
+        let s = cached(&mut tx, stmts, WRITE_LEDGER_SQL)?;
+        write_ledger_rows(&mut tx, &s, &batch)?;
+        write_fact_changes(&mut tx, stmts, &changes)?;
+        tx.commit().map_err(pg_err)?;
+        Ok(batch.new_head)
     }
 }
 

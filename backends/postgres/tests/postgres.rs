@@ -4,7 +4,7 @@
 //! skipped with a message, except under `CI=true`, where they fail.
 
 use cortex_core::testkit::{sample_entries, store_conformance};
-use cortex_core::{DynStore, Ledger, LedgerOptions, Store, VerifyOptions, verify_store};
+use cortex_core::{DynStore, Ledger, LedgerOptions, LedgerStore, VerifyOptions, verify_store};
 use cortex_postgres::PostgresStore;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -207,9 +207,7 @@ fn unusual_tokens_search_like_core() {
     let schemas = Schemas::new(&url);
     let store: DynStore =
         Arc::new(PostgresStore::open_url(&with_schema(&url, &schemas.fresh("tok"))).unwrap());
-    let memory = cortex_core::AgentMemory::new(Arc::new(
-        Ledger::open(store, LedgerOptions::default()).unwrap(),
-    ));
+    let memory = cortex_core::AgentMemory::open(store, LedgerOptions::default()).unwrap();
     let long = "x".repeat(3000);
     let contents = [
         format!("{long} tail"),
@@ -217,17 +215,17 @@ fn unusual_tokens_search_like_core() {
         "İx ünïcode straße".to_owned(),
         "plain words here".to_owned(),
     ];
-    let mut ix = cortex_core::bm25::Bm25Index::new();
+    let mut ix = cortex_core::memory::bm25::Bm25Index::new();
     for c in &contents {
         let id = memory
             .store_fact(&cortex_core::NewFact::new("p", c.as_str()))
             .unwrap()
             .facts[0]
             .id;
-        ix.add(id, &cortex_core::bm25::index_text(c, &[]));
+        ix.add(id, &cortex_core::memory::bm25::index_text(c, &[]));
     }
     for q in [long.as_str(), "İX", "STRASSE straße", "words tail"] {
-        let mut want = ix.score(&cortex_core::bm25::query_terms(q));
+        let mut want = ix.score(&cortex_core::memory::bm25::query_terms(q));
         want.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
         let got = memory.search(&cortex_core::SearchQuery::new(q)).unwrap();
         let got: Vec<(u64, f64)> = got.iter().map(|h| (h.fact.id, h.score)).collect();
@@ -246,11 +244,11 @@ fn killed_writer_process() {
         return;
     };
     let store: DynStore = Arc::new(PostgresStore::open_url(&u).unwrap());
-    let skey = std::env::var(cortex_core::crash::SKEY_VAR).unwrap();
+    let skey = std::env::var(cortex_core::testkit::crash::SKEY_VAR).unwrap();
     let signer = Arc::new(cortex_ed25519::Ed25519Signer::from_skey(&skey).unwrap());
-    cortex_core::crash::run_writer(
-        cortex_core::crash::writer_ledger(store, signer),
-        cortex_core::crash::Load::default(),
+    cortex_core::testkit::crash::run_writer(
+        cortex_core::testkit::crash::writer_ledger(store, signer),
+        cortex_core::testkit::crash::Load::default(),
     );
 }
 
@@ -264,25 +262,26 @@ fn kill_9_loses_no_acknowledged_entry() {
     let u = created(&schemas, &url, "kill");
     let exe = std::env::current_exe().unwrap();
     let signer = cortex_ed25519::Ed25519Signer::generate("example.com/kill").unwrap();
-    let summary = cortex_core::crash::kill_9_rounds(&cortex_core::crash::KillTest {
-        rounds: 10,
-        min_run: std::time::Duration::from_millis(150),
-        max_run: std::time::Duration::from_millis(600),
-        writer: &|| {
-            let mut c = std::process::Command::new(&exe);
-            c.args([
-                "--exact",
-                "killed_writer_process",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(KILL_VAR, &u)
-            .env(cortex_core::crash::SKEY_VAR, signer.to_skey());
-            c
-        },
-        open: &|| Arc::new(PostgresStore::open_url(&u).unwrap()) as DynStore,
-        signer: Arc::new(cortex_ed25519::Ed25519Signer::from_skey(&signer.to_skey()).unwrap()),
-    });
+    let summary =
+        cortex_core::testkit::crash::kill_9_rounds(&cortex_core::testkit::crash::KillTest {
+            rounds: 10,
+            min_run: std::time::Duration::from_millis(150),
+            max_run: std::time::Duration::from_millis(600),
+            writer: &|| {
+                let mut c = std::process::Command::new(&exe);
+                c.args([
+                    "--exact",
+                    "killed_writer_process",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(KILL_VAR, &u)
+                .env(cortex_core::testkit::crash::SKEY_VAR, signer.to_skey());
+                c
+            },
+            open: &|| Arc::new(PostgresStore::open_url(&u).unwrap()) as DynStore,
+            signer: Arc::new(cortex_ed25519::Ed25519Signer::from_skey(&signer.to_skey()).unwrap()),
+        });
     eprintln!("postgres kill -9: {summary:?}");
 }
 
@@ -318,12 +317,12 @@ impl PgTamper {
     }
 }
 
-impl cortex_core::testkit_tamper::Tamper for PgTamper {
+impl cortex_core::testkit::tamper::Tamper for PgTamper {
     fn apply(
         &self,
-        ops: &[cortex_core::testkit_tamper::TamperOp],
-    ) -> cortex_core::testkit_tamper::Outcome {
-        use cortex_core::testkit_tamper::{Outcome, TamperOp};
+        ops: &[cortex_core::testkit::tamper::TamperOp],
+    ) -> cortex_core::testkit::tamper::Outcome {
+        use cortex_core::testkit::tamper::{Outcome, TamperOp};
         let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         let mut c = self.0.lock().unwrap();
         let mut tx = c.transaction().unwrap();
@@ -405,7 +404,9 @@ impl cortex_core::testkit_tamper::Tamper for PgTamper {
 /// separate connection.
 #[test]
 fn postgres_tamper_conformance() {
-    use cortex_core::testkit_tamper::{Tamper, tamper_case_names, tamper_conformance, test_signer};
+    use cortex_core::testkit::tamper::{
+        Tamper, tamper_case_names, tamper_conformance, test_signer,
+    };
     let Some(url) = server_url() else { return };
     let schemas = Schemas::new(&url);
     let report = tamper_conformance(
@@ -429,15 +430,13 @@ fn postgres_tamper_conformance() {
 /// reads back exactly, has its history, bumps the version once, and searches like core's BM25.
 #[test]
 fn a_large_batch_of_awkward_facts_round_trips_exactly() {
-    use cortex_core::bm25::{Bm25Index, index_text, query_terms};
+    use cortex_core::memory::bm25::{Bm25Index, index_text, query_terms};
     use cortex_core::{AgentMemory, NewFact, SearchQuery};
     let Some(url) = server_url() else { return };
     let schemas = Schemas::new(&url);
     let store: DynStore =
         Arc::new(PostgresStore::open_url(&with_schema(&url, &schemas.fresh("bulk"))).unwrap());
-    let memory = AgentMemory::new(Arc::new(
-        Ledger::open(store.clone(), LedgerOptions::default()).unwrap(),
-    ));
+    let memory = AgentMemory::open(store.clone(), LedgerOptions::default()).unwrap();
     let before = memory
         .store_fact(&NewFact::new("p", "before the batch"))
         .unwrap();
@@ -528,14 +527,14 @@ fn a_large_batch_of_awkward_facts_round_trips_exactly() {
 /// before), and a fact id that is taken is a `Conflict` naming it that writes nothing.
 #[test]
 fn changes_apply_in_order_and_a_taken_fact_id_conflicts() {
-    use cortex_core::fact::FactChange;
+    use cortex_core::memory::store::FactChange;
     use cortex_core::{AgentMemory, ErrorKind, NewFact, SearchQuery};
     let Some(url) = server_url() else { return };
     let schemas = Schemas::new(&url);
     let store: DynStore =
         Arc::new(PostgresStore::open_url(&with_schema(&url, &schemas.fresh("order"))).unwrap());
     let ledger = Arc::new(Ledger::open(store.clone(), LedgerOptions::default()).unwrap());
-    let memory = AgentMemory::new(ledger.clone());
+    let memory = AgentMemory::new(store.clone(), ledger.clone()).unwrap();
     let first = memory
         .store_fact(&NewFact::new("p", "first words"))
         .unwrap()
@@ -546,7 +545,7 @@ fn changes_apply_in_order_and_a_taken_fact_id_conflicts() {
             .to_detail(at)
             .map(|d| d.into_fact(id, "p", at))
     };
-    let out = ledger
+    let out = memory
         .append_with(&sample_entries(3), &mut |_, ctx| {
             let (i, at) = (ctx.first_index, ctx.timestamp);
             Ok(vec![
@@ -589,7 +588,7 @@ fn changes_apply_in_order_and_a_taken_fact_id_conflicts() {
 
     let (head, version) = (store.head().unwrap(), store.memory_version().unwrap());
     let taken = first.clone();
-    let e = ledger
+    let e = memory
         .append_with(&sample_entries(2), &mut |_, ctx| {
             Ok(vec![
                 FactChange::Insert(new_fact("gamma", ctx.first_index, ctx.timestamp)?),

@@ -4,10 +4,11 @@
 //! trip may move a consensus value by one ULP, and the conformance suite compares facts exactly),
 //! and ledger rows keep their fields as raw bytes, so `verify` sees exactly what is on disk.
 
-use cortex_core::checkpoint::{CheckpointRecord, ExtraSignature, Receipt};
-use cortex_core::entry::{Entry, EntryRef, StoredEntryRef};
-use cortex_core::fact::{AgentReputation, Fact, Vote};
-use cortex_core::store::{AuditExport, Head, IntegrityCheck};
+use cortex_core::ledger::checkpoint::{CheckpointRecord, ExtraSignature, Receipt};
+use cortex_core::ledger::entry::{Entry, EntryRef, StoredEntryRef};
+use cortex_core::ledger::store::{AuditExport, Head, IntegrityCheck};
+use cortex_core::memory::consensus::{AgentReputation, Vote};
+use cortex_core::memory::fact::Fact;
 use cortex_core::{Error, Hash, Result};
 
 /// Version tag of every encoded record; a different tag is a record this build cannot read.

@@ -7,7 +7,7 @@
 //! the same file, written in the append's single write transaction, committed with
 //! [`redb::Durability::Immediate`] (fsync before the append returns).
 //!
-//! Search: the BM25 postings are kept in memory ([`cortex_core::bm25::Bm25Index`]), rebuilt from
+//! Search: the BM25 postings are kept in memory ([`cortex_core::memory::bm25::Bm25Index`]), rebuilt from
 //! the facts table when the store opens and extended after every committed append, so scores and
 //! order are core's. That is exact because every write to the file goes through this handle:
 //!
@@ -24,14 +24,16 @@
 mod codec;
 
 use codec::RawEntry;
-use cortex_core::bm25::{Bm25Index, index_text};
-use cortex_core::checkpoint::{CheckpointRecord, Receipt, check_checkpoint_follows};
-use cortex_core::entry::{Entry, StoredEntryRef};
-use cortex_core::fact::{AgentReputation, Fact, FactChange, FactSearch, SearchHit, Vote};
-use cortex_core::store::{
-    AppendBatch, AppendTx, AuditExport, Head, IntegrityCheck, MigrationReport, Store,
+use cortex_core::ledger::checkpoint::{CheckpointRecord, Receipt, check_checkpoint_follows};
+use cortex_core::ledger::entry::{Entry, StoredEntryRef};
+use cortex_core::ledger::store::{
+    AppendBatch, AuditExport, Head, IntegrityCheck, LedgerStore, LedgerTx, MigrationReport,
 };
-use cortex_core::tiles::{Tile, TileReader};
+use cortex_core::ledger::tiles::{Tile, TileReader};
+use cortex_core::memory::bm25::{Bm25Index, index_text};
+use cortex_core::memory::consensus::{AgentReputation, Vote};
+use cortex_core::memory::fact::Fact;
+use cortex_core::memory::store::{FactBatch, FactChange, FactSearch, FactStore, FactTx, SearchHit};
 use cortex_core::{Error, ErrorKind, Hash, Result};
 use redb::{
     Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
@@ -429,13 +431,16 @@ struct RedbTx<'t> {
     head: Head,
 }
 
-impl AppendTx for RedbTx<'_> {
+impl LedgerTx for RedbTx<'_> {
     fn head(&self) -> Head {
         self.head
     }
     fn read_tile(&mut self, level: u8, index: u64) -> Result<Option<Vec<Hash>>> {
         read_tile_in(self.path, &table!(self.path, self.tx, TILES)?, level, index)
     }
+}
+
+impl FactTx for RedbTx<'_> {
     fn fact(&mut self, id: u64) -> Result<Option<Fact>> {
         read_fact_in(self.path, &table!(self.path, self.tx, FACTS)?, id)
     }
@@ -546,7 +551,7 @@ impl TileReader for RedbStore {
     }
 }
 
-impl Store for RedbStore {
+impl LedgerStore for RedbStore {
     fn scheme(&self) -> &'static str {
         SCHEME
     }
@@ -621,67 +626,9 @@ impl Store for RedbStore {
 
     fn append<'a>(
         &self,
-        build: &mut dyn FnMut(&mut dyn AppendTx) -> Result<AppendBatch<'a>>,
+        build: &mut dyn FnMut(&mut dyn LedgerTx) -> Result<AppendBatch<'a>>,
     ) -> Result<Head> {
-        let _w = self.lock_writer()?;
-        let path = self.path.as_path();
-        let e = |x: redb::StorageError| db_err(path, x);
-        // Dropping `tx` without committing (any `?` below) aborts it: nothing is written.
-        let tx = self.write()?;
-        let head = read_head_in(path, &table!(path, tx, STATE)?)?;
-        let batch = build(&mut RedbTx {
-            tx: &tx,
-            path,
-            head,
-        })?;
-        {
-            let mut entries = table!(path, tx, ENTRIES)?;
-            for (i, (entry, (prev, hash))) in batch.entries.iter().zip(&batch.links).enumerate() {
-                let index = batch.first_index + i as u64;
-                let row = codec::encode_entry(
-                    cortex_core::EntryRef {
-                        index,
-                        timestamp: &batch.timestamp,
-                        project: &entry.project,
-                        action: &entry.action,
-                        detail: &entry.detail,
-                    },
-                    prev,
-                    hash,
-                );
-                if entries.insert(&be(index), &row[..]).map_err(e)?.is_some() {
-                    return Err(Error::new(
-                        ErrorKind::Conflict,
-                        format!(
-                            "entries from {} already exist: the ledger head is behind its rows \
-                             (run `cortex ledger verify`)",
-                            batch.first_index
-                        ),
-                    ));
-                }
-            }
-            let mut tiles = table!(path, tx, TILES)?;
-            for t in &batch.tiles {
-                tiles
-                    .insert((t.level, t.index), &t.to_bytes()[..])
-                    .map_err(e)?;
-            }
-            table!(path, tx, STATE)?
-                .insert(HEAD_KEY, &codec::encode_head(&batch.new_head)[..])
-                .map_err(e)?;
-        }
-        let added = write_fact_changes(path, &tx, &batch.facts)?;
-        self.commit(tx)?;
-        if !added.is_empty() {
-            let mut index = self
-                .search
-                .write()
-                .map_err(|_| Error::backend("redb search index lock poisoned"))?;
-            for (id, text) in &added {
-                index.add(*id, text);
-            }
-        }
-        Ok(batch.new_head)
+        self.commit_append(&mut |tx| Ok((build(tx)?, Vec::new())))
     }
 
     fn scan_entries(
@@ -819,6 +766,15 @@ impl Store for RedbStore {
 
     fn exports(&self, limit: usize) -> Result<Vec<AuditExport>> {
         self.newest_records(EXPORTS, limit, codec::decode_export)
+    }
+}
+
+impl FactStore for RedbStore {
+    fn append_facts<'a>(
+        &self,
+        build: &mut dyn FnMut(&mut dyn FactTx) -> Result<FactBatch<'a>>,
+    ) -> Result<Head> {
+        self.commit_append(&mut |tx| build(tx))
     }
 
     fn fact(&self, id: u64) -> Result<Option<Fact>> {
@@ -958,5 +914,74 @@ impl RedbStore {
             ids.push(row.map_err(e)?.0.value().1);
         }
         Ok(ids)
+    }
+}
+
+impl RedbStore {
+    /// One append transaction: the ledger batch and, in the same transaction, the memory
+    /// changes the builder returns.
+    fn commit_append<'a>(
+        &self,
+        build: &mut dyn FnMut(&mut RedbTx<'_>) -> Result<FactBatch<'a>>,
+    ) -> Result<Head> {
+        let _w = self.lock_writer()?;
+        let path = self.path.as_path();
+        let e = |x: redb::StorageError| db_err(path, x);
+        // Dropping `tx` without committing (any `?` below) aborts it: nothing is written.
+        let tx = self.write()?;
+        let head = read_head_in(path, &table!(path, tx, STATE)?)?;
+        let (batch, changes) = build(&mut RedbTx {
+            tx: &tx,
+            path,
+            head,
+        })?;
+        {
+            let mut entries = table!(path, tx, ENTRIES)?;
+            for (i, (entry, (prev, hash))) in batch.entries.iter().zip(&batch.links).enumerate() {
+                let index = batch.first_index + i as u64;
+                let row = codec::encode_entry(
+                    cortex_core::EntryRef {
+                        index,
+                        timestamp: &batch.timestamp,
+                        project: &entry.project,
+                        action: &entry.action,
+                        detail: &entry.detail,
+                    },
+                    prev,
+                    hash,
+                );
+                if entries.insert(&be(index), &row[..]).map_err(e)?.is_some() {
+                    return Err(Error::new(
+                        ErrorKind::Conflict,
+                        format!(
+                            "entries from {} already exist: the ledger head is behind its rows \
+                             (run `cortex ledger verify`)",
+                            batch.first_index
+                        ),
+                    ));
+                }
+            }
+            let mut tiles = table!(path, tx, TILES)?;
+            for t in &batch.tiles {
+                tiles
+                    .insert((t.level, t.index), &t.to_bytes()[..])
+                    .map_err(e)?;
+            }
+            table!(path, tx, STATE)?
+                .insert(HEAD_KEY, &codec::encode_head(&batch.new_head)[..])
+                .map_err(e)?;
+        }
+        let added = write_fact_changes(path, &tx, &changes)?;
+        self.commit(tx)?;
+        if !added.is_empty() {
+            let mut index = self
+                .search
+                .write()
+                .map_err(|_| Error::backend("redb search index lock poisoned"))?;
+            for (id, text) in &added {
+                index.add(*id, text);
+            }
+        }
+        Ok(batch.new_head)
     }
 }

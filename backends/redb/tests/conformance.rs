@@ -2,8 +2,8 @@
 //! show: bad files are refused clearly, and data survives closing and reopening.
 
 use cortex_core::{
-    AgentMemory, DynStore, ErrorKind, Ledger, LedgerOptions, NewFact, SearchQuery, Signer, Store,
-    VerifyOptions, verify_store,
+    AgentMemory, DynStore, ErrorKind, FactStore, Ledger, LedgerOptions, LedgerStore, NewFact,
+    SearchQuery, Signer, VerifyOptions, verify_store,
 };
 use cortex_ed25519::Ed25519Signer;
 use cortex_redb::RedbStore;
@@ -71,7 +71,7 @@ fn data_survives_close_and_reopen_and_verifies() {
             .append(&cortex_core::testkit::sample_entries(40))
             .unwrap();
         ledger.checkpoint().unwrap();
-        let memory = AgentMemory::new(ledger);
+        let memory = AgentMemory::new(store.clone(), ledger).unwrap();
         let id = memory
             .store_fact(&NewFact::new("p", "the redb file keeps this fact"))
             .unwrap()
@@ -89,7 +89,7 @@ fn data_survives_close_and_reopen_and_verifies() {
     let store = RedbStore::open_url(&url).unwrap();
     assert_eq!(
         store.migrate().unwrap(),
-        cortex_core::store::MigrationReport {
+        cortex_core::ledger::store::MigrationReport {
             from_version: 1,
             to_version: 1
         }

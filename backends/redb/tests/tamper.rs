@@ -1,5 +1,5 @@
 //! The redb backend against core's shared tamper-detection suite
-//! (`cortex_core::testkit_tamper::tamper_conformance`).
+//! (`cortex_core::testkit::tamper::tamper_conformance`).
 //!
 //! redb admits one open handle per file, so the tampering goes through the store's own
 //! `redb::Database` (`RedbStore::raw_database_for_tests`), in raw write transactions on the
@@ -7,7 +7,7 @@
 //! service is down would leave (the store keeps no ledger state in memory). The record encodings
 //! are written out here independently of the backend's codec.
 
-use cortex_core::testkit_tamper::{
+use cortex_core::testkit::tamper::{
     Outcome, RawRow, Tamper, TamperOp, tamper_case_names, tamper_conformance,
 };
 use cortex_core::{CheckpointRecord, DynStore, Head, Signer};

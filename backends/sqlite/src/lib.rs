@@ -2,7 +2,7 @@
 //!
 //! One writer connection behind a mutex, a pool of reader connections for parallel scans.
 //! The agent memory lives in the same file (migration 2): facts, a contentless FTS5 index over
-//! `cortex_core::bm25::index_text` ranked by `bm25()` (the same scores as core's `Bm25Index`),
+//! `cortex_core::memory::bm25::index_text` ranked by `bm25()` (the same scores as core's `Bm25Index`),
 //! votes, agent reputations, each fact's ledger entries, and the memory version; memory rows are
 //! written in the append transaction of their ledger entries.
 //! Appends run in `BEGIN IMMEDIATE` transactions, so several processes sharing one database file
@@ -13,15 +13,17 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-use cortex_core::checkpoint::{
+use cortex_core::ledger::checkpoint::{
     CheckpointRecord, ExtraSignature, Receipt, check_checkpoint_follows,
 };
-use cortex_core::entry::{Entry, EntryRef, StoredEntryRef};
-use cortex_core::fact::{AgentReputation, Fact, FactChange, FactSearch, SearchHit, Vote};
-use cortex_core::store::{
-    AppendBatch, AppendTx, AuditExport, Head, IntegrityCheck, MigrationReport, Store,
+use cortex_core::ledger::entry::{Entry, EntryRef, StoredEntryRef};
+use cortex_core::ledger::store::{
+    AppendBatch, AuditExport, Head, IntegrityCheck, LedgerStore, LedgerTx, MigrationReport,
 };
-use cortex_core::tiles::{Tile, TileReader};
+use cortex_core::ledger::tiles::{Tile, TileReader};
+use cortex_core::memory::consensus::{AgentReputation, Vote};
+use cortex_core::memory::fact::Fact;
+use cortex_core::memory::store::{FactBatch, FactChange, FactSearch, FactStore, FactTx, SearchHit};
 use cortex_core::{Error, ErrorKind, Hash, Result};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
@@ -123,7 +125,7 @@ CREATE TABLE facts (
 );
 CREATE INDEX facts_recall ON facts(project, consensus DESC, id DESC) WHERE deprecated_at IS NULL;
 CREATE INDEX facts_project ON facts(project, id);
--- Contentless: holds only the index of cortex_core::bm25::index_text (tokens joined by spaces,
+-- Contentless: holds only the index of cortex_core::memory::bm25::index_text (tokens joined by spaces,
 -- which the ascii tokenizer splits exactly as core does); rowid = fact id.
 CREATE VIRTUAL TABLE facts_fts USING fts5(body, content='', tokenize='ascii');
 CREATE TABLE fact_votes (
@@ -431,13 +433,16 @@ fn read_tile_in(
     bytes.map(|b| Tile::decode(&b)).transpose()
 }
 
-impl AppendTx for SqliteTx<'_> {
+impl LedgerTx for SqliteTx<'_> {
     fn head(&self) -> Head {
         self.head
     }
     fn read_tile(&mut self, level: u8, index: u64) -> Result<Option<Vec<Hash>>> {
         read_tile_in(self.tx, self.path, level, index)
     }
+}
+
+impl FactTx for SqliteTx<'_> {
     fn fact(&mut self, id: u64) -> Result<Option<Fact>> {
         read_fact(self.tx, self.path, id)
     }
@@ -583,7 +588,7 @@ fn write_fact_changes(tx: &Connection, path: &Path, changes: &[FactChange]) -> R
                     .and_then(|mut s| {
                         s.execute(params![
                             to_i64(f.id),
-                            cortex_core::bm25::index_text(&f.content, &f.tags)
+                            cortex_core::memory::bm25::index_text(&f.content, &f.tags)
                         ])
                     })
                     .map_err(&e)?;
@@ -812,7 +817,7 @@ impl TileReader for SqliteStore {
     }
 }
 
-impl Store for SqliteStore {
+impl LedgerStore for SqliteStore {
     fn scheme(&self) -> &'static str {
         SCHEME
     }
@@ -855,7 +860,7 @@ impl Store for SqliteStore {
                 tx.execute_batch(sql).map_err(&e)?;
                 tx.execute(
                     "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?1, ?2, ?3)",
-                    params![version, description, cortex_core::entry::now_timestamp()],
+                    params![version, description, cortex_core::ledger::entry::now_timestamp()],
                 )
                 .map_err(&e)?;
             }
@@ -899,54 +904,9 @@ impl Store for SqliteStore {
 
     fn append<'a>(
         &self,
-        build: &mut dyn FnMut(&mut dyn AppendTx) -> Result<AppendBatch<'a>>,
+        build: &mut dyn FnMut(&mut dyn LedgerTx) -> Result<AppendBatch<'a>>,
     ) -> Result<Head> {
-        let mut conn = self.writer()?;
-        let e = sql_err(&self.path);
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(&e)?;
-        let head = read_head(&tx, &self.path)?;
-        let batch = build(&mut SqliteTx {
-            tx: &tx,
-            head,
-            path: &self.path,
-        })?;
-        {
-            insert_entries(&tx, &batch).map_err(|err| match &err {
-                rusqlite::Error::SqliteFailure(f, _)
-                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-                {
-                    Error::new(
-                        ErrorKind::Conflict,
-                        format!(
-                            "entries from {} already exist: the ledger head is behind its rows \
-                             (run `cortex ledger verify`)",
-                            batch.first_index
-                        ),
-                    )
-                }
-                _ => e(err),
-            })?;
-            let mut tiles = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO merkle_tiles (level, idx, hashes) VALUES (?1, ?2, ?3)",
-                )
-                .map_err(&e)?;
-            for t in &batch.tiles {
-                tiles
-                    .execute(params![t.level, to_i64(t.index), t.to_bytes()])
-                    .map_err(&e)?;
-            }
-            tx.execute(
-                "INSERT OR REPLACE INTO ledger_head (id, size, last_hash) VALUES (1, ?1, ?2)",
-                params![to_i64(batch.new_head.size), &batch.new_head.last_hash.0[..]],
-            )
-            .map_err(&e)?;
-            write_fact_changes(&tx, &self.path, &batch.facts)?;
-        }
-        tx.commit().map_err(&e)?;
-        Ok(batch.new_head)
+        self.commit_append(&mut |tx| Ok((build(tx)?, Vec::new())))
     }
 
     fn scan_entries(
@@ -1160,6 +1120,15 @@ impl Store for SqliteStore {
             .map_err(&e)
         })
     }
+}
+
+impl FactStore for SqliteStore {
+    fn append_facts<'a>(
+        &self,
+        build: &mut dyn FnMut(&mut dyn FactTx) -> Result<FactBatch<'a>>,
+    ) -> Result<Head> {
+        self.commit_append(&mut |tx| build(tx))
+    }
 
     fn fact(&self, id: u64) -> Result<Option<Fact>> {
         self.with_reader(|c| read_fact(c, &self.path, id))
@@ -1280,6 +1249,62 @@ impl Store for SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// One append transaction: the ledger batch and, in the same transaction, the memory
+    /// changes the builder returns.
+    fn commit_append<'a>(
+        &self,
+        build: &mut dyn FnMut(&mut SqliteTx<'_>) -> Result<FactBatch<'a>>,
+    ) -> Result<Head> {
+        let mut conn = self.writer()?;
+        let e = sql_err(&self.path);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&e)?;
+        let head = read_head(&tx, &self.path)?;
+        let (batch, changes) = build(&mut SqliteTx {
+            tx: &tx,
+            head,
+            path: &self.path,
+        })?;
+        {
+            insert_entries(&tx, &batch).map_err(|err| match &err {
+                rusqlite::Error::SqliteFailure(f, _)
+                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    Error::new(
+                        ErrorKind::Conflict,
+                        format!(
+                            "entries from {} already exist: the ledger head is behind its rows \
+                             (run `cortex ledger verify`)",
+                            batch.first_index
+                        ),
+                    )
+                }
+                _ => e(err),
+            })?;
+            let mut tiles = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO merkle_tiles (level, idx, hashes) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(&e)?;
+            for t in &batch.tiles {
+                tiles
+                    .execute(params![t.level, to_i64(t.index), t.to_bytes()])
+                    .map_err(&e)?;
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO ledger_head (id, size, last_hash) VALUES (1, ?1, ?2)",
+                params![to_i64(batch.new_head.size), &batch.new_head.last_hash.0[..]],
+            )
+            .map_err(&e)?;
+            write_fact_changes(&tx, &self.path, &changes)?;
+        }
+        tx.commit().map_err(&e)?;
+        Ok(batch.new_head)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1323,7 +1348,7 @@ mod tests {
             Arc::new(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
         let ledger =
             Arc::new(cortex_core::Ledger::open(store.clone(), Default::default()).unwrap());
-        let memory = cortex_core::AgentMemory::new(ledger);
+        let memory = cortex_core::AgentMemory::new(store.clone(), ledger).unwrap();
         let id = memory
             .store_fact(&cortex_core::NewFact::new("p", "upgraded"))
             .unwrap()
@@ -1340,10 +1365,9 @@ mod tests {
         let open = || {
             let store: cortex_core::DynStore =
                 Arc::new(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
-            cortex_core::AgentMemory::new(Arc::new(
-                cortex_core::Ledger::open(store, Default::default()).unwrap(),
-            ))
-            .with_search_index()
+            cortex_core::AgentMemory::open(store, Default::default())
+                .unwrap()
+                .with_search_index()
         };
         let (a, b) = (open(), open());
         b.warm_up().unwrap();

@@ -6,7 +6,9 @@
 //! `SIGKILL` ends the writer process but not the machine (the page cache survives), so the kill
 //! test shows durability against a process crash, not against power loss.
 
-use cortex_core::crash::{KillTest, Load, SKEY_VAR, kill_9_rounds, run_writer, writer_ledger};
+use cortex_core::testkit::crash::{
+    KillTest, Load, SKEY_VAR, kill_9_rounds, run_writer, writer_ledger,
+};
 use cortex_core::{DynStore, Ledger, LedgerOptions, NewEntry, Signer, VerifyOptions, verify_store};
 use cortex_ed25519::Ed25519Signer;
 use cortex_sqlite::{SqliteOptions, SqliteStore};

@@ -1,6 +1,6 @@
 //! Tamper-detection tests for the SQLite backend and for exports (PRODUCT.md §3, "Verify").
 //!
-//! The store cases are core's shared suite (`cortex_core::testkit_tamper::tamper_conformance`),
+//! The store cases are core's shared suite (`cortex_core::testkit::tamper::tamper_conformance`),
 //! which every backend runs: here each case tampers with the database file through a *separate*
 //! SQLite connection, as someone with write access to the file would. What only SQLite can do
 //! (store a column with another type) is tested here too.
@@ -10,8 +10,8 @@
 //! selection of the JSON Lines and CSV forms) one at a time: each copy must be rejected, either
 //! with an error or with a report that is not valid.
 
-use cortex_core::export::{ExportFormat, ExternalReport, verify_export, write_export};
-use cortex_core::testkit_tamper::{
+use cortex_core::ledger::export::{ExportFormat, ExternalReport, verify_export, write_export};
+use cortex_core::testkit::tamper::{
     ORIGIN, Outcome, ROW, SIZE, Tamper, TamperOp, alter_char, alter_mid, fixture_ledger,
     tamper_case_names, tamper_conformance,
 };

@@ -10,7 +10,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use cortex_core::note::{ALG_ED25519, VerifierKey, key_id, validate_key_name};
+use cortex_core::ledger::note::{ALG_ED25519, VerifierKey, key_id, validate_key_name};
 use cortex_core::{Error, Result, SignatureScheme, Signer, Verifier};
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 

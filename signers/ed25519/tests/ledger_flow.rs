@@ -2,7 +2,9 @@
 //! timed checkpoints, origin rules, and verification.
 
 use cortex_core::testkit::{ledger_with_signer, sample_entries};
-use cortex_core::{Ledger, LedgerOptions, MemoryStore, Signer, Store, VerifyOptions, verify_store};
+use cortex_core::{
+    InMemoryStore, Ledger, LedgerOptions, LedgerStore, Signer, VerifyOptions, verify_store,
+};
 use cortex_ed25519::Ed25519Signer;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,12 +12,12 @@ use std::time::{Duration, Instant};
 #[test]
 fn signer_conformance_on_the_memory_store() {
     let signer = Arc::new(Ed25519Signer::generate("example.com/flow").unwrap());
-    ledger_with_signer(Arc::new(MemoryStore::new()), signer);
+    ledger_with_signer(Arc::new(InMemoryStore::new()), signer);
 }
 
 #[test]
 fn the_timer_checkpoints_new_entries_and_stops_when_dropped() {
-    let store = Arc::new(MemoryStore::new());
+    let store = Arc::new(InMemoryStore::new());
     let signer = Arc::new(Ed25519Signer::generate("example.com/timer").unwrap());
     let mut ledger = Ledger::open(
         store.clone(),
@@ -69,7 +71,7 @@ fn the_timer_checkpoints_new_entries_and_stops_when_dropped() {
 
 #[test]
 fn a_key_named_other_than_the_origin_is_refused() {
-    let store = Arc::new(MemoryStore::new());
+    let store = Arc::new(InMemoryStore::new());
     let mut ledger = Ledger::open(store.clone(), LedgerOptions::default()).unwrap();
     ledger
         .add_signer(Arc::new(
@@ -84,7 +86,7 @@ fn a_key_named_other_than_the_origin_is_refused() {
         hasher: Some(cortex_core::HashAlgorithm::Blake3),
         checkpoint_every: 0,
     };
-    let mut b = Ledger::open(Arc::new(MemoryStore::new()), blake3).unwrap();
+    let mut b = Ledger::open(Arc::new(InMemoryStore::new()), blake3).unwrap();
     let e = b
         .add_signer(Arc::new(
             Ed25519Signer::generate("example.com/sha").unwrap(),
@@ -95,7 +97,7 @@ fn a_key_named_other_than_the_origin_is_refused() {
 
 #[test]
 fn verify_names_a_row_altered_in_memory() {
-    let store = Arc::new(MemoryStore::new());
+    let store = Arc::new(InMemoryStore::new());
     let signer = Arc::new(Ed25519Signer::generate("example.com/short").unwrap());
     let mut ledger = Ledger::open(
         store.clone(),

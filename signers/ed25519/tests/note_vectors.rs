@@ -11,9 +11,9 @@
 //! The vectors live in `../shared/vectors` next to the workspace. When they are absent a test says
 //! so and passes, unless `CI=true`, where a missing vectors folder fails the test.
 
-use cortex_core::merkle;
-use cortex_core::note::{NoteSignature, SignedNote, VerifierKey};
-use cortex_core::tiles::Tile;
+use cortex_core::ledger::merkle;
+use cortex_core::ledger::note::{NoteSignature, SignedNote, VerifierKey};
+use cortex_core::ledger::tiles::Tile;
 use cortex_core::{Checkpoint, Hash, Hasher, Sha256Hasher, Signer, Verifier};
 use cortex_ed25519::{Ed25519Signer, Ed25519Verifier};
 use serde_json::Value;

@@ -1,6 +1,6 @@
 //! What an HTTP-based transport listens on and what it accepts.
 
-use cortex_core::metrics::Metrics;
+use cortex_mcp::metrics::Metrics;
 use std::fmt;
 use std::sync::Arc;
 

@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use cortex_core::transport::{Incoming, Outbound};
+use cortex_mcp::transport::{Incoming, Outbound};
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::sync::Arc;

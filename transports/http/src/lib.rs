@@ -9,7 +9,7 @@
 //!   `Mcp-Name`, `MCP-Protocol-Version` against the body).
 //! - the **legacy HTTP+SSE** transport of 2024-11-05: `GET /sse` opens the stream and announces
 //!   `endpoint`; `POST /messages?sessionId=…` delivers messages whose replies go on that stream.
-//! - `GET /health` (JSON) and `GET /metrics` (Prometheus text from [`cortex_core::metrics`]).
+//! - `GET /health` (JSON) and `GET /metrics` (Prometheus text from [`cortex_mcp::metrics`]).
 //!
 //! Every request is checked against the allowed origins (`403` otherwise) and the body limit
 //! (`413`); bad JSON gets a JSON-RPC parse error. The transport moves messages only; what they
@@ -35,9 +35,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use cortex_core::anchor::BoxFuture;
 use cortex_core::error::{Error, ErrorKind, Result};
-use cortex_core::transport::{MessageHandler, Outbound, Transport};
+use cortex_core::ledger::anchor::BoxFuture;
+use cortex_mcp::transport::{MessageHandler, Outbound, Transport};
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;

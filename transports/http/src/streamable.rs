@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use cortex_core::error::{Error, ErrorKind, Result};
-use cortex_core::transport::{Incoming, Outbound};
+use cortex_mcp::transport::{Incoming, Outbound};
 use futures_util::StreamExt;
 use serde_json::Value;
 use std::sync::Arc;

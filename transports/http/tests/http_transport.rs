@@ -1,9 +1,9 @@
 //! Streamable HTTP and legacy HTTP+SSE over loopback with a real HTTP client and a small echo
 //! handler (the MCP server is tested end to end in the workspace's `tests/mcp_network.rs`).
 
-use cortex_core::anchor::BoxFuture;
-use cortex_core::transport::{Incoming, MessageHandler, Outbound, Transport};
+use cortex_core::ledger::anchor::BoxFuture;
 use cortex_http::{HttpConfig, HttpTransport};
+use cortex_mcp::transport::{Incoming, MessageHandler, Outbound, Transport};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::sync::Arc;

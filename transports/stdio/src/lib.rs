@@ -8,9 +8,10 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-use cortex_core::anchor::BoxFuture;
-use cortex_core::transport::{Incoming, Outbound};
-use cortex_core::{Error, MessageHandler, Result, Transport};
+use cortex_core::ledger::anchor::BoxFuture;
+use cortex_core::{Error, Result};
+use cortex_mcp::transport::{Incoming, Outbound};
+use cortex_mcp::{MessageHandler, Transport};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};

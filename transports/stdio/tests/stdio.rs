@@ -1,9 +1,9 @@
 //! The stdio transport over in-memory pipes: one reply line per request, none for
 //! notifications, parse errors for oversized or non-UTF-8 lines, clean stop at end of input.
 
-use cortex_core::anchor::BoxFuture;
-use cortex_core::transport::{Incoming, Outbound};
-use cortex_core::{MessageHandler, Transport};
+use cortex_core::ledger::anchor::BoxFuture;
+use cortex_mcp::transport::{Incoming, Outbound};
+use cortex_mcp::{MessageHandler, Transport};
 use cortex_stdio::StdioTransport;
 use serde_json::Value;
 use std::sync::Arc;

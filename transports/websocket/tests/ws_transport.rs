@@ -1,8 +1,8 @@
 //! WebSocket transport over loopback with tokio-tungstenite and a small echo handler.
 
-use cortex_core::anchor::BoxFuture;
-use cortex_core::transport::{Incoming, MessageHandler, Outbound, Transport};
+use cortex_core::ledger::anchor::BoxFuture;
 use cortex_http::HttpConfig;
+use cortex_mcp::transport::{Incoming, MessageHandler, Outbound, Transport};
 use cortex_websocket::WebSocketTransport;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};

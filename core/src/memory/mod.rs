@@ -1,0 +1,538 @@
+//! The agent memory: facts, votes and reputations on top of the [`Ledger`].
+//!
+//! Every mutation is one ledger append whose entries describe it (`fact.store`, `fact.vote`,
+//! `fact.deprecate`; see [`fact`]) and whose transaction also writes the derived state
+//! ([`FactChange`]s) computed from what the transaction reads: a vote on a missing fact, a bad
+//! fact in a batch or a lost race writes nothing, neither ledger rows nor memory rows. Reads go
+//! to the [`FactStore`](store::FactStore) directly. The consensus rules are in [`consensus`],
+//! the ranking in [`bm25`], the in-process search index in [`search_index`].
+
+pub mod bm25;
+pub mod consensus;
+pub mod fact;
+pub mod search_index;
+pub mod store;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::ledger::entry::{Entry, NewEntry, now_timestamp};
+use crate::ledger::{AppendOutcome, Ledger};
+use crate::memory::consensus::{AgentReputation, Vote};
+use crate::memory::fact::{
+    ACTION_DEPRECATE, ACTION_STORE, ACTION_VOTE, DeprecateDetail, Fact, MAX_LIMIT, MAX_TOP_K,
+    NewFact, VoteDetail, check_agent, normalize_reason, parse_timestamp,
+};
+use crate::memory::search_index::SearchIndex;
+use crate::memory::store::{FactChange, FactSearch, FactTx, SearchHit};
+use crate::store::DynStore;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Search results asked for when a query does not say.
+pub const DEFAULT_TOP_K: usize = 10;
+/// Facts recalled when a request does not say (as in the seed).
+pub const DEFAULT_RECALL_LIMIT: usize = 20;
+
+/// Checks a recall or history limit (1 to [`MAX_LIMIT`]).
+pub fn check_limit(limit: usize) -> Result<()> {
+    check_range("limit", limit, MAX_LIMIT)
+}
+
+/// A ranked full-text query.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchQuery {
+    /// Words to look for; a fact matches if it contains any of them.
+    pub query: String,
+    /// Only this project's facts.
+    #[serde(default)]
+    pub project: Option<String>,
+    /// Only facts valid at this time (RFC 3339 or a date); default now.
+    #[serde(default)]
+    pub as_of: Option<String>,
+    /// At most this many results (1 to 1000; default 10).
+    #[serde(default)]
+    pub top_k: Option<usize>,
+    /// Include deprecated facts.
+    #[serde(default)]
+    pub include_deprecated: bool,
+}
+
+impl SearchQuery {
+    /// A query over every project, valid now, top 10.
+    pub fn new(query: impl Into<String>) -> Self {
+        SearchQuery {
+            query: query.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Validates the query and resolves its defaults (`as_of` now, `top_k` 10, a blank project
+    /// means all) into what a store runs. Errors name the bad field.
+    pub fn resolve(&self) -> Result<FactSearch> {
+        let terms = crate::memory::bm25::query_terms(&self.query);
+        if terms.is_empty() {
+            return Err(Error::invalid(format!(
+                "query {:?} has no words to search for",
+                self.query
+            )));
+        }
+        let top_k = self.top_k.unwrap_or(DEFAULT_TOP_K);
+        check_range("top_k", top_k, MAX_TOP_K)?;
+        let as_of = match &self.as_of {
+            Some(t) => parse_timestamp("as_of", t)?,
+            None => now_timestamp(),
+        };
+        let project = match &self.project {
+            Some(p) if p.trim().is_empty() => None,
+            p => p.clone(),
+        };
+        Ok(FactSearch {
+            terms,
+            project,
+            as_of,
+            top_k,
+            include_deprecated: self.include_deprecated,
+        })
+    }
+}
+
+/// What storing facts did.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// The facts as stored, in input order (ids are consecutive ledger indices).
+    pub facts: Vec<Fact>,
+    /// The ledger append.
+    pub append: AppendOutcome,
+}
+
+/// What a vote did.
+#[derive(Debug, Clone)]
+pub struct Voted {
+    /// The vote as stored, with its weight and judgment.
+    pub vote: Vote,
+    /// The fact's consensus after the vote.
+    pub consensus: f64,
+    /// The voter's reputation record after the vote.
+    pub agent: AgentReputation,
+    /// The voter's earlier vote on this fact, which this one replaced.
+    pub replaced: Option<Vote>,
+    /// The ledger append.
+    pub append: AppendOutcome,
+}
+
+/// What a deprecation did.
+#[derive(Debug, Clone)]
+pub struct Deprecated {
+    /// The fact, now deprecated.
+    pub fact: Fact,
+    /// The ledger append.
+    pub append: AppendOutcome,
+}
+
+/// A fact with its current votes and its ledger entries in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FactHistory {
+    /// The fact as it is now.
+    pub fact: Fact,
+    /// Its current votes, one per agent.
+    pub votes: Vec<Vote>,
+    /// Its `fact.store` entry, then every `fact.vote` and `fact.deprecate` entry, by index.
+    pub entries: Vec<Entry>,
+}
+
+/// The agent memory over one ledger.
+#[derive(Clone)]
+pub struct AgentMemory {
+    store: DynStore,
+    ledger: Arc<Ledger>,
+    index: Option<Arc<SearchIndex>>,
+}
+
+impl std::fmt::Debug for AgentMemory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentMemory")
+            .field("ledger", &self.ledger)
+            .field("search_index", &self.index.is_some())
+            .finish()
+    }
+}
+
+/// Where and when a memory append lands, as seen inside its transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct AppendContext<'a> {
+    /// Index of the first entry of the batch (entry `i` gets `first_index + i`).
+    pub first_index: u64,
+    /// The batch's canonical timestamp.
+    pub timestamp: &'a str,
+}
+
+/// What a memory mutation runs inside its append transaction: reads the memory's state and
+/// returns the changes to write with the entries.
+pub type ApplyFn<'f> =
+    dyn FnMut(&mut dyn FactTx, &AppendContext<'_>) -> Result<Vec<FactChange>> + 'f;
+
+fn no_fact(id: u64) -> Error {
+    Error::not_found(format!("no fact with id {id}"))
+}
+
+fn deprecated(f: &Fact) -> Error {
+    Error::new(
+        ErrorKind::Conflict,
+        format!(
+            "fact {} was deprecated at {}",
+            f.id,
+            f.deprecated_at.as_deref().unwrap_or("?")
+        ),
+    )
+}
+
+fn check_range(what: &str, v: usize, max: usize) -> Result<()> {
+    if v == 0 || v > max {
+        return Err(Error::invalid(format!("{what} {v} is outside 1..={max}")));
+    }
+    Ok(())
+}
+
+impl AgentMemory {
+    /// The memory in `store`, over a ledger opened on it with `options` and no signer (for
+    /// reads, and for writes whose appends make no checkpoint).
+    pub fn open(store: DynStore, options: crate::ledger::LedgerOptions) -> Result<Self> {
+        let ledger = Ledger::open(store.clone(), options)?;
+        Self::new(store, Arc::new(ledger))
+    }
+
+    /// The memory kept in `store` beside `ledger`, which must be the ledger opened on that same
+    /// store (a [`ErrorKind::Config`] error otherwise: the memory's rows and the ledger's
+    /// entries are written in one transaction of one store).
+    pub fn new(store: DynStore, ledger: Arc<Ledger>) -> Result<Self> {
+        let same = std::ptr::addr_eq(Arc::as_ptr(&store), Arc::as_ptr(ledger.store()));
+        if !same {
+            return Err(Error::config(
+                "the agent memory and its ledger must use the same store",
+            ));
+        }
+        Ok(AgentMemory {
+            store,
+            ledger,
+            index: None,
+        })
+    }
+
+    /// Answers searches from an in-memory index kept in step with the ledger
+    /// ([`SearchIndex`]): same results as the store's search, far faster for common words.
+    /// For long-running processes; call [`AgentMemory::warm_up`] at startup, off the request
+    /// path. Until the first build is done, searches go to the store.
+    pub fn with_search_index(mut self) -> Self {
+        self.index = Some(Arc::new(SearchIndex::new()));
+        self
+    }
+
+    /// Builds (or brings up to date) the search index, if enabled.
+    pub fn warm_up(&self) -> Result<()> {
+        match &self.index {
+            Some(ix) => ix.catch_up(&**self.store()),
+            None => Ok(()),
+        }
+    }
+
+    /// The ledger.
+    pub fn ledger(&self) -> &Arc<Ledger> {
+        &self.ledger
+    }
+
+    /// The store (ledger and memory).
+    pub fn store(&self) -> &DynStore {
+        &self.store
+    }
+
+    /// Appends `entries` and, in the same transaction, the memory changes `apply` derives from
+    /// what it reads inside that transaction, once the entries' indices and timestamp are fixed.
+    /// If `apply` fails, or the store refuses a change, nothing is written. The primitive under
+    /// every mutation above; it checks no memory rule itself, so the changes must be the ones
+    /// the entries describe (the conformance suite uses it to test the store's own refusals).
+    pub fn append_with(
+        &self,
+        entries: &[NewEntry],
+        apply: &mut ApplyFn<'_>,
+    ) -> Result<AppendOutcome> {
+        let store = &self.store;
+        self.ledger.append_via(entries, &mut |build| {
+            store.append_facts(&mut |tx| {
+                let batch = build(tx)?;
+                let changes = apply(
+                    tx,
+                    &AppendContext {
+                        first_index: batch.first_index,
+                        timestamp: &batch.timestamp,
+                    },
+                )?;
+                Ok((batch, changes))
+            })
+        })
+    }
+
+    /// Stores one fact. Its id is the index of its `fact.store` entry.
+    pub fn store_fact(&self, fact: &NewFact) -> Result<Stored> {
+        self.store_facts(std::slice::from_ref(fact))
+    }
+
+    /// Stores facts in one transaction: all or none. Errors name the batch item.
+    pub fn store_facts(&self, facts: &[NewFact]) -> Result<Stored> {
+        if facts.is_empty() {
+            return Err(Error::invalid("nothing to store: the batch is empty"));
+        }
+        let now = now_timestamp();
+        let mut details = Vec::with_capacity(facts.len());
+        let mut entries = Vec::with_capacity(facts.len());
+        for (i, f) in facts.iter().enumerate() {
+            let d = f.to_detail(&now).map_err(|e| {
+                if facts.len() > 1 {
+                    e.with_context("batch item", i)
+                } else {
+                    e
+                }
+            })?;
+            entries.push(NewEntry::new(f.project.clone(), ACTION_STORE, d.to_json()));
+            details.push(d);
+        }
+        let mut stored = Vec::new();
+        let append = self.append_with(&entries, &mut |_, ctx| {
+            stored = details
+                .iter()
+                .zip(facts)
+                .enumerate()
+                .map(|(i, (d, f))| {
+                    d.clone()
+                        .into_fact(ctx.first_index + i as u64, &f.project, ctx.timestamp)
+                })
+                .collect();
+            Ok(stored.iter().cloned().map(FactChange::Insert).collect())
+        })?;
+        Ok(Stored {
+            facts: stored,
+            append,
+        })
+    }
+
+    /// Records `agent`'s vote (+1 or -1) on a fact, replacing its earlier vote on that fact,
+    /// and updates the fact's consensus and the agent's reputation ([`crate::memory::consensus`]).
+    /// A missing fact is [`ErrorKind::NotFound`], a deprecated one [`ErrorKind::Conflict`];
+    /// either way nothing is written.
+    pub fn vote(&self, fact_id: u64, agent: &str, vote: i8, reason: Option<&str>) -> Result<Voted> {
+        check_agent(agent)?;
+        if vote != 1 && vote != -1 {
+            return Err(Error::invalid(format!("vote must be +1 or -1, not {vote}")));
+        }
+        let reason = normalize_reason(reason)?;
+        // The entry's project is the fact's, known before the write lock (facts never move).
+        let fact = self
+            .store()
+            .fact(fact_id)?
+            .ok_or_else(|| no_fact(fact_id))?;
+        if fact.is_deprecated() {
+            return Err(deprecated(&fact));
+        }
+        let detail = VoteDetail {
+            fact_id,
+            agent: agent.to_owned(),
+            vote,
+            reason: reason.clone(),
+        };
+        let entry = NewEntry::new(fact.project, ACTION_VOTE, detail.to_json());
+        let mut effect = None;
+        let append = self.append_with(&[entry], &mut |tx, ctx| {
+            let fact = tx.fact(fact_id)?.ok_or_else(|| no_fact(fact_id))?;
+            if fact.is_deprecated() {
+                return Err(deprecated(&fact));
+            }
+            let current = tx.votes(fact_id)?;
+            let record = tx.agent_reputation(agent)?;
+            let e = crate::memory::consensus::cast(
+                &current,
+                record,
+                Vote {
+                    fact_id,
+                    agent: agent.to_owned(),
+                    vote,
+                    reason: reason.clone(),
+                    weight: 0.0,
+                    agreed: None,
+                    entry_index: ctx.first_index,
+                    voted_at: ctx.timestamp.to_owned(),
+                },
+            );
+            let changes = vec![
+                FactChange::PutVote(e.vote.clone()),
+                FactChange::SetConsensus {
+                    fact_id,
+                    consensus: e.consensus,
+                },
+                FactChange::PutAgent(e.agent.clone()),
+            ];
+            effect = Some(e);
+            Ok(changes)
+        })?;
+        let e = effect.ok_or_else(|| Error::backend("the store did not run the vote"))?;
+        Ok(Voted {
+            vote: e.vote,
+            consensus: e.consensus,
+            agent: e.agent,
+            replaced: e.replaced,
+            append,
+        })
+    }
+
+    /// Deprecates a fact: it stays in the history but leaves recall and (by default) search.
+    /// A missing fact is [`ErrorKind::NotFound`]; an already deprecated one
+    /// [`ErrorKind::Conflict`].
+    pub fn deprecate(&self, fact_id: u64, reason: Option<&str>) -> Result<Deprecated> {
+        let reason = normalize_reason(reason)?;
+        let fact = self
+            .store()
+            .fact(fact_id)?
+            .ok_or_else(|| no_fact(fact_id))?;
+        if fact.is_deprecated() {
+            return Err(deprecated(&fact));
+        }
+        let detail = DeprecateDetail {
+            fact_id,
+            reason: reason.clone(),
+        };
+        let entry = NewEntry::new(fact.project, ACTION_DEPRECATE, detail.to_json());
+        let mut after = None;
+        let append = self.append_with(&[entry], &mut |tx, ctx| {
+            let mut fact = tx.fact(fact_id)?.ok_or_else(|| no_fact(fact_id))?;
+            if fact.is_deprecated() {
+                return Err(deprecated(&fact));
+            }
+            fact.deprecated_at = Some(ctx.timestamp.to_owned());
+            fact.deprecation_reason = reason.clone();
+            after = Some(fact);
+            Ok(vec![FactChange::Deprecate {
+                fact_id,
+                at: ctx.timestamp.to_owned(),
+                reason: reason.clone(),
+                entry_index: ctx.first_index,
+            }])
+        })?;
+        let fact = after.ok_or_else(|| Error::backend("the store did not run the deprecation"))?;
+        Ok(Deprecated { fact, append })
+    }
+
+    /// Ranked full-text search ([`crate::memory::bm25`]): facts containing any query word, valid at
+    /// `as_of` (default now), not deprecated unless asked, best first.
+    pub fn search(&self, q: &SearchQuery) -> Result<Vec<SearchHit>> {
+        let q = q.resolve()?;
+        if let Some(ix) = &self.index
+            && let Some(hits) = ix.search(&**self.store(), &q)?
+        {
+            return Ok(hits);
+        }
+        self.store().search_facts(&q)
+    }
+
+    /// A project's current facts (not deprecated, valid now), by consensus then recency.
+    pub fn recall(&self, project: &str, limit: usize) -> Result<Vec<Fact>> {
+        check_limit(limit)?;
+        self.store().recall(project, &now_timestamp(), limit)
+    }
+
+    /// A project's facts, deprecated ones included, newest first.
+    pub fn project_history(&self, project: &str, limit: usize) -> Result<Vec<Fact>> {
+        check_limit(limit)?;
+        self.store().project_facts(project, limit)
+    }
+
+    /// One fact ([`ErrorKind::NotFound`] if there is none).
+    pub fn fact(&self, id: u64) -> Result<Fact> {
+        self.store().fact(id)?.ok_or_else(|| no_fact(id))
+    }
+
+    /// A fact, its current votes and its ledger entries in order.
+    pub fn fact_history(&self, id: u64) -> Result<FactHistory> {
+        let fact = self.fact(id)?;
+        Ok(FactHistory {
+            votes: self.store().votes(id)?,
+            entries: self.store().fact_history(id)?,
+            fact,
+        })
+    }
+
+    /// A fact's current votes, in agent-name order.
+    pub fn votes(&self, fact_id: u64) -> Result<Vec<Vote>> {
+        self.store().votes(fact_id)
+    }
+
+    /// An agent's reputation (the default record if it never voted).
+    pub fn agent(&self, agent: &str) -> Result<AgentReputation> {
+        check_agent(agent)?;
+        Ok(self
+            .store()
+            .agent_reputation(agent)?
+            .unwrap_or_else(|| AgentReputation::new(agent)))
+    }
+
+    /// The memory version (see [`store::FactStore::memory_version`]).
+    pub fn version(&self) -> Result<u64> {
+        self.store().memory_version()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{InMemoryStore, LedgerOptions};
+
+    fn memory() -> AgentMemory {
+        let store: DynStore = Arc::new(InMemoryStore::new());
+        let ledger = Ledger::open(store.clone(), LedgerOptions::default()).unwrap();
+        AgentMemory::new(store, Arc::new(ledger)).unwrap()
+    }
+
+    #[test]
+    fn fact_ids_are_ledger_indices_and_details_rebuild_the_fact() {
+        let m = memory();
+        m.ledger()
+            .append(&crate::testkit::sample_entries(3))
+            .unwrap();
+        let s = m
+            .store_facts(&[NewFact::new("p", "alpha"), NewFact::new("q", "beta")])
+            .unwrap();
+        assert_eq!(s.facts.iter().map(|f| f.id).collect::<Vec<_>>(), [3, 4]);
+        let e = m.ledger().entry(4).unwrap().entry;
+        assert_eq!((e.action.as_str(), e.project.as_str()), ("fact.store", "q"));
+        let d: fact::StoreDetail = serde_json::from_str(&e.detail).unwrap();
+        assert_eq!(d.into_fact(4, &e.project, &e.timestamp), m.fact(4).unwrap());
+    }
+
+    #[test]
+    fn refused_operations_write_nothing() {
+        let m = memory();
+        m.store_fact(&NewFact::new("p", "alpha")).unwrap();
+        let v = m.version().unwrap();
+        let size = m.ledger().head().unwrap().size;
+        assert_eq!(
+            m.vote(9, "a", 1, None).unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            m.vote(0, "a", 2, None).unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            m.deprecate(9, None).unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+        m.deprecate(0, Some("wrong")).unwrap();
+        assert_eq!(
+            m.deprecate(0, None).unwrap_err().kind(),
+            ErrorKind::Conflict
+        );
+        assert_eq!(
+            m.vote(0, "a", 1, None).unwrap_err().kind(),
+            ErrorKind::Conflict
+        );
+        assert_eq!(m.version().unwrap(), v + 1);
+        assert_eq!(m.ledger().head().unwrap().size, size + 1);
+    }
+}

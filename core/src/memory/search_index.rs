@@ -1,0 +1,213 @@
+//! An in-memory BM25 index of the facts for long-running processes (MCP and REST servers),
+//! kept in step with the ledger, so it is exact with any [`Store`] and across processes.
+//!
+//! Why: a store's own full-text engine scores every document that contains a query word
+//! (SQLite FTS5's `bm25()` costs about 0.75 µs per matching row), so a query with a common word
+//! over 100,000 facts takes tens of milliseconds. Here the postings are plain vectors and a
+//! matching fact costs a few nanoseconds. Scores and order are the same as the store's
+//! ([`crate::memory::bm25`]); the conformance suite checks it.
+//!
+//! How it stays exact: every memory mutation is a ledger entry, so before answering the index
+//! reads the store's head and applies the entries it has not seen (`fact.store` adds a fact,
+//! `fact.deprecate` marks one). A write acknowledged before a search started is therefore always
+//! seen, also when another process made it. The facts returned are read from the store.
+//! While the first build of a large ledger is running, searches fall back to the store.
+
+use crate::error::{Error, Result};
+use crate::ledger::entry::EntryRef;
+use crate::memory::bm25::{Bm25Index, index_text};
+use crate::memory::fact::{ACTION_DEPRECATE, ACTION_STORE, DeprecateDetail, StoreDetail};
+use crate::memory::store::{FactSearch, SearchHit};
+use crate::store::Store;
+use std::collections::HashMap;
+use std::sync::{Mutex, RwLock, TryLockError};
+
+/// Entries behind the head beyond which a search does not wait for another thread's catch-up
+/// and asks the store instead.
+const WAIT_LIMIT: u64 = 10_000;
+
+#[derive(Debug, Clone, Copy)]
+struct DocMeta {
+    project: u32,
+    valid_from: i64,
+    valid_until: i64,
+    deprecated: bool,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Ledger entries `0..synced` are applied.
+    synced: u64,
+    bm25: Bm25Index,
+    meta: Vec<DocMeta>,
+    projects: HashMap<String, u32>,
+}
+
+/// Microseconds since the Unix epoch of a canonical timestamp (`None` if it is not one).
+fn micros(ts: &str) -> Option<i64> {
+    let t = chrono::NaiveDateTime::parse_from_str(ts.get(..26)?, "%Y-%m-%dT%H:%M:%S%.6f").ok()?;
+    Some(t.and_utc().timestamp_micros())
+}
+
+impl State {
+    fn apply(&mut self, e: EntryRef<'_>) {
+        match e.action {
+            ACTION_STORE => {
+                // A detail that does not parse is tampering, which `verify` reports; the
+                // store's own rows stay authoritative for what is returned.
+                let Ok(d) = serde_json::from_str::<StoreDetail>(e.detail) else {
+                    return;
+                };
+                let next = self.projects.len() as u32;
+                let project = *self.projects.entry(e.project.to_owned()).or_insert(next);
+                let pos = self.bm25.add(e.index, &index_text(&d.content, &d.tags)) as usize;
+                if pos == self.meta.len() {
+                    self.meta.push(DocMeta {
+                        project,
+                        valid_from: micros(&d.valid_from).unwrap_or(i64::MAX),
+                        valid_until: d
+                            .valid_until
+                            .as_deref()
+                            .and_then(micros)
+                            .unwrap_or(i64::MAX),
+                        deprecated: false,
+                    });
+                }
+            }
+            ACTION_DEPRECATE => {
+                if let Ok(d) = serde_json::from_str::<DeprecateDetail>(e.detail)
+                    && let Some(pos) = self.bm25.position(d.fact_id)
+                {
+                    self.meta[pos as usize].deprecated = true;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The index. Share one per process (it is `Sync`); see the module docs.
+#[derive(Debug, Default)]
+pub struct SearchIndex {
+    state: RwLock<State>,
+    syncing: Mutex<()>,
+}
+
+fn poisoned<T>(_: T) -> Error {
+    Error::backend("search index lock poisoned")
+}
+
+impl SearchIndex {
+    /// An empty index; it fills itself from the ledger on first use.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of facts indexed.
+    pub fn len(&self) -> usize {
+        self.state.read().map_or(0, |s| s.bm25.len())
+    }
+
+    /// True if no fact is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Applies every ledger entry up to the store's current head (the first call reads the
+    /// whole ledger: call it at startup, off the request path).
+    pub fn catch_up(&self, store: &dyn Store) -> Result<()> {
+        let head = store.head()?.size;
+        self.catch_up_to(store, head, true).map(|_| ())
+    }
+
+    /// Brings the index to at least `head`. Returns false (without waiting) if `wait` is false,
+    /// the index is far behind and another thread is already catching up.
+    fn catch_up_to(&self, store: &dyn Store, head: u64, wait: bool) -> Result<bool> {
+        let synced = self.state.read().map_err(poisoned)?.synced;
+        if synced >= head {
+            return Ok(true);
+        }
+        let _guard = if wait || head - synced <= WAIT_LIMIT {
+            self.syncing.lock().map_err(poisoned)?
+        } else {
+            match self.syncing.try_lock() {
+                Ok(g) => g,
+                Err(TryLockError::WouldBlock) => return Ok(false),
+                Err(TryLockError::Poisoned(p)) => return Err(poisoned(p)),
+            }
+        };
+        // Apply in chunks so searchers are not blocked for a whole first build; they only use
+        // the index once it reaches the head they read.
+        const CHUNK: u64 = 65_536;
+        loop {
+            let from = self.state.read().map_err(poisoned)?.synced;
+            if from >= head {
+                return Ok(true);
+            }
+            let to = head.min(from + CHUNK);
+            let mut st = self.state.write().map_err(poisoned)?;
+            store.scan_entries(from..to, &mut |r| {
+                st.apply(r.entry);
+                Ok(())
+            })?;
+            st.synced = to;
+            if to - from > 1024 {
+                st.bm25.shrink_to_fit();
+                st.meta.shrink_to_fit();
+            }
+        }
+    }
+
+    /// Runs `q` on the index, reading the returned facts from `store`. `None` if the index is
+    /// still being built by another thread (ask the store instead).
+    pub fn search(&self, store: &dyn Store, q: &FactSearch) -> Result<Option<Vec<SearchHit>>> {
+        let head = store.head()?.size;
+        if !self.catch_up_to(store, head, false)? {
+            return Ok(None);
+        }
+        let as_of = micros(&q.as_of)
+            .ok_or_else(|| Error::invalid(format!("as_of {:?} is not canonical", q.as_of)))?;
+        let top = {
+            let st = self.state.read().map_err(poisoned)?;
+            let project = match &q.project {
+                Some(p) => match st.projects.get(p) {
+                    Some(&id) => Some(id),
+                    None => return Ok(Some(Vec::new())),
+                },
+                None => None,
+            };
+            let accept = |pos: u32| {
+                let m = &st.meta[pos as usize];
+                project.is_none_or(|p| m.project == p)
+                    && m.valid_from <= as_of
+                    && as_of < m.valid_until
+                    && (q.include_deprecated || !m.deprecated)
+            };
+            st.bm25.top_k(&q.terms, q.top_k, &accept)
+        };
+        let mut hits = Vec::with_capacity(top.len());
+        for (id, score) in top {
+            // A deprecation committed after the head we read may show here; honor it.
+            if let Some(fact) = store.fact(id)?
+                && (q.include_deprecated || !fact.is_deprecated())
+            {
+                hits.push(SearchHit { fact, score });
+            }
+        }
+        Ok(Some(hits))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_timestamps_become_ordered_micros() {
+        let a = micros("2026-01-02T03:04:05.000006Z").unwrap();
+        let b = micros("2026-01-02T03:04:05.000007Z").unwrap();
+        assert_eq!(b - a, 1);
+        assert!(micros("0001-01-01T00:00:00.000000Z").unwrap() < a);
+        assert_eq!(micros("nope"), None);
+    }
+}

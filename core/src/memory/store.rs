@@ -1,0 +1,140 @@
+//! The agent memory's storage trait: what a store must keep, beside the ledger, for
+//! [`AgentMemory`](crate::memory::AgentMemory) to run on it.
+//!
+//! The memory is a view of the ledger: every memory change is a ledger entry, and the state it
+//! derives (facts, votes, reputations, the search index, the memory version) is written in the
+//! *same* transaction as that entry. That is the one thing [`FactStore::append_facts`] adds to
+//! [`LedgerStore::append`](crate::ledger::store::LedgerStore::append): the ledger's batch is
+//! built by the ledger (which never looks at facts), the memory's changes by the agent memory
+//! (which never computes a hash), and the store commits both at once or neither.
+
+use crate::error::Result;
+use crate::ledger::entry::Entry;
+use crate::ledger::store::{AppendBatch, Head, LedgerTx};
+use crate::memory::consensus::{AgentReputation, Vote};
+use crate::memory::fact::Fact;
+use serde::{Deserialize, Serialize};
+
+/// What a memory append sees inside its transaction: the ledger's view (head and tiles) and
+/// the memory's current state, locked against other writers until the transaction ends.
+pub trait FactTx: LedgerTx {
+    /// Reads a fact within the transaction.
+    fn fact(&mut self, id: u64) -> Result<Option<Fact>>;
+    /// A fact's current votes within the transaction, in agent-name order.
+    fn votes(&mut self, fact_id: u64) -> Result<Vec<Vote>>;
+    /// An agent's reputation record within the transaction (`None` if it never voted).
+    fn agent_reputation(&mut self, agent: &str) -> Result<Option<AgentReputation>>;
+}
+
+/// What [`FactStore::append_facts`]'s builder returns: the ledger's batch and, to write in the
+/// same transaction, the memory changes derived inside it.
+pub type FactBatch<'a> = (AppendBatch<'a>, Vec<FactChange>);
+
+/// Where the agent memory keeps its facts, votes and reputations, beside a ledger.
+pub trait FactStore: Send + Sync {
+    /// Like [`LedgerStore::append`](crate::ledger::store::LedgerStore::append): runs `build`
+    /// inside one write transaction that excludes other writers and commits durably what it
+    /// returns, the ledger batch *and* its memory changes (applied in order; a batch with any
+    /// change increments the memory version). Nothing is written if `build` fails.
+    fn append_facts<'a>(
+        &self,
+        build: &mut dyn FnMut(&mut dyn FactTx) -> Result<FactBatch<'a>>,
+    ) -> Result<Head>;
+
+    /// A fact by id.
+    fn fact(&self, id: u64) -> Result<Option<Fact>>;
+    /// A project's current facts: not deprecated and valid at `as_of` (canonical), ordered by
+    /// consensus descending then id descending (newest first), at most `limit`.
+    fn recall(&self, project: &str, as_of: &str, limit: usize) -> Result<Vec<Fact>>;
+    /// A project's facts, deprecated ones included, newest (largest id) first, at most `limit`.
+    fn project_facts(&self, project: &str, limit: usize) -> Result<Vec<Fact>>;
+    /// Ranked full-text search, scored and ordered exactly as [`crate::memory::bm25`] defines.
+    fn search_facts(&self, query: &FactSearch) -> Result<Vec<SearchHit>>;
+    /// A fact's current votes, in agent-name order.
+    fn votes(&self, fact_id: u64) -> Result<Vec<Vote>>;
+    /// An agent's reputation record (`None` if it never voted).
+    fn agent_reputation(&self, agent: &str) -> Result<Option<AgentReputation>>;
+    /// The ledger entries about a fact (its store, votes, deprecation), in index order.
+    fn fact_history(&self, fact_id: u64) -> Result<Vec<Entry>>;
+    /// The memory version: incremented by every append that changes the memory (one read of
+    /// one row or key). A query cache that tags results with the version read *before* the
+    /// query is exact, also across processes sharing the store.
+    fn memory_version(&self) -> Result<u64>;
+}
+
+/// A change to the memory's state, derived by core inside an append transaction and written
+/// by the store in that same transaction, together with the ledger rows.
+///
+/// A store applies the changes of a batch in order. Changes that concern a fact (`Insert`,
+/// `PutVote`, `Deprecate`) also record their entry index in the fact's history. A batch with
+/// any change increments the memory version.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FactChange {
+    /// A new fact; its id is the index of its `fact.store` entry. Index it for search with
+    /// [`crate::memory::bm25::index_text`].
+    Insert(Fact),
+    /// Adds, or replaces, `agent`'s vote on `fact_id` (recorded at `entry_index`).
+    PutVote(Vote),
+    /// Sets a fact's consensus score.
+    SetConsensus {
+        /// The fact.
+        fact_id: u64,
+        /// The new score.
+        consensus: f64,
+    },
+    /// Adds or replaces an agent's reputation record.
+    PutAgent(AgentReputation),
+    /// Marks a fact deprecated.
+    Deprecate {
+        /// The fact.
+        fact_id: u64,
+        /// Timestamp of the `fact.deprecate` entry.
+        at: String,
+        /// Why.
+        reason: Option<String>,
+        /// Index of the `fact.deprecate` entry.
+        entry_index: u64,
+    },
+}
+
+impl FactChange {
+    /// The fact and ledger entry to add to that fact's history, if this change has one.
+    pub fn history_event(&self) -> Option<(u64, u64)> {
+        match self {
+            FactChange::Insert(f) => Some((f.id, f.id)),
+            FactChange::PutVote(v) => Some((v.fact_id, v.entry_index)),
+            FactChange::Deprecate {
+                fact_id,
+                entry_index,
+                ..
+            } => Some((*fact_id, *entry_index)),
+            FactChange::SetConsensus { .. } | FactChange::PutAgent(_) => None,
+        }
+    }
+}
+
+/// A ranked full-text query as a store runs it: already tokenized and with every default
+/// resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FactSearch {
+    /// Distinct query terms from [`crate::memory::bm25::query_terms`]; a fact matches if it contains
+    /// any of them.
+    pub terms: Vec<String>,
+    /// Only facts of this project.
+    pub project: Option<String>,
+    /// Only facts valid at this canonical timestamp.
+    pub as_of: String,
+    /// At most this many results.
+    pub top_k: usize,
+    /// Include deprecated facts.
+    pub include_deprecated: bool,
+}
+
+/// A search result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchHit {
+    /// The fact.
+    pub fact: Fact,
+    /// BM25 score (higher is better), as defined in [`crate::memory::bm25`].
+    pub score: f64,
+}
