@@ -3,13 +3,14 @@
 //! and the reply goes out on the stream as a `message` event.
 
 use crate::{
-    ChannelOutbound, INVALID_REQUEST, Shared, check_shape, error_response, header_str, parse_json,
-    read_body, sse_event, sse_response, until_shutdown,
+    ChannelOutbound, Shared, check_shape, error_response, header_str, parse_json, read_body,
+    sse_event, sse_response, until_shutdown,
 };
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use cortex_mcp::protocol::codes::INVALID_REQUEST;
 use cortex_mcp::transport::{Incoming, Outbound};
 use futures_util::StreamExt;
 use std::collections::HashMap;

@@ -37,6 +37,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use cortex_core::error::{Error, ErrorKind, Result};
 use cortex_core::ledger::anchor::BoxFuture;
+use cortex_mcp::protocol::{
+    self,
+    codes::{INVALID_REQUEST, PARSE_ERROR},
+};
 use cortex_mcp::transport::{MessageHandler, Outbound, Transport};
 use std::collections::HashMap;
 use std::fmt;
@@ -44,24 +48,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::{mpsc, watch};
-
-/// JSON-RPC parse error.
-pub const PARSE_ERROR: i64 = -32700;
-/// JSON-RPC invalid request.
-pub const INVALID_REQUEST: i64 = -32600;
-/// MCP 2026-07-28: headers do not match the body, or a required header is missing.
-pub const HEADER_MISMATCH: i64 = -32020;
-/// MCP 2026-07-28: the requested protocol version is not served here.
-pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
-
-/// Protocol revisions this transport carries.
-pub const SUPPORTED_PROTOCOL_VERSIONS: [&str; 5] = [
-    "2024-11-05",
-    "2025-03-26",
-    "2025-06-18",
-    "2025-11-25",
-    "2026-07-28",
-];
 
 /// Streamable HTTP, legacy HTTP+SSE, `/health` and `/metrics`, served by axum.
 #[derive(Debug)]
@@ -226,33 +212,9 @@ pub fn new_session_id() -> String {
     hex::encode(bytes)
 }
 
-/// A JSON-RPC error object as text; `id` is `null` when the request's id is unknown.
-pub fn jsonrpc_error(id: Option<&serde_json::Value>, code: i64, message: &str) -> String {
-    jsonrpc_error_with_data(id, code, message, None)
-}
-
-/// Like [`jsonrpc_error`], with a `data` member.
-pub fn jsonrpc_error_with_data(
-    id: Option<&serde_json::Value>,
-    code: i64,
-    message: &str,
-    data: Option<serde_json::Value>,
-) -> String {
-    let mut error = serde_json::json!({ "code": code, "message": message });
-    if let Some(data) = data {
-        error["data"] = data;
-    }
-    serde_json::json!({
-        "jsonrpc": "2.0",
-        "id": id.cloned().unwrap_or(serde_json::Value::Null),
-        "error": error,
-    })
-    .to_string()
-}
-
-/// An HTTP response whose body is a JSON-RPC error.
+/// An HTTP response whose body is a JSON-RPC error about the request as a whole (no id).
 pub fn error_response(status: StatusCode, code: i64, message: &str) -> Response {
-    json_response(status, jsonrpc_error(None, code, message))
+    json_response(status, protocol::frame_error(code, message))
 }
 
 pub(crate) fn json_response(status: StatusCode, body: String) -> Response {
@@ -402,7 +364,7 @@ async fn health(State(shared): State<Arc<Shared>>) -> Response {
         "endpoints": { "streamable_http": "/mcp", "legacy_sse": "/sse", "legacy_messages": "/messages" },
         "sessions": sessions,
         "legacy_sessions": legacy,
-        "protocol_versions": SUPPORTED_PROTOCOL_VERSIONS,
+        "protocol_versions": protocol::supported_versions(),
         "version": env!("CARGO_PKG_VERSION"),
     });
     json_response(code, body.to_string())

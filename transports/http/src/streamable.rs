@@ -2,17 +2,15 @@
 //! for 2026-07-28.
 
 use crate::{
-    HEADER_MISMATCH, INVALID_REQUEST, SUPPORTED_PROTOCOL_VERSIONS, Session, Shared,
-    UNSUPPORTED_PROTOCOL_VERSION, check_shape, error_response, has_request, header_str,
-    json_response, jsonrpc_error_with_data, new_session_id, parse_json, read_body, sse_event,
-    sse_response, until_shutdown,
+    Session, Shared, check_shape, error_response, has_request, header_str, json_response,
+    new_session_id, parse_json, read_body, sse_event, sse_response, until_shutdown,
 };
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
 use cortex_core::error::{Error, ErrorKind, Result};
+use cortex_mcp::protocol::{self, MirroredHeaders, RpcError, codes::INVALID_REQUEST};
 use cortex_mcp::transport::{Incoming, Outbound};
 use futures_util::StreamExt;
 use serde_json::Value;
@@ -21,34 +19,18 @@ use tokio::sync::mpsc;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
-/// Revision assumed when a client sends no `MCP-Protocol-Version` (as the spec allows).
-const DEFAULT_VERSION: &str = "2025-03-26";
-const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 
-/// Whether `version` is a stateless revision (no `initialize`, no sessions).
-fn is_stateless(version: &str) -> bool {
-    version >= "2026-07-28"
-}
-
-/// The `MCP-Protocol-Version` header, checked against the supported list.
+/// The `MCP-Protocol-Version` header, checked against the versions the protocol speaks.
 fn protocol_version(headers: &HeaderMap) -> std::result::Result<Option<String>, Response> {
     let Some(raw) = headers.get(VERSION_HEADER) else {
         return Ok(None);
     };
     let version = raw.to_str().unwrap_or_default();
-    if SUPPORTED_PROTOCOL_VERSIONS.contains(&version) {
+    if protocol::is_supported(version) {
         return Ok(Some(version.to_owned()));
     }
-    let body = jsonrpc_error_with_data(
-        None,
-        UNSUPPORTED_PROTOCOL_VERSION,
-        &format!("Bad Request: unsupported MCP-Protocol-Version '{version}'"),
-        Some(serde_json::json!({
-            "supported": SUPPORTED_PROTOCOL_VERSIONS,
-            "requested": version,
-        })),
-    );
-    Err(json_response(StatusCode::BAD_REQUEST, body))
+    let body = RpcError::unsupported_version(version).to_response(Value::Null);
+    Err(json_response(StatusCode::BAD_REQUEST, body.to_string()))
 }
 
 /// What the client accepts for a reply.
@@ -74,112 +56,22 @@ fn reply_mode(headers: &HeaderMap) -> std::result::Result<ReplyMode, Response> {
     }
 }
 
-fn mismatch(message: String, id: Option<&Value>) -> Response {
-    json_response(
-        StatusCode::BAD_REQUEST,
-        jsonrpc_error_with_data(id, HEADER_MISMATCH, &message, None),
-    )
-}
-
-/// Decodes the `=?base64?…?=` sentinel form of `Mcp-Name`.
-fn decode_header_value(value: &str) -> Option<String> {
-    match value
-        .strip_prefix("=?base64?")
-        .and_then(|v| v.strip_suffix("?="))
-    {
-        Some(encoded) => base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok()),
-        None => Some(value.to_owned()),
-    }
-}
-
-/// 2026-07-28 header/body validation: `Mcp-Method`, `Mcp-Name` and the protocol version in
-/// `_meta` must match the body.
+/// 2026-07-28: the headers must mirror the body (the protocol's rule, applied here where the
+/// headers arrive); a mismatch is `400` with the JSON-RPC error for the request's id.
 fn check_stateless_headers(
     headers: &HeaderMap,
-    version: &str,
     message: &Value,
 ) -> std::result::Result<(), Response> {
-    let Value::Object(object) = message else {
-        return Err(error_response(
-            StatusCode::BAD_REQUEST,
-            INVALID_REQUEST,
-            "Invalid Request: batches are not part of this protocol revision",
-        ));
+    let mirrored = MirroredHeaders {
+        version: header_str(headers, VERSION_HEADER),
+        method: header_str(headers, "mcp-method"),
+        name: header_str(headers, "mcp-name"),
+        required: true,
     };
-    let id = object.get("id");
-    let method = object.get("method").and_then(Value::as_str);
-    let Some(method) = method else {
-        return Ok(());
-    };
-    match header_str(headers, "mcp-method") {
-        None => {
-            return Err(mismatch(
-                "Header mismatch: Mcp-Method header is missing".into(),
-                id,
-            ));
-        }
-        Some(h) if h != method => {
-            return Err(mismatch(
-                format!(
-                    "Header mismatch: Mcp-Method header value '{h}' does not match body value '{method}'"
-                ),
-                id,
-            ));
-        }
-        Some(_) => {}
-    }
-    let params = object.get("params");
-    let name_field = match method {
-        "tools/call" | "prompts/get" => Some("name"),
-        "resources/read" => Some("uri"),
-        _ => None,
-    };
-    if let Some(field) = name_field {
-        let body_name = params
-            .and_then(|p| p.get(field))
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        match header_str(headers, "mcp-name").map(decode_header_value) {
-            None => {
-                return Err(mismatch(
-                    "Header mismatch: Mcp-Name header is missing".into(),
-                    id,
-                ));
-            }
-            Some(None) => {
-                return Err(mismatch(
-                    "Header mismatch: Mcp-Name header is not valid base64".into(),
-                    id,
-                ));
-            }
-            Some(Some(h)) if h != body_name => {
-                return Err(mismatch(
-                    format!(
-                        "Header mismatch: Mcp-Name header value '{h}' does not match body value '{body_name}'"
-                    ),
-                    id,
-                ));
-            }
-            Some(Some(_)) => {}
-        }
-    }
-    if let Some(body_version) = params
-        .and_then(|p| p.get("_meta"))
-        .and_then(|m| m.get(META_VERSION))
-        .and_then(Value::as_str)
-        && body_version != version
-    {
-        return Err(mismatch(
-            format!(
-                "Header mismatch: MCP-Protocol-Version header value '{version}' does not match body value '{body_version}'"
-            ),
-            id,
-        ));
-    }
-    Ok(())
+    protocol::check_stateless_message(&mirrored, message).map_err(|e| {
+        let id = message.get("id").cloned().unwrap_or(Value::Null);
+        json_response(StatusCode::BAD_REQUEST, e.to_response(id).to_string())
+    })
 }
 
 /// Delivers non-reply messages to a session's `GET` stream, looked up at send time.
@@ -277,13 +169,11 @@ pub(crate) async fn post(
     if let Err(r) = check_shape(&message) {
         return r;
     }
-    let stateless = version.as_deref().is_some_and(is_stateless);
+    let stateless = version.as_deref().is_some_and(protocol::is_stateless);
     let is_initialize = message.get("method").and_then(Value::as_str) == Some("initialize");
     let mut minted = None;
     let session = if stateless {
-        if let Err(r) =
-            check_stateless_headers(&headers, version.as_deref().unwrap_or_default(), &message)
-        {
+        if let Err(r) = check_stateless_headers(&headers, &message) {
             return r;
         }
         None
@@ -320,12 +210,12 @@ pub(crate) async fn post(
         protocol_version: Some(
             version
                 .clone()
-                .unwrap_or_else(|| DEFAULT_VERSION.to_owned()),
+                .unwrap_or_else(|| protocol::HTTP_DEFAULT_VERSION.to_owned()),
         ),
         origin,
         mcp_method: header_str(&headers, "mcp-method").map(str::to_owned),
         // Already checked against the body above; handed over decoded.
-        mcp_name: header_str(&headers, "mcp-name").and_then(decode_header_value),
+        mcp_name: header_str(&headers, "mcp-name").and_then(protocol::decode_name_header),
     };
 
     if !has_request(&message) {
@@ -352,8 +242,8 @@ pub(crate) async fn post(
             };
             match shared.handler.handle(incoming, outbound).await {
                 Some(reply) => {
-                    let status = if stateless && is_method_not_found(&reply) {
-                        StatusCode::NOT_FOUND
+                    let status = if stateless {
+                        stateless_status(&reply)
                     } else {
                         StatusCode::OK
                     };
@@ -400,17 +290,20 @@ pub(crate) async fn post(
     response
 }
 
-fn is_method_not_found(reply: &str) -> bool {
+/// The status of a stateless reply: the protocol maps its error code (`404` for an unknown
+/// method, `400` for header and version errors); a result, or a batch, is `200`.
+fn stateless_status(reply: &str) -> StatusCode {
     serde_json::from_str::<Value>(reply)
         .ok()
         .and_then(|v| v.get("error")?.get("code")?.as_i64())
-        == Some(-32601)
+        .and_then(|code| StatusCode::from_u16(protocol::http_status(code)).ok())
+        .unwrap_or(StatusCode::OK)
 }
 
 /// Checks the session header of a `GET` or `DELETE`; the session id on success.
 fn require_session(shared: &Shared, headers: &HeaderMap) -> std::result::Result<String, Response> {
-    if let Ok(Some(v)) = protocol_version(headers).map(|v| v.filter(|v| is_stateless(v))) {
-        let _ = v;
+    if let Ok(Some(_)) = protocol_version(headers).map(|v| v.filter(|v| protocol::is_stateless(v)))
+    {
         return Err(error_response(
             StatusCode::METHOD_NOT_ALLOWED,
             INVALID_REQUEST,

@@ -131,6 +131,14 @@ pub fn http_status(code: i64) -> u16 {
     }
 }
 
+/// The error reply, as text, to a frame that carries no request to answer (not JSON, too
+/// large, not UTF-8): JSON-RPC says its id is `null`.
+pub fn frame_error(code: i64, message: impl Into<String>) -> String {
+    RpcError::new(code, message)
+        .to_response(Value::Null)
+        .to_string()
+}
+
 /// "a string", "an object", … for error messages about a JSON value's type.
 pub fn json_type(v: &Value) -> &'static str {
     match v {
@@ -184,7 +192,9 @@ pub struct MirroredHeaders<'a> {
 
 /// The 2026-07-28 rule that the headers mirror the body: `Mcp-Method` equals `method`,
 /// `Mcp-Name` equals `params.name` (`params.uri` for `resources/read`), and the version header
-/// equals `_meta[META_VERSION]`. A `-32020` error names the first header that disagrees.
+/// equals `_meta[META_VERSION]` where the body has one (a stateless version header on a body
+/// without `_meta` is the server's to refuse: it decides the era). A `-32020` error names the
+/// first header that disagrees.
 pub fn check_mirrored_headers(
     headers: &MirroredHeaders<'_>,
     method: &str,
@@ -239,11 +249,30 @@ pub fn check_mirrored_headers(
             "Header mismatch: MCP-Protocol-Version header value '{h}' does not match body value \
              '{b}'"
         ))),
-        (Some(h), None) if is_stateless(h) => Err(RpcError::header_mismatch(format!(
-            "Header mismatch: MCP-Protocol-Version is {h} but the request has no \
-             _meta[\"{META_VERSION}\"]"
-        ))),
         _ => Ok(()),
+    }
+}
+
+/// Checks one message of a stateless (2026-07-28) Streamable HTTP request against its headers:
+/// a batch is refused (`-32600`: the revision has none), and a request's headers must mirror
+/// its body ([`check_mirrored_headers`], `required`). Messages without a method pass.
+pub fn check_stateless_message(
+    headers: &MirroredHeaders<'_>,
+    message: &Value,
+) -> Result<(), RpcError> {
+    let Value::Object(object) = message else {
+        return Err(RpcError::new(
+            codes::INVALID_REQUEST,
+            "Invalid Request: batches are not part of this protocol revision",
+        ));
+    };
+    match object.get("method").and_then(Value::as_str) {
+        Some(method) => check_mirrored_headers(
+            headers,
+            method,
+            object.get("params").and_then(Value::as_object),
+        ),
+        None => Ok(()),
     }
 }
 
@@ -320,18 +349,12 @@ mod tests {
             assert_eq!(e.code, codes::HEADER_MISMATCH);
             assert!(e.message.contains(want), "{} lacks {want:?}", e.message);
         }
-        // Relayed headers may be absent; a modern version header needs `_meta` in the body.
+        // Relayed headers may be absent.
         let relayed = MirroredHeaders {
             required: false,
             ..MirroredHeaders::default()
         };
         check_mirrored_headers(&relayed, "tools/call", Some(&p)).unwrap();
-        let bare = MirroredHeaders {
-            version: Some("2026-07-28"),
-            ..relayed
-        };
-        let e = check_mirrored_headers(&bare, "tools/list", None).unwrap_err();
-        assert!(e.message.contains("has no _meta"), "{}", e.message);
     }
 
     #[test]

@@ -285,6 +285,13 @@ impl McpServer {
             check_mirrored_headers(&headers, method, Some(params))?;
         }
         let Some(version) = body_version else {
+            if header_stateless {
+                let h = incoming.protocol_version.as_deref().unwrap_or_default();
+                return Err(RpcError::header_mismatch(format!(
+                    "Header mismatch: MCP-Protocol-Version is {h} but the request has no \
+                     _meta[\"{META_VERSION}\"]"
+                )));
+            }
             let negotiated = self
                 .sessions
                 .lock()

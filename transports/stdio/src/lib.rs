@@ -10,6 +10,7 @@
 
 use cortex_core::ledger::anchor::BoxFuture;
 use cortex_core::{Error, Result};
+use cortex_mcp::protocol::{self, codes};
 use cortex_mcp::transport::{Incoming, Outbound};
 use cortex_mcp::{MessageHandler, Transport};
 use std::fmt;
@@ -77,9 +78,7 @@ impl Outbound for Lines {
 }
 
 fn parse_error(why: &str) -> String {
-    format!(
-        "{{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{{\"code\":-32700,\"message\":\"Parse error: {why}\"}}}}"
-    )
+    protocol::frame_error(codes::PARSE_ERROR, format!("Parse error: {why}"))
 }
 
 /// Reads one line into `buf` (without the newline). `Ok(None)` at end of input;

@@ -15,7 +15,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use cortex_core::error::{Error, ErrorKind, Result};
 use cortex_core::ledger::anchor::BoxFuture;
-use cortex_http::{HttpConfig, error_response, jsonrpc_error};
+use cortex_http::{HttpConfig, error_response};
+use cortex_mcp::protocol::codes::{INVALID_REQUEST, PARSE_ERROR};
+use cortex_mcp::protocol::frame_error;
 use cortex_mcp::transport::{Incoming, MessageHandler, Outbound, Transport};
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
@@ -128,7 +130,7 @@ async fn upgrade(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         metrics.record_error("ws", "origin");
         return error_response(
             StatusCode::FORBIDDEN,
-            cortex_http::INVALID_REQUEST,
+            INVALID_REQUEST,
             &format!(
                 "Forbidden: Origin '{}' is not allowed (set {})",
                 origin.unwrap_or_default(),
@@ -140,7 +142,7 @@ async fn upgrade(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         metrics.record_error("ws", "subprotocol");
         return error_response(
             StatusCode::BAD_REQUEST,
-            cortex_http::INVALID_REQUEST,
+            INVALID_REQUEST,
             "Bad Request: the WebSocket client must offer the 'mcp' subprotocol (Sec-WebSocket-Protocol: mcp)",
         );
     }
@@ -150,11 +152,7 @@ async fn upgrade(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         Err(rejection) => {
             metrics.record_error("ws", "upgrade");
             let message = format!("Bad Request: not a WebSocket upgrade ({rejection})");
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                cortex_http::INVALID_REQUEST,
-                &message,
-            );
+            return error_response(StatusCode::BAD_REQUEST, INVALID_REQUEST, &message);
         }
     };
     let limit = shared.config.max_body_bytes;
@@ -220,10 +218,9 @@ async fn connection(shared: Arc<Shared>, socket: WebSocket, origin: Option<Strin
             Message::Text(text) => {
                 if text.len() > limit {
                     metrics.record_error("ws", "oversized");
-                    let error = jsonrpc_error(
-                        None,
-                        cortex_http::INVALID_REQUEST,
-                        &format!("Message exceeds the limit of {limit} bytes"),
+                    let error = frame_error(
+                        INVALID_REQUEST,
+                        format!("Message exceeds the limit of {limit} bytes"),
                     );
                     let _ = tx.send(Message::Text(error.into()));
                     let _ = tx.send(close(CLOSE_TOO_BIG, "message too big"));
@@ -232,11 +229,7 @@ async fn connection(shared: Arc<Shared>, socket: WebSocket, origin: Option<Strin
                 let text = text.as_str().to_owned();
                 if let Err(error) = serde_json::from_str::<serde_json::Value>(&text) {
                     metrics.record_error("ws", "parse");
-                    let error = jsonrpc_error(
-                        None,
-                        cortex_http::PARSE_ERROR,
-                        &format!("Parse error: {error}"),
-                    );
+                    let error = frame_error(PARSE_ERROR, format!("Parse error: {error}"));
                     let _ = tx.send(Message::Text(error.into()));
                     continue;
                 }
@@ -262,9 +255,8 @@ async fn connection(shared: Arc<Shared>, socket: WebSocket, origin: Option<Strin
             }
             Message::Binary(_) => {
                 metrics.record_error("ws", "binary");
-                let error = jsonrpc_error(
-                    None,
-                    cortex_http::INVALID_REQUEST,
+                let error = frame_error(
+                    INVALID_REQUEST,
                     "Binary frames are not supported: send one JSON-RPC message per text frame",
                 );
                 let _ = tx.send(Message::Text(error.into()));
