@@ -1,13 +1,9 @@
-//! Resolves where things live (database, keys) from flags, environment and defaults, and opens
-//! plugins by URL or name. Wiring only: no ledger logic here.
+//! Resolves where things live (database, keys) from flags, environment and defaults, and reads
+//! and writes key files. Wiring only: no ledger logic here; plugins are opened in `plugins`.
 
-use cortex_core::{DynStore, Error, HashAlgorithm, Result};
+use cortex_core::{Error, HashAlgorithm, Result};
 use cortex_ed25519::{Ed25519Signer, Ed25519Verifier};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-/// Storage backends this binary was built with, by URL scheme.
-pub const STORE_SCHEMES: &[&str] = &["sqlite", "redb", "postgres"];
 
 /// Global settings shared by every command.
 #[derive(Debug, Clone)]
@@ -36,35 +32,6 @@ impl Settings {
     /// The verifier key written beside a signing key.
     pub fn vkey_path(skey: &Path) -> PathBuf {
         skey.with_extension("vkey")
-    }
-}
-
-/// Opens a store from a URL (`sqlite:///path`, …) or a plain path (SQLite).
-pub fn open_store(url: &str) -> Result<DynStore> {
-    match url
-        .split_once("://")
-        .map(|(s, _)| s)
-        .or_else(|| url.strip_prefix("sqlite:").map(|_| "sqlite"))
-        .or_else(|| url.strip_prefix("redb:").map(|_| "redb"))
-    {
-        Some("sqlite") => Ok(Arc::new(cortex_sqlite::SqliteStore::open_url(url)?)),
-        Some("redb") => Ok(Arc::new(cortex_redb::RedbStore::open_url(url)?)),
-        Some("postgres" | "postgresql") => {
-            Ok(Arc::new(cortex_postgres::PostgresStore::open_url(url)?))
-        }
-        Some(other) if other.len() > 1 => Err(Error::config(format!(
-            "unknown or unavailable store scheme {other:?} in {url:?}; available: {}",
-            STORE_SCHEMES.join(", ")
-        ))),
-        _ => {
-            if url.is_empty() {
-                return Err(Error::config("the database path is empty"));
-            }
-            Ok(Arc::new(cortex_sqlite::SqliteStore::open(
-                Path::new(url),
-                Default::default(),
-            )?))
-        }
     }
 }
 

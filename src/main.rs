@@ -6,6 +6,7 @@
 mod commands;
 mod config;
 mod output;
+mod plugins;
 
 use clap::{Args, Parser, Subcommand};
 use config::Settings;

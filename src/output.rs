@@ -33,17 +33,7 @@ pub fn checkpoint_warning(e: Option<&str>) {
 }
 
 /// `12345` → `12,345`.
-pub fn num(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub use cortex_bench::num;
 
 /// A progress bar on stderr, shown only for humans on a terminal.
 pub fn progress(as_json: bool, len: u64, what: &str) -> ProgressBar {

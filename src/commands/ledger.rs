@@ -97,7 +97,7 @@ pub fn open_ledger(s: &Settings, checkpoint_every: u64) -> Result<Ledger> {
 
 /// Opens the store and the ledger on it (the agent memory needs both).
 pub fn open_store_and_ledger(s: &Settings, checkpoint_every: u64) -> Result<(DynStore, Ledger)> {
-    let store = config::open_store(&s.db)?;
+    let store = crate::plugins::open_store(&s.db)?;
     let ledger = Ledger::open(
         store.clone(),
         LedgerOptions {
@@ -160,7 +160,7 @@ pub fn verifiers(s: &Settings, given: &[String]) -> Result<Vec<Box<dyn Verifier>
 }
 
 pub fn migrate(s: &Settings) -> Result<u8> {
-    let store = config::open_store(&s.db)?;
+    let store = crate::plugins::open_store(&s.db)?;
     let report = store.migrate()?;
     let ledger = Ledger::open(
         store,

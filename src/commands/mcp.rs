@@ -7,14 +7,23 @@ use crate::config::Settings;
 use clap::{Args, ValueEnum};
 use cortex_core::memory::AgentMemory;
 use cortex_core::{Error, Result, Verifier};
-use cortex_http::{HttpConfig, HttpTransport};
+use cortex_mcp::MessageHandler;
 use cortex_mcp::metrics::Metrics;
 use cortex_mcp::tools::{ledger as ledger_tools, memory as memory_tools};
 use cortex_mcp::{McpServer, cache};
-use cortex_mcp::{MessageHandler, Transport};
-use cortex_stdio::StdioTransport;
-use cortex_websocket::WebSocketTransport;
 use std::sync::Arc;
+
+impl TransportKind {
+    /// The name `--transport` takes.
+    fn name(self) -> &'static str {
+        match self {
+            TransportKind::Stdio => "stdio",
+            TransportKind::Http => "http",
+            TransportKind::Sse => "sse",
+            TransportKind::Ws => "ws",
+        }
+    }
+}
 
 /// Which transport to serve on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -107,20 +116,15 @@ pub fn build_server(s: &Settings, metrics: Arc<Metrics>) -> Result<McpServer> {
 pub fn start(s: &Settings, a: StartArgs) -> Result<u8> {
     // One Metrics for the MCP server and the transport: /metrics and cortex_metrics show both.
     let metrics = Arc::new(Metrics::new());
+    let transport = crate::plugins::transports::open(
+        a.transport.name(),
+        crate::plugins::transports::Network {
+            host: a.host.clone(),
+            port: a.port,
+            metrics: metrics.clone(),
+        },
+    )?;
     let server = build_server(s, metrics.clone())?;
-    let http = |legacy_sse_primary| HttpConfig {
-        host: a.host.clone(),
-        port: a.port,
-        legacy_sse_primary,
-        metrics: metrics.clone(),
-        ..HttpConfig::from_env()
-    };
-    let transport: Box<dyn Transport> = match a.transport {
-        TransportKind::Stdio => Box::new(StdioTransport::new()),
-        TransportKind::Http => Box::new(HttpTransport::new(http(false))),
-        TransportKind::Sse => Box::new(HttpTransport::new(http(true))),
-        TransportKind::Ws => Box::new(WebSocketTransport::new(http(false))),
-    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
