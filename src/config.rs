@@ -2,7 +2,7 @@
 //! and writes key files. Wiring only: no ledger logic here; plugins are opened in `plugins`.
 
 use cortex_core::{Error, HashAlgorithm, Result};
-use cortex_ed25519::{Ed25519Signer, Ed25519Verifier};
+use cortex_ed25519::Ed25519Verifier;
 use std::path::{Path, PathBuf};
 
 /// Global settings shared by every command.
@@ -31,48 +31,8 @@ impl Settings {
     }
     /// The verifier key written beside a signing key.
     pub fn vkey_path(skey: &Path) -> PathBuf {
-        skey.with_extension("vkey")
+        cortex_ed25519::vkey_path(skey)
     }
-}
-
-/// Reads a signing key file.
-pub fn load_signer(path: &Path) -> Result<Ed25519Signer> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::config(format!("cannot read signing key {}", path.display())).with_source(e)
-    })?;
-    Ed25519Signer::from_skey(&text).map_err(|e| e.with_context("file", path.display()))
-}
-
-/// Writes a key pair: the secret key with mode 0600, the verifier key beside it.
-pub fn write_keypair(signer: &Ed25519Signer, skey: &Path, force: bool) -> Result<PathBuf> {
-    if skey.exists() && !force {
-        return Err(Error::invalid(format!(
-            "{} already exists; pass --force to replace it (checkpoints signed by the old key will \
-             then need its verifier key)",
-            skey.display()
-        )));
-    }
-    if let Some(dir) = skey.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            Error::config(format!("cannot create {}", dir.display())).with_source(e)
-        })?;
-    }
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    use std::io::Write;
-    let mut f = opts
-        .open(skey)
-        .map_err(|e| Error::config(format!("cannot write {}", skey.display())).with_source(e))?;
-    writeln!(f, "{}", signer.to_skey())?;
-    let vkey = Settings::vkey_path(skey);
-    std::fs::write(&vkey, format!("{}\n", signer.to_vkey()))
-        .map_err(|e| Error::config(format!("cannot write {}", vkey.display())).with_source(e))?;
-    Ok(vkey)
 }
 
 /// A verifier key given as text (`name+id+key`) or as a path to a file holding one.

@@ -109,7 +109,7 @@ fn open_home(home: &Path) -> Result<(DynStore, Ledger)> {
     )?;
     let origin = config::default_origin(ledger.hasher().algorithm())?;
     let signer = cortex_ed25519::Ed25519Signer::generate(&origin)?;
-    config::write_keypair(&signer, &settings.key, false)?;
+    signer.write_files(&settings.key, false)?;
     ledger.add_signer(Arc::new(signer))?;
     Ok((store, ledger))
 }

@@ -69,7 +69,7 @@ pub fn run(s: &Settings, a: DemoArgs) -> Result<u8> {
         .hasher
         .unwrap_or(cortex_core::HashAlgorithm::Sha256);
     let signer = Ed25519Signer::generate(&config::default_origin(hasher)?)?;
-    let vkey_path = config::write_keypair(&signer, &settings.key, false)?;
+    let vkey_path = signer.write_files(&settings.key, false)?;
     let mut ledger = open_ledger(&settings, 1000)?;
     ledger.add_signer(Arc::new(Ed25519Signer::from_skey(&signer.to_skey())?))?;
     println!(

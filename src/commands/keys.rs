@@ -20,7 +20,7 @@ pub fn generate(
     cortex_core::ledger::checkpoint::validate_origin(&name, hasher)?;
     let path = out.unwrap_or_else(|| s.key.clone());
     let signer = Ed25519Signer::generate(&name)?;
-    let vkey_path = config::write_keypair(&signer, &path, force)?;
+    let vkey_path = signer.write_files(&path, force)?;
     if s.json {
         output::json(&serde_json::json!({
             "ok": true, "name": signer.key_name(), "skey_path": path, "vkey_path": vkey_path,

@@ -111,7 +111,7 @@ pub fn open_store_and_ledger(s: &Settings, checkpoint_every: u64) -> Result<(Dyn
 /// Attaches the signing key, creating one on first use of the default location.
 pub fn attach_signer(s: &Settings, ledger: &mut Ledger) -> Result<()> {
     let signer = if s.key.exists() {
-        config::load_signer(&s.key)?
+        cortex_ed25519::Ed25519Signer::read_file(&s.key)?
     } else if s.key_explicit {
         return Err(Error::config(format!(
             "signing key {} does not exist (create it with `cortex keys generate --out {}`)",
@@ -126,7 +126,7 @@ pub fn attach_signer(s: &Settings, ledger: &mut Ledger) -> Result<()> {
     } else {
         let origin = config::default_origin(ledger.hasher().algorithm())?;
         let signer = Ed25519Signer::generate(&origin)?;
-        let vkey = config::write_keypair(&signer, &s.key, false)?;
+        let vkey = signer.write_files(&s.key, false)?;
         eprintln!(
             "✓ Generated checkpoint signing key {} for origin {origin:?}\n  give {} to auditors",
             s.key.display(),
@@ -151,7 +151,9 @@ pub fn verifiers(s: &Settings, given: &[String]) -> Result<Vec<Box<dyn Verifier>
         )?)]);
     }
     if s.key.is_file() {
-        return Ok(vec![config::load_signer(&s.key)?.verifier()]);
+        return Ok(vec![
+            cortex_ed25519::Ed25519Signer::read_file(&s.key)?.verifier(),
+        ]);
     }
     Err(Error::config(format!(
         "no verifier key: pass --vkey (no key at {})",

@@ -13,6 +13,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use cortex_core::ledger::note::{ALG_ED25519, VerifierKey, key_id, validate_key_name};
 use cortex_core::{Error, Result, SignatureScheme, Signer, Verifier};
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
 /// Prefix of a signer (private) key.
 pub const SKEY_PREFIX: &str = "PRIVATE+KEY+";
@@ -104,6 +106,56 @@ impl Ed25519Signer {
             key: self.key.verifying_key().as_bytes().to_vec(),
         }
         .to_text()
+    }
+}
+
+/// The verifier key file written beside a signer key file: the same path, extension `vkey`.
+pub fn vkey_path(skey: &Path) -> PathBuf {
+    skey.with_extension("vkey")
+}
+
+impl Ed25519Signer {
+    /// Reads a signer key file (`PRIVATE+KEY+…`); errors name the file.
+    pub fn read_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::config(format!("cannot read signing key {}", path.display())).with_source(e)
+        })?;
+        Self::from_skey(&text).map_err(|e| e.with_context("file", path.display()))
+    }
+
+    /// Writes the key to `skey` (mode 0600 on Unix, its directory created) and the verifier
+    /// key beside it ([`vkey_path`]); returns the verifier key's path. An existing `skey` is
+    /// replaced only with `force`, since checkpoints signed by the old key then need its
+    /// verifier key.
+    pub fn write_files(&self, skey: &Path, force: bool) -> Result<PathBuf> {
+        if skey.exists() && !force {
+            return Err(Error::invalid(format!(
+                "{} already exists; pass --force to replace it (checkpoints signed by the old \
+                 key will then need its verifier key)",
+                skey.display()
+            )));
+        }
+        if let Some(dir) = skey.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Error::config(format!("cannot create {}", dir.display())).with_source(e)
+            })?;
+        }
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let write = |mut f: std::fs::File| writeln!(f, "{}", self.to_skey());
+        opts.open(skey).and_then(write).map_err(|e| {
+            Error::config(format!("cannot write {}", skey.display())).with_source(e)
+        })?;
+        let vkey = vkey_path(skey);
+        std::fs::write(&vkey, format!("{}\n", self.to_vkey())).map_err(|e| {
+            Error::config(format!("cannot write {}", vkey.display())).with_source(e)
+        })?;
+        Ok(vkey)
     }
 }
 
