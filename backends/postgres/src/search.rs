@@ -1,0 +1,185 @@
+//! Ranked full-text search: facts' tokens as `tsvector`/`tsquery` lexemes, the candidate query
+//! under a GIN index, and BM25 scores computed with core's functions, so they equal core's
+//! `Bm25Index` bit for bit.
+
+use crate::PostgresStore;
+use crate::memory::fact_from_row;
+use crate::pool::{PgConn, cached, pg_err};
+use cortex_core::memory::fact::Fact;
+use cortex_core::memory::store::{FactSearch, SearchHit};
+use cortex_core::{Error, Result};
+use postgres::IsolationLevel;
+use std::collections::HashMap;
+
+/// Longest lexeme Postgres accepts in a `tsvector`, less a margin; longer tokens are truncated
+/// there (matching then finds a superset, and scoring, which reads `body`, stays exact).
+const MAX_LEXEME_BYTES: usize = 2000;
+
+/// `token` cut to at most [`MAX_LEXEME_BYTES`] (at a character boundary).
+pub(crate) fn truncated(token: &str) -> &str {
+    let mut end = token.len().min(MAX_LEXEME_BYTES);
+    while !token.is_char_boundary(end) {
+        end -= 1;
+    }
+    &token[..end]
+}
+
+/// Appends `token` (already [`truncated`]) to `out` as a quoted `tsvector`/`tsquery` lexeme.
+pub(crate) fn push_lexeme(out: &mut String, token: &str) {
+    out.push('\'');
+    if token.contains(['\\', '\'']) {
+        out.push_str(&token.replace('\\', "\\\\").replace('\'', "''"));
+    } else {
+        out.push_str(token);
+    }
+    out.push('\'');
+}
+
+/// A token as a `tsvector`/`tsquery` lexeme literal (quoted; truncated if too long).
+fn lexeme(token: &str) -> String {
+    let mut out = String::with_capacity(token.len().min(MAX_LEXEME_BYTES) + 2);
+    push_lexeme(&mut out, truncated(token));
+    out
+}
+
+/// Search candidates: the collection statistics, and every fact matching the tsquery `$1`
+/// (id, token count, token text, passes the filters: project `$2`, valid at `$3`, deprecated
+/// ones if `$4`); one row of statistics and NULLs when no fact matches.
+const SEARCH_CANDIDATES_SQL: &str = "SELECT m.docs, m.tokens, f.id, f.doc_len, f.body, \
+     ($2::TEXT IS NULL OR f.project = $2) AND f.valid_from <= $3 \
+     AND (f.valid_until IS NULL OR $3 < f.valid_until) AND ($4 OR f.deprecated_at IS NULL) \
+     FROM memory_state m LEFT JOIN facts f ON f.tsv @@ $1::TEXT::TSQUERY WHERE m.id = 1";
+
+/// Whole facts by id (`$1`, an array), in no particular order.
+const FACTS_BY_ID_SQL: &str = "SELECT id, project, content, fact_type, tags, confidence, source, \
+     valid_from, valid_until, created_at, deprecated_at, deprecation_reason, consensus \
+     FROM facts WHERE id = ANY($1)";
+
+impl PostgresStore {
+    /// Ranked full-text search ([`FactStore::search_facts`](cortex_core::FactStore::search_facts)):
+    /// the candidates and collection statistics in one query, scored here, then the `top_k`
+    /// facts read whole, all in one read-only snapshot.
+    pub(crate) fn ranked_search(&self, q: &FactSearch) -> Result<Vec<SearchHit>> {
+        if q.terms.is_empty() || q.top_k == 0 {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn()?;
+        let PgConn { client, stmts } = &mut *conn;
+        // One snapshot for the collection statistics, the candidates and the facts returned.
+        let mut tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(pg_err)?;
+        // Every fact holding a lexeme of a term (all projects, deprecated ones included: the
+        // document counts are over every indexed fact), its token text and whether it passes
+        // the query's filters; the statistics come with it (a row of NULLs when none match).
+        let tsquery = q
+            .terms
+            .iter()
+            .map(|t| lexeme(t))
+            .collect::<Vec<_>>()
+            .join(" | ");
+        let s = cached(&mut tx, stmts, SEARCH_CANDIDATES_SQL)?;
+        let rows = tx
+            .query(&s, &[&tsquery, &q.project, &q.as_of, &q.include_deprecated])
+            .map_err(pg_err)?;
+        let Some(first) = rows.first() else {
+            return Err(Error::integrity("the memory_state row is missing"));
+        };
+        let (docs, total): (i64, i64) = (first.get(0), first.get(1));
+        if docs <= 0 {
+            return Ok(Vec::new());
+        }
+        let avg = total as f64 / docs as f64;
+        // Each candidate's term frequencies, from its tokens (a lexeme match alone is not
+        // enough: lexemes are truncated, tokens are not), and each term's document count.
+        let k = q.terms.len();
+        let mut df = vec![0u64; k];
+        let mut tfs: Vec<u32> = Vec::new();
+        let mut kept: Vec<(i64, u32)> = Vec::new();
+        let mut tf = vec![0u32; k];
+        for r in &rows {
+            let Some(body) = r.get::<_, Option<&str>>(4) else {
+                continue;
+            };
+            tf.fill(0);
+            for tok in body.split(' ') {
+                if let Some(i) = q.terms.iter().position(|t| t == tok) {
+                    tf[i] += 1;
+                }
+            }
+            for (d, f) in df.iter_mut().zip(&tf) {
+                *d += u64::from(*f > 0);
+            }
+            if r.get::<_, Option<bool>>(5) == Some(true) && tf.iter().any(|f| *f > 0) {
+                let doc_len = u32::try_from(r.get::<_, i32>(3)).unwrap_or(0);
+                kept.push((r.get(2), doc_len));
+                tfs.extend_from_slice(&tf);
+            }
+        }
+        // The idf of each term present, in query order.
+        let idfs: Vec<Option<f64>> = df
+            .iter()
+            .map(|&n| (n > 0).then(|| cortex_core::memory::bm25::idf(docs as u64, n)))
+            .collect();
+        let mut scored: Vec<(i64, f64)> = kept
+            .iter()
+            .zip(tfs.chunks_exact(k))
+            .map(|(&(id, doc_len), tf)| {
+                // Summed from zero in query-term order, as Bm25Index and FTS5 do (same bits).
+                let mut score = 0.0f64;
+                for (idf, &f) in idfs.iter().zip(tf) {
+                    if let (Some(idf), true) = (idf, f > 0) {
+                        score += cortex_core::memory::bm25::term_score(*idf, f, doc_len, avg);
+                    }
+                }
+                (id, score)
+            })
+            .collect();
+        scored.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
+        scored.truncate(q.top_k);
+        if scored.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Only the facts returned are read whole.
+        let ids: Vec<i64> = scored.iter().map(|h| h.0).collect();
+        let s = cached(&mut tx, stmts, FACTS_BY_ID_SQL)?;
+        let mut facts: HashMap<u64, Fact> = tx
+            .query(&s, &[&ids])
+            .map_err(pg_err)?
+            .iter()
+            .map(|r| fact_from_row(r).map(|f| (f.id, f)))
+            .collect::<Result<_>>()?;
+        tx.commit().map_err(pg_err)?;
+        scored
+            .into_iter()
+            .map(|(id, score)| {
+                let fact = facts
+                    .remove(&(id as u64))
+                    .ok_or_else(|| Error::integrity(format!("fact {id} vanished mid-search")))?;
+                Ok(SearchHit { fact, score })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::FACT_COLUMNS;
+
+    #[test]
+    fn search_reads_the_fact_columns() {
+        let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(norm(FACTS_BY_ID_SQL).contains(&norm(FACT_COLUMNS)));
+    }
+
+    #[test]
+    fn lexemes_are_quoted() {
+        assert_eq!(lexeme("it's"), "'it''s'");
+        assert_eq!(lexeme("a\\b"), "'a\\\\b'");
+        assert!(lexeme(&"é".repeat(2000)).len() <= MAX_LEXEME_BYTES + 2);
+    }
+}
