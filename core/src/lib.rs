@@ -40,6 +40,8 @@ pub mod verify;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 #[cfg(any(test, feature = "testkit"))]
+pub mod testkit_peers;
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit_tamper;
 
 pub use agent_memory::{AgentMemory, SearchQuery};
