@@ -5,8 +5,9 @@
 //! The reference verifier (`cortex ledger verify-external`) is run on the same files, so the two
 //! are also checked to agree.
 //!
-//! Needs `python3` with the `cryptography` and `blake3` packages. Without them the test is skipped,
-//! unless `CI=true`, where it fails.
+//! Runs in a venv with the `cryptography` and `blake3` packages, made under
+//! `target/test-peers/python/` on first use (`cortex_core::testkit::peers::python_env`). When it
+//! cannot be made the test is skipped with the cause, unless `CI=true`, where it fails.
 
 use serde_json::Value;
 use std::io::Write;
@@ -19,22 +20,6 @@ use common::{BIN, CLEARED_ENV};
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/independent/cortex_verify.py")
-}
-
-/// `Ok(())` if python3 can import the verifier's dependencies, else why not.
-fn python_ready() -> Result<(), String> {
-    match Command::new("python3")
-        .args(["-c", "import cryptography, blake3"])
-        .output()
-    {
-        Err(e) => Err(format!("python3 cannot be run: {e}")),
-        Ok(o) if !o.status.success() => Err(format!(
-            "python3 lacks the `cryptography` or `blake3` package (pip install cryptography \
-             blake3): {}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        )),
-        Ok(_) => Ok(()),
-    }
 }
 
 /// One ledger under its own CORTEX_HOME.
@@ -401,14 +386,14 @@ struct Outcome {
     reference: Option<i32>,
 }
 
-fn check(case: &Case) -> Outcome {
-    let py = Command::new("python3")
+fn check(python: &Path, case: &Case) -> Outcome {
+    let py = Command::new(python)
         .arg(script())
         .arg(&case.file)
         .arg("--vkey")
         .arg(&case.vkey)
         .output()
-        .expect("run python3");
+        .expect("run the venv's python");
     let mut reference = Command::new(BIN);
     for v in CLEARED_ENV {
         reference.env_remove(v);
@@ -433,10 +418,14 @@ fn check(case: &Case) -> Outcome {
 
 #[test]
 fn python_verifier_written_from_the_spec_agrees_with_the_binary() {
-    if let Err(why) = python_ready() {
-        cortex_core::testkit::skip("the independent Python verifier", &why);
+    let Some(python) = common::python_or_skip(
+        "the independent Python verifier",
+        "independent-verifier",
+        common::VERIFIER_PACKAGES,
+        &["cryptography", "blake3"],
+    ) else {
         return;
-    }
+    };
     let tmp = tempfile::tempdir().unwrap();
     let files = tmp.path().join("files");
     std::fs::create_dir_all(&files).unwrap();
@@ -460,7 +449,10 @@ fn python_verifier_written_from_the_spec_agrees_with_the_binary() {
     let outcomes: Vec<Outcome> = std::thread::scope(|s| {
         let handles: Vec<_> = cases
             .chunks(chunk)
-            .map(|part| s.spawn(move || part.iter().map(check).collect::<Vec<_>>()))
+            .map(|part| {
+                let python = &python;
+                s.spawn(move || part.iter().map(|c| check(python, c)).collect::<Vec<_>>())
+            })
             .collect();
         handles
             .into_iter()

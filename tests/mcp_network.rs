@@ -1,8 +1,9 @@
 //! `cortex mcp start` over the network, driven by the official Python SDK: Streamable HTTP in
-//! both protocol eras and legacy HTTP+SSE with `mcp==2.3.0` (venv `.venv-mcp`), WebSocket with
-//! `mcp[ws]==1.30.0` (venv `.venv-mcp-ws`). Client scripts live in `tests/mcp_clients/`.
+//! both protocol eras and legacy HTTP+SSE with `mcp==2.3.0`, WebSocket with `mcp[ws]==1.30.0`,
+//! each in a venv under `target/test-peers/python/` made on first use
+//! (`cortex_core::testkit::peers::python_env`). Client scripts live in `tests/mcp_clients/`.
 //!
-//! A missing venv fails the test when `CI=true` and is reported as skipped otherwise.
+//! A venv that cannot be made fails the test when `CI=true` and is reported as skipped otherwise.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -13,17 +14,16 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The venv's python, or `None` (after saying so) when it is missing outside CI.
-fn python(venv: &str, setup: &str) -> Option<PathBuf> {
-    let python = root().join(venv).join("bin/python");
-    if python.exists() {
-        return Some(python);
-    }
-    cortex_core::testkit::skip(
-        "this MCP SDK test",
-        &format!("{} is missing; create it with: {setup}", python.display()),
-    );
-    None
+mod common;
+
+/// The interpreter of the SDK venv: `ws` selects the WebSocket-capable release.
+fn python(ws: bool) -> Option<PathBuf> {
+    let (name, requirements, imports): (_, _, &[&str]) = if ws {
+        ("mcp-sdk-ws", common::MCP_SDK_WS, &["mcp", "websockets"])
+    } else {
+        ("mcp-sdk", common::MCP_SDK, &["mcp"])
+    };
+    common::python_or_skip("this MCP SDK test", name, requirements, imports)
 }
 
 fn cortex(home: &Path) -> Command {
@@ -134,13 +134,9 @@ fn run_client(python: &Path, script: &str, args: &[&str]) -> serde_json::Value {
     summary
 }
 
-const SDK_SETUP: &str = "python3 -m venv .venv-mcp && .venv-mcp/bin/pip install mcp==2.3.0";
-const WS_SETUP: &str =
-    "python3 -m venv .venv-mcp-ws && .venv-mcp-ws/bin/pip install 'mcp[ws]==1.30.0'";
-
 #[test]
 fn streamable_http_both_eras_with_the_python_sdk() {
-    let Some(python) = python(".venv-mcp", SDK_SETUP) else {
+    let Some(python) = python(false) else {
         return;
     };
     let server = start("http");
@@ -153,7 +149,7 @@ fn streamable_http_both_eras_with_the_python_sdk() {
 
 #[test]
 fn legacy_sse_with_the_python_sdk() {
-    let Some(python) = python(".venv-mcp", SDK_SETUP) else {
+    let Some(python) = python(false) else {
         return;
     };
     let server = start("sse");
@@ -164,7 +160,7 @@ fn legacy_sse_with_the_python_sdk() {
 
 #[test]
 fn websocket_with_the_python_sdk() {
-    let Some(python) = python(".venv-mcp-ws", WS_SETUP) else {
+    let Some(python) = python(true) else {
         return;
     };
     let server = start("ws");

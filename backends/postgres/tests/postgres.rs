@@ -1,7 +1,9 @@
 //! Runs the core conformance suite and the many-writers checks against a real PostgreSQL
-//! server named by `CORTEX_TEST_POSTGRES_URL` (e.g. `postgres://postgres@127.0.0.1:5432/test`).
-//! Every store gets a fresh schema, dropped at the end. Without the variable the tests are
-//! skipped with a message, except under `CI=true`, where they fail.
+//! server: the one named by `CORTEX_TEST_POSTGRES_URL` (e.g.
+//! `postgres://postgres@127.0.0.1:5432/test`), else the tests' own throwaway cluster
+//! (`cortex_core::testkit::peers`). Every store gets a fresh schema, dropped at the end. When
+//! there is no server the tests are skipped with the cause, except under `CI=true`, where they
+//! fail.
 
 use cortex_core::testkit::{sample_entries, store_conformance};
 use cortex_core::{DynStore, Ledger, LedgerOptions, LedgerStore, VerifyOptions, verify_store};
@@ -9,24 +11,23 @@ use cortex_postgres::PostgresStore;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-/// The server URL, or `None` (with a message) when the tests should be skipped.
+/// The server URL, or `None` (with a message, once per test binary) when the tests should be
+/// skipped. Asked anew by every test: the throwaway cluster may have been stopped meanwhile.
 fn server_url() -> Option<String> {
     static ONCE: std::sync::Once = std::sync::Once::new();
-    let url = std::env::var(cortex_core::testkit::POSTGRES_URL_VAR)
-        .ok()
-        .filter(|u| !u.is_empty());
-    if url.is_some() {
-        return url;
-    }
-    // Panics under CI=true; otherwise says so once per test binary.
     let what = "the cortex-postgres tests";
-    if std::env::var("CI").as_deref() == Ok("true") {
-        return cortex_core::testkit::postgres_url(what);
+    match cortex_core::testkit::peers::postgres_url() {
+        Ok(url) => Some(url),
+        // Panics under CI=true; otherwise says so once per test binary.
+        Err(why) if std::env::var("CI").as_deref() == Ok("true") => {
+            cortex_core::testkit::skip(what, &why);
+            None
+        }
+        Err(why) => {
+            ONCE.call_once(|| cortex_core::testkit::skip(what, &why));
+            None
+        }
     }
-    ONCE.call_once(|| {
-        cortex_core::testkit::postgres_url(what);
-    });
-    None
 }
 
 /// The URL of a fresh schema holding an empty, migrated ledger (processes then share it).

@@ -15,6 +15,7 @@ use crate::store::DynStore;
 pub mod crash;
 pub mod ledger;
 pub mod memory;
+pub mod peers;
 pub mod tamper;
 
 pub use ledger::{ledger_conformance, ledger_with_signer, signer_conformance};
@@ -35,21 +36,10 @@ pub fn skip(what: &str, why: &str) {
     let _ = writeln!(std::io::stderr(), "SKIPPED: {what} did not run: {why}");
 }
 
-/// The test PostgreSQL server's URL, or `None` (after [`skip`]) when [`POSTGRES_URL_VAR`] is
-/// not set.
+/// The test PostgreSQL server's URL ([`peers::postgres_url`]: [`POSTGRES_URL_VAR`] or a
+/// throwaway cluster), or `None` (after [`skip`], with the cause) when there is none.
 pub fn postgres_url(what: &str) -> Option<String> {
-    match std::env::var(POSTGRES_URL_VAR) {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            skip(
-                what,
-                &format!(
-                    "set {POSTGRES_URL_VAR} (e.g. postgres://postgres@127.0.0.1:5432/test) to run it"
-                ),
-            );
-            None
-        }
-    }
+    peers::postgres_url().map_err(|why| skip(what, &why)).ok()
 }
 
 /// `n` small entries for tests.
