@@ -293,9 +293,7 @@ pub(crate) async fn post(
 /// The status of a stateless reply: the protocol maps its error code (`404` for an unknown
 /// method, `400` for header and version errors); a result, or a batch, is `200`.
 fn stateless_status(reply: &str) -> StatusCode {
-    serde_json::from_str::<Value>(reply)
-        .ok()
-        .and_then(|v| v.get("error")?.get("code")?.as_i64())
+    protocol::reply_error_code(reply)
         .and_then(|code| StatusCode::from_u16(protocol::http_status(code)).ok())
         .unwrap_or(StatusCode::OK)
 }

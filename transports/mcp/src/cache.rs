@@ -43,11 +43,13 @@ pub type CacheKeyFn = Arc<dyn Fn(&Map<String, Value>) -> Option<CacheKey> + Send
 /// Reads the store's current memory version (see [`crate::Store::memory_version`]).
 pub type VersionFn = Arc<dyn Fn() -> Result<u64> + Send + Sync>;
 
+/// A cached result, kept as the JSON text the server sends (no clone or serialization on a
+/// hit).
 #[derive(Debug)]
 struct Entry {
     version: u64,
     expires: Option<Instant>,
-    result: Value,
+    result: Arc<str>,
 }
 
 /// A bounded map from (tool, normalized arguments) to a tool result and its memory version.
@@ -90,8 +92,9 @@ impl QueryCache {
         self.entries.len() == 0
     }
 
-    /// The result cached under `key` for exactly memory `version`, if it has not expired.
-    pub fn get(&self, key: &str, version: u64) -> Option<Value> {
+    /// The result text cached under `key` for exactly memory `version`, if it has not
+    /// expired.
+    pub fn get_text(&self, key: &str, version: u64) -> Option<Arc<str>> {
         let entry = self.entries.get(key)?;
         if entry.version != version || entry.expires.is_some_and(|t| Instant::now() >= t) {
             return None;
@@ -99,13 +102,19 @@ impl QueryCache {
         Some(entry.result.clone())
     }
 
-    /// Caches `result`, computed after memory `version` was read. An entry of a newer version
-    /// is kept (a slow reader must not replace a fresher result).
-    pub fn insert(&self, key: String, version: u64, now_relative: bool, result: Value) {
+    /// [`QueryCache::get_text`], parsed.
+    pub fn get(&self, key: &str, version: u64) -> Option<Value> {
+        serde_json::from_str(&self.get_text(key, version)?).ok()
+    }
+
+    /// Caches `result`, computed after memory `version` was read, and returns its text. An
+    /// entry of a newer version is kept (a slow reader must not replace a fresher result).
+    pub fn insert(&self, key: String, version: u64, now_relative: bool, result: Value) -> Arc<str> {
+        let text: Arc<str> = result.to_string().into();
         if let Some(old) = self.entries.get(&key)
             && old.version > version
         {
-            return;
+            return text;
         }
         let expires = now_relative.then(|| {
             let mut at = Instant::now() + self.now_ttl;
@@ -119,9 +128,10 @@ impl QueryCache {
             Arc::new(Entry {
                 version,
                 expires,
-                result,
+                result: text.clone(),
             }),
         );
+        text
     }
 
     /// Drops every entry.

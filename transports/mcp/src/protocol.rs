@@ -139,6 +139,24 @@ pub fn frame_error(code: i64, message: impl Into<String>) -> String {
         .to_string()
 }
 
+/// The error code of a reply to one request, or `None` for a result (and for a batch, which
+/// is an array). Skims the reply without building it (results can be large: a search's hits).
+pub fn reply_error_code(reply: &str) -> Option<i64> {
+    #[derive(serde::Deserialize)]
+    struct Code {
+        code: i64,
+    }
+    // Unknown fields (`result`, `id`, `jsonrpc`) are skipped, not built.
+    #[derive(serde::Deserialize)]
+    struct Reply {
+        error: Option<Code>,
+    }
+    serde_json::from_str::<Reply>(reply)
+        .ok()?
+        .error
+        .map(|e| e.code)
+}
+
 /// "a string", "an object", … for error messages about a JSON value's type.
 pub fn json_type(v: &Value) -> &'static str {
     match v {
@@ -362,5 +380,10 @@ mod tests {
         assert_eq!(http_status(codes::HEADER_MISMATCH), 400);
         assert_eq!(http_status(codes::METHOD_NOT_FOUND), 404);
         assert_eq!(http_status(codes::INVALID_PARAMS), 200);
+        let err = RpcError::new(codes::METHOD_NOT_FOUND, "x").to_response(json!(7));
+        assert_eq!(reply_error_code(&err.to_string()), Some(-32601));
+        let ok = r#"{"id":7,"jsonrpc":"2.0","result":{"content":[{"text":"{\"error\":1}"}]}}"#;
+        assert_eq!(reply_error_code(ok), None);
+        assert_eq!(reply_error_code("[{\"id\":1}]"), None);
     }
 }

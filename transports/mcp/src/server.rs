@@ -20,6 +20,13 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+/// A request's result: a JSON value, or the result's text as it is sent (a query-cache hit,
+/// or a result just cached), which is spliced into the reply without being parsed again.
+enum Answer {
+    Value(Value),
+    Text(Arc<str>),
+}
+
 /// Which era a request is served in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Era {
@@ -90,31 +97,22 @@ impl McpServer {
         let value: Value = match serde_json::from_str(&incoming.message) {
             Ok(v) => v,
             Err(e) => {
-                return Some(
-                    error_response(
-                        Value::Null,
-                        &RpcError::new(
-                            codes::PARSE_ERROR,
-                            format!("Parse error: the message is not valid JSON ({e})"),
-                        ),
-                    )
-                    .to_string(),
-                );
+                return Some(error_response(
+                    Value::Null,
+                    &RpcError::new(
+                        codes::PARSE_ERROR,
+                        format!("Parse error: the message is not valid JSON ({e})"),
+                    ),
+                ));
             }
         };
         match value {
             Value::Array(items) => {
                 if items.is_empty() {
-                    return Some(
-                        error_response(
-                            Value::Null,
-                            &RpcError::new(
-                                codes::INVALID_REQUEST,
-                                "Invalid Request: an empty batch",
-                            ),
-                        )
-                        .to_string(),
-                    );
+                    return Some(error_response(
+                        Value::Null,
+                        &RpcError::new(codes::INVALID_REQUEST, "Invalid Request: an empty batch"),
+                    ));
                 }
                 let mut replies = Vec::new();
                 for item in items {
@@ -122,13 +120,14 @@ impl McpServer {
                         replies.push(r);
                     }
                 }
-                (!replies.is_empty()).then(|| Value::Array(replies).to_string())
+                (!replies.is_empty()).then(|| format!("[{}]", replies.join(",")))
             }
-            v => self.handle_value(v, incoming).await.map(|r| r.to_string()),
+            v => self.handle_value(v, incoming).await,
         }
     }
 
-    async fn handle_value(&self, value: Value, incoming: &Incoming) -> Option<Value> {
+    /// Handles one JSON-RPC message; the reply as text, if one is owed.
+    async fn handle_value(&self, value: Value, incoming: &Incoming) -> Option<String> {
         let Value::Object(mut msg) = value else {
             return Some(error_response(
                 Value::Null,
@@ -206,13 +205,16 @@ impl McpServer {
         let started = Instant::now();
         let outcome = self.request(&method, params, incoming).await;
         let ok = match &outcome {
-            Ok(r) => r.get("isError") != Some(&Value::Bool(true)),
+            Ok(Answer::Value(r)) => r.get("isError") != Some(&Value::Bool(true)),
+            // Only successful results are cached.
+            Ok(Answer::Text(_)) => true,
             Err(_) => false,
         };
         self.metrics
             .record_request(METRICS_LABEL, &label, started.elapsed(), ok);
         Some(match outcome {
-            Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+            Ok(Answer::Value(result)) => envelope(&id, &result.to_string()),
+            Ok(Answer::Text(result)) => envelope(&id, &result),
             Err(e) => error_response(id, &e),
         })
     }
@@ -347,9 +349,9 @@ impl McpServer {
         method: &str,
         params: Map<String, Value>,
         incoming: &Incoming,
-    ) -> Result<Value, RpcError> {
+    ) -> Result<Answer, RpcError> {
         if method == "initialize" {
-            return self.initialize(&params, incoming);
+            return self.initialize(&params, incoming).map(Answer::Value);
         }
         let era = self.era(method, &params, incoming)?;
         let modern = matches!(era, Era::Modern(_));
@@ -368,7 +370,8 @@ impl McpServer {
                 no_cursor(&params)?;
                 (json!({"tools": self.tool_list}), Some(0))
             }
-            "tools/call" => (self.call_tool(params).await?, None),
+            // Decorated for its era inside, so that a cached result is sent as it is.
+            "tools/call" => return self.call_tool(params, modern).await,
             "resources/list" if self.has_resources() => {
                 no_cursor(&params)?;
                 let list: Vec<Value> = self.resources.iter().map(Resource::describe).collect();
@@ -405,18 +408,24 @@ impl McpServer {
             }
         };
         if modern {
-            let r = result.as_object_mut().expect("results are objects");
-            r.insert("resultType".into(), json!("complete"));
-            r.insert(
-                "_meta".into(),
-                json!({ META_SERVER_INFO: self.server_info }),
-            );
-            if let Some(ttl) = ttl {
-                r.insert("ttlMs".into(), json!(ttl));
-                r.insert("cacheScope".into(), json!("public"));
-            }
+            self.decorate(&mut result, ttl);
         }
-        Ok(result)
+        Ok(Answer::Value(result))
+    }
+
+    /// What every stateless (2026-07-28) result carries: `resultType`, the server's identity
+    /// in `_meta`, and for cacheable results `ttlMs` and `cacheScope`.
+    fn decorate(&self, result: &mut Value, ttl: Option<u64>) {
+        let r = result.as_object_mut().expect("results are objects");
+        r.insert("resultType".into(), json!("complete"));
+        r.insert(
+            "_meta".into(),
+            json!({ META_SERVER_INFO: self.server_info }),
+        );
+        if let Some(ttl) = ttl {
+            r.insert("ttlMs".into(), json!(ttl));
+            r.insert("cacheScope".into(), json!("public"));
+        }
     }
 
     fn initialize(
@@ -464,7 +473,14 @@ impl McpServer {
         }))
     }
 
-    async fn call_tool(&self, params: Map<String, Value>) -> Result<Value, RpcError> {
+    /// `tools/call`: validates, answers from the query cache when it can, runs the tool
+    /// otherwise; the result is decorated for the era (`modern`) before it is cached, so a hit
+    /// is the reply's result text as it is sent.
+    async fn call_tool(
+        &self,
+        params: Map<String, Value>,
+        modern: bool,
+    ) -> Result<Answer, RpcError> {
         let name = match params.get("name") {
             Some(Value::String(n)) => n,
             Some(other) => {
@@ -490,44 +506,64 @@ impl McpServer {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(a)) => a.clone(),
             Some(other) => {
-                return Ok(tool_error(&format!(
+                let mut r = tool_error(&format!(
                     "invalid arguments for {name}: arguments must be a JSON object, got {}",
                     json_type(other)
-                )));
+                ));
+                if modern {
+                    self.decorate(&mut r, None);
+                }
+                return Ok(Answer::Value(r));
             }
         };
         let problems = schema::validate(&tool.input_schema, &Value::Object(args.clone()));
         if !problems.is_empty() {
-            return Ok(tool_error(&format!(
+            let mut r = tool_error(&format!(
                 "invalid arguments for {name}: {}",
                 problems.join("; ")
-            )));
+            ));
+            if modern {
+                self.decorate(&mut r, None);
+            }
+            return Ok(Answer::Value(r));
         }
         // The query cache: the version is read before the query, so a result is only ever
         // served to a request that read the same version (see `cache`).
         let cached = match (&self.cache, self.cache_keys.get(name), &self.memory_version) {
             (Some(cache), Some(key_fn), Some(version)) => match (key_fn(&args), version()) {
                 (Some(k), Ok(v)) => {
-                    Some((cache, format!("{name}\u{0}{}", k.key), k.now_relative, v))
+                    let era = if modern { "modern" } else { "legacy" };
+                    let key = format!("{name}\u{0}{era}\u{0}{}", k.key);
+                    Some((cache, key, k.now_relative, v))
                 }
                 _ => None,
             },
             _ => None,
         };
         if let Some((cache, key, _, version)) = &cached {
-            let hit = cache.get(key, *version);
+            let hit = cache.get_text(key, *version);
             self.metrics.record_cache(hit.is_some());
             if let Some(result) = hit {
-                return Ok(result);
+                return Ok(Answer::Text(result));
             }
         }
-        let result = self.run_tool(name, tool, args).await?;
-        if let Some((cache, key, now_relative, version)) = cached
-            && result.get("isError") == Some(&Value::Bool(false))
-        {
-            cache.insert(key, version, now_relative, result.clone());
+        let mut result = self.run_tool(name, tool, args).await?;
+        if modern {
+            self.decorate(&mut result, None);
         }
-        Ok(result)
+        match cached {
+            Some((cache, key, now_relative, version))
+                if result.get("isError") == Some(&Value::Bool(false)) =>
+            {
+                Ok(Answer::Text(cache.insert(
+                    key,
+                    version,
+                    now_relative,
+                    result,
+                )))
+            }
+            _ => Ok(Answer::Value(result)),
+        }
     }
 
     async fn run_tool(
@@ -695,6 +731,19 @@ fn tool_error(message: &str) -> Value {
     json!({"content": [{"type": "text", "text": message}], "isError": true})
 }
 
-fn error_response(id: Value, e: &RpcError) -> Value {
-    e.to_response(id)
+fn error_response(id: Value, e: &RpcError) -> String {
+    e.to_response(id).to_string()
+}
+
+/// The reply to request `id` whose result is the JSON text `result`: the same bytes
+/// `serde_json` writes for `{"jsonrpc": "2.0", "id": id, "result": result}` (keys in order).
+fn envelope(id: &Value, result: &str) -> String {
+    let id = id.to_string();
+    let mut out = String::with_capacity(result.len() + id.len() + 32);
+    out.push_str("{\"id\":");
+    out.push_str(&id);
+    out.push_str(",\"jsonrpc\":\"2.0\",\"result\":");
+    out.push_str(result);
+    out.push('}');
+    out
 }
