@@ -130,7 +130,7 @@ impl InMemoryStore {
     fn lock(&self) -> Result<MutexGuard<'_, Inner>> {
         self.inner
             .lock()
-            .map_err(|_| Error::backend("memory store lock poisoned"))
+            .map_err(|_| Error::backend("in-memory store lock poisoned"))
     }
     /// Replaces a stored entry's fields, bypassing the ledger: for tamper-detection tests.
     pub fn tamper_entry(&self, index: u64, f: impl FnOnce(&mut StoredEntry)) -> Result<()> {
@@ -163,18 +163,18 @@ impl crate::testkit::tamper::Tamper for InMemoryStore {
                     if hash(&r.prev_hash).is_none() || hash(&r.hash).is_none() =>
                 {
                     return Outcome::NotApplicable(
-                        "the memory store keeps chain hashes as 32-byte arrays".into(),
+                        "the in-memory store keeps chain hashes as 32-byte arrays".into(),
                     );
                 }
                 TamperOp::MalformCheckpointRoot(_) => {
                     return Outcome::NotApplicable(
-                        "the memory store keeps checkpoint roots as 32-byte hashes".into(),
+                        "the in-memory store keeps checkpoint roots as 32-byte hashes".into(),
                     );
                 }
                 _ => {}
             }
         }
-        let mut g = self.lock().expect("memory store lock");
+        let mut g = self.lock().expect("in-memory store lock");
         for op in ops {
             match op {
                 TamperOp::PutEntry(r) => {
