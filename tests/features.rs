@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Run, Sandbox};
+use common::Sandbox;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -39,25 +39,12 @@ fn sqlite_only_binary() -> PathBuf {
     target.join("debug").join("cortex")
 }
 
-fn run(bin: &Path, home: &Path, args: &[&str]) -> Run {
-    let mut c = Command::new(bin);
-    for v in common::CLEARED_ENV {
-        c.env_remove(v);
-    }
-    let out = c.arg("--home").arg(home).args(args).output().expect("run");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 #[test]
 fn a_sqlite_only_binary_works_and_names_what_is_compiled_out() {
     let bin = sqlite_only_binary();
     let sb = Sandbox::new();
     let home = &sb.home();
-    let run = |args: &[&str]| run(&bin, home, args);
+    let run = |args: &[&str]| sb.run_bin(&bin, args);
 
     // The whole ledger and memory flow on the embedded default.
     run(&["migrate"]).ok();

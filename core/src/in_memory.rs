@@ -486,12 +486,12 @@ mod tests {
     use std::sync::Arc;
 
     #[test]
-    fn memory_store_conformance() {
+    fn in_memory_store_conformance() {
         crate::testkit::store_conformance(&|| Arc::new(InMemoryStore::new()));
     }
 
     #[test]
-    fn memory_store_tamper_conformance() {
+    fn in_memory_store_tamper_conformance() {
         use crate::testkit::tamper::{Tamper, tamper_conformance, test_signer};
         let report = tamper_conformance(
             &|| {

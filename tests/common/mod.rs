@@ -111,7 +111,11 @@ impl Sandbox {
     }
     /// The binary with the environment scrubbed, run in the sandbox.
     pub fn std_command(&self) -> std::process::Command {
-        let mut c = std::process::Command::new(BIN);
+        self.std_command_of(Path::new(BIN))
+    }
+    /// Another build of the binary (`bin`), likewise.
+    pub fn std_command_of(&self, bin: &Path) -> std::process::Command {
+        let mut c = std::process::Command::new(bin);
         for v in CLEARED_ENV {
             c.env_remove(v);
         }
@@ -121,7 +125,14 @@ impl Sandbox {
         c
     }
     pub fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Run {
-        let out = Command::from_std(self.std_command())
+        self.run_bin_with_stdin(Path::new(BIN), args, stdin)
+    }
+    /// Runs another build of the binary (`bin`) in the sandbox.
+    pub fn run_bin(&self, bin: &Path, args: &[&str]) -> Run {
+        self.run_bin_with_stdin(bin, args, "")
+    }
+    fn run_bin_with_stdin(&self, bin: &Path, args: &[&str], stdin: &str) -> Run {
+        let out = Command::from_std(self.std_command_of(bin))
             .args(args)
             .write_stdin(stdin)
             .timeout(Duration::from_secs(60))
