@@ -276,33 +276,14 @@ pub(crate) fn parse_json(bytes: &[u8]) -> std::result::Result<serde_json::Value,
     })
 }
 
-/// Whether a message (object or batch) holds at least one request (has `method` and `id`).
-pub(crate) fn has_request(message: &serde_json::Value) -> bool {
-    let is_request = |m: &serde_json::Value| m.get("method").is_some() && m.get("id").is_some();
-    match message {
-        serde_json::Value::Array(items) => items.iter().any(is_request),
-        other => is_request(other),
-    }
-}
-
-/// A JSON-RPC message must be an object or a non-empty array of objects.
+/// The protocol's shape rule ([`protocol::check_shape`]) as an HTTP `400`.
 pub(crate) fn check_shape(message: &serde_json::Value) -> std::result::Result<(), Response> {
-    let ok = match message {
-        serde_json::Value::Object(_) => true,
-        serde_json::Value::Array(items) => {
-            !items.is_empty() && items.iter().all(serde_json::Value::is_object)
-        }
-        _ => false,
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(error_response(
+    protocol::check_shape(message).map_err(|e| {
+        json_response(
             StatusCode::BAD_REQUEST,
-            INVALID_REQUEST,
-            "Invalid Request: expected a JSON-RPC object or a non-empty batch of objects",
-        ))
-    }
+            e.to_response(serde_json::Value::Null).to_string(),
+        )
+    })
 }
 
 async fn check_origin(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {

@@ -2,8 +2,8 @@
 //! for 2026-07-28.
 
 use crate::{
-    Session, Shared, check_shape, error_response, has_request, header_str, json_response,
-    new_session_id, parse_json, read_body, sse_event, sse_response, until_shutdown,
+    Session, Shared, check_shape, error_response, header_str, json_response, new_session_id,
+    parse_json, read_body, sse_event, sse_response, until_shutdown,
 };
 use axum::body::Body;
 use axum::extract::State;
@@ -218,7 +218,7 @@ pub(crate) async fn post(
         mcp_name: header_str(&headers, "mcp-name").and_then(protocol::decode_name_header),
     };
 
-    if !has_request(&message) {
+    if !protocol::has_request(&message) {
         // Notifications and responses: hand them over, answer 202 with no body.
         let outbound: Arc<dyn Outbound> = match &session {
             Some(id) => Arc::new(SessionOutbound {

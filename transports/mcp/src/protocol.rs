@@ -271,6 +271,33 @@ pub fn check_mirrored_headers(
     }
 }
 
+/// Whether a message (one object or a batch) holds at least one request, which is owed a
+/// reply: a `method` and an `id` (notifications and responses are not).
+pub fn has_request(message: &Value) -> bool {
+    let is_request = |m: &Value| m.get("method").is_some() && m.get("id").is_some();
+    match message {
+        Value::Array(items) => items.iter().any(is_request),
+        other => is_request(other),
+    }
+}
+
+/// A JSON-RPC message is an object or a non-empty array of objects (`-32600` otherwise).
+pub fn check_shape(message: &Value) -> Result<(), RpcError> {
+    let ok = match message {
+        Value::Object(_) => true,
+        Value::Array(items) => !items.is_empty() && items.iter().all(Value::is_object),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(RpcError::new(
+            codes::INVALID_REQUEST,
+            "Invalid Request: expected a JSON-RPC object or a non-empty batch of objects",
+        ))
+    }
+}
+
 /// Checks one message of a stateless (2026-07-28) Streamable HTTP request against its headers:
 /// a batch is refused (`-32600`: the revision has none), and a request's headers must mirror
 /// its body ([`check_mirrored_headers`], `required`). Messages without a method pass.
