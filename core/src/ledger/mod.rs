@@ -1,5 +1,5 @@
 //! The ledger: appends entries with their chain links and Merkle tiles in one transaction, makes
-//! signed checkpoints, and serves proofs. It owns no I/O: the [`LedgerStore`] does that.
+//! signed checkpoints, and serves proofs. It owns no I/O: the [`LedgerStore`](store::LedgerStore) does that.
 //!
 //! The modules below are its parts, from the bytes up: canonical [`entry`] bytes, [`hash`]ers,
 //! the RFC 6962 [`merkle`] tree and its stored [`tiles`], C2SP signed [`note`]s and

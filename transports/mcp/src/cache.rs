@@ -40,7 +40,7 @@ pub struct CacheKey {
 /// Computes a tool call's [`CacheKey`] from its validated arguments.
 pub type CacheKeyFn = Arc<dyn Fn(&Map<String, Value>) -> Option<CacheKey> + Send + Sync>;
 
-/// Reads the store's current memory version (see [`crate::Store::memory_version`]).
+/// Reads the store's current memory version (see [`cortex_core::FactStore::memory_version`]).
 pub type VersionFn = Arc<dyn Fn() -> Result<u64> + Send + Sync>;
 
 /// A cached result, kept as the JSON text the server sends (no clone or serialization on a
