@@ -1,0 +1,160 @@
+//! Verifiable exports (JSON, JSON Lines, CSV) and their offline verification.
+//!
+//! An export carries a contiguous range of entries, the signed checkpoint that covers them, and
+//! the hashes of the perfect subtrees outside the range ([`crate::ledger::merkle::covering_subtrees`]), so
+//! an auditor can recompute the signed root from the file and the log's public key alone. Every
+//! field is covered by a check: entry fields by the root, hash-chain fields by the chain rule,
+//! header fields by the signed note.
+//!
+//! This module holds the file format (header, entry and summary types, the CSV columns);
+//! `write` writes an export, `read` reads one back and `checker` verifies what it reads.
+
+mod checker;
+mod read;
+mod write;
+
+pub use read::verify_export;
+pub use write::write_export;
+
+use crate::error::{Error, Result};
+use crate::ledger::verify::Violation;
+use serde::{Deserialize, Serialize};
+
+/// Format tag of every export.
+pub const EXPORT_FORMAT: &str = "cortex-ledger-export/v1";
+
+/// File formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// One JSON object: the header fields plus `entries`.
+    Json,
+    /// JSON Lines: the header object, then one entry object per line.
+    Jsonl,
+    /// CSV: a column header, one `header` row carrying the header JSON, then `entry` rows.
+    Csv,
+}
+
+impl ExportFormat {
+    /// Parses `json`, `jsonl` or `csv`.
+    pub fn parse(s: &str) -> Result<ExportFormat> {
+        match s.to_ascii_lowercase().as_str() {
+            "json" => Ok(ExportFormat::Json),
+            "jsonl" | "ndjson" => Ok(ExportFormat::Jsonl),
+            "csv" => Ok(ExportFormat::Csv),
+            _ => Err(Error::invalid(format!(
+                "unknown export format {s:?}; available: json, jsonl, csv"
+            ))),
+        }
+    }
+    /// The name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExportFormat::Json => "json",
+            ExportFormat::Jsonl => "jsonl",
+            ExportFormat::Csv => "csv",
+        }
+    }
+}
+
+/// A perfect subtree outside the exported range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubtreeHash {
+    /// Tree level (0 = a single leaf).
+    pub level: u8,
+    /// Index at that level.
+    pub index: u64,
+    /// Hex hash.
+    pub hash: String,
+}
+
+/// Everything but the entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportHeader {
+    /// Always [`EXPORT_FORMAT`].
+    pub format: String,
+    /// `sha256` or `blake3` (must agree with the origin).
+    pub hasher: String,
+    /// The log origin (must equal the checkpoint's).
+    pub origin: String,
+    /// First exported index.
+    pub from: u64,
+    /// Last exported index (inclusive).
+    pub to: u64,
+    /// Size of the checkpoint (must equal the checkpoint's).
+    pub tree_size: u64,
+    /// The signed checkpoint note.
+    pub checkpoint: String,
+    /// Hashes of the perfect subtrees outside `[from, to]`.
+    pub subtrees: Vec<SubtreeHash>,
+}
+
+/// One exported entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportEntry {
+    /// Index.
+    pub index: u64,
+    /// Canonical timestamp.
+    pub timestamp: String,
+    /// Project.
+    pub project: String,
+    /// Action.
+    pub action: String,
+    /// Detail JSON text, verbatim (a string, so its bytes survive).
+    pub detail: String,
+    /// Hex chain hash of the previous entry.
+    pub prev_hash: String,
+    /// Hex chain hash of this entry.
+    pub hash: String,
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportSummary {
+    /// Format written.
+    pub format: &'static str,
+    /// First index.
+    pub from: u64,
+    /// Last index.
+    pub to: u64,
+    /// Entries written.
+    pub count: u64,
+    /// Checkpoint size the export is verified against.
+    pub tree_size: u64,
+}
+
+const CSV_COLUMNS: [&str; 8] = [
+    "type",
+    "index",
+    "timestamp",
+    "project",
+    "action",
+    "detail",
+    "prev_hash",
+    "hash",
+];
+
+/// The outcome of verifying an export offline.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExternalReport {
+    /// True if nothing is wrong.
+    pub valid: bool,
+    /// Detected format.
+    pub format: &'static str,
+    /// Origin claimed by the export.
+    pub origin: String,
+    /// Checkpoint size.
+    pub tree_size: u64,
+    /// First index.
+    pub from: u64,
+    /// Last index.
+    pub to: u64,
+    /// Entries read.
+    pub entries_checked: u64,
+    /// Findings (at most 1000 listed).
+    pub violations: Vec<Violation>,
+    /// Total findings.
+    pub violation_count: u64,
+}

@@ -1,0 +1,429 @@
+//! Full verification of a stored ledger: every row, the hash chain, the stored Merkle tiles,
+//! every checkpoint's signature and root, and anchor receipts.
+//!
+//! Integrity findings are values ([`Violation`]) with a kind and the exact index, never errors.
+//! Rows are checked in parallel chunks (each worker reads its own range), so verification scales
+//! with cores; everything a chunk needs from its neighbours (the chain link across the border,
+//! gaps) is stitched together afterwards.
+//!
+//! This module holds the report types and [`verify_store`], which runs the steps in order; the
+//! steps live in `scan` (the parallel chunk scan), `upper_tiles` (tiles above level 0),
+//! `classify` (what happened to flagged rows) and `checkpoints` (signed checkpoints and
+//! receipts).
+
+mod checkpoints;
+mod classify;
+mod scan;
+mod upper_tiles;
+
+use crate::error::{Error, Result};
+use crate::ledger::anchor::Anchor;
+use crate::ledger::entry::now_timestamp;
+use crate::ledger::hash::{Hash, Hasher};
+use crate::ledger::signer::Verifier;
+use crate::ledger::store::{IntegrityCheck, LedgerStore};
+use checkpoints::check_checkpoints;
+use classify::{RowContext, classify_rows};
+use scan::{ChunkResult, scan_chunk};
+use serde::Serialize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+use upper_tiles::check_upper_tiles;
+
+/// The kinds of tampering `verify` reports.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ViolationKind {
+    /// A row's fields or hashes were changed: it no longer hashes to its chain link.
+    AlteredEntry,
+    /// A row's `prev_hash` does not equal the previous row's `hash`.
+    BrokenChain,
+    /// Rows are missing inside the ledger (deleted).
+    MissingEntry,
+    /// A row holds the entry that belongs at another index (rows swapped or shifted).
+    ReorderedEntry,
+    /// A row that the ledger never appended (inserted between or after real rows).
+    InsertedEntry,
+    /// The ledger ends before its head or a signed checkpoint says it should.
+    Truncated,
+    /// A stored Merkle tile disagrees with the entries or with the tile below it.
+    BadTile,
+    /// A checkpoint's root does not match the stored entries.
+    BadRoot,
+    /// A checkpoint's signature is missing, malformed or invalid.
+    BadSignature,
+    /// An anchor receipt does not verify against its checkpoint.
+    BadReceipt,
+    /// Two checkpoints cannot both describe one append-only history.
+    InconsistentCheckpoints,
+}
+
+impl ViolationKind {
+    /// The snake_case name used in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            ViolationKind::AlteredEntry => "altered_entry",
+            ViolationKind::BrokenChain => "broken_chain",
+            ViolationKind::MissingEntry => "missing_entry",
+            ViolationKind::ReorderedEntry => "reordered_entry",
+            ViolationKind::InsertedEntry => "inserted_entry",
+            ViolationKind::Truncated => "truncated",
+            ViolationKind::BadTile => "bad_tile",
+            ViolationKind::BadRoot => "bad_root",
+            ViolationKind::BadSignature => "bad_signature",
+            ViolationKind::BadReceipt => "bad_receipt",
+            ViolationKind::InconsistentCheckpoints => "inconsistent_checkpoints",
+        }
+    }
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    /// What is wrong.
+    pub kind: ViolationKind,
+    /// The entry index it concerns (for checkpoint findings, the checkpoint's first index).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
+    /// The size of the checkpoint it concerns, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<u64>,
+    /// A sentence for humans.
+    pub message: String,
+}
+
+/// Most violations listed in a report; the counts cover all of them.
+pub const MAX_LISTED_VIOLATIONS: usize = 1000;
+
+/// The outcome of a verification run.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    /// True if no violation was found.
+    pub valid: bool,
+    /// The ledger head's size.
+    pub tree_size: u64,
+    /// Rows read.
+    pub entries_checked: u64,
+    /// Checkpoints checked.
+    pub checkpoints_checked: u64,
+    /// Receipts verified by a configured anchor.
+    pub receipts_checked: u64,
+    /// Receipts of anchor kinds not configured for this run (not checked).
+    pub receipts_unchecked: u64,
+    /// Violations by index order (at most [`MAX_LISTED_VIOLATIONS`]).
+    pub violations: Vec<Violation>,
+    /// Total violations per kind.
+    pub violation_counts: std::collections::BTreeMap<ViolationKind, u64>,
+    /// Hash algorithm.
+    pub hasher: &'static str,
+    /// Origin recorded for the ledger.
+    pub origin: Option<String>,
+    /// Wall time in milliseconds.
+    pub elapsed_ms: f64,
+}
+
+impl VerifyReport {
+    /// The first violation by index, if any.
+    pub fn first_violation(&self) -> Option<&Violation> {
+        self.violations.first()
+    }
+}
+
+/// Progress callback: called with the number of rows checked so far.
+pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
+
+/// What to verify with.
+#[derive(Default)]
+pub struct VerifyOptions {
+    /// Keys trusted to sign checkpoints (at least one is needed to check signatures).
+    pub verifiers: Vec<Box<dyn Verifier>>,
+    /// Anchors whose receipts to check.
+    pub anchors: Vec<Arc<dyn Anchor>>,
+    /// Worker threads (0 = one per core).
+    pub threads: usize,
+    /// Progress reporting.
+    pub progress: Option<Progress>,
+    /// Record the run in `integrity_checks` (default on in the CLI).
+    pub record: bool,
+}
+
+/// Rows per parallel chunk (a multiple of the tile width, and a perfect subtree).
+const CHUNK: u64 = 1 << 14;
+
+const CHAIN_BAD: u8 = 1;
+const LINK_BAD: u8 = 2;
+const TILE_BAD: u8 = 4;
+const BEYOND_HEAD: u8 = 8;
+const MALFORMED: u8 = 16;
+const GENESIS_BAD: u8 = 32;
+const NO_TILE: u8 = 64;
+
+fn v(
+    kind: ViolationKind,
+    index: Option<u64>,
+    checkpoint: Option<u64>,
+    message: String,
+) -> Violation {
+    Violation {
+        kind,
+        index,
+        checkpoint,
+        message,
+    }
+}
+
+/// Verifies the whole ledger in `store` and, if asked, records the run.
+pub fn verify_store(
+    store: &dyn LedgerStore,
+    hasher: &dyn Hasher,
+    origin: Option<&str>,
+    options: &VerifyOptions,
+) -> Result<VerifyReport> {
+    let started = Instant::now();
+    let started_at = now_timestamp();
+    let result = verify_inner(store, hasher, origin, options, started);
+    if options.record {
+        let (status, details) = match &result {
+            Ok(r) => (
+                if r.valid { "ok" } else { "violation" },
+                serde_json::json!({
+                    "tree_size": r.tree_size,
+                    "entries_checked": r.entries_checked,
+                    "checkpoints_checked": r.checkpoints_checked,
+                    "violation_counts": r.violation_counts,
+                    "violations": r.violations.iter().take(100).collect::<Vec<_>>(),
+                }),
+            ),
+            Err(e) => ("error", serde_json::json!({ "error": e.to_string() })),
+        };
+        store.record_integrity_check(&IntegrityCheck {
+            check_type: "full".into(),
+            status: status.into(),
+            details: details.to_string(),
+            started_at,
+            completed_at: now_timestamp(),
+        })?;
+    }
+    result
+}
+
+fn verify_inner(
+    store: &dyn LedgerStore,
+    hasher: &dyn Hasher,
+    origin: Option<&str>,
+    options: &VerifyOptions,
+    started: Instant,
+) -> Result<VerifyReport> {
+    let head = store.head()?;
+    let size = head.size;
+    let max_idx = store.last_entry_index()?;
+    let scan_end = size.max(max_idx.map_or(0, |m| m.saturating_add(1)));
+    let checkpoints = store.checkpoints()?;
+    let mut out: Vec<Violation> = Vec::new();
+
+    // 1. Rows, in parallel chunks.
+    let threads = if options.threads == 0 {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else {
+        options.threads
+    };
+    let n_chunks = scan_end.div_ceil(CHUNK);
+    let next = AtomicU64::new(0);
+    let done = AtomicU64::new(0);
+    let progress = |k: u64| {
+        let d = done.fetch_add(k, Ordering::Relaxed) + k;
+        if let Some(p) = &options.progress {
+            p(d);
+        }
+    };
+    let mut results: Vec<(u64, Result<ChunkResult>)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads.min(n_chunks.max(1) as usize))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let c = next.fetch_add(1, Ordering::Relaxed);
+                        if c >= n_chunks {
+                            return mine;
+                        }
+                        let a = c * CHUNK;
+                        let b = (a + CHUNK).min(scan_end);
+                        mine.push((c, scan_chunk(store, hasher, size, a, b, &progress)));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("verify worker panicked"))
+            .collect()
+    });
+    results.sort_by_key(|(c, _)| *c);
+    let chunks: Vec<ChunkResult> = results.into_iter().map(|(_, r)| r).collect::<Result<_>>()?;
+
+    // 2. Stitch chunks: gaps and links across borders, then classify flagged rows.
+    let mut entries_checked = 0;
+    let mut flagged: Vec<(u64, u8)> = Vec::new();
+    let mut gaps: Vec<(u64, u64)> = Vec::new();
+    let mut last: Option<(u64, Hash)> = None;
+    let mut level_roots: Vec<(u64, Hash)> = Vec::new();
+    let mut head_row_hash = None;
+    for (c, r) in chunks.into_iter().enumerate() {
+        entries_checked += r.rows;
+        head_row_hash = head_row_hash.or(r.head_row_hash);
+        let a = c as u64 * CHUNK;
+        let mut chunk_gaps = r.gaps;
+        if let Some((first_idx, first_prev)) = r.first {
+            let border_link_bad =
+                matches!(last, Some((li, lh)) if li + 1 == first_idx && lh != first_prev);
+            if border_link_bad {
+                flagged.push((first_idx, LINK_BAD));
+            }
+            if first_idx == 0 && first_prev != Hash::ZERO {
+                flagged.push((0, GENESIS_BAD));
+            }
+        }
+        // A chunk's internal gap list starts at `a`; merge with a gap continuing from before.
+        if r.rows == 0 {
+            chunk_gaps = vec![(a, (a + CHUNK).min(scan_end))];
+        }
+        for g in chunk_gaps {
+            match gaps.last_mut() {
+                Some(prev) if prev.1 == g.0 => prev.1 = g.1,
+                _ => gaps.push(g),
+            }
+        }
+        if let Some(l) = r.last {
+            last = Some(l);
+            // Rows after the last one of this chunk, up to its end, are missing.
+            let end = (a + CHUNK).min(scan_end);
+            if l.0 + 1 < end {
+                match gaps.last_mut() {
+                    Some(prev) if prev.1 == l.0 + 1 => prev.1 = end,
+                    _ => gaps.push((l.0 + 1, end)),
+                }
+            }
+        }
+        flagged.extend(r.flagged);
+        out.extend(r.bad_tiles);
+        level_roots.extend(r.full_tile_roots);
+    }
+    flagged.sort_by_key(|f| f.0);
+    // Merge duplicate flags for one index.
+    let mut merged: Vec<(u64, u8)> = Vec::with_capacity(flagged.len());
+    for (i, f) in flagged {
+        match merged.last_mut() {
+            Some((j, g)) if *j == i => *g |= f,
+            _ => merged.push((i, f)),
+        }
+    }
+    // The head's copy of the last chain hash is what the next append links to: it must be the
+    // hash of the entry before it (unless that row itself was altered, which is reported there).
+    let last_altered = merged
+        .iter()
+        .any(|&(i, f)| i.checked_add(1) == Some(size) && f & CHAIN_BAD != 0);
+    let head_link = match head_row_hash {
+        Some(h) if h != head.last_hash && !last_altered => Some(format!(
+            "the ledger head records {} as the last chain hash, but entry {} has {}: the next \
+             entry would not link to the ledger",
+            head.last_hash.to_hex(),
+            size - 1,
+            h.to_hex()
+        )),
+        None if size == 0 && head.last_hash != Hash::ZERO => Some(format!(
+            "the ledger head records no entries but chain hash {} instead of zeros",
+            head.last_hash.to_hex()
+        )),
+        _ => None,
+    };
+    if let Some(msg) = head_link {
+        out.push(v(ViolationKind::BrokenChain, Some(size), None, msg));
+    }
+    let last_row = last.map(|l| l.0);
+    let rows_end = last_row.map_or(0, |l| l + 1);
+    for (s, e) in &gaps {
+        if *e >= scan_end && *s >= rows_end {
+            continue; // the tail, reported as truncation below
+        }
+        out.push(v(
+            ViolationKind::MissingEntry,
+            Some(*s),
+            None,
+            if e - s == 1 {
+                format!("entry {s} is missing (deleted)")
+            } else {
+                format!("entries {s} to {} are missing (deleted)", e - 1)
+            },
+        ));
+    }
+    let signed_max = checkpoints.iter().map(|c| c.size).max().unwrap_or(0);
+    let expected_len = size.max(signed_max);
+    if rows_end < expected_len {
+        let why = if signed_max > rows_end {
+            format!("a checkpoint signed {signed_max} entries")
+        } else {
+            format!("the ledger head records {size} entries")
+        };
+        out.push(v(
+            ViolationKind::Truncated,
+            Some(rows_end),
+            (signed_max > rows_end).then_some(signed_max),
+            format!("the ledger ends at entry {rows_end}, but {why}: entries from {rows_end} on are missing"),
+        ));
+    }
+    // 3. Tiles above level 0: each stored hash must be the root of the full tile below it. The
+    // leaf tiles the level above confirms tell an altered row from an altered tile.
+    let confirmed = check_upper_tiles(store, hasher, size, level_roots, &mut out)?;
+    classify_rows(
+        store,
+        hasher,
+        RowContext {
+            size,
+            signed_max,
+            confirmed: &confirmed,
+        },
+        &merged,
+        &mut out,
+    )?;
+
+    // 4. Checkpoints.
+    let (receipts_checked, receipts_unchecked) = check_checkpoints(
+        store,
+        hasher,
+        origin,
+        options,
+        &checkpoints,
+        rows_end,
+        &mut out,
+    );
+
+    let mut counts = std::collections::BTreeMap::new();
+    for x in &out {
+        *counts.entry(x.kind).or_insert(0u64) += 1;
+    }
+    out.sort_by(|x, y| {
+        (x.index.unwrap_or(u64::MAX), x.kind).cmp(&(y.index.unwrap_or(u64::MAX), y.kind))
+    });
+    out.truncate(MAX_LISTED_VIOLATIONS);
+    Ok(VerifyReport {
+        valid: counts.is_empty(),
+        tree_size: size,
+        entries_checked,
+        checkpoints_checked: checkpoints.len() as u64,
+        receipts_checked,
+        receipts_unchecked,
+        violations: out,
+        violation_counts: counts,
+        hasher: hasher.algorithm().name(),
+        origin: origin.map(str::to_owned),
+        elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
+    })
+}
+
+impl From<&Violation> for Error {
+    fn from(v: &Violation) -> Error {
+        Error::integrity(v.message.clone())
+    }
+}

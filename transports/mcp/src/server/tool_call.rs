@@ -1,0 +1,142 @@
+//! `tools/call`: argument validation, the query cache, and running a tool (inline or on a
+//! blocking thread) into its MCP result.
+
+use super::McpServer;
+use crate::blocking;
+use crate::protocol::{RpcError, codes, json_type};
+use crate::registry::{Exec, Tool};
+use crate::schema;
+use serde_json::{Map, Value, json};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+/// A request's result: a JSON value, or the result's text as it is sent (a query-cache hit,
+/// or a result just cached), which is spliced into the reply without being parsed again.
+pub(super) enum Answer {
+    Value(Value),
+    Text(Arc<str>),
+}
+
+impl McpServer {
+    /// `tools/call`: validates, answers from the query cache when it can, runs the tool
+    /// otherwise; the result is decorated for the era (`modern`) before it is cached, so a hit
+    /// is the reply's result text as it is sent.
+    pub(super) async fn call_tool(
+        &self,
+        params: Map<String, Value>,
+        modern: bool,
+    ) -> Result<Answer, RpcError> {
+        let name = match params.get("name") {
+            Some(Value::String(n)) => n,
+            Some(other) => {
+                return Err(RpcError::invalid_params(format!(
+                    "Invalid params: tools/call params.name must be a string, got {}",
+                    json_type(other)
+                )));
+            }
+            None => {
+                return Err(RpcError::invalid_params(
+                    "Invalid params: tools/call requires params.name",
+                ));
+            }
+        };
+        let Some(tool) = self.tools.get(name) else {
+            return Err(RpcError::invalid_params(format!(
+                "Unknown tool: {name} (available: {})",
+                self.tools.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+            .with_data(json!({"name": name})));
+        };
+        let args = match params.get("arguments") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(a)) => a.clone(),
+            Some(other) => {
+                let mut r = tool_error(&format!(
+                    "invalid arguments for {name}: arguments must be a JSON object, got {}",
+                    json_type(other)
+                ));
+                if modern {
+                    self.decorate(&mut r, None);
+                }
+                return Ok(Answer::Value(r));
+            }
+        };
+        let problems = schema::validate(&tool.input_schema, &Value::Object(args.clone()));
+        if !problems.is_empty() {
+            let mut r = tool_error(&format!(
+                "invalid arguments for {name}: {}",
+                problems.join("; ")
+            ));
+            if modern {
+                self.decorate(&mut r, None);
+            }
+            return Ok(Answer::Value(r));
+        }
+        // The query cache: the version is read before the query, so a result is only ever
+        // served to a request that read the same version (see `cache`).
+        let cached = match (&self.cache, self.cache_keys.get(name), &self.memory_version) {
+            (Some(cache), Some(key_fn), Some(version)) => match (key_fn(&args), version()) {
+                (Some(k), Ok(v)) => {
+                    let era = if modern { "modern" } else { "legacy" };
+                    let key = format!("{name}\u{0}{era}\u{0}{}", k.key);
+                    Some((cache, key, k.now_relative, v))
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some((cache, key, _, version)) = &cached {
+            let hit = cache.get_text(key, *version);
+            self.metrics.record_cache(hit.is_some());
+            if let Some(result) = hit {
+                return Ok(Answer::Text(result));
+            }
+        }
+        let mut result = self.run_tool(name, tool, args).await?;
+        if modern {
+            self.decorate(&mut result, None);
+        }
+        match cached {
+            Some((cache, key, now_relative, version))
+                if result.get("isError") == Some(&Value::Bool(false)) =>
+            {
+                Ok(Answer::Text(cache.insert(
+                    key,
+                    version,
+                    now_relative,
+                    result,
+                )))
+            }
+            _ => Ok(Answer::Value(result)),
+        }
+    }
+
+    async fn run_tool(
+        &self,
+        name: &str,
+        tool: &Tool,
+        args: Map<String, Value>,
+    ) -> Result<Value, RpcError> {
+        let run = tool.run.clone();
+        let outcome = match tool.exec {
+            Exec::Inline => catch_unwind(AssertUnwindSafe(|| run(args))),
+            Exec::Thread => blocking::run(move || run(args)).await,
+        };
+        match outcome {
+            Ok(Ok(structured)) => Ok(json!({
+                "content": [{"type": "text", "text": structured.to_string()}],
+                "structuredContent": structured,
+                "isError": false,
+            })),
+            Ok(Err(e)) => Ok(tool_error(&format!("{}: {e}", e.kind().as_str()))),
+            Err(_) => Err(RpcError::new(
+                codes::INTERNAL_ERROR,
+                format!("Internal error: tool {name} failed unexpectedly"),
+            )),
+        }
+    }
+}
+
+fn tool_error(message: &str) -> Value {
+    json!({"content": [{"type": "text", "text": message}], "isError": true})
+}
