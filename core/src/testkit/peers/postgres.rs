@@ -74,7 +74,7 @@ fn throwaway_postgres() -> Result<String, String> {
         // here because the crash tests (`kill -9`) kill client processes, never this server.
         append(
             &data.join("postgresql.conf"),
-            "\n# The throwaway cluster of CORTEX's tests (core/src/testkit/peers.rs).\n\
+            "\n# The throwaway cluster of CORTEX's tests (core/src/testkit/peers/).\n\
              listen_addresses = '127.0.0.1'\n\
              unix_socket_directories = ''\n\
              max_connections = 200\n\
@@ -356,7 +356,7 @@ fn alive(pid: &str) -> bool {
 /// `last-used` is older than the idle time and no client is connected, it stops the cluster
 /// (holding the provisioning lock, so no caller is handed a server about to stop) and exits.
 const WATCHDOG: &str = r#"
-# The watchdog of CORTEX's throwaway test cluster (written by core/src/testkit/peers.rs).
+# The watchdog of CORTEX's throwaway test cluster (written by core/src/testkit/peers/).
 data=$1 used=$2 idle=$3 psql=$4 lock=$5
 have_flock=; command -v flock >/dev/null 2>&1 && have_flock=1
 exec 9>>"$lock"
