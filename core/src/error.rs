@@ -1,7 +1,7 @@
 //! One error type for every crate of CORTEX.
 //!
 //! Errors are for operations that could not be carried out (bad input, I/O, a missing key).
-//! Integrity violations found by `verify` are *values* in a [`crate::VerifyReport`], never errors.
+//! Integrity violations found by `verify` are *values* in its report, never errors.
 
 use std::fmt;
 

@@ -1,4 +1,4 @@
-//! An in-memory [`Store`](crate::Store) (ledger and agent memory), always built: for tests,
+//! An in-memory [`Store`](crate::memory::store::Store) (ledger and agent memory), always built: for tests,
 //! examples and ephemeral ledgers.
 
 use crate::error::{Error, ErrorKind, Result};
@@ -496,7 +496,10 @@ mod tests {
         let report = tamper_conformance(
             &|| {
                 let s = Arc::new(InMemoryStore::new());
-                (s.clone() as crate::DynStore, Box::new(s) as Box<dyn Tamper>)
+                (
+                    s.clone() as crate::memory::store::DynStore,
+                    Box::new(s) as Box<dyn Tamper>,
+                )
             },
             &test_signer,
         );

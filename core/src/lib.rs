@@ -6,7 +6,7 @@
 //!   [`Ledger`] itself, its storage trait [`LedgerStore`], verification, exports and proof files.
 //! - [`memory`]: the agent memory ([`AgentMemory`]: facts, BM25 search, reputation-weighted votes)
 //!   and its storage trait [`FactStore`]; a view of the ledger, which never names it.
-//! - [`Store`]: both storage traits at once, what a full backend implements.
+//! - [`Store`] (in `memory::store`): both storage traits at once, what a full backend implements.
 //! - [`InMemoryStore`] and [`InMemoryAnchor`]: always built, for tests and examples.
 //! - `testkit` (feature `testkit`): the conformance, tamper and crash suites every backend and
 //!   signer crate runs against itself.
@@ -20,7 +20,6 @@ pub mod error;
 pub mod in_memory;
 pub mod ledger;
 pub mod memory;
-pub mod store;
 
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
@@ -39,6 +38,5 @@ pub use ledger::verify::{VerifyOptions, VerifyReport, Violation, ViolationKind, 
 pub use ledger::{AppendOutcome, CheckpointOutcome, Ledger, LedgerOptions};
 pub use memory::consensus::{AgentReputation, Vote};
 pub use memory::fact::{Fact, NewFact};
-pub use memory::store::{FactStore, SearchHit};
+pub use memory::store::{DynStore, FactStore, SearchHit, Store};
 pub use memory::{AgentMemory, AppendContext, SearchQuery};
-pub use store::{DynStore, Store};

@@ -1,8 +1,8 @@
 //! New facts in `COPY … FROM STDIN`'s text format: escaping, the rows of a batch with their
 //! search columns, one `COPY` per [`FACT_COPY_BYTES`], and naming a fact id already taken.
 
+use crate::lexeme::{push_lexeme, truncated};
 use crate::pool::{cached, has_code, pg_err};
-use crate::search::{push_lexeme, truncated};
 use crate::to_i64;
 use cortex_core::memory::fact::Fact;
 use cortex_core::{Error, ErrorKind, Result};

@@ -45,6 +45,7 @@ mod append;
 mod config;
 mod copy;
 mod ledger;
+mod lexeme;
 mod memory;
 mod pool;
 mod schema;

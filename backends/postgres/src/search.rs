@@ -3,6 +3,7 @@
 //! `Bm25Index` bit for bit.
 
 use crate::PostgresStore;
+use crate::lexeme::lexeme;
 use crate::memory::fact_from_row;
 use crate::pool::{PgConn, cached, pg_err};
 use cortex_core::memory::fact::Fact;
@@ -10,37 +11,6 @@ use cortex_core::memory::store::{FactSearch, SearchHit};
 use cortex_core::{Error, Result};
 use postgres::IsolationLevel;
 use std::collections::HashMap;
-
-/// Longest lexeme Postgres accepts in a `tsvector`, less a margin; longer tokens are truncated
-/// there (matching then finds a superset, and scoring, which reads `body`, stays exact).
-const MAX_LEXEME_BYTES: usize = 2000;
-
-/// `token` cut to at most [`MAX_LEXEME_BYTES`] (at a character boundary).
-pub(crate) fn truncated(token: &str) -> &str {
-    let mut end = token.len().min(MAX_LEXEME_BYTES);
-    while !token.is_char_boundary(end) {
-        end -= 1;
-    }
-    &token[..end]
-}
-
-/// Appends `token` (already [`truncated`]) to `out` as a quoted `tsvector`/`tsquery` lexeme.
-pub(crate) fn push_lexeme(out: &mut String, token: &str) {
-    out.push('\'');
-    if token.contains(['\\', '\'']) {
-        out.push_str(&token.replace('\\', "\\\\").replace('\'', "''"));
-    } else {
-        out.push_str(token);
-    }
-    out.push('\'');
-}
-
-/// A token as a `tsvector`/`tsquery` lexeme literal (quoted; truncated if too long).
-fn lexeme(token: &str) -> String {
-    let mut out = String::with_capacity(token.len().min(MAX_LEXEME_BYTES) + 2);
-    push_lexeme(&mut out, truncated(token));
-    out
-}
 
 /// Search candidates: the collection statistics, and every fact matching the tsquery `$1`
 /// (id, token count, token text, passes the filters: project `$2`, valid at `$3`, deprecated
@@ -174,12 +144,5 @@ mod tests {
     fn search_reads_the_fact_columns() {
         let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(norm(FACTS_BY_ID_SQL).contains(&norm(FACT_COLUMNS)));
-    }
-
-    #[test]
-    fn lexemes_are_quoted() {
-        assert_eq!(lexeme("it's"), "'it''s'");
-        assert_eq!(lexeme("a\\b"), "'a\\\\b'");
-        assert!(lexeme(&"é".repeat(2000)).len() <= MAX_LEXEME_BYTES + 2);
     }
 }

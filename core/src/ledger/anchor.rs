@@ -20,7 +20,7 @@ pub trait Anchor: Send + Sync + fmt::Debug {
     /// Where it submits (URL or name), stored in receipts.
     fn target(&self) -> &str;
     /// Submits a signed checkpoint note. An unreachable anchor returns
-    /// [`crate::ErrorKind::Unavailable`]; the caller retries later and never blocks appends on it.
+    /// [`crate::error::ErrorKind::Unavailable`]; the caller retries later and never blocks appends on it.
     fn submit<'a>(&'a self, note: &'a str) -> BoxFuture<'a, Result<Receipt>>;
     /// Checks a stored receipt against the checkpoint note, offline.
     fn verify_receipt(&self, note: &str, receipt: &Receipt) -> Result<()>;

@@ -123,7 +123,7 @@ impl Checkpoint {
 /// A detached signature over a checkpoint body (SSH, Sigstore, …).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExtraSignature {
-    /// Scheme name (see [`crate::SignatureScheme::name`]).
+    /// Scheme name (see [`crate::ledger::signer::SignatureScheme::name`]).
     pub scheme: String,
     /// Key name or identity.
     pub key_name: String,
@@ -146,19 +146,19 @@ pub struct Receipt {
 
 /// The rule every store applies in `add_checkpoint`, inside its write transaction: a new
 /// checkpoint must be larger than the largest stored one and start where it ended
-/// (`range_start`); otherwise a [`crate::ErrorKind::Conflict`] (another writer checkpointed
+/// (`range_start`); otherwise a [`crate::error::ErrorKind::Conflict`] (another writer checkpointed
 /// first, and the new record's range was computed from an older latest checkpoint).
 pub fn check_checkpoint_follows(largest_stored: Option<u64>, new: &CheckpointRecord) -> Result<()> {
     match largest_stored {
         Some(m) if m >= new.size => Err(Error::new(
-            crate::ErrorKind::Conflict,
+            crate::error::ErrorKind::Conflict,
             format!(
                 "a checkpoint of size {m} already exists (new one: {})",
                 new.size
             ),
         )),
         m if m.unwrap_or(0) != new.range_start => Err(Error::new(
-            crate::ErrorKind::Conflict,
+            crate::error::ErrorKind::Conflict,
             format!(
                 "the newest stored checkpoint has size {}, but the new one's range starts at {}",
                 m.unwrap_or(0),

@@ -206,7 +206,7 @@ pub struct StoredEntry {
     pub hash: Hash,
 }
 
-/// A borrowed stored row, as streamed by [`crate::LedgerStore::scan_entries`].
+/// A borrowed stored row, as streamed by [`crate::ledger::store::LedgerStore::scan_entries`].
 #[derive(Debug, Clone, Copy)]
 pub struct StoredEntryRef<'a> {
     /// The entry fields.

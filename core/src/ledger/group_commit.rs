@@ -152,7 +152,8 @@ fn answer(outcome: &Result<u64>, replies: Vec<Reply>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{InMemoryStore, LedgerOptions};
+    use crate::in_memory::InMemoryStore;
+    use crate::ledger::LedgerOptions;
 
     #[test]
     fn drop_commits_what_is_queued_and_stops_the_thread() {

@@ -86,7 +86,7 @@ pub struct CheckpointOutcome {
     pub created: bool,
 }
 
-/// A tamper-evident ledger over a [`Store`](crate::Store).
+/// A tamper-evident ledger over a [`LedgerStore`](store::LedgerStore).
 pub struct Ledger {
     store: DynLedgerStore,
     hasher: Arc<dyn Hasher>,
@@ -182,7 +182,7 @@ impl Ledger {
 
     /// Appends entries inside a write transaction that `commit` opens, for a layer that keeps
     /// state of its own in the ledger's store and must write it atomically with the entries
-    /// (the agent memory: [`crate::memory::AgentMemory`]). `commit` runs the builder it is given
+    /// (the agent memory). `commit` runs the builder it is given
     /// inside one exclusive write transaction, writes the [`AppendBatch`] the builder returns
     /// together with whatever it adds, and commits durably. The builder computes the batch
     /// (chain links, tiles, new head) from the head and tiles it reads in that transaction;

@@ -281,7 +281,7 @@ impl VerifierKey {
 impl Error {
     fn unsupported_alg(name: &str, alg: u8) -> Error {
         Error::new(
-            crate::ErrorKind::Unsupported,
+            crate::error::ErrorKind::Unsupported,
             format!("verifier key {name}: unknown signature algorithm 0x{alg:02x}"),
         )
     }

@@ -6,9 +6,9 @@
 //! `spawn_blocking`. Implementations must be safe to call from several threads at once: `verify`
 //! reads ranges in parallel.
 //!
-//! It knows nothing of the agent memory: a store that also keeps the memory implements
-//! [`FactStore`](crate::memory::store::FactStore) as well, whose append writes memory changes in
-//! the same transaction as the ledger rows (see [`Store`](crate::Store)).
+//! It knows nothing of the agent memory: a store that also keeps the memory implements the
+//! memory's own storage trait as well, whose append writes memory changes in the same
+//! transaction as the ledger rows.
 
 use crate::error::Result;
 use crate::ledger::checkpoint::{CheckpointRecord, Receipt};
@@ -145,7 +145,7 @@ pub trait LedgerStore: TileReader + Send + Sync {
         visit: &mut dyn FnMut(u64, &[u8]) -> Result<()>,
     ) -> Result<()>;
 
-    /// Stores a checkpoint. A [`crate::ErrorKind::Conflict`] if one of equal or larger size exists.
+    /// Stores a checkpoint. A [`crate::error::ErrorKind::Conflict`] if one of equal or larger size exists.
     fn add_checkpoint(&self, checkpoint: &CheckpointRecord) -> Result<()>;
     /// All checkpoints, by increasing size (as stored; verify checks them).
     fn checkpoints(&self) -> Result<Vec<CheckpointRecord>>;

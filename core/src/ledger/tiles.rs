@@ -57,7 +57,8 @@ impl Tile {
     }
 }
 
-/// Reads stored tiles. Implemented by every [`crate::Store`] and by in-memory tile sets.
+/// Reads stored tiles. Implemented by every [`LedgerStore`](crate::ledger::store::LedgerStore)
+/// and by in-memory tile sets.
 pub trait TileReader {
     /// The tile's hashes, or `None` if no such tile is stored.
     fn read_tile(&self, level: u8, index: u64) -> Result<Option<Vec<Hash>>>;

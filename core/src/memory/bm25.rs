@@ -1,5 +1,5 @@
 //! BM25 ranking, store-agnostic: the tokenizer, the scoring formula, and an in-memory inverted
-//! index ([`Bm25Index`]) that [`crate::InMemoryStore`] uses and a key-value backend can reuse.
+//! index ([`Bm25Index`]) that [`crate::in_memory::InMemoryStore`] uses and a key-value backend can reuse.
 //!
 //! Every backend must rank the same way, so the rules are fixed here:
 //!

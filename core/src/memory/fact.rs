@@ -125,7 +125,7 @@ impl NewFact {
         }
     }
 
-    /// Checks the fact as [`crate::AgentMemory::store_fact`] will, including the ledger's
+    /// Checks the fact as [`crate::memory::AgentMemory::store_fact`] will, including the ledger's
     /// entry-size limit, without storing it.
     pub fn check(&self) -> Result<()> {
         let d = self.to_detail(&crate::ledger::entry::now_timestamp())?;
@@ -422,7 +422,7 @@ mod tests {
         ];
         for (f, want) in cases {
             let e = f.to_detail(NOW).unwrap_err();
-            assert_eq!(e.kind(), crate::ErrorKind::InvalidInput);
+            assert_eq!(e.kind(), crate::error::ErrorKind::InvalidInput);
             assert!(e.to_string().contains(want), "{e} lacks {want:?}");
         }
     }

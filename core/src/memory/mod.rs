@@ -22,8 +22,8 @@ use crate::memory::fact::{
     NewFact, VoteDetail, check_agent, normalize_reason, parse_timestamp,
 };
 use crate::memory::search_index::SearchIndex;
+use crate::memory::store::DynStore;
 use crate::memory::store::{FactChange, FactSearch, FactTx, SearchHit};
-use crate::store::DynStore;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -481,7 +481,8 @@ impl AgentMemory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{InMemoryStore, LedgerOptions};
+    use crate::in_memory::InMemoryStore;
+    use crate::ledger::LedgerOptions;
 
     fn memory() -> AgentMemory {
         let store: DynStore = Arc::new(InMemoryStore::new());

@@ -17,8 +17,8 @@ use crate::error::{Error, Result};
 use crate::ledger::entry::EntryRef;
 use crate::memory::bm25::{Bm25Index, index_text};
 use crate::memory::fact::{ACTION_DEPRECATE, ACTION_STORE, DeprecateDetail, StoreDetail};
+use crate::memory::store::Store;
 use crate::memory::store::{FactSearch, SearchHit};
-use crate::store::Store;
 use std::collections::HashMap;
 use std::sync::{Mutex, RwLock, TryLockError};
 

@@ -4,16 +4,30 @@
 //! The memory is a view of the ledger: every memory change is a ledger entry, and the state it
 //! derives (facts, votes, reputations, the search index, the memory version) is written in the
 //! *same* transaction as that entry. That is the one thing [`FactStore::append_facts`] adds to
-//! [`LedgerStore::append`](crate::ledger::store::LedgerStore::append): the ledger's batch is
+//! [`LedgerStore::append`]: the ledger's batch is
 //! built by the ledger (which never looks at facts), the memory's changes by the agent memory
 //! (which never computes a hash), and the store commits both at once or neither.
 
 use crate::error::Result;
 use crate::ledger::entry::Entry;
-use crate::ledger::store::{AppendBatch, Head, LedgerTx};
+use crate::ledger::store::{AppendBatch, Head, LedgerStore, LedgerTx};
 use crate::memory::consensus::{AgentReputation, Vote};
 use crate::memory::fact::Fact;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// A store holding a ledger and the agent memory built on it: the sum of the two storage
+/// traits, implemented automatically for any type that has both. The split is by concern:
+/// [`LedgerStore`] is everything the ledger needs and all an audit-ledger-only backend
+/// implements; [`FactStore`] is what the agent memory adds. The binary, the MCP tools and the
+/// memory need `Store`; the ledger, verification and exports need only `LedgerStore`.
+pub trait Store: LedgerStore + FactStore {}
+
+impl<T: LedgerStore + FactStore + ?Sized> Store for T {}
+
+/// A full store shared across threads. `Arc<dyn Store>` coerces to
+/// [`DynLedgerStore`](crate::ledger::store::DynLedgerStore) where only the ledger is needed.
+pub type DynStore = Arc<dyn Store>;
 
 /// What a memory append sees inside its transaction: the ledger's view (head and tiles) and
 /// the memory's current state, locked against other writers until the transaction ends.
@@ -32,7 +46,7 @@ pub type FactBatch<'a> = (AppendBatch<'a>, Vec<FactChange>);
 
 /// Where the agent memory keeps its facts, votes and reputations, beside a ledger.
 pub trait FactStore: Send + Sync {
-    /// Like [`LedgerStore::append`](crate::ledger::store::LedgerStore::append): runs `build`
+    /// Like [`LedgerStore::append`]: runs `build`
     /// inside one write transaction that excludes other writers and commits durably what it
     /// returns, the ledger batch *and* its memory changes (applied in order; a batch with any
     /// change increments the memory version). Nothing is written if `build` fails.

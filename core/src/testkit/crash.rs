@@ -68,7 +68,7 @@ fn emit(out: &Out, text: &str) {
     }
 }
 
-fn fail(out: &Out, what: &str, e: &crate::Error) -> ! {
+fn fail(out: &Out, what: &str, e: &crate::error::Error) -> ! {
     emit(out, &format!("ERR {what}: {e}\n"));
     std::process::exit(3);
 }
@@ -264,7 +264,7 @@ pub fn kill_under_load(mut cmd: Command, run_for: Duration) -> Vec<Ack> {
 pub fn assert_acks_survived(
     store: &DynLedgerStore,
     acks: &[Ack],
-    verifiers: Vec<Box<dyn crate::Verifier>>,
+    verifiers: Vec<Box<dyn crate::ledger::signer::Verifier>>,
     context: &str,
 ) -> VerifyReport {
     let ledger = Ledger::open(store.clone(), LedgerOptions::default())

@@ -1,5 +1,5 @@
 //! The ledger conformance suite: what [`Ledger`], [`verify_store`] and the proofs rely on from a
-//! [`LedgerStore`](crate::LedgerStore), and the signer checks. A ledger-only store runs
+//! [`LedgerStore`](crate::ledger::store::LedgerStore), and the signer checks. A ledger-only store runs
 //! [`ledger_conformance`]; a full store runs it through [`super::store_conformance`].
 
 use super::sample_entries;
@@ -114,7 +114,7 @@ fn record(size: u64, start: u64) -> CheckpointRecord {
         root: Hash([size as u8; 32]),
         note: format!("note {size}\n"),
         created_at: crate::ledger::entry::now_timestamp(),
-        extra_signatures: vec![crate::ExtraSignature {
+        extra_signatures: vec![crate::ledger::checkpoint::ExtraSignature {
             scheme: "sshsig".into(),
             key_name: "k".into(),
             signature: "sig".into(),

@@ -2,15 +2,15 @@
 //! itself, in the manner of object_store's exported integration tests, and the rules for tests
 //! whose peer is missing. Each check panics with a message naming the broken promise.
 //!
-//! - [`ledger`]: what the ledger relies on from a [`LedgerStore`](crate::LedgerStore) (a
+//! - [`ledger`]: what the ledger relies on from a [`LedgerStore`](crate::ledger::store::LedgerStore) (a
 //!   ledger-only store runs just this), and the signer checks;
-//! - [`memory`]: what the agent memory relies on from a [`Store`](crate::Store);
+//! - [`memory`]: what the agent memory relies on from a [`Store`](crate::memory::store::Store);
 //! - [`tamper`]: 41 tamper-detection cases through raw writes, on any ledger store;
 //! - [`crash`]: `kill -9` under load, shared by the backends' crash tests.
 
 use crate::ledger::entry::NewEntry;
 use crate::ledger::store::DynLedgerStore;
-use crate::store::DynStore;
+use crate::memory::store::DynStore;
 
 pub mod crash;
 pub mod ledger;
@@ -56,7 +56,7 @@ pub fn sample_entries(n: usize) -> Vec<NewEntry> {
 }
 
 /// Runs the ledger and the memory conformance suites against fresh stores made by `make`:
-/// what a full backend ([`Store`](crate::Store)) runs.
+/// what a full backend ([`Store`](crate::memory::store::Store)) runs.
 pub fn store_conformance(make: &dyn Fn() -> DynStore) {
     ledger_conformance(&|| make() as DynLedgerStore);
     memory_conformance(make);

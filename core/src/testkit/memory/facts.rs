@@ -4,8 +4,8 @@
 use super::{fact, open_memory};
 use crate::error::ErrorKind;
 use crate::memory::fact::{Fact, NewFact};
+use crate::memory::store::DynStore;
 use crate::memory::{AgentMemory, SearchQuery};
-use crate::store::DynStore;
 use crate::testkit::sample_entries;
 
 const PAST: &str = "2020-01-01T00:00:00.000000Z";

@@ -1,5 +1,5 @@
 //! The memory conformance suite: what [`AgentMemory`] and the [`SearchIndex`](crate::memory::search_index::SearchIndex) rely on from a
-//! [`Store`](crate::Store) (a ledger store that also keeps the agent memory).
+//! [`Store`](crate::memory::store::Store) (a ledger store that also keeps the agent memory).
 //!
 //! This module holds [`memory_conformance`], which runs every check, and the helpers they share;
 //! the checks are in `facts` (storing, recalling and searching facts) and `writes` (votes,
@@ -18,7 +18,7 @@ pub use writes::{
 use crate::ledger::{Ledger, LedgerOptions};
 use crate::memory::AgentMemory;
 use crate::memory::fact::NewFact;
-use crate::store::DynStore;
+use crate::memory::store::DynStore;
 use std::sync::Arc;
 
 /// Runs every memory-engine check against fresh stores made by `make`.

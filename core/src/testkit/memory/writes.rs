@@ -8,8 +8,8 @@ use crate::ledger::entry::{Entry, NewEntry};
 use crate::ledger::verify::{VerifyOptions, verify_store};
 use crate::memory::consensus::{AgentReputation, Vote};
 use crate::memory::fact::{DeprecateDetail, Fact, StoreDetail, VoteDetail};
+use crate::memory::store::DynStore;
 use crate::memory::store::FactChange;
-use crate::store::DynStore;
 use crate::testkit::sample_entries;
 
 /// Votes follow the documented formulas, re-votes replace, and reputations persist.
@@ -187,7 +187,7 @@ pub fn failed_memory_writes_write_nothing(store: DynStore) {
         );
         assert_eq!(tx.votes(0)?.len(), 1);
         assert!(tx.agent_reputation("a")?.is_some());
-        Err(crate::Error::invalid("refused by the caller"))
+        Err(crate::error::Error::invalid("refused by the caller"))
     });
     assert_eq!(r.unwrap_err().kind(), ErrorKind::InvalidInput);
     assert_eq!(

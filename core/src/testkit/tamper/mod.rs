@@ -9,7 +9,7 @@
 //! backend's [`Tamper`] implementation, and checks that `verify` reports the first violation with
 //! the expected kind and exact index, and records the run in `integrity_checks`.
 //!
-//! [`Tamper`] is a test-only trait, deliberately not part of [`crate::Store`]: a handful of raw
+//! [`Tamper`] is a test-only trait, deliberately not part of [`crate::memory::store::Store`]: a handful of raw
 //! writes ([`TamperOp`]) that every engine can express on its own storage (a separate SQL
 //! connection, a raw key-value transaction). Swaps, shifts and re-chained rows are composed from
 //! them here, so every backend gets exactly the same tampering. An operation a backend cannot
@@ -82,7 +82,7 @@ pub struct RawRow {
 
 impl RawRow {
     /// The row's Merkle leaf hash under `hasher`.
-    pub fn leaf(&self, hasher: &dyn crate::Hasher) -> Hash {
+    pub fn leaf(&self, hasher: &dyn crate::ledger::hash::Hasher) -> Hash {
         EntryRef {
             index: self.index,
             timestamp: &self.timestamp,
@@ -389,7 +389,7 @@ const CASES: &[(&str, Case)] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::InMemoryStore;
+    use crate::in_memory::InMemoryStore;
 
     /// Writes nothing and says it did.
     struct Forgetful;
