@@ -5,7 +5,8 @@
 //! The product bars are checked by `cortex benchmark --suite ledger`; this file gives the
 //! statistically careful per-operation numbers.
 
-use cortex_core::{Hasher, Ledger, LedgerOptions, NewEntry, Signer, VerifyOptions, verify_store};
+use cortex_bench::workload::entries;
+use cortex_core::{Hasher, Ledger, LedgerOptions, Signer, VerifyOptions, verify_store};
 use cortex_ed25519::Ed25519Signer;
 use cortex_sqlite::{SqliteOptions, SqliteStore};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
@@ -14,18 +15,6 @@ use std::sync::Arc;
 
 fn full_run() -> bool {
     std::env::args().any(|a| a == "--bench")
-}
-
-fn entries(from: u64, n: u64) -> Vec<NewEntry> {
-    (from..from + n)
-        .map(|i| {
-            NewEntry::new(
-                "bench",
-                "fact.store",
-                format!(r#"{{"fact_id":{i},"content":"benchmark fact number {i}"}}"#),
-            )
-        })
-        .collect()
 }
 
 struct Fixture {

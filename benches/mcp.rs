@@ -6,6 +6,7 @@
 //! code runs once at a small size, so the benchmark stays compiled and exercised. The product
 //! bars are checked end to end (with transports) by `cortex benchmark --suite mcp`.
 
+use cortex_bench::workload::{WARM_QUERY, fact_text};
 use cortex_core::{AgentMemory, LedgerOptions, NewFact};
 use cortex_mcp::McpServer;
 use cortex_mcp::MessageHandler;
@@ -52,16 +53,7 @@ fn fixture(facts: u64) -> (tempfile::TempDir, McpServer) {
     while done < facts {
         let n = 10_000.min(facts - done);
         let batch: Vec<NewFact> = (done..done + n)
-            .map(|i| {
-                NewFact::new(
-                    format!("project{}", i % 10),
-                    format!(
-                        "agent note {i} about topic{} w{}",
-                        i % 50,
-                        (i * 7919) % 5000
-                    ),
-                )
-            })
+            .map(|i| NewFact::new(format!("project{}", i % 10), fact_text(i)))
             .collect();
         memory.store_facts(&batch).expect("store");
         done += n;
@@ -88,7 +80,7 @@ fn benches(c: &mut Criterion) {
     };
     let search = request(
         "tools/call",
-        json!({"name": "cortex_search", "arguments": {"query": "topic7 w42"}}),
+        json!({"name": "cortex_search", "arguments": {"query": WARM_QUERY}}),
     );
     let list = request("tools/list", json!({}));
     for m in [&search, &list] {
