@@ -507,6 +507,16 @@ mod tests {
     }
 
     #[test]
+    fn the_memory_and_its_ledger_share_one_store() {
+        let store: DynStore = Arc::new(InMemoryStore::new());
+        let other: DynStore = Arc::new(InMemoryStore::new());
+        let ledger = Arc::new(Ledger::open(other, LedgerOptions::default()).unwrap());
+        let e = AgentMemory::new(store, ledger).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.to_string().contains("same store"), "{e}");
+    }
+
+    #[test]
     fn refused_operations_write_nothing() {
         let m = memory();
         m.store_fact(&NewFact::new("p", "alpha")).unwrap();
