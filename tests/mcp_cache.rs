@@ -219,13 +219,19 @@ fn http_get(port: u16, path: &str) -> (u16, String) {
 }
 
 fn http_post(port: u16, body: &Value) -> String {
+    http_post_as(port, "tools/call", "cortex_search", body)
+}
+
+/// A 2026-07-28 `POST /mcp` with the given `Mcp-Method` and `Mcp-Name` headers; the whole
+/// response text (status line, headers, body).
+fn http_post_as(port: u16, method: &str, name: &str, body: &Value) -> String {
     let body = body.to_string();
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(
         stream,
         "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
          Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n\
-         MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: cortex_search\r\n\
+         MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: {method}\r\nMcp-Name: {name}\r\n\
          Content-Length: {}\r\n\r\n{body}",
         body.len()
     )
@@ -235,34 +241,51 @@ fn http_post(port: u16, body: &Value) -> String {
     text
 }
 
-#[test]
-fn http_metrics_and_health_share_one_registry() {
-    let dir = home();
+/// The status and body of a whole HTTP response text.
+fn status_and_body(text: &str) -> (u16, &str) {
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text.split_once("\r\n\r\n").map_or("", |(_, b)| b))
+}
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `cortex mcp start --transport http` on a free port, once it listens.
+fn http_server(home: &Path) -> (Kill, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let child = cortex(dir.path())
+    let child = cortex(home)
         .args(["mcp", "start", "--transport", "http", "--port"])
         .arg(port.to_string())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    struct Kill(Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _child = Kill(child);
+    let child = Kill(child);
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "server did not listen");
         std::thread::sleep(Duration::from_millis(20));
     }
+    (child, port)
+}
+
+#[test]
+fn http_metrics_and_health_share_one_registry() {
+    let dir = home();
+    let (_child, port) = http_server(dir.path());
     let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
                       "io.modelcontextprotocol/clientCapabilities": {}});
     for _ in 0..2 {
@@ -291,4 +314,56 @@ fn http_metrics_and_health_share_one_registry() {
     );
     assert!(text.contains("cortex_cache_hits_total 1"), "{text}");
     assert!(text.contains("cortex_cache_misses_total 1"), "{text}");
+}
+
+/// A cached search is sent as the very bytes of the reply that filled the cache (the cache keeps
+/// the result's text), and a stateless error gets the HTTP status the protocol maps its code to.
+#[test]
+fn cached_replies_are_the_same_bytes_and_stateless_errors_get_their_status() {
+    let dir = home();
+    let stored = cortex(dir.path())
+        .args([
+            "store",
+            "--project",
+            "p",
+            "--content",
+            "the cache keeps reply text",
+        ])
+        .output()
+        .unwrap();
+    assert!(stored.status.success());
+    let (_child, port) = http_server(dir.path());
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                      "io.modelcontextprotocol/clientCapabilities": {}});
+    let search = json!({"jsonrpc": "2.0", "id": "s-1", "method": "tools/call", "params": {
+        "name": "cortex_search", "arguments": {"query": "reply text"}, "_meta": meta}});
+    let first = http_post(port, &search);
+    let second = http_post(port, &search);
+    let (s1, b1) = status_and_body(&first);
+    let (s2, b2) = status_and_body(&second);
+    assert_eq!((s1, s2), (200, 200), "{first}");
+    assert_eq!(b1, b2, "the cached reply differs from the computed one");
+    let reply: Value = serde_json::from_str(b1).unwrap();
+    assert_eq!(reply["id"], "s-1");
+    assert_eq!(reply["result"]["resultType"], "complete", "{reply}");
+    assert_eq!(
+        reply["result"]["structuredContent"]["hits"][0]["fact"]["content"],
+        "the cache keeps reply text"
+    );
+    let (_, metrics) = http_get(port, "/metrics");
+    assert!(metrics.contains("cortex_cache_hits_total 1"), "{metrics}");
+
+    // A stateless version header on a body without `_meta`: -32020 from the server, 400.
+    let bare = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let text = http_post_as(port, "tools/list", "x", &bare);
+    let (status, body) = status_and_body(&text);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("-32020"), "{body}");
+    // An unknown method: -32601, 404.
+    let unknown =
+        json!({"jsonrpc": "2.0", "id": 3, "method": "nope/nope", "params": {"_meta": meta}});
+    let text = http_post_as(port, "nope/nope", "x", &unknown);
+    let (status, body) = status_and_body(&text);
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("-32601"), "{body}");
 }
