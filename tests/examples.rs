@@ -3,6 +3,8 @@
 //! here builds the real binaries with `cargo build --examples` (same profile and target
 //! directory as this test binary; the dependencies are already built, so it only links them).
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
@@ -150,13 +152,6 @@ async fn a_server_composed_from_crates_serves_mcp_over_websocket() {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     use tokio_tungstenite::tungstenite::{Message, http::HeaderValue};
 
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(example("mcp_redb_websocket"))
         .arg(dir.path())
@@ -165,7 +160,7 @@ async fn a_server_composed_from_crates_serves_mcp_over_websocket() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let _server = Kill(child);
+    let _server = common::KillOnDrop(child);
     let mut line = String::new();
     std::io::BufReader::new(stdout)
         .read_line(&mut line)

@@ -13,7 +13,6 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::time::{Duration, Instant};
 
 mod common;
 
@@ -251,41 +250,23 @@ fn status_and_body(text: &str) -> (u16, &str) {
     (status, text.split_once("\r\n\r\n").map_or("", |(_, b)| b))
 }
 
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `cortex mcp start --transport http` on a free port, once it listens.
-fn http_server(home: &Path) -> (Kill, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = cortex(home)
+fn http_server(home: &Path) -> common::NetworkServer {
+    let port = common::free_port();
+    let mut command = cortex(home);
+    command
         .args(["mcp", "start", "--transport", "http", "--port"])
         .arg(port.to_string())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let child = Kill(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "server did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (child, port)
+        .stderr(Stdio::null());
+    common::listening(command, port)
 }
 
 #[test]
 fn http_metrics_and_health_share_one_registry() {
     let dir = home();
-    let (_child, port) = http_server(dir.path());
+    let server = http_server(dir.path());
+    let port = server.port;
     let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
                       "io.modelcontextprotocol/clientCapabilities": {}});
     for _ in 0..2 {
@@ -332,7 +313,8 @@ fn cached_replies_are_the_same_bytes_and_stateless_errors_get_their_status() {
         .output()
         .unwrap();
     assert!(stored.status.success());
-    let (_child, port) = http_server(dir.path());
+    let server = http_server(dir.path());
+    let port = server.port;
     let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
                       "io.modelcontextprotocol/clientCapabilities": {}});
     let search = json!({"jsonrpc": "2.0", "id": "s-1", "method": "tools/call", "params": {

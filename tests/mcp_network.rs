@@ -5,9 +5,8 @@
 //!
 //! A venv that cannot be made fails the test when `CI=true` and is reported as skipped otherwise.
 
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn root() -> PathBuf {
@@ -36,25 +35,11 @@ fn cortex(home: &Path) -> Command {
     command
 }
 
-/// A running `cortex mcp start`, killed when dropped.
+/// A running `cortex mcp start` and the home it serves.
 struct Server {
-    child: Child,
+    _server: common::NetworkServer,
     port: u16,
     _home: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 fn start(transport: &str) -> Server {
@@ -67,8 +52,9 @@ fn start(transport: &str) -> Server {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let port = free_port();
-    let child = cortex(home.path())
+    let port = common::free_port();
+    let mut command = cortex(home.path());
+    command
         .args([
             "mcp",
             "start",
@@ -80,23 +66,12 @@ fn start(transport: &str) -> Server {
         .args(["--port", &port.to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn cortex mcp start");
-    let mut server = Server {
-        child,
+        .stderr(Stdio::inherit());
+    Server {
+        _server: common::listening(command, port),
         port,
         _home: home,
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(status)) = server.child.try_wait() {
-            panic!("cortex mcp start --transport {transport} exited early: {status}");
-        }
-        assert!(Instant::now() < deadline, "server did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(50));
     }
-    server
 }
 
 /// Runs a client script and returns its JSON summary line.

@@ -35,6 +35,48 @@ pub fn cortex_in(home: &Path, also_clear: &[&str]) -> std::process::Command {
     c
 }
 
+/// A child process, killed (and reaped) when dropped, so a failing test leaves no server behind.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// A `cortex mcp start` on a network transport, listening on `port`.
+pub struct NetworkServer {
+    pub child: KillOnDrop,
+    pub port: u16,
+}
+
+/// Spawns `command` (a `cortex … mcp start --transport T` told to listen on `port`) and waits
+/// until the port accepts connections; fails the test if the server exits or is silent for 20 s.
+pub fn listening(mut command: std::process::Command, port: u16) -> NetworkServer {
+    let mut child = KillOnDrop(command.spawn().expect("spawn cortex mcp start"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.0.try_wait() {
+            panic!("cortex mcp start exited before listening on {port}: {status}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not listen on {port} within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    NetworkServer { child, port }
+}
+
 /// What one run of the binary produced.
 #[derive(Debug)]
 pub struct Run {
