@@ -176,6 +176,40 @@ fn lock(path: &Path, shared: bool, wait: Duration) -> Result<File, String> {
     }
 }
 
+/// Provides a peer kept in `dir` once across test processes: returns at once when `ready` says
+/// it is there (under a shared lock on `lock_path`), otherwise rebuilds it under an exclusive
+/// lock (checking again first: another process may have built it meanwhile). `build` makes it
+/// in an emptied `dir`; then `want` is written to the `stamp` that `ready` compares, `ready` must
+/// hold, and the time it took is noted as `done`.
+fn provide(
+    lock_path: &Path,
+    dir: &Path,
+    stamp: &Path,
+    want: &str,
+    ready: &dyn Fn() -> Result<(), String>,
+    build: &mut dyn FnMut() -> Result<(), String>,
+    done: &str,
+) -> Result<(), String> {
+    let wait = Duration::from_secs(900);
+    {
+        let _shared = lock(lock_path, true, wait)?;
+        if ready().is_ok() {
+            return Ok(());
+        }
+    }
+    let _exclusive = lock(lock_path, false, wait)?;
+    if ready().is_ok() {
+        return Ok(());
+    }
+    let began = Instant::now();
+    remove(dir)?;
+    build()?;
+    fs::write(stamp, want).map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
+    ready()?;
+    note(done, began);
+    Ok(())
+}
+
 fn mkdir(dir: &Path) -> Result<(), String> {
     fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))
 }

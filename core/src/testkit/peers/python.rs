@@ -1,11 +1,11 @@
 //! The Python peer: [`python_env`], a venv of pinned packages made once and reused while it
 //! still holds them.
 
-use super::{lock, mkdir, note, peers_dir, remove, run};
+use super::{mkdir, peers_dir, provide, run};
 use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A venv at `<target>/test-peers/python/<name>/` with `requirements` installed by pip, made
 /// with the `python3` on `PATH` on first use, and its interpreter's path. It is reused while
@@ -43,43 +43,37 @@ pub fn python_env(name: &str, requirements: &[&str], imports: &[&str]) -> Result
         )
         .map(drop)
     };
-    let lock_path = root.join(format!("{name}.lock"));
-    let wait = Duration::from_secs(900);
-    {
-        let _shared = lock(&lock_path, true, wait)?;
-        if ready().is_ok() {
-            return Ok(python);
-        }
-    }
-    let _exclusive = lock(&lock_path, false, wait)?;
-    if ready().is_ok() {
-        return Ok(python);
-    }
-    let began = Instant::now();
-    remove(&venv)?;
-    run(
-        Command::new("python3").args(["-m", "venv"]).arg(&venv),
-        &format!("python3 -m venv {}", venv.display()),
-        Duration::from_secs(180),
-    )?;
-    run(
-        Command::new(&python)
-            .args(
-                "-m pip install --quiet --disable-pip-version-check --no-input --retries 2 \
-                 --timeout 30 --cache-dir"
-                    .split_whitespace(),
+    provide(
+        &root.join(format!("{name}.lock")),
+        &venv,
+        &stamp,
+        &want,
+        &ready,
+        &mut || {
+            run(
+                Command::new("python3").args(["-m", "venv"]).arg(&venv),
+                &format!("python3 -m venv {}", venv.display()),
+                Duration::from_secs(180),
+            )?;
+            run(
+                Command::new(&python)
+                    .args(
+                        "-m pip install --quiet --disable-pip-version-check --no-input --retries 2 \
+                         --timeout 30 --cache-dir"
+                            .split_whitespace(),
+                    )
+                    .arg(peers.join("cache").join("pip"))
+                    .args(requirements),
+                &format!(
+                    "pip install {} (into {})",
+                    requirements.join(" "),
+                    venv.display()
+                ),
+                Duration::from_secs(900),
             )
-            .arg(peers.join("cache").join("pip"))
-            .args(requirements),
-        &format!(
-            "pip install {} (into {})",
-            requirements.join(" "),
-            venv.display()
-        ),
-        Duration::from_secs(900),
+            .map(drop)
+        },
+        &format!("made the venv {}", venv.display()),
     )?;
-    fs::write(&stamp, &want).map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
-    ready()?;
-    note(&format!("made the venv {}", venv.display()), began);
     Ok(python)
 }
