@@ -1,7 +1,7 @@
 //! `cortex benchmark`: parses the flags, opens the stores the suites run on, and hands the work
 //! to the harness crate (`cortex-bench`), which measures and prints the figures.
 
-use crate::config::{self, Settings};
+use crate::config::Settings;
 use crate::output;
 use clap::Args;
 use cortex_bench::{Cleanup, Report, ledger_suite, mcp_suite};
@@ -93,8 +93,7 @@ fn ledger(s: &Settings, a: &BenchArgs) -> Result<u8> {
     Ok(0)
 }
 
-/// Opens the ledger in a benchmark server's home with the key the server will load from it,
-/// written there first.
+/// Opens the ledger in a benchmark server's home with the key the server will load from it.
 fn open_home(home: &Path) -> Result<(DynStore, Ledger)> {
     let settings = Settings {
         db: home.join("cortex.db").display().to_string(),
@@ -107,9 +106,8 @@ fn open_home(home: &Path) -> Result<(DynStore, Ledger)> {
         &settings,
         cortex_core::ledger::DEFAULT_CHECKPOINT_EVERY,
     )?;
-    let origin = config::default_origin(ledger.hasher().algorithm())?;
-    let signer = cortex_ed25519::Ed25519Signer::generate(&origin)?;
-    signer.write_files(&settings.key, false)?;
+    // The key the server will load from its home, made there quietly.
+    let (signer, _) = super::ledger::signing_key(&settings, &ledger)?;
     ledger.add_signer(Arc::new(signer))?;
     Ok((store, ledger))
 }

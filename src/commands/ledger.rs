@@ -108,10 +108,27 @@ pub fn open_store_and_ledger(s: &Settings, checkpoint_every: u64) -> Result<(Dyn
     Ok((store, ledger))
 }
 
-/// Attaches the signing key, creating one on first use of the default location.
+/// Attaches the signing key, creating one on first use of the default location (and saying so
+/// on stderr).
 pub fn attach_signer(s: &Settings, ledger: &mut Ledger) -> Result<()> {
-    let signer = if s.key.exists() {
-        cortex_ed25519::Ed25519Signer::read_file(&s.key)?
+    let (signer, created) = signing_key(s, ledger)?;
+    if let Some(vkey) = created {
+        eprintln!(
+            "✓ Generated checkpoint signing key {} for origin {:?}\n  give {} to auditors",
+            s.key.display(),
+            signer.key_name(),
+            vkey.display()
+        );
+    }
+    ledger.add_signer(Arc::new(signer))
+}
+
+/// The ledger's signing key: read from `s.key`, or made there (with its verifier key beside it)
+/// on first use of the default location, named with a fresh origin; the verifier key's path
+/// when it was made.
+pub fn signing_key(s: &Settings, ledger: &Ledger) -> Result<(Ed25519Signer, Option<PathBuf>)> {
+    Ok(if s.key.exists() {
+        (cortex_ed25519::Ed25519Signer::read_file(&s.key)?, None)
     } else if s.key_explicit {
         return Err(Error::config(format!(
             "signing key {} does not exist (create it with `cortex keys generate --out {}`)",
@@ -127,14 +144,8 @@ pub fn attach_signer(s: &Settings, ledger: &mut Ledger) -> Result<()> {
         let origin = config::default_origin(ledger.hasher().algorithm())?;
         let signer = Ed25519Signer::generate(&origin)?;
         let vkey = signer.write_files(&s.key, false)?;
-        eprintln!(
-            "✓ Generated checkpoint signing key {} for origin {origin:?}\n  give {} to auditors",
-            s.key.display(),
-            vkey.display()
-        );
-        signer
-    };
-    ledger.add_signer(Arc::new(signer))
+        (signer, Some(vkey))
+    })
 }
 
 pub fn verifiers(s: &Settings, given: &[String]) -> Result<Vec<Box<dyn Verifier>>> {
