@@ -11,7 +11,7 @@ mod tool_call;
 
 use crate::cache::{CacheKeyFn, QueryCache, VersionFn};
 use crate::metrics::Metrics;
-use crate::protocol::{RpcError, codes, json_type, supported_versions};
+use crate::protocol::{RpcError, codes, json_type};
 use crate::registry::{Prompt, Resource, ResourceTemplate, Tool};
 use crate::transport::{Incoming, MessageHandler, Outbound};
 use crate::{HealthFn, METRICS_LABEL};
@@ -66,11 +66,6 @@ impl McpServer {
             Some(check) => check(),
             None => Ok(()),
         }
-    }
-
-    /// Every protocol version this server accepts, modern first.
-    pub fn supported_versions() -> Vec<&'static str> {
-        supported_versions()
     }
 
     /// Forgets the legacy session `id` (an HTTP session that was deleted or timed out).
