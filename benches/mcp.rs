@@ -6,8 +6,8 @@
 //! code runs once at a small size, so the benchmark stays compiled and exercised. The product
 //! bars are checked end to end (with transports) by `cortex benchmark --suite mcp`.
 
-use cortex_bench::workload::{WARM_QUERY, fact_text};
-use cortex_core::{AgentMemory, LedgerOptions, NewFact};
+use cortex_bench::workload::{WARM_QUERY, store_facts};
+use cortex_core::{AgentMemory, LedgerOptions};
 use cortex_mcp::McpServer;
 use cortex_mcp::MessageHandler;
 use cortex_mcp::tools::memory as memory_tools;
@@ -49,15 +49,7 @@ fn fixture(facts: u64) -> (tempfile::TempDir, McpServer) {
         checkpoint_every: 100_000,
     };
     let memory = Arc::new(AgentMemory::open(store, options).expect("memory"));
-    let mut done = 0;
-    while done < facts {
-        let n = 10_000.min(facts - done);
-        let batch: Vec<NewFact> = (done..done + n)
-            .map(|i| NewFact::new(format!("project{}", i % 10), fact_text(i)))
-            .collect();
-        memory.store_facts(&batch).expect("store");
-        done += n;
-    }
+    store_facts(&memory, facts).expect("store");
     let server =
         memory_tools::register(McpServer::builder("cortex", "CORTEX", "bench"), memory).build();
     (dir, server)

@@ -1,12 +1,12 @@
 //! `cortex benchmark --suite ledger`: measures the ledger and the agent memory on one storage
 //! backend against the bars of PRODUCT.md §7 and prints the figures (never asserts timings).
 
-use crate::workload::{entries, fact_text, uncached_query};
+use crate::workload::{entries, store_facts, uncached_query};
 use crate::{Report, cores, num, percentile, rate};
 use cortex_core::ledger::export::{ExportFormat, verify_export, write_export};
 use cortex_core::{
-    AgentMemory, DynStore, Error, Ledger, LedgerOptions, NewFact, Result, SearchQuery, Signer,
-    Verifier, VerifyOptions, verify_store,
+    AgentMemory, DynStore, Error, Ledger, LedgerOptions, Result, SearchQuery, Signer, Verifier,
+    VerifyOptions, verify_store,
 };
 use cortex_ed25519::Ed25519Signer;
 use std::path::PathBuf;
@@ -290,15 +290,7 @@ pub fn run(a: &LedgerSuite<'_>, b: &mut Report) -> Result<()> {
     ledger.add_signer(signer.clone())?;
     let memory = AgentMemory::new(store, Arc::new(ledger))?;
     let t = Instant::now();
-    let mut done = 0;
-    while done < a.facts {
-        let k = 10_000.min(a.facts - done);
-        let batch: Vec<NewFact> = (done..done + k)
-            .map(|i| NewFact::new(format!("project{}", i % 10), fact_text(i)))
-            .collect();
-        memory.store_facts(&batch)?;
-        done += k;
-    }
+    store_facts(&memory, a.facts)?;
     let r = rate(a.facts, t);
     b.report(
         "store facts, batches of 10k",

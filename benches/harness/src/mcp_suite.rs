@@ -14,9 +14,9 @@ use crate::client::{
     Client, HttpClient, StdioClient, VERSION, check_reply, http_request, request, search,
     start_http,
 };
-use crate::workload::{WARM_QUERY, WORDS, audit_entries, fact_text, uncached_query};
+use crate::workload::{WARM_QUERY, WORDS, audit_entries, store_facts, uncached_query};
 use crate::{Cleanup, Report, cores, num, percentile, rate};
-use cortex_core::{AgentMemory, DynStore, Error, Ledger, NewFact, Result};
+use cortex_core::{AgentMemory, DynStore, Error, Ledger, Result};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -230,15 +230,7 @@ fn seed(open_home: OpenHome<'_>, home: &Path, entries: u64, facts: u64) -> Resul
     let entry_rate = rate(entries, t);
     let memory = AgentMemory::new(store, ledger.clone())?;
     let t = Instant::now();
-    let mut done = 0;
-    while done < facts {
-        let k = 10_000.min(facts - done);
-        let batch: Vec<NewFact> = (done..done + k)
-            .map(|i| NewFact::new(format!("project{}", i % 10), fact_text(i)))
-            .collect();
-        memory.store_facts(&batch)?;
-        done += k;
-    }
+    store_facts(&memory, facts)?;
     let fact_rate = rate(facts, t);
     ledger.checkpoint()?;
     Ok((entry_rate, fact_rate))

@@ -1,7 +1,7 @@
 //! The deterministic workload both suites use: ledger entries, fact texts whose words follow a
 //! known spread, and search queries that hit them.
 
-use cortex_core::NewEntry;
+use cortex_core::{AgentMemory, NewEntry, NewFact, Result};
 
 /// Distinct topic words; each is in about 1/50 of the facts.
 pub const TOPICS: u64 = 50;
@@ -30,6 +30,20 @@ pub fn fact_text(i: u64) -> String {
 /// A search no earlier request asked (for `n` below [`WORDS`]; callers offset runs apart).
 pub fn uncached_query(n: u64) -> String {
     format!("topic{} w{}", n % TOPICS, (n * 7919) % WORDS)
+}
+
+/// Stores facts `0..n` ([`fact_text`], spread over ten projects) in transactions of 10,000.
+pub fn store_facts(memory: &AgentMemory, n: u64) -> Result<()> {
+    let mut done = 0;
+    while done < n {
+        let k = 10_000.min(n - done);
+        let batch: Vec<NewFact> = (done..done + k)
+            .map(|i| NewFact::new(format!("project{}", i % 10), fact_text(i)))
+            .collect();
+        memory.store_facts(&batch)?;
+        done += k;
+    }
+    Ok(())
 }
 
 /// `n` ledger entries numbered from `from`, as the ledger suite appends them.
