@@ -10,9 +10,13 @@ use crate::ledger::store::{
 };
 use crate::ledger::tiles::{Tile, TileReader};
 use crate::memory::bm25::{Bm25Index, index_text};
+use crate::memory::commitment::FactOpening;
 use crate::memory::consensus::{AgentReputation, Vote};
 use crate::memory::fact::Fact;
-use crate::memory::store::{FactBatch, FactChange, FactSearch, FactStore, FactTx, SearchHit};
+use crate::memory::store::{
+    FactBatch, FactChange, FactRecall, FactSearch, FactStore, FactTx, MemoryRow, MemoryState,
+    SearchHit,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::sync::{Mutex, MutexGuard};
@@ -30,6 +34,7 @@ struct Inner {
     votes: BTreeMap<(u64, String), Vote>,
     agents: BTreeMap<String, AgentReputation>,
     fact_events: BTreeMap<u64, Vec<u64>>,
+    openings: BTreeMap<u64, FactOpening>,
     search: Bm25Index,
     memory_version: u64,
 }
@@ -58,8 +63,11 @@ impl Inner {
                     continue;
                 }
                 FactChange::PutVote(v) => v.fact_id,
+                FactChange::PutOpening(o) => o.fact_id,
                 FactChange::SetConsensus { fact_id, .. } => *fact_id,
-                FactChange::Deprecate { fact_id, .. } => *fact_id,
+                FactChange::Deprecate { fact_id, .. } | FactChange::Erase { fact_id, .. } => {
+                    *fact_id
+                }
                 FactChange::PutAgent(_) => continue,
             };
             if !self.facts.contains_key(&target) && !new_ids.contains(&target) {
@@ -84,6 +92,19 @@ impl Inner {
                 }
                 FactChange::PutVote(v) => {
                     self.votes.insert((v.fact_id, v.agent.clone()), v);
+                }
+                FactChange::PutOpening(o) => {
+                    self.openings.insert(o.fact_id, o);
+                }
+                FactChange::Erase { fact_id, at, .. } => {
+                    self.openings.remove(&fact_id);
+                    self.search.remove(fact_id);
+                    if let Some(f) = self.facts.get_mut(&fact_id) {
+                        f.content.clear();
+                        f.tags.clear();
+                        f.source = None;
+                        f.erased_at = Some(at);
+                    }
                 }
                 FactChange::SetConsensus { fact_id, consensus } => {
                     if let Some(f) = self.facts.get_mut(&fact_id) {
@@ -171,6 +192,11 @@ impl crate::testkit::tamper::Tamper for InMemoryStore {
                         "the in-memory store keeps checkpoint roots as 32-byte hashes".into(),
                     );
                 }
+                TamperOp::SetIndexText(..) => {
+                    return Outcome::NotApplicable(
+                        "the in-memory store's search index holds no source text".into(),
+                    );
+                }
                 _ => {}
             }
         }
@@ -216,6 +242,40 @@ impl crate::testkit::tamper::Tamper for InMemoryStore {
                 TamperOp::DeleteCheckpoint(size) => {
                     g.checkpoints.remove(size);
                 }
+                TamperOp::PutFact(f) => {
+                    g.facts.insert(f.id, f.clone());
+                }
+                TamperOp::DeleteFact(id) => {
+                    g.facts.remove(id);
+                }
+                TamperOp::PutOpening(o) => {
+                    g.openings.insert(o.fact_id, o.clone());
+                }
+                TamperOp::DeleteOpening(id) => {
+                    g.openings.remove(id);
+                }
+                TamperOp::PutVote(v) => {
+                    g.votes.insert((v.fact_id, v.agent.clone()), v.clone());
+                }
+                TamperOp::DeleteVote(f, a) => {
+                    g.votes.remove(&(*f, a.clone()));
+                }
+                TamperOp::PutAgent(a) => {
+                    g.agents.insert(a.agent.clone(), a.clone());
+                }
+                TamperOp::PutEvent(f, e) => {
+                    let es = g.fact_events.entry(*f).or_default();
+                    if !es.contains(e) {
+                        es.push(*e);
+                        es.sort_unstable();
+                    }
+                }
+                TamperOp::DeleteEvent(f, e) => {
+                    if let Some(es) = g.fact_events.get_mut(f) {
+                        es.retain(|x| x != e);
+                    }
+                }
+                TamperOp::SetIndexText(..) => unreachable!("checked"),
             }
         }
         Outcome::Done
@@ -419,16 +479,24 @@ impl FactStore for InMemoryStore {
     fn fact(&self, id: u64) -> Result<Option<Fact>> {
         Ok(self.lock()?.facts.get(&id).cloned())
     }
-    fn recall(&self, project: &str, as_of: &str, limit: usize) -> Result<Vec<Fact>> {
+    fn opening(&self, fact_id: u64) -> Result<Option<FactOpening>> {
+        Ok(self.lock()?.openings.get(&fact_id).cloned())
+    }
+    fn recall(&self, q: &FactRecall) -> Result<Vec<Fact>> {
         let g = self.lock()?;
         let mut out: Vec<Fact> = g
             .facts
             .values()
-            .filter(|f| f.project == project && !f.is_deprecated() && f.is_valid_at(as_of))
+            .filter(|f| {
+                f.project == q.project
+                    && !f.is_deprecated()
+                    && f.is_valid_at(&q.as_of)
+                    && f.passes(q.author.as_deref(), q.min_consensus)
+            })
             .cloned()
             .collect();
         out.sort_by(|a, b| b.consensus.total_cmp(&a.consensus).then(b.id.cmp(&a.id)));
-        out.truncate(limit);
+        out.truncate(q.limit);
         Ok(out)
     }
     fn project_facts(&self, project: &str, limit: usize) -> Result<Vec<Fact>> {
@@ -448,6 +516,7 @@ impl FactStore for InMemoryStore {
                 q.project.as_deref().is_none_or(|p| f.project == p)
                     && f.is_valid_at(&q.as_of)
                     && (q.include_deprecated || !f.is_deprecated())
+                    && f.passes(q.author.as_deref(), q.min_consensus)
             })
         };
         Ok(g.search
@@ -477,6 +546,70 @@ impl FactStore for InMemoryStore {
     }
     fn memory_version(&self) -> Result<u64> {
         Ok(self.lock()?.memory_version)
+    }
+    fn scan_memory(&self, visit: &mut dyn FnMut(MemoryRow) -> Result<()>) -> Result<()> {
+        let g = self.lock()?;
+        visit(MemoryRow::Head(g.head.size))?;
+        for f in g.facts.values() {
+            visit(MemoryRow::Fact(f.clone()))?;
+        }
+        for o in g.openings.values() {
+            visit(MemoryRow::Opening(o.clone()))?;
+        }
+        for v in g.votes.values() {
+            visit(MemoryRow::Vote(v.clone()))?;
+        }
+        for a in g.agents.values() {
+            visit(MemoryRow::Agent(a.clone()))?;
+        }
+        for (f, es) in &g.fact_events {
+            for e in es {
+                visit(MemoryRow::Event {
+                    fact_id: *f,
+                    entry_index: *e,
+                })?;
+            }
+        }
+        Ok(())
+    }
+    fn replace_memory(&self, ledger_size: u64, state: &MemoryState) -> Result<()> {
+        let mut g = self.lock()?;
+        if g.head.size != ledger_size {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "the ledger has {} entries, not the {ledger_size} the memory was replayed from",
+                    g.head.size
+                ),
+            ));
+        }
+        g.facts = state.facts.iter().map(|f| (f.id, f.clone())).collect();
+        g.openings = state
+            .openings
+            .iter()
+            .map(|o| (o.fact_id, o.clone()))
+            .collect();
+        g.votes = state
+            .votes
+            .iter()
+            .map(|v| ((v.fact_id, v.agent.clone()), v.clone()))
+            .collect();
+        g.agents = state
+            .agents
+            .iter()
+            .map(|a| (a.agent.clone(), a.clone()))
+            .collect();
+        g.fact_events = BTreeMap::new();
+        for (f, e) in &state.events {
+            g.fact_events.entry(*f).or_default().push(*e);
+        }
+        let mut search = Bm25Index::new();
+        for f in state.facts.iter().filter(|f| !f.is_erased()) {
+            search.add(f.id, &index_text(&f.content, &f.tags));
+        }
+        g.search = search;
+        g.memory_version += 1;
+        Ok(())
     }
 }
 

@@ -97,6 +97,17 @@ pub struct EntryRef<'a> {
 }
 
 impl EntryRef<'_> {
+    /// An owned copy.
+    pub fn to_entry(&self) -> Entry {
+        Entry {
+            index: self.index,
+            timestamp: self.timestamp.to_owned(),
+            project: self.project.to_owned(),
+            action: self.action.to_owned(),
+            detail: self.detail.to_owned(),
+        }
+    }
+
     /// Appends the canonical bytes to `out`:
     /// `0x01 ‖ u64be(index) ‖ lp(timestamp) ‖ lp(project) ‖ lp(action) ‖ lp(detail)`
     /// where `lp(x) = u32be(len(x)) ‖ x`.

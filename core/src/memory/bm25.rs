@@ -86,6 +86,7 @@ pub struct Bm25Index {
     lens: Vec<u32>,
     positions: HashMap<u64, u32>,
     total_tokens: u64,
+    removed: usize,
 }
 
 impl Bm25Index {
@@ -96,12 +97,31 @@ impl Bm25Index {
 
     /// Number of indexed documents.
     pub fn len(&self) -> usize {
-        self.ids.len()
+        self.ids.len() - self.removed
     }
 
     /// True if nothing is indexed.
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.len() == 0
+    }
+
+    /// Takes document `id` out of the index (an erased fact): it no longer matches nor counts in
+    /// the statistics. Returns false if it was not indexed. Costs a look-up in every posting
+    /// list (erasures are rare).
+    pub fn remove(&mut self, id: u64) -> bool {
+        let Some(pos) = self.positions.remove(&id) else {
+            return false;
+        };
+        self.postings.retain(|_, p| {
+            if let Ok(k) = p.positions.binary_search(&pos) {
+                p.positions.remove(k);
+                p.freqs.remove(k);
+            }
+            !p.positions.is_empty()
+        });
+        self.total_tokens -= u64::from(self.lens[pos as usize]);
+        self.removed += 1;
+        true
     }
 
     /// The dense position of document `id`.
@@ -155,7 +175,7 @@ impl Bm25Index {
 
     /// `(idf, postings)` of each of `terms` present in the index, in query order.
     fn lists<'a>(&'a self, terms: &[String]) -> Vec<(f64, &'a Postings)> {
-        let n = self.ids.len() as u64;
+        let n = self.len() as u64;
         terms
             .iter()
             .filter_map(|t| self.postings.get(t))
@@ -172,10 +192,10 @@ impl Bm25Index {
 
     /// Calls `visit(position, score)` once for every document containing any of `terms`.
     fn for_each_score(&self, terms: &[String], visit: &mut dyn FnMut(u32, f64)) {
-        if self.ids.is_empty() {
+        if self.is_empty() {
             return;
         }
-        let avg = self.total_tokens as f64 / self.ids.len() as f64;
+        let avg = self.total_tokens as f64 / self.len() as f64;
         let lists = self.lists(terms);
         if let [(idf, list)] = lists.as_slice() {
             for (&pos, &tf) in list.positions.iter().zip(&list.freqs) {

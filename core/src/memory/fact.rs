@@ -3,9 +3,12 @@
 //!
 //! A fact's id is the ledger index of the `fact.store` entry that created it, so every fact
 //! points at its own inclusion proof. Every mutation is a ledger entry (`fact.store`,
-//! `fact.vote`, `fact.deprecate`) whose JSON detail carries what changed; stores persist the
-//! derived state ([`FactChange`](crate::memory::store::FactChange)) in the same transaction as
-//! the entry. Votes and reputations are in [`crate::memory::consensus`].
+//! `fact.vote`, `fact.deprecate`, `fact.erase`) whose JSON detail carries what changed and who
+//! made it ([`Author`]); stores persist the derived state
+//! ([`FactChange`](crate::memory::store::FactChange)) in the same transaction as the entry.
+//! A fact's erasable fields (content, tags, source) enter the ledger only as a salted
+//! commitment ([`crate::memory::commitment`]). Votes and reputations are in
+//! [`crate::memory::consensus`].
 
 use crate::error::{Error, Result};
 use crate::ledger::entry::{format_timestamp, validate_timestamp};
@@ -17,6 +20,16 @@ pub const ACTION_STORE: &str = "fact.store";
 pub const ACTION_VOTE: &str = "fact.vote";
 /// Ledger action of an entry that deprecates a fact.
 pub const ACTION_DEPRECATE: &str = "fact.deprecate";
+/// Ledger action of an entry that erases a fact's content.
+pub const ACTION_ERASE: &str = "fact.erase";
+
+/// True for the actions of the agent memory's entries (`fact.*`).
+pub fn is_memory_action(action: &str) -> bool {
+    matches!(
+        action,
+        ACTION_STORE | ACTION_VOTE | ACTION_DEPRECATE | ACTION_ERASE
+    )
+}
 
 /// Fact type used when none is given (as in the seed).
 pub const DEFAULT_FACT_TYPE: &str = "knowledge";
@@ -32,6 +45,8 @@ pub const MAX_SOURCE_BYTES: usize = 1024;
 pub const MAX_REASON_BYTES: usize = 4096;
 /// Largest agent name, in bytes.
 pub const MAX_AGENT_BYTES: usize = 256;
+/// Largest surface name, in bytes.
+pub const MAX_SURFACE_BYTES: usize = 64;
 /// Most search results one query may ask for.
 pub const MAX_TOP_K: usize = 1000;
 /// Most facts one recall or history page may ask for.
@@ -67,6 +82,17 @@ pub struct Fact {
     /// Reputation-weighted consensus score in `(-1, 1)`; 0 without votes (see
     /// [`crate::memory::consensus`]).
     pub consensus: f64,
+    /// The agent that stored it, if it declared one (`None` also for facts stored before
+    /// authors were recorded).
+    #[serde(default)]
+    pub author: Option<String>,
+    /// The surface it was stored through (`cli`, `mcp-stdio`, …); `None` for facts stored before
+    /// authors were recorded.
+    #[serde(default)]
+    pub surface: Option<String>,
+    /// Timestamp of its `fact.erase` entry, if erased: its content, tags and source are gone.
+    #[serde(default)]
+    pub erased_at: Option<String>,
 }
 
 impl Fact {
@@ -78,6 +104,50 @@ impl Fact {
     /// True if deprecated.
     pub fn is_deprecated(&self) -> bool {
         self.deprecated_at.is_some()
+    }
+    /// True if erased.
+    pub fn is_erased(&self) -> bool {
+        self.erased_at.is_some()
+    }
+    /// True if a search or recall with these filters may return it: not erased, by `author`
+    /// if one is asked for, with a consensus of at least `min_consensus` if one is asked for.
+    pub fn passes(&self, author: Option<&str>, min_consensus: Option<f64>) -> bool {
+        !self.is_erased()
+            && author.is_none_or(|a| self.author.as_deref() == Some(a))
+            && min_consensus.is_none_or(|m| self.consensus >= m)
+    }
+}
+
+/// Who wrote a memory entry: the agent (its declared id, an MCP client's name, an API key's
+/// identity) and the surface it came through. Recorded in every memory entry's detail.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Author {
+    /// The agent, if it declared one.
+    pub agent: Option<String>,
+    /// The surface: `cli`, `mcp-stdio`, `mcp-http`, `mcp-sse`, `mcp-ws`, `rest`, or what an
+    /// embedding program names.
+    pub surface: String,
+}
+
+impl Author {
+    /// An author on `surface`, with an agent id if given (a blank one counts as none).
+    pub fn new(agent: Option<&str>, surface: impl Into<String>) -> Self {
+        Author {
+            agent: agent
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(str::to_owned),
+            surface: surface.into(),
+        }
+    }
+    /// Checks the agent (as [`check_agent`]) and the surface (1 to 64 bytes, no control
+    /// characters).
+    pub fn check(&self) -> Result<()> {
+        if let Some(a) = &self.agent {
+            check_agent(a)?;
+        }
+        check_name("surface", &self.surface, MAX_SURFACE_BYTES)
     }
 }
 
@@ -267,8 +337,11 @@ pub fn parse_timestamp(field: &str, v: &str) -> Result<String> {
     Ok(s)
 }
 
-/// The JSON detail of a `fact.store` entry: the fact's fields, normalized. The fact's id and
-/// `created_at` are the entry's index and timestamp; its project is the entry's project.
+/// A fact's fields, validated and normalized: what [`NewFact::to_detail`] makes. It is also
+/// the detail of a `fact.store` entry written before erasure existed (the *plain* form, content
+/// in the ledger itself), which every reader still accepts. New facts are written in the
+/// [`SealedStoreDetail`] form. The fact's id and `created_at` are the entry's index and
+/// timestamp; its project is the entry's project.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreDetail {
@@ -289,7 +362,7 @@ pub struct StoreDetail {
 }
 
 impl StoreDetail {
-    /// The JSON text stored in the ledger.
+    /// The JSON text of the plain form.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("serializing plain data cannot fail")
     }
@@ -309,6 +382,105 @@ impl StoreDetail {
             deprecated_at: None,
             deprecation_reason: None,
             consensus: 0.0,
+            author: None,
+            surface: None,
+            erased_at: None,
+        }
+    }
+    /// The erasable fields.
+    pub fn content(&self) -> crate::memory::commitment::FactContent {
+        crate::memory::commitment::FactContent {
+            content: self.content.clone(),
+            tags: self.tags.clone(),
+            source: self.source.clone(),
+        }
+    }
+    /// The sealed `fact.store` detail of these fields under `commitment` (see
+    /// [`crate::memory::commitment::commit`]), written by `author`.
+    pub fn seal(&self, commitment: String, author: Author) -> SealedStoreDetail {
+        SealedStoreDetail {
+            commitment,
+            fact_type: self.fact_type.clone(),
+            confidence: self.confidence,
+            valid_from: self.valid_from.clone(),
+            valid_until: self.valid_until.clone(),
+            author,
+        }
+    }
+}
+
+/// The JSON detail of a `fact.store` entry: the fact's fields that are never erased, a salted
+/// commitment to the erasable ones (content, tags, source), and the author. The content and the
+/// salt are stored beside the entry ([`crate::memory::commitment::FactOpening`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealedStoreDetail {
+    /// Lowercase hex of the commitment hash.
+    pub commitment: String,
+    /// Kind.
+    pub fact_type: String,
+    /// Confidence in `0..=1`.
+    pub confidence: f64,
+    /// Start of validity, canonical.
+    pub valid_from: String,
+    /// End of validity, canonical.
+    pub valid_until: Option<String>,
+    /// Who stored it.
+    pub author: Author,
+}
+
+impl SealedStoreDetail {
+    /// The JSON text stored in the ledger.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("serializing plain data cannot fail")
+    }
+    /// The fact this detail creates at ledger `index` and `timestamp` in `project`, with its
+    /// erasable fields taken from `content` (empty if the content is gone).
+    pub fn into_fact(
+        self,
+        id: u64,
+        project: &str,
+        created_at: &str,
+        content: crate::memory::commitment::FactContent,
+    ) -> Fact {
+        Fact {
+            id,
+            project: project.to_owned(),
+            content: content.content,
+            fact_type: self.fact_type,
+            tags: content.tags,
+            confidence: self.confidence,
+            source: content.source,
+            valid_from: self.valid_from,
+            valid_until: self.valid_until,
+            created_at: created_at.to_owned(),
+            deprecated_at: None,
+            deprecation_reason: None,
+            consensus: 0.0,
+            author: self.author.agent,
+            surface: Some(self.author.surface),
+            erased_at: None,
+        }
+    }
+}
+
+/// A `fact.store` detail in either form.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreRecord {
+    /// Written before erasure existed: the content is in the ledger.
+    Plain(StoreDetail),
+    /// Content committed to, stored beside the entry.
+    Sealed(SealedStoreDetail),
+}
+
+impl StoreRecord {
+    /// Parses a `fact.store` detail (sealed first: it is what is written now).
+    pub fn parse(detail: &str) -> Result<StoreRecord> {
+        match serde_json::from_str::<SealedStoreDetail>(detail) {
+            Ok(d) => Ok(StoreRecord::Sealed(d)),
+            Err(sealed) => serde_json::from_str::<StoreDetail>(detail)
+                .map(StoreRecord::Plain)
+                .map_err(|_| Error::invalid(format!("not a fact.store detail: {sealed}"))),
         }
     }
 }
@@ -325,6 +497,9 @@ pub struct VoteDetail {
     pub vote: i8,
     /// Why.
     pub reason: Option<String>,
+    /// Who wrote the entry (absent in entries written before authors were recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<Author>,
 }
 
 /// The JSON detail of a `fact.deprecate` entry.
@@ -335,6 +510,22 @@ pub struct DeprecateDetail {
     pub fact_id: u64,
     /// Why.
     pub reason: Option<String>,
+    /// Who wrote the entry (absent in entries written before authors were recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<Author>,
+}
+
+/// The JSON detail of a `fact.erase` entry: the fact whose content, tags, source and salt were
+/// deleted. Its commitment stays in the ledger, so every proof stays valid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EraseDetail {
+    /// The fact erased.
+    pub fact_id: u64,
+    /// Why (required: an erasure is an auditable act).
+    pub reason: String,
+    /// Who erased it.
+    pub author: Author,
 }
 
 macro_rules! to_json {
@@ -349,6 +540,7 @@ macro_rules! to_json {
 }
 to_json!(VoteDetail);
 to_json!(DeprecateDetail);
+to_json!(EraseDetail);
 
 #[cfg(test)]
 mod tests {

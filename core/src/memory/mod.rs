@@ -7,9 +7,12 @@
 //! to the [`FactStore`](store::FactStore) directly. The consensus rules are in [`consensus`],
 //! the ranking in [`bm25`], the in-process search index in [`search_index`].
 
+pub mod audit;
 pub mod bm25;
+pub mod commitment;
 pub mod consensus;
 pub mod fact;
+pub mod replay;
 pub mod search_index;
 pub mod store;
 
@@ -18,12 +21,13 @@ use crate::ledger::entry::{Entry, NewEntry, now_timestamp};
 use crate::ledger::{AppendOutcome, Ledger};
 use crate::memory::consensus::{AgentReputation, Vote};
 use crate::memory::fact::{
-    ACTION_DEPRECATE, ACTION_STORE, ACTION_VOTE, DeprecateDetail, Fact, MAX_LIMIT, MAX_TOP_K,
-    NewFact, VoteDetail, check_agent, normalize_reason, parse_timestamp,
+    ACTION_DEPRECATE, ACTION_ERASE, ACTION_STORE, ACTION_VOTE, Author, DeprecateDetail,
+    EraseDetail, Fact, MAX_LIMIT, MAX_TOP_K, NewFact, VoteDetail, check_agent, normalize_reason,
+    parse_timestamp,
 };
 use crate::memory::search_index::SearchIndex;
 use crate::memory::store::DynStore;
-use crate::memory::store::{FactChange, FactSearch, FactTx, SearchHit};
+use crate::memory::store::{FactChange, FactRecall, FactSearch, FactTx, SearchHit};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -38,7 +42,7 @@ pub fn check_limit(limit: usize) -> Result<()> {
 }
 
 /// A ranked full-text query.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     /// Words to look for; a fact matches if it contains any of them.
@@ -55,6 +59,73 @@ pub struct SearchQuery {
     /// Include deprecated facts.
     #[serde(default)]
     pub include_deprecated: bool,
+    /// Only facts stored by this agent.
+    #[serde(default)]
+    pub author: Option<String>,
+    /// Only facts whose consensus is at least this (in `-1..=1`).
+    #[serde(default)]
+    pub min_consensus: Option<f64>,
+}
+
+/// Checks a consensus filter: finite and in `-1..=1`.
+fn check_min_consensus(m: Option<f64>) -> Result<Option<f64>> {
+    match m {
+        Some(m) if !(m.is_finite() && (-1.0..=1.0).contains(&m)) => Err(Error::invalid(format!(
+            "min_consensus {m} is outside -1..=1"
+        ))),
+        m => Ok(m),
+    }
+}
+
+/// Checks an author filter: a blank one means none.
+fn check_author_filter(a: Option<&String>) -> Result<Option<String>> {
+    match a.map(|a| a.trim()) {
+        None | Some("") => Ok(None),
+        Some(a) => {
+            check_agent(a)?;
+            Ok(Some(a.to_owned()))
+        }
+    }
+}
+
+/// Which of a project's facts to recall.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecallQuery {
+    /// The project.
+    pub project: String,
+    /// At most this many (1 to 100,000; default 20).
+    #[serde(default)]
+    pub limit: Option<usize>,
+    /// Only facts stored by this agent.
+    #[serde(default)]
+    pub author: Option<String>,
+    /// Only facts whose consensus is at least this (in `-1..=1`).
+    #[serde(default)]
+    pub min_consensus: Option<f64>,
+}
+
+impl RecallQuery {
+    /// A project's current facts, 20 at most.
+    pub fn new(project: impl Into<String>) -> Self {
+        RecallQuery {
+            project: project.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Validates and resolves into what a store runs (valid now).
+    pub fn resolve(&self) -> Result<FactRecall> {
+        let limit = self.limit.unwrap_or(DEFAULT_RECALL_LIMIT);
+        check_limit(limit)?;
+        Ok(FactRecall {
+            project: self.project.clone(),
+            as_of: now_timestamp(),
+            limit,
+            author: check_author_filter(self.author.as_ref())?,
+            min_consensus: check_min_consensus(self.min_consensus)?,
+        })
+    }
 }
 
 impl SearchQuery {
@@ -92,6 +163,8 @@ impl SearchQuery {
             as_of,
             top_k,
             include_deprecated: self.include_deprecated,
+            author: check_author_filter(self.author.as_ref())?,
+            min_consensus: check_min_consensus(self.min_consensus)?,
         })
     }
 }
@@ -129,6 +202,15 @@ pub struct Deprecated {
     pub append: AppendOutcome,
 }
 
+/// What forgetting a fact did.
+#[derive(Debug, Clone)]
+pub struct Forgotten {
+    /// The fact, now erased (content, tags and source empty).
+    pub fact: Fact,
+    /// The ledger append of its `fact.erase` entry.
+    pub append: AppendOutcome,
+}
+
 /// A fact with its current votes and its ledger entries in order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FactHistory {
@@ -136,7 +218,8 @@ pub struct FactHistory {
     pub fact: Fact,
     /// Its current votes, one per agent.
     pub votes: Vec<Vote>,
-    /// Its `fact.store` entry, then every `fact.vote` and `fact.deprecate` entry, by index.
+    /// Its `fact.store` entry, then every `fact.vote`, `fact.deprecate` and `fact.erase` entry,
+    /// by index.
     pub entries: Vec<Entry>,
 }
 
@@ -146,6 +229,7 @@ pub struct AgentMemory {
     store: DynStore,
     ledger: Arc<Ledger>,
     index: Option<Arc<SearchIndex>>,
+    author: Author,
 }
 
 impl std::fmt::Debug for AgentMemory {
@@ -173,6 +257,28 @@ pub type ApplyFn<'f> =
 
 fn no_fact(id: u64) -> Error {
     Error::not_found(format!("no fact with id {id}"))
+}
+
+fn erased(f: &Fact) -> Error {
+    Error::new(
+        ErrorKind::Conflict,
+        format!(
+            "fact {} was erased at {}",
+            f.id,
+            f.erased_at.as_deref().unwrap_or("?")
+        ),
+    )
+}
+
+/// A fact that votes and deprecations may still change: not erased, not deprecated.
+fn changeable(f: &Fact) -> Result<()> {
+    if f.is_erased() {
+        return Err(erased(f));
+    }
+    if f.is_deprecated() {
+        return Err(deprecated(f));
+    }
+    Ok(())
 }
 
 fn deprecated(f: &Fact) -> Error {
@@ -215,7 +321,24 @@ impl AgentMemory {
             store,
             ledger,
             index: None,
+            author: Author::new(None, "library"),
         })
+    }
+
+    /// The same memory (same store, ledger and search index), writing as `author`: every entry
+    /// this handle appends records it. A server makes one per client or request; the handle is
+    /// cheap (shared pointers).
+    pub fn as_author(&self, author: Author) -> Result<Self> {
+        author.check()?;
+        Ok(AgentMemory {
+            author,
+            ..self.clone()
+        })
+    }
+
+    /// Who this handle writes as (surface `library` unless [`AgentMemory::as_author`] said).
+    pub fn author(&self) -> &Author {
+        &self.author
     }
 
     /// Answers searches from an in-memory index kept in step with the ledger
@@ -276,37 +399,62 @@ impl AgentMemory {
         self.store_facts(std::slice::from_ref(fact))
     }
 
-    /// Stores facts in one transaction: all or none. Errors name the batch item.
+    /// Stores facts in one transaction: all or none. Errors name the batch item. Each fact's
+    /// content, tags and source enter the ledger as a salted commitment
+    /// ([`commitment`]); the opening is stored beside the entry.
     pub fn store_facts(&self, facts: &[NewFact]) -> Result<Stored> {
+        let author = &self.author;
         if facts.is_empty() {
             return Err(Error::invalid("nothing to store: the batch is empty"));
         }
+        author.check()?;
         let now = now_timestamp();
-        let mut details = Vec::with_capacity(facts.len());
+        let hasher = self.ledger.hasher();
+        let mut sealed = Vec::with_capacity(facts.len());
         let mut entries = Vec::with_capacity(facts.len());
         for (i, f) in facts.iter().enumerate() {
-            let d = f.to_detail(&now).map_err(|e| {
-                if facts.len() > 1 {
-                    e.with_context("batch item", i)
-                } else {
-                    e
-                }
-            })?;
-            entries.push(NewEntry::new(f.project.clone(), ACTION_STORE, d.to_json()));
-            details.push(d);
+            // The limits are the plain form's: a fact must fit in one entry, as it did when
+            // its content was in the ledger (so any fact can be exported whole).
+            let d = f
+                .to_detail(&now)
+                .and_then(|d| {
+                    NewEntry::new(f.project.clone(), ACTION_STORE, d.to_json()).validate()?;
+                    Ok(d)
+                })
+                .map_err(|e| {
+                    if facts.len() > 1 {
+                        e.with_context("batch item", i)
+                    } else {
+                        e
+                    }
+                })?;
+            // The fact id is only known inside the transaction; the opening gets it there.
+            let (opening, c) = commitment::seal(hasher, 0, d.content())?;
+            let detail = d.seal(c, author.clone());
+            entries.push(NewEntry::new(
+                f.project.clone(),
+                ACTION_STORE,
+                detail.to_json(),
+            ));
+            sealed.push((detail, opening));
         }
         let mut stored = Vec::new();
         let append = self.append_with(&entries, &mut |_, ctx| {
-            stored = details
-                .iter()
-                .zip(facts)
-                .enumerate()
-                .map(|(i, (d, f))| {
-                    d.clone()
-                        .into_fact(ctx.first_index + i as u64, &f.project, ctx.timestamp)
-                })
-                .collect();
-            Ok(stored.iter().cloned().map(FactChange::Insert).collect())
+            let mut changes = Vec::with_capacity(2 * sealed.len());
+            stored.clear();
+            for (i, ((d, o), f)) in sealed.iter().zip(facts).enumerate() {
+                let id = ctx.first_index + i as u64;
+                let fact = d
+                    .clone()
+                    .into_fact(id, &f.project, ctx.timestamp, o.fields.clone());
+                stored.push(fact.clone());
+                changes.push(FactChange::Insert(fact));
+                changes.push(FactChange::PutOpening(commitment::FactOpening {
+                    fact_id: id,
+                    ..o.clone()
+                }));
+            }
+            Ok(changes)
         })?;
         Ok(Stored {
             facts: stored,
@@ -316,10 +464,13 @@ impl AgentMemory {
 
     /// Records `agent`'s vote (+1 or -1) on a fact, replacing its earlier vote on that fact,
     /// and updates the fact's consensus and the agent's reputation ([`crate::memory::consensus`]).
-    /// A missing fact is [`ErrorKind::NotFound`], a deprecated one [`ErrorKind::Conflict`];
-    /// either way nothing is written.
+    /// The entry records this memory's [`Author`] (who wrote it, which may differ from the
+    /// voting agent's name). A missing fact is [`ErrorKind::NotFound`], a deprecated or erased one
+    /// [`ErrorKind::Conflict`]; either way nothing is written.
     pub fn vote(&self, fact_id: u64, agent: &str, vote: i8, reason: Option<&str>) -> Result<Voted> {
+        let author = &self.author;
         check_agent(agent)?;
+        author.check()?;
         if vote != 1 && vote != -1 {
             return Err(Error::invalid(format!("vote must be +1 or -1, not {vote}")));
         }
@@ -329,22 +480,19 @@ impl AgentMemory {
             .store()
             .fact(fact_id)?
             .ok_or_else(|| no_fact(fact_id))?;
-        if fact.is_deprecated() {
-            return Err(deprecated(&fact));
-        }
+        changeable(&fact)?;
         let detail = VoteDetail {
             fact_id,
             agent: agent.to_owned(),
             vote,
             reason: reason.clone(),
+            author: Some(author.clone()),
         };
         let entry = NewEntry::new(fact.project, ACTION_VOTE, detail.to_json());
         let mut effect = None;
         let append = self.append_with(&[entry], &mut |tx, ctx| {
             let fact = tx.fact(fact_id)?.ok_or_else(|| no_fact(fact_id))?;
-            if fact.is_deprecated() {
-                return Err(deprecated(&fact));
-            }
+            changeable(&fact)?;
             let current = tx.votes(fact_id)?;
             let record = tx.agent_reputation(agent)?;
             let e = crate::memory::consensus::cast(
@@ -383,28 +531,27 @@ impl AgentMemory {
     }
 
     /// Deprecates a fact: it stays in the history but leaves recall and (by default) search.
-    /// A missing fact is [`ErrorKind::NotFound`]; an already deprecated one
+    /// A missing fact is [`ErrorKind::NotFound`]; an already deprecated or erased one
     /// [`ErrorKind::Conflict`].
     pub fn deprecate(&self, fact_id: u64, reason: Option<&str>) -> Result<Deprecated> {
+        let author = &self.author;
+        author.check()?;
         let reason = normalize_reason(reason)?;
         let fact = self
             .store()
             .fact(fact_id)?
             .ok_or_else(|| no_fact(fact_id))?;
-        if fact.is_deprecated() {
-            return Err(deprecated(&fact));
-        }
+        changeable(&fact)?;
         let detail = DeprecateDetail {
             fact_id,
             reason: reason.clone(),
+            author: Some(author.clone()),
         };
         let entry = NewEntry::new(fact.project, ACTION_DEPRECATE, detail.to_json());
         let mut after = None;
         let append = self.append_with(&[entry], &mut |tx, ctx| {
             let mut fact = tx.fact(fact_id)?.ok_or_else(|| no_fact(fact_id))?;
-            if fact.is_deprecated() {
-                return Err(deprecated(&fact));
-            }
+            changeable(&fact)?;
             fact.deprecated_at = Some(ctx.timestamp.to_owned());
             fact.deprecation_reason = reason.clone();
             after = Some(fact);
@@ -419,6 +566,60 @@ impl AgentMemory {
         Ok(Deprecated { fact, append })
     }
 
+    /// Forgets a fact (the right to be forgotten): deletes its content, tags, source and salt
+    /// and appends a `fact.erase` entry naming it and `reason`. The `fact.store` entry keeps
+    /// only its commitment, so every proof and checkpoint stays valid, and `verify` reports the
+    /// fact as erased. Search, recall and history never show the content again. A missing fact
+    /// is [`ErrorKind::NotFound`]; an erased one, or one stored before erasure existed (its
+    /// content is in its own entry, which cannot change), [`ErrorKind::Conflict`].
+    pub fn forget(&self, fact_id: u64, reason: &str) -> Result<Forgotten> {
+        let author = &self.author;
+        author.check()?;
+        let reason = normalize_reason(Some(reason))?
+            .ok_or_else(|| Error::invalid("a reason is required to forget a fact"))?;
+        let fact = self
+            .store()
+            .fact(fact_id)?
+            .ok_or_else(|| no_fact(fact_id))?;
+        if fact.is_erased() {
+            return Err(erased(&fact));
+        }
+        let stored = self.ledger.entry(fact_id)?.entry;
+        if let fact::StoreRecord::Plain(_) = fact::StoreRecord::parse(&stored.detail)? {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "fact {fact_id} was stored before erasure existed: its content is in ledger                      entry {fact_id} itself, which cannot change without breaking every proof                      after it; it can only be deprecated"
+                ),
+            ));
+        }
+        let detail = EraseDetail {
+            fact_id,
+            reason,
+            author: author.clone(),
+        };
+        let entry = NewEntry::new(fact.project, ACTION_ERASE, detail.to_json());
+        let mut after = None;
+        let append = self.append_with(&[entry], &mut |tx, ctx| {
+            let mut fact = tx.fact(fact_id)?.ok_or_else(|| no_fact(fact_id))?;
+            if fact.is_erased() {
+                return Err(erased(&fact));
+            }
+            fact.content.clear();
+            fact.tags.clear();
+            fact.source = None;
+            fact.erased_at = Some(ctx.timestamp.to_owned());
+            after = Some(fact);
+            Ok(vec![FactChange::Erase {
+                fact_id,
+                at: ctx.timestamp.to_owned(),
+                entry_index: ctx.first_index,
+            }])
+        })?;
+        let fact = after.ok_or_else(|| Error::backend("the store did not run the erasure"))?;
+        Ok(Forgotten { fact, append })
+    }
+
     /// Ranked full-text search ([`crate::memory::bm25`]): facts containing any query word, valid at
     /// `as_of` (default now), not deprecated unless asked, best first.
     pub fn search(&self, q: &SearchQuery) -> Result<Vec<SearchHit>> {
@@ -431,10 +632,10 @@ impl AgentMemory {
         self.store().search_facts(&q)
     }
 
-    /// A project's current facts (not deprecated, valid now), by consensus then recency.
-    pub fn recall(&self, project: &str, limit: usize) -> Result<Vec<Fact>> {
-        check_limit(limit)?;
-        self.store().recall(project, &now_timestamp(), limit)
+    /// A project's current facts (not deprecated, not erased, valid now, passing the query's
+    /// author and consensus filters), by consensus then recency.
+    pub fn recall(&self, q: &RecallQuery) -> Result<Vec<Fact>> {
+        self.store().recall(&q.resolve()?)
     }
 
     /// A project's facts, deprecated ones included, newest first.
@@ -472,6 +673,20 @@ impl AgentMemory {
             .unwrap_or_else(|| AgentReputation::new(agent)))
     }
 
+    /// Verifies the ledger and this memory against it ([`audit::verify`]).
+    pub fn verify(
+        &self,
+        options: &crate::ledger::verify::VerifyOptions,
+    ) -> Result<crate::ledger::verify::VerifyReport> {
+        let origin = self.ledger.origin().map(str::to_owned);
+        audit::verify(
+            &*self.store,
+            self.ledger.hasher(),
+            origin.as_deref(),
+            options,
+        )
+    }
+
     /// The memory version (see [`store::FactStore::memory_version`]).
     pub fn version(&self) -> Result<u64> {
         self.store().memory_version()
@@ -502,8 +717,17 @@ mod tests {
         assert_eq!(s.facts.iter().map(|f| f.id).collect::<Vec<_>>(), [3, 4]);
         let e = m.ledger().entry(4).unwrap().entry;
         assert_eq!((e.action.as_str(), e.project.as_str()), ("fact.store", "q"));
-        let d: fact::StoreDetail = serde_json::from_str(&e.detail).unwrap();
-        assert_eq!(d.into_fact(4, &e.project, &e.timestamp), m.fact(4).unwrap());
+        let d: fact::SealedStoreDetail = serde_json::from_str(&e.detail).unwrap();
+        let o = m.store().opening(4).unwrap().unwrap();
+        assert!(o.opens(m.ledger().hasher(), &d.commitment));
+        assert!(
+            !e.detail.contains("beta"),
+            "the content is not in the ledger"
+        );
+        assert_eq!(
+            d.into_fact(4, &e.project, &e.timestamp, o.fields),
+            m.fact(4).unwrap()
+        );
     }
 
     #[test]

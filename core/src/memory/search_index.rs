@@ -9,14 +9,18 @@
 //!
 //! How it stays exact: every memory mutation is a ledger entry, so before answering the index
 //! reads the store's head and applies the entries it has not seen (`fact.store` adds a fact,
-//! `fact.deprecate` marks one). A write acknowledged before a search started is therefore always
+//! reading a sealed fact's content from the store; `fact.deprecate` marks one; `fact.vote`
+//! refreshes its consensus for the consensus filter; `fact.erase` takes it out). A write acknowledged before a search started is therefore always
 //! seen, also when another process made it. The facts returned are read from the store.
 //! While the first build of a large ledger is running, searches fall back to the store.
 
 use crate::error::{Error, Result};
 use crate::ledger::entry::EntryRef;
 use crate::memory::bm25::{Bm25Index, index_text};
-use crate::memory::fact::{ACTION_DEPRECATE, ACTION_STORE, DeprecateDetail, StoreDetail};
+use crate::memory::fact::{
+    ACTION_DEPRECATE, ACTION_ERASE, ACTION_STORE, ACTION_VOTE, DeprecateDetail, EraseDetail,
+    StoreRecord, VoteDetail, is_memory_action,
+};
 use crate::memory::store::Store;
 use crate::memory::store::{FactSearch, SearchHit};
 use std::collections::HashMap;
@@ -29,10 +33,15 @@ const WAIT_LIMIT: u64 = 10_000;
 #[derive(Debug, Clone, Copy)]
 struct DocMeta {
     project: u32,
+    /// Interned author; [`NO_AUTHOR`] if none was declared.
+    author: u32,
     valid_from: i64,
     valid_until: i64,
     deprecated: bool,
+    consensus: f64,
 }
+
+const NO_AUTHOR: u32 = u32::MAX;
 
 #[derive(Debug, Default)]
 struct State {
@@ -41,6 +50,7 @@ struct State {
     bm25: Bm25Index,
     meta: Vec<DocMeta>,
     projects: HashMap<String, u32>,
+    authors: HashMap<String, u32>,
 }
 
 /// Microseconds since the Unix epoch of a canonical timestamp (`None` if it is not one).
@@ -49,28 +59,55 @@ fn micros(ts: &str) -> Option<i64> {
     Some(t.and_utc().timestamp_micros())
 }
 
+fn intern(map: &mut HashMap<String, u32>, name: &str) -> u32 {
+    let next = map.len() as u32;
+    *map.entry(name.to_owned()).or_insert(next)
+}
+
 impl State {
-    fn apply(&mut self, e: EntryRef<'_>) {
+    /// Applies one memory entry. A sealed fact's content is not in its entry: it is read from
+    /// `store` (as it is now: an erased fact is not indexed). A detail that does not parse is
+    /// tampering, which `verify` reports; the store's own rows stay authoritative for what is
+    /// returned.
+    fn apply(&mut self, e: EntryRef<'_>, store: &dyn Store) -> Result<()> {
         match e.action {
             ACTION_STORE => {
-                // A detail that does not parse is tampering, which `verify` reports; the
-                // store's own rows stay authoritative for what is returned.
-                let Ok(d) = serde_json::from_str::<StoreDetail>(e.detail) else {
-                    return;
+                let Ok(record) = StoreRecord::parse(e.detail) else {
+                    return Ok(());
                 };
-                let next = self.projects.len() as u32;
-                let project = *self.projects.entry(e.project.to_owned()).or_insert(next);
-                let pos = self.bm25.add(e.index, &index_text(&d.content, &d.tags)) as usize;
+                let (text, author, valid_from, valid_until) = match record {
+                    StoreRecord::Plain(d) => (
+                        index_text(&d.content, &d.tags),
+                        None,
+                        d.valid_from,
+                        d.valid_until,
+                    ),
+                    StoreRecord::Sealed(d) => {
+                        let Some(f) = store.fact(e.index)? else {
+                            return Ok(());
+                        };
+                        if f.is_erased() {
+                            return Ok(());
+                        }
+                        (
+                            index_text(&f.content, &f.tags),
+                            d.author.agent,
+                            d.valid_from,
+                            d.valid_until,
+                        )
+                    }
+                };
+                let project = intern(&mut self.projects, e.project);
+                let author = author.map_or(NO_AUTHOR, |a| intern(&mut self.authors, &a));
+                let pos = self.bm25.add(e.index, &text) as usize;
                 if pos == self.meta.len() {
                     self.meta.push(DocMeta {
                         project,
-                        valid_from: micros(&d.valid_from).unwrap_or(i64::MAX),
-                        valid_until: d
-                            .valid_until
-                            .as_deref()
-                            .and_then(micros)
-                            .unwrap_or(i64::MAX),
+                        author,
+                        valid_from: micros(&valid_from).unwrap_or(i64::MAX),
+                        valid_until: valid_until.as_deref().and_then(micros).unwrap_or(i64::MAX),
                         deprecated: false,
+                        consensus: 0.0,
                     });
                 }
             }
@@ -81,8 +118,24 @@ impl State {
                     self.meta[pos as usize].deprecated = true;
                 }
             }
+            ACTION_VOTE => {
+                // The consensus after a vote is derived, not in the entry: read it (as it is
+                // now, which is at least as new as this entry).
+                if let Ok(d) = serde_json::from_str::<VoteDetail>(e.detail)
+                    && let Some(pos) = self.bm25.position(d.fact_id)
+                    && let Some(f) = store.fact(d.fact_id)?
+                {
+                    self.meta[pos as usize].consensus = f.consensus;
+                }
+            }
+            ACTION_ERASE => {
+                if let Ok(d) = serde_json::from_str::<EraseDetail>(e.detail) {
+                    self.bm25.remove(d.fact_id);
+                }
+            }
             _ => {}
         }
+        Ok(())
     }
 }
 
@@ -145,11 +198,18 @@ impl SearchIndex {
                 return Ok(true);
             }
             let to = head.min(from + CHUNK);
-            let mut st = self.state.write().map_err(poisoned)?;
+            // Read first, apply after: applying a sealed fact reads the store again.
+            let mut entries = Vec::new();
             store.scan_entries(from..to, &mut |r| {
-                st.apply(r.entry);
+                if is_memory_action(r.entry.action) {
+                    entries.push(r.entry.to_entry());
+                }
                 Ok(())
             })?;
+            let mut st = self.state.write().map_err(poisoned)?;
+            for e in &entries {
+                st.apply(e.as_ref(), store)?;
+            }
             st.synced = to;
             if to - from > 1024 {
                 st.bm25.shrink_to_fit();
@@ -176,9 +236,18 @@ impl SearchIndex {
                 },
                 None => None,
             };
+            let author = match &q.author {
+                Some(a) => match st.authors.get(a) {
+                    Some(&id) => Some(id),
+                    None => return Ok(Some(Vec::new())),
+                },
+                None => None,
+            };
             let accept = |pos: u32| {
                 let m = &st.meta[pos as usize];
                 project.is_none_or(|p| m.project == p)
+                    && author.is_none_or(|a| m.author == a)
+                    && q.min_consensus.is_none_or(|c| m.consensus >= c)
                     && m.valid_from <= as_of
                     && as_of < m.valid_until
                     && (q.include_deprecated || !m.deprecated)
@@ -187,9 +256,10 @@ impl SearchIndex {
         };
         let mut hits = Vec::with_capacity(top.len());
         for (id, score) in top {
-            // A deprecation committed after the head we read may show here; honor it.
+            // A change committed after the head we read may show here; honor it.
             if let Some(fact) = store.fact(id)?
                 && (q.include_deprecated || !fact.is_deprecated())
+                && fact.passes(q.author.as_deref(), q.min_consensus)
             {
                 hits.push(SearchHit { fact, score });
             }

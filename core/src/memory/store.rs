@@ -11,6 +11,7 @@
 use crate::error::Result;
 use crate::ledger::entry::Entry;
 use crate::ledger::store::{AppendBatch, Head, LedgerStore, LedgerTx};
+use crate::memory::commitment::FactOpening;
 use crate::memory::consensus::{AgentReputation, Vote};
 use crate::memory::fact::Fact;
 use serde::{Deserialize, Serialize};
@@ -57,12 +58,21 @@ pub trait FactStore: Send + Sync {
 
     /// A fact by id.
     fn fact(&self, id: u64) -> Result<Option<Fact>>;
-    /// A project's current facts: not deprecated and valid at `as_of` (canonical), ordered by
+    /// The opening of a fact's commitment (content, tags, source and salt), stored beside its
+    /// `fact.store` entry; `None` if the fact was erased, stored in the plain form, or never
+    /// existed.
+    fn opening(&self, fact_id: u64) -> Result<Option<FactOpening>>;
+    /// A project's current facts: not deprecated, not erased, valid at `as_of` (canonical) and
+    /// passing the query's author and consensus filters ([`Fact::passes`]), ordered by
     /// consensus descending then id descending (newest first), at most `limit`.
-    fn recall(&self, project: &str, as_of: &str, limit: usize) -> Result<Vec<Fact>>;
-    /// A project's facts, deprecated ones included, newest (largest id) first, at most `limit`.
+    fn recall(&self, query: &FactRecall) -> Result<Vec<Fact>>;
+    /// A project's facts, deprecated and erased ones included, newest (largest id) first, at
+    /// most `limit`.
     fn project_facts(&self, project: &str, limit: usize) -> Result<Vec<Fact>>;
-    /// Ranked full-text search, scored and ordered exactly as [`crate::memory::bm25`] defines.
+    /// Ranked full-text search, scored and ordered exactly as [`crate::memory::bm25`] defines,
+    /// over facts that are not erased (an erased fact is out of the index) and pass the query's
+    /// filters. The statistics (document count, average length, document frequencies) are
+    /// those of the whole index, whatever the filters.
     fn search_facts(&self, query: &FactSearch) -> Result<Vec<SearchHit>>;
     /// A fact's current votes, in agent-name order.
     fn votes(&self, fact_id: u64) -> Result<Vec<Vote>>;
@@ -74,19 +84,98 @@ pub trait FactStore: Send + Sync {
     /// one row or key). A query cache that tags results with the version read *before* the
     /// query is exact, also across processes sharing the store.
     fn memory_version(&self) -> Result<u64>;
+
+    /// Streams every stored memory row, as stored, for `verify` to compare with the replay of
+    /// the ledger ([`crate::memory::replay`]), all read in one snapshot whose head comes first
+    /// ([`MemoryRow::Head`]); then each kind in key order, kinds in any order. A row that
+    /// cannot be decoded is reported as [`MemoryRow::Undecodable`], never an error.
+    fn scan_memory(&self, visit: &mut dyn FnMut(MemoryRow) -> Result<()>) -> Result<()>;
+
+    /// Replaces every memory table with `state` (facts, openings, votes, agents, fact events,
+    /// the search index built from the facts) in one write transaction that excludes other
+    /// writers and increments the memory version; fails with
+    /// [`ErrorKind::Conflict`](crate::error::ErrorKind::Conflict), writing nothing, if the
+    /// ledger's head size is no longer `ledger_size` (the state was replayed from a ledger that
+    /// has grown since). `cortex memory rebuild`.
+    fn replace_memory(&self, ledger_size: u64, state: &MemoryState) -> Result<()>;
+
+    /// True if [`FactStore::scan_memory`] streams the search index's source text
+    /// ([`MemoryRow::IndexText`]) for every indexed fact, so `verify` checks it; false for
+    /// stores whose index is derived in memory at open.
+    fn keeps_index_text(&self) -> bool {
+        false
+    }
+}
+
+/// One stored memory row, as [`FactStore::scan_memory`] streams it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MemoryRow {
+    /// The ledger size (head) the rows are consistent with: the rows are read in one snapshot
+    /// and this is the head of that snapshot. Streamed first.
+    Head(u64),
+    /// A row of the facts table.
+    Fact(Fact),
+    /// A stored opening.
+    Opening(FactOpening),
+    /// A vote.
+    Vote(Vote),
+    /// An agent's reputation record.
+    Agent(AgentReputation),
+    /// One (fact, ledger entry) pair of a fact's history.
+    Event {
+        /// The fact.
+        fact_id: u64,
+        /// The entry.
+        entry_index: u64,
+    },
+    /// The text the store's search index holds for a fact (the source of its postings), for
+    /// stores that keep one; it must be [`crate::memory::bm25::index_text`] of the fact's
+    /// content, and no erased fact may have one.
+    IndexText {
+        /// The fact.
+        fact_id: u64,
+        /// The indexed text.
+        text: String,
+    },
+    /// A row the store could not decode (a value of the wrong type or shape).
+    Undecodable {
+        /// The table.
+        table: &'static str,
+        /// The row's key, as text.
+        key: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// The whole memory as the ledger defines it: what [`FactStore::replace_memory`] writes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MemoryState {
+    /// Facts by id.
+    pub facts: Vec<Fact>,
+    /// Openings of the facts that have one, by fact id.
+    pub openings: Vec<FactOpening>,
+    /// Current votes by (fact, agent).
+    pub votes: Vec<Vote>,
+    /// Agent records by name.
+    pub agents: Vec<AgentReputation>,
+    /// (fact, entry) history pairs, in order.
+    pub events: Vec<(u64, u64)>,
 }
 
 /// A change to the memory's state, derived by core inside an append transaction and written
 /// by the store in that same transaction, together with the ledger rows.
 ///
 /// A store applies the changes of a batch in order. Changes that concern a fact (`Insert`,
-/// `PutVote`, `Deprecate`) also record their entry index in the fact's history. A batch with
-/// any change increments the memory version.
+/// `PutVote`, `Deprecate`, `Erase`) also record their entry index in the fact's history. A
+/// batch with any change increments the memory version.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FactChange {
     /// A new fact; its id is the index of its `fact.store` entry. Index it for search with
     /// [`crate::memory::bm25::index_text`].
     Insert(Fact),
+    /// Stores the opening of a new fact's commitment (follows its `Insert`).
+    PutOpening(FactOpening),
     /// Adds, or replaces, `agent`'s vote on `fact_id` (recorded at `entry_index`).
     PutVote(Vote),
     /// Sets a fact's consensus score.
@@ -109,6 +198,16 @@ pub enum FactChange {
         /// Index of the `fact.deprecate` entry.
         entry_index: u64,
     },
+    /// Erases a fact: deletes its opening, empties its content, tags and source, sets
+    /// `erased_at`, and takes it out of the search index.
+    Erase {
+        /// The fact.
+        fact_id: u64,
+        /// Timestamp of the `fact.erase` entry.
+        at: String,
+        /// Index of the `fact.erase` entry.
+        entry_index: u64,
+    },
 }
 
 impl FactChange {
@@ -121,8 +220,15 @@ impl FactChange {
                 fact_id,
                 entry_index,
                 ..
+            }
+            | FactChange::Erase {
+                fact_id,
+                entry_index,
+                ..
             } => Some((*fact_id, *entry_index)),
-            FactChange::SetConsensus { .. } | FactChange::PutAgent(_) => None,
+            FactChange::SetConsensus { .. }
+            | FactChange::PutAgent(_)
+            | FactChange::PutOpening(_) => None,
         }
     }
 }
@@ -142,6 +248,25 @@ pub struct FactSearch {
     pub top_k: usize,
     /// Include deprecated facts.
     pub include_deprecated: bool,
+    /// Only facts stored by this agent.
+    pub author: Option<String>,
+    /// Only facts whose consensus is at least this.
+    pub min_consensus: Option<f64>,
+}
+
+/// A recall as a store runs it, with every default resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FactRecall {
+    /// The project.
+    pub project: String,
+    /// Only facts valid at this canonical timestamp.
+    pub as_of: String,
+    /// At most this many facts.
+    pub limit: usize,
+    /// Only facts stored by this agent.
+    pub author: Option<String>,
+    /// Only facts whose consensus is at least this.
+    pub min_consensus: Option<f64>,
 }
 
 /// A search result.

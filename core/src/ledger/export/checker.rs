@@ -55,6 +55,7 @@ impl<'a> Checker<'a> {
                 kind,
                 index: None,
                 checkpoint: Some(header.tree_size),
+                memory: None,
                 message: msg,
             });
         };
@@ -159,6 +160,7 @@ impl<'a> Checker<'a> {
                 kind,
                 index: Some(index),
                 checkpoint: None,
+                memory: None,
                 message,
             });
         }

@@ -58,6 +58,18 @@ pub enum ViolationKind {
     BadReceipt,
     /// Two checkpoints cannot both describe one append-only history.
     InconsistentCheckpoints,
+    /// A ledger entry in the agent memory's namespace (`fact.*`) that the memory's rules could
+    /// never have written (bad detail, a vote on a missing fact, …). Reported by
+    /// [`crate::memory::audit`], like the kinds below.
+    InvalidMemoryEntry,
+    /// A stored memory value differs from the replay of the ledger.
+    MemoryMismatch,
+    /// A memory row the ledger defines is not stored (deleted).
+    MemoryMissing,
+    /// A stored memory row that no ledger entry accounts for (inserted).
+    MemoryUnrecorded,
+    /// A fact's stored content and salt do not open the commitment in its `fact.store` entry.
+    CommitmentMismatch,
 }
 
 impl ViolationKind {
@@ -75,6 +87,11 @@ impl ViolationKind {
             ViolationKind::BadSignature => "bad_signature",
             ViolationKind::BadReceipt => "bad_receipt",
             ViolationKind::InconsistentCheckpoints => "inconsistent_checkpoints",
+            ViolationKind::InvalidMemoryEntry => "invalid_memory_entry",
+            ViolationKind::MemoryMismatch => "memory_mismatch",
+            ViolationKind::MemoryMissing => "memory_missing",
+            ViolationKind::MemoryUnrecorded => "memory_unrecorded",
+            ViolationKind::CommitmentMismatch => "commitment_mismatch",
         }
     }
 }
@@ -90,8 +107,29 @@ pub struct Violation {
     /// The size of the checkpoint it concerns, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<u64>,
+    /// For agent-memory findings, the row and column concerned (`index` is then the ledger
+    /// entry that defines the true value).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryRef>,
     /// A sentence for humans.
     pub message: String,
+}
+
+/// The stored memory row and column a finding concerns.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MemoryRef {
+    /// The table (`facts`, `fact_votes`, `agents`, `fact_events`, `fact_openings`,
+    /// `search_index`).
+    pub table: &'static str,
+    /// The fact, if the row is about one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fact_id: Option<u64>,
+    /// The agent, if the row is about one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// The column, if one value differs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<&'static str>,
 }
 
 /// Most violations listed in a report; the counts cover all of them.
@@ -116,6 +154,9 @@ pub struct VerifyReport {
     pub violations: Vec<Violation>,
     /// Total violations per kind.
     pub violation_counts: std::collections::BTreeMap<ViolationKind, u64>,
+    /// What was checked of the agent memory, when it was ([`crate::memory::audit`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryChecked>,
     /// Hash algorithm.
     pub hasher: &'static str,
     /// Origin recorded for the ledger.
@@ -125,10 +166,41 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
+    /// Adds findings: counts them, and keeps the listed ones in index order (at most
+    /// [`MAX_LISTED_VIOLATIONS`]).
+    pub fn add(&mut self, found: Vec<Violation>) {
+        for x in &found {
+            *self.violation_counts.entry(x.kind).or_insert(0u64) += 1;
+        }
+        self.violations.extend(found);
+        self.violations.sort_by(|x, y| {
+            (x.index.unwrap_or(u64::MAX), x.kind).cmp(&(y.index.unwrap_or(u64::MAX), y.kind))
+        });
+        self.violations.truncate(MAX_LISTED_VIOLATIONS);
+        self.valid = self.violation_counts.is_empty();
+    }
+
     /// The first violation by index, if any.
     pub fn first_violation(&self) -> Option<&Violation> {
         self.violations.first()
     }
+}
+
+/// What the agent-memory part of a verification checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MemoryChecked {
+    /// Memory entries replayed.
+    pub entries_replayed: u64,
+    /// Facts the ledger defines.
+    pub facts: u64,
+    /// Of those, facts erased by a `fact.erase` entry (their content is gone by design).
+    pub facts_erased: u64,
+    /// Stored openings checked against their commitments.
+    pub commitments_checked: u64,
+    /// Current votes.
+    pub votes: u64,
+    /// Agents with a reputation record.
+    pub agents: u64,
 }
 
 /// Progress callback: called with the number of rows checked so far.
@@ -170,9 +242,15 @@ fn v(
         kind,
         index,
         checkpoint,
+        memory: None,
         message,
     }
 }
+
+/// Which rows a [`verify_ledger`] caller wants handed back, by action: the scan reads every
+/// row anyway, so a caller that checks something derived from some entries (the agent memory)
+/// gets them without a second pass.
+pub type Keep<'a> = &'a (dyn Fn(&str) -> bool + Sync);
 
 /// Verifies the whole ledger in `store` and, if asked, records the run.
 pub fn verify_store(
@@ -181,9 +259,32 @@ pub fn verify_store(
     origin: Option<&str>,
     options: &VerifyOptions,
 ) -> Result<VerifyReport> {
-    let started = Instant::now();
     let started_at = now_timestamp();
-    let result = verify_inner(store, hasher, origin, options, started);
+    let result = verify_ledger(store, hasher, origin, options, &|_| false).map(|r| r.0);
+    record_run(store, options, started_at, &result)?;
+    result
+}
+
+/// Verifies the whole ledger in `store` without recording the run, and returns, in index
+/// order, the rows whose action `keep` accepts (as stored, whatever their violations).
+pub fn verify_ledger(
+    store: &dyn LedgerStore,
+    hasher: &dyn Hasher,
+    origin: Option<&str>,
+    options: &VerifyOptions,
+    keep: Keep<'_>,
+) -> Result<(VerifyReport, Vec<crate::ledger::entry::Entry>)> {
+    verify_inner(store, hasher, origin, options, keep, Instant::now())
+}
+
+/// Records a verification run that started at `started_at` in `integrity_checks`, if
+/// `options.record` asks for it.
+pub fn record_run(
+    store: &dyn LedgerStore,
+    options: &VerifyOptions,
+    started_at: String,
+    result: &Result<VerifyReport>,
+) -> Result<()> {
     if options.record {
         let (status, details) = match &result {
             Ok(r) => (
@@ -206,7 +307,7 @@ pub fn verify_store(
             completed_at: now_timestamp(),
         })?;
     }
-    result
+    Ok(())
 }
 
 fn verify_inner(
@@ -214,8 +315,9 @@ fn verify_inner(
     hasher: &dyn Hasher,
     origin: Option<&str>,
     options: &VerifyOptions,
+    keep: Keep<'_>,
     started: Instant,
-) -> Result<VerifyReport> {
+) -> Result<(VerifyReport, Vec<crate::ledger::entry::Entry>)> {
     let head = store.head()?;
     let size = head.size;
     let max_idx = store.last_entry_index()?;
@@ -250,7 +352,7 @@ fn verify_inner(
                         }
                         let a = c * CHUNK;
                         let b = (a + CHUNK).min(scan_end);
-                        mine.push((c, scan_chunk(store, hasher, size, a, b, &progress)));
+                        mine.push((c, scan_chunk(store, hasher, size, a, b, keep, &progress)));
                     }
                 })
             })
@@ -270,7 +372,9 @@ fn verify_inner(
     let mut last: Option<(u64, Hash)> = None;
     let mut level_roots: Vec<(u64, Hash)> = Vec::new();
     let mut head_row_hash = None;
-    for (c, r) in chunks.into_iter().enumerate() {
+    let mut kept = Vec::new();
+    for (c, mut r) in chunks.into_iter().enumerate() {
+        kept.append(&mut r.kept);
         entries_checked += r.rows;
         head_row_hash = head_row_hash.or(r.head_row_hash);
         let a = c as u64 * CHUNK;
@@ -399,27 +503,23 @@ fn verify_inner(
         &mut out,
     );
 
-    let mut counts = std::collections::BTreeMap::new();
-    for x in &out {
-        *counts.entry(x.kind).or_insert(0u64) += 1;
-    }
-    out.sort_by(|x, y| {
-        (x.index.unwrap_or(u64::MAX), x.kind).cmp(&(y.index.unwrap_or(u64::MAX), y.kind))
-    });
-    out.truncate(MAX_LISTED_VIOLATIONS);
-    Ok(VerifyReport {
-        valid: counts.is_empty(),
+    let mut report = VerifyReport {
+        valid: true,
         tree_size: size,
         entries_checked,
         checkpoints_checked: checkpoints.len() as u64,
         receipts_checked,
         receipts_unchecked,
-        violations: out,
-        violation_counts: counts,
+        violations: Vec::new(),
+        violation_counts: Default::default(),
+        memory: None,
         hasher: hasher.algorithm().name(),
         origin: origin.map(str::to_owned),
-        elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
-    })
+        elapsed_ms: 0.0,
+    };
+    report.add(out);
+    report.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    Ok((report, kept))
 }
 
 impl From<&Violation> for Error {

@@ -8,6 +8,7 @@ use super::{
     ViolationKind,
 };
 use crate::error::Result;
+use crate::ledger::entry::Entry;
 use crate::ledger::hash::{HASH_LEN, Hash, Hasher};
 use crate::ledger::merkle::perfect_root;
 use crate::ledger::store::LedgerStore;
@@ -24,6 +25,8 @@ pub(super) struct ChunkResult {
     pub(super) bad_tiles: Vec<Violation>,
     /// Chain hash of the row the head names as the last (index `size - 1`), if in this chunk.
     pub(super) head_row_hash: Option<Hash>,
+    /// Rows the caller asked to keep ([`super::Keep`]), in index order.
+    pub(super) kept: Vec<Entry>,
 }
 
 pub(super) fn to_hash(b: &[u8]) -> Option<Hash> {
@@ -36,6 +39,7 @@ pub(super) fn scan_chunk(
     size: u64,
     a: u64,
     b: u64,
+    keep: super::Keep<'_>,
     progress: &dyn Fn(u64),
 ) -> Result<ChunkResult> {
     let mut res = ChunkResult::default();
@@ -51,6 +55,7 @@ pub(super) fn scan_chunk(
                     kind: ViolationKind::BadTile,
                     index: Some(i * TILE_WIDTH as u64),
                     checkpoint: None,
+                    memory: None,
                     message: format!("tile (0, {i}): {e}"),
                 }),
             }
@@ -72,6 +77,9 @@ pub(super) fn scan_chunk(
     store.scan_entries(a..b, &mut |row| {
         let idx = row.entry.index;
         res.rows += 1;
+        if keep(row.entry.action) {
+            res.kept.push(row.entry.to_entry());
+        }
         if idx > expect {
             res.gaps.push((expect, idx));
         }

@@ -5,7 +5,7 @@ use super::{fact, open_memory};
 use crate::error::ErrorKind;
 use crate::memory::fact::{Fact, NewFact};
 use crate::memory::store::DynStore;
-use crate::memory::{AgentMemory, SearchQuery};
+use crate::memory::{AgentMemory, RecallQuery, SearchQuery};
 use crate::testkit::sample_entries;
 
 const PAST: &str = "2020-01-01T00:00:00.000000Z";
@@ -61,24 +61,49 @@ pub fn facts_store_and_recall(store: DynStore) {
     let now = crate::ledger::entry::now_timestamp();
     let names = |fs: Vec<Fact>| fs.into_iter().map(|f| f.id).collect::<Vec<_>>();
     assert_eq!(
-        names(store.recall("p", &now, 100).unwrap()),
+        names(store.recall(&recall_at("p", &now, 100)).unwrap()),
         [7, 3, 2],
         "recall: valid now, newest first when consensus ties"
     );
     m.vote(2, "alice", 1, Some("true")).unwrap();
     m.vote(7, "alice", -1, None).unwrap();
     assert_eq!(
-        names(m.recall("p", 100).unwrap()),
+        names(
+            m.recall(&RecallQuery {
+                limit: Some(100),
+                ..RecallQuery::new("p")
+            })
+            .unwrap()
+        ),
         [2, 3, 7],
         "recall orders by consensus first"
     );
-    assert_eq!(names(m.recall("p", 2).unwrap()), [2, 3], "recall limit");
+    assert_eq!(
+        names(
+            m.recall(&RecallQuery {
+                limit: Some(2),
+                ..RecallQuery::new("p")
+            })
+            .unwrap()
+        ),
+        [2, 3],
+        "recall limit"
+    );
     m.deprecate(3, Some("superseded")).unwrap();
-    assert_eq!(names(m.recall("p", 100).unwrap()), [2, 7]);
+    assert_eq!(
+        names(
+            m.recall(&RecallQuery {
+                limit: Some(100),
+                ..RecallQuery::new("p")
+            })
+            .unwrap()
+        ),
+        [2, 7]
+    );
     assert_eq!(
         names(
             store
-                .recall("p", "2020-06-01T00:00:00.000000Z", 100)
+                .recall(&recall_at("p", "2020-06-01T00:00:00.000000Z", 100))
                 .unwrap()
         ),
         [5],
@@ -91,7 +116,12 @@ pub fn facts_store_and_recall(store: DynStore) {
     );
     assert_eq!(names(store.project_facts("p", 2).unwrap()), [7, 6]);
     assert_eq!(names(store.project_facts("q", 10).unwrap()), [4]);
-    assert!(store.recall("nobody", &now, 10).unwrap().is_empty());
+    assert!(
+        store
+            .recall(&recall_at("nobody", &now, 10))
+            .unwrap()
+            .is_empty()
+    );
     let d = store.fact(3).unwrap().unwrap();
     assert!(d.deprecated_at.is_some());
     assert_eq!(d.deprecation_reason.as_deref(), Some("superseded"));
@@ -311,6 +341,7 @@ pub fn search_index_matches_the_store(store: DynStore) {
                         as_of: as_of.map(String::from),
                         top_k: Some(top_k),
                         include_deprecated,
+                        ..SearchQuery::default()
                     };
                     total += same(&indexed, &q);
                     total += same(&other, &q);
@@ -333,4 +364,15 @@ pub fn search_index_matches_the_store(store: DynStore) {
     other.deprecate(id, None).unwrap();
     assert!(ids(&indexed).is_empty(), "a deprecation elsewhere is seen");
     same(&indexed, &SearchQuery::new("alpha omega"));
+}
+
+/// A recall of `project` at `as_of` with no author or consensus filter.
+pub fn recall_at(project: &str, as_of: &str, limit: usize) -> crate::memory::store::FactRecall {
+    crate::memory::store::FactRecall {
+        project: project.into(),
+        as_of: as_of.into(),
+        limit,
+        author: None,
+        min_consensus: None,
+    }
 }

@@ -7,7 +7,7 @@ use crate::error::ErrorKind;
 use crate::ledger::entry::{Entry, NewEntry};
 use crate::ledger::verify::{VerifyOptions, verify_store};
 use crate::memory::consensus::{AgentReputation, Vote};
-use crate::memory::fact::{DeprecateDetail, Fact, StoreDetail, VoteDetail};
+use crate::memory::fact::{DeprecateDetail, Fact, VoteDetail};
 use crate::memory::store::DynStore;
 use crate::memory::store::FactChange;
 use crate::testkit::sample_entries;
@@ -75,7 +75,8 @@ pub fn votes_weigh_by_reputation(store: DynStore) {
             fact_id: id,
             agent: "carol".into(),
             vote: 1,
-            reason: None
+            reason: None,
+            author: Some(m.author().clone()),
         }
     );
 }
@@ -107,7 +108,8 @@ pub fn history_lists_every_entry(store: DynStore) {
         serde_json::from_str::<DeprecateDetail>(&h.entries[3].detail).unwrap(),
         DeprecateDetail {
             fact_id: id,
-            reason: Some("obsolete".into())
+            reason: Some("obsolete".into()),
+            author: Some(m.author().clone()),
         }
     );
     assert_eq!(
@@ -236,8 +238,9 @@ pub fn memory_version_counts_mutations(store: DynStore) {
     assert_eq!(m.version().unwrap(), 4);
 }
 
-/// The state a store derives equals the state rebuilt from the ledger entries alone, with the
-/// documented rules (a reference model, independent of the engine's code path).
+/// The state a store derives equals the replay of the ledger (`memory::replay`, the rules
+/// `verify` and `rebuild` use), row for row: `verify` finds the memory valid, a rebuild from
+/// the ledger changes nothing, and the state read back is the replayed one.
 pub fn memory_replays_from_the_ledger(store: DynStore) {
     let m = open_memory(&store);
     m.store_facts(&[fact("p", "a"), fact("p", "b"), fact("q", "c")])
@@ -256,102 +259,37 @@ pub fn memory_replays_from_the_ledger(store: DynStore) {
     }
     m.deprecate(2, Some("gone")).unwrap();
     m.store_fact(&fact("p", "d")).unwrap();
-    let mut entries = Vec::new();
-    store
-        .scan_entries(0..u64::MAX, &mut |r| {
-            entries.push(Entry {
-                index: r.entry.index,
-                timestamp: r.entry.timestamp.to_owned(),
-                project: r.entry.project.to_owned(),
-                action: r.entry.action.to_owned(),
-                detail: r.entry.detail.to_owned(),
-            });
-            Ok(())
-        })
-        .unwrap();
-    let (facts, votes, agents) = replay(&entries);
-    for f in facts.values() {
+    m.forget(1, "asked to").unwrap();
+    let report = m.verify(&Default::default()).unwrap();
+    assert!(report.valid, "{:?}", report.violations);
+    let checked = report.memory.unwrap();
+    assert_eq!(
+        (
+            checked.facts,
+            checked.facts_erased,
+            checked.votes,
+            checked.agents
+        ),
+        (4, 1, 7, 3)
+    );
+    assert_eq!(checked.commitments_checked, 3);
+    let (state, lost) = crate::memory::audit::replayed_state(&*store, m.ledger().hasher()).unwrap();
+    assert!(lost.is_empty());
+    for f in &state.facts {
         assert_eq!(store.fact(f.id).unwrap().as_ref(), Some(f), "fact {}", f.id);
         let got = store.votes(f.id).unwrap();
-        let want: Vec<&Vote> = votes.values().filter(|v| v.fact_id == f.id).collect();
+        let want: Vec<&Vote> = state.votes.iter().filter(|v| v.fact_id == f.id).collect();
         assert_eq!(got.iter().collect::<Vec<_>>(), want, "votes on {}", f.id);
-        assert_eq!(
-            store.fact_history(f.id).unwrap(),
-            entries
-                .iter()
-                .filter(|e| about(e) == Some(f.id))
-                .cloned()
-                .collect::<Vec<_>>()
-        );
+        assert_eq!(store.opening(f.id).unwrap().is_some(), !f.is_erased());
     }
-    for a in agents.values() {
+    for a in &state.agents {
         assert_eq!(store.agent_reputation(&a.agent).unwrap().as_ref(), Some(a));
     }
-}
-
-fn about(e: &Entry) -> Option<u64> {
-    match e.action.as_str() {
-        "fact.store" => Some(e.index),
-        "fact.vote" => serde_json::from_str::<VoteDetail>(&e.detail)
-            .ok()
-            .map(|d| d.fact_id),
-        "fact.deprecate" => serde_json::from_str::<DeprecateDetail>(&e.detail)
-            .ok()
-            .map(|d| d.fact_id),
-        _ => None,
-    }
-}
-
-type Replayed = (
-    std::collections::BTreeMap<u64, Fact>,
-    std::collections::BTreeMap<(u64, String), Vote>,
-    std::collections::BTreeMap<String, AgentReputation>,
-);
-
-/// Rebuilds the memory from ledger entries with the rules of `crate::memory::consensus`.
-fn replay(entries: &[Entry]) -> Replayed {
-    let (mut facts, mut votes, mut agents) = Replayed::default();
-    for e in entries {
-        match e.action.as_str() {
-            "fact.store" => {
-                let d: StoreDetail = serde_json::from_str(&e.detail).unwrap();
-                facts.insert(e.index, d.into_fact(e.index, &e.project, &e.timestamp));
-            }
-            "fact.vote" => {
-                let d: VoteDetail = serde_json::from_str(&e.detail).unwrap();
-                let current: Vec<Vote> = votes
-                    .values()
-                    .filter(|v: &&Vote| v.fact_id == d.fact_id)
-                    .cloned()
-                    .collect();
-                let fx = crate::memory::consensus::cast(
-                    &current,
-                    agents.get(&d.agent).cloned(),
-                    Vote {
-                        fact_id: d.fact_id,
-                        agent: d.agent.clone(),
-                        vote: d.vote,
-                        reason: d.reason,
-                        weight: 0.0,
-                        agreed: None,
-                        entry_index: e.index,
-                        voted_at: e.timestamp.clone(),
-                    },
-                );
-                facts.get_mut(&d.fact_id).unwrap().consensus = fx.consensus;
-                agents.insert(d.agent.clone(), fx.agent);
-                votes.insert((d.fact_id, d.agent), fx.vote);
-            }
-            "fact.deprecate" => {
-                let d: DeprecateDetail = serde_json::from_str(&e.detail).unwrap();
-                let f = facts.get_mut(&d.fact_id).unwrap();
-                f.deprecated_at = Some(e.timestamp.clone());
-                f.deprecation_reason = d.reason;
-            }
-            _ => {}
-        }
-    }
-    (facts, votes, agents)
+    let version = store.memory_version().unwrap();
+    let r = crate::memory::audit::rebuild(&*store, m.ledger().hasher(), false).unwrap();
+    assert_eq!(r.change_count, 0, "{:?}", r.changes);
+    assert_eq!(store.memory_version().unwrap(), version + 1);
+    assert!(m.verify(&Default::default()).unwrap().valid);
 }
 
 /// Memory writes from several threads keep one verifiable chain and lose nothing.

@@ -95,7 +95,7 @@ impl RawRow {
 }
 
 /// One raw write to a store's storage, bypassing the ledger (and every check it makes).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum TamperOp {
     /// Writes the ledger row at `row.index`, replacing any row stored there.
     PutEntry(RawRow),
@@ -127,6 +127,29 @@ pub enum TamperOp {
     MalformCheckpointRoot(u64),
     /// Deletes the checkpoint of this size.
     DeleteCheckpoint(u64),
+    /// Writes a row of the facts table (every column as given), replacing any row of that id.
+    /// The search index is left as it is.
+    PutFact(crate::memory::fact::Fact),
+    /// Deletes a row of the facts table (the search index is left as it is).
+    DeleteFact(u64),
+    /// Writes a stored opening, replacing any of that fact.
+    PutOpening(crate::memory::commitment::FactOpening),
+    /// Deletes a fact's stored opening.
+    DeleteOpening(u64),
+    /// Writes a vote row, replacing any of that (fact, agent).
+    PutVote(crate::memory::consensus::Vote),
+    /// Deletes the vote row of (fact, agent).
+    DeleteVote(u64, String),
+    /// Writes an agent's reputation row, replacing any of that agent.
+    PutAgent(crate::memory::consensus::AgentReputation),
+    /// Adds a (fact, entry) pair to a fact's history.
+    PutEvent(u64, u64),
+    /// Deletes a (fact, entry) pair from a fact's history.
+    DeleteEvent(u64, u64),
+    /// Sets the text the search index holds for a fact (`None`: takes the fact out of the
+    /// index). Not applicable to a store that keeps no index text
+    /// ([`FactStore::keeps_index_text`](crate::memory::store::FactStore::keeps_index_text)).
+    SetIndexText(u64, Option<String>),
 }
 
 /// What a backend did with a [`Tamper::apply`] call.

@@ -1,0 +1,679 @@
+//! Verification of the agent memory against the ledger, and its rebuild.
+//!
+//! The memory tables are a view of the ledger: [`verify`] runs the ledger's own verification
+//! (which hands back the memory entries as it scans), replays those entries
+//! ([`crate::memory::replay`]), and compares the result with every stored memory row
+//! ([`FactStore::scan_memory`]): each fact column, each vote, each agent record, each history
+//! pair, each opening against its commitment, and the search index's source text where the
+//! store keeps one. Each difference is a [`Violation`] naming the table, the fact or agent, the
+//! column, and the ledger index that defines the true value. Erased facts are counted as
+//! erased, never reported as tampered. [`rebuild`] writes the replay in place of the tables.
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::ledger::entry::now_timestamp;
+use crate::ledger::hash::Hasher;
+use crate::ledger::store::IntegrityCheck;
+use crate::ledger::verify::{
+    MemoryChecked, MemoryRef, VerifyOptions, VerifyReport, Violation, ViolationKind, record_run,
+    verify_ledger,
+};
+use crate::memory::bm25::index_text;
+use crate::memory::commitment::FactOpening;
+use crate::memory::consensus::{AgentReputation, Vote};
+use crate::memory::fact::{Fact, is_memory_action};
+use crate::memory::replay::{Replay, ReplayedFact};
+use crate::memory::store::{MemoryRow, MemoryState, Store};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+/// The stored memory, read in one snapshot.
+#[derive(Debug, Default)]
+struct Stored {
+    head: u64,
+    facts: BTreeMap<u64, Fact>,
+    openings: BTreeMap<u64, FactOpening>,
+    votes: BTreeMap<(u64, String), Vote>,
+    agents: BTreeMap<String, AgentReputation>,
+    events: BTreeSet<(u64, u64)>,
+    index_texts: BTreeMap<u64, String>,
+    undecodable: Vec<(&'static str, String, String)>,
+}
+
+impl Stored {
+    fn read(store: &dyn Store) -> Result<Stored> {
+        let mut s = Stored::default();
+        store.scan_memory(&mut |row| {
+            match row {
+                MemoryRow::Head(h) => s.head = h,
+                MemoryRow::Fact(f) => {
+                    s.facts.insert(f.id, f);
+                }
+                MemoryRow::Opening(o) => {
+                    s.openings.insert(o.fact_id, o);
+                }
+                MemoryRow::Vote(v) => {
+                    s.votes.insert((v.fact_id, v.agent.clone()), v);
+                }
+                MemoryRow::Agent(a) => {
+                    s.agents.insert(a.agent.clone(), a);
+                }
+                MemoryRow::Event {
+                    fact_id,
+                    entry_index,
+                } => {
+                    s.events.insert((fact_id, entry_index));
+                }
+                MemoryRow::IndexText { fact_id, text } => {
+                    s.index_texts.insert(fact_id, text);
+                }
+                MemoryRow::Undecodable {
+                    table,
+                    key,
+                    problem,
+                } => s.undecodable.push((table, key, problem)),
+            }
+            Ok(())
+        })?;
+        Ok(s)
+    }
+}
+
+/// Verifies the ledger in `store` and the agent memory kept beside it, and records the run if
+/// `options.record` asks. The ledger part is exactly
+/// [`verify_store`](crate::ledger::verify::verify_store)'s; the memory findings are added to the
+/// same report, and [`VerifyReport::memory`] says what was checked.
+pub fn verify(
+    store: &dyn Store,
+    hasher: &dyn Hasher,
+    origin: Option<&str>,
+    options: &VerifyOptions,
+) -> Result<VerifyReport> {
+    let started_at = now_timestamp();
+    let started = Instant::now();
+    let result = verify_inner(store, hasher, origin, options, started);
+    record_run(store, options, started_at, &result)?;
+    result
+}
+
+fn verify_inner(
+    store: &dyn Store,
+    hasher: &dyn Hasher,
+    origin: Option<&str>,
+    options: &VerifyOptions,
+    started: Instant,
+) -> Result<VerifyReport> {
+    // The memory snapshot is read beside the ledger scan (the scan hands back the memory
+    // entries, so the ledger is read once).
+    let (ledger, stored) = std::thread::scope(|s| {
+        let rows = s.spawn(|| Stored::read(store));
+        let ledger = verify_ledger(store, hasher, origin, options, &is_memory_action);
+        (ledger, rows.join())
+    });
+    let (mut report, mut entries) = ledger?;
+    let stored = stored.map_err(|_| Error::backend("memory scan panicked"))??;
+    // Replay exactly the entries of the memory's snapshot: those below its head.
+    let scanned = report
+        .tree_size
+        .max(entries.last().map_or(0, |e| e.index + 1));
+    if stored.head > scanned {
+        store.scan_entries(scanned..stored.head, &mut |r| {
+            if is_memory_action(r.entry.action) {
+                entries.push(r.entry.to_entry());
+            }
+            Ok(())
+        })?;
+    }
+    let mut replay = Replay::new();
+    for e in entries.iter().filter(|e| e.index < stored.head) {
+        replay.apply(e.as_ref());
+    }
+    let (found, checked) = compare(hasher, replay, &stored, store.keeps_index_text());
+    report.add(found);
+    report.memory = Some(checked);
+    report.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    Ok(report)
+}
+
+/// A value shown in a message: text quoted and cut at 60 characters.
+fn show(v: &impl std::fmt::Debug) -> String {
+    let s = format!("{v:?}");
+    if s.chars().count() > 60 {
+        let cut: String = s.chars().take(57).collect();
+        format!("{cut}...")
+    } else {
+        s
+    }
+}
+
+struct Findings(Vec<Violation>);
+
+impl Findings {
+    fn push(&mut self, kind: ViolationKind, index: u64, at: MemoryRef, message: String) {
+        self.0.push(Violation {
+            kind,
+            index: Some(index),
+            checkpoint: None,
+            memory: Some(at),
+            message,
+        });
+    }
+}
+
+fn fact_ref(table: &'static str, id: u64, column: Option<&'static str>) -> MemoryRef {
+    MemoryRef {
+        table,
+        fact_id: Some(id),
+        agent: None,
+        column,
+    }
+}
+
+/// Compares every column of a stored fact with the replayed one.
+fn compare_fact(out: &mut Findings, want: &ReplayedFact, have: &Fact, content_known: bool) {
+    let w = &want.fact;
+    let id = w.id;
+    let deprecated_by = want.deprecated_by.unwrap_or(id);
+    let erased_by = want.erased_by.unwrap_or(id);
+    macro_rules! col {
+        ($name:literal, $field:ident, $by:expr) => {
+            if w.$field != have.$field {
+                out.push(
+                    ViolationKind::MemoryMismatch,
+                    $by,
+                    fact_ref("facts", id, Some($name)),
+                    format!(
+                        "fact {id}'s {} is {} in the facts table, but the ledger (entry {}) says {}",
+                        $name,
+                        show(&have.$field),
+                        $by,
+                        show(&w.$field)
+                    ),
+                );
+            }
+        };
+    }
+    col!("project", project, id);
+    if content_known || want.erased_by.is_some() {
+        col!("content", content, erased_by);
+        col!("tags", tags, erased_by);
+        col!("source", source, erased_by);
+    }
+    col!("fact_type", fact_type, id);
+    if w.confidence.to_bits() != have.confidence.to_bits() {
+        col!("confidence", confidence, id);
+    }
+    col!("valid_from", valid_from, id);
+    col!("valid_until", valid_until, id);
+    col!("created_at", created_at, id);
+    col!("deprecated_at", deprecated_at, deprecated_by);
+    col!("deprecation_reason", deprecation_reason, deprecated_by);
+    if w.consensus.to_bits() != have.consensus.to_bits() {
+        col!("consensus", consensus, want.consensus_by);
+    }
+    col!("author", author, id);
+    col!("surface", surface, id);
+    col!("erased_at", erased_at, erased_by);
+}
+
+fn compare_vote(out: &mut Findings, want: &Vote, have: &Vote) {
+    let at = |column| MemoryRef {
+        table: "fact_votes",
+        fact_id: Some(want.fact_id),
+        agent: Some(want.agent.clone()),
+        column: Some(column),
+    };
+    let by = want.entry_index;
+    let mut differ = |column: &'static str, h: String, w: String| {
+        out.push(
+            ViolationKind::MemoryMismatch,
+            by,
+            at(column),
+            format!(
+                "{}'s vote on fact {} has {column} {h} in fact_votes, but the ledger (entry {by}) \
+                 says {w}",
+                want.agent, want.fact_id
+            ),
+        );
+    };
+    if want.vote != have.vote {
+        differ("vote", show(&have.vote), show(&want.vote));
+    }
+    if want.reason != have.reason {
+        differ("reason", show(&have.reason), show(&want.reason));
+    }
+    if want.weight.to_bits() != have.weight.to_bits() {
+        differ("weight", show(&have.weight), show(&want.weight));
+    }
+    if want.agreed != have.agreed {
+        differ("agreed", show(&have.agreed), show(&want.agreed));
+    }
+    if want.entry_index != have.entry_index {
+        differ(
+            "entry_index",
+            show(&have.entry_index),
+            show(&want.entry_index),
+        );
+    }
+    if want.voted_at != have.voted_at {
+        differ("voted_at", show(&have.voted_at), show(&want.voted_at));
+    }
+}
+
+fn compare_agent(out: &mut Findings, want: &AgentReputation, by: u64, have: &AgentReputation) {
+    let mut differ = |column: &'static str, h: String, w: String| {
+        out.push(
+            ViolationKind::MemoryMismatch,
+            by,
+            MemoryRef {
+                table: "agents",
+                fact_id: None,
+                agent: Some(want.agent.clone()),
+                column: Some(column),
+            },
+            format!(
+                "agent {}'s {column} is {h} in the agents table, but the ledger (entry {by}) says \
+                 {w}",
+                show(&want.agent)
+            ),
+        );
+    };
+    if want.reputation.to_bits() != have.reputation.to_bits() {
+        differ("reputation", show(&have.reputation), show(&want.reputation));
+    }
+    if want.votes != have.votes {
+        differ("votes", show(&have.votes), show(&want.votes));
+    }
+    if want.judged != have.judged {
+        differ("judged", show(&have.judged), show(&want.judged));
+    }
+    if want.agreed != have.agreed {
+        differ("agreed", show(&have.agreed), show(&want.agreed));
+    }
+}
+
+/// Compares the replay with the stored rows.
+fn compare(
+    hasher: &dyn Hasher,
+    replay: Replay,
+    stored: &Stored,
+    keeps_index_text: bool,
+) -> (Vec<Violation>, MemoryChecked) {
+    let mut out = Findings(Vec::new());
+    let mut checked = MemoryChecked {
+        entries_replayed: replay.entries,
+        facts: replay.facts.len() as u64,
+        votes: replay.votes.len() as u64,
+        agents: replay.agents.len() as u64,
+        ..MemoryChecked::default()
+    };
+    for u in &replay.unreplayable {
+        out.0.push(Violation {
+            kind: ViolationKind::InvalidMemoryEntry,
+            index: Some(u.index),
+            checkpoint: None,
+            memory: None,
+            message: format!("entry {} cannot be replayed: {}", u.index, u.problem),
+        });
+    }
+    for (table, key, problem) in &stored.undecodable {
+        out.push(
+            ViolationKind::MemoryMismatch,
+            0,
+            MemoryRef {
+                table,
+                ..MemoryRef::default()
+            },
+            format!("{table} row {key} cannot be read: {problem}"),
+        );
+    }
+
+    // Facts and their openings.
+    for (id, want) in &replay.facts {
+        let id = *id;
+        let mut want = want.clone();
+        let mut content_known = want.commitment.is_none();
+        if want.erased_by.is_some() {
+            checked.facts_erased += 1;
+            if stored.openings.contains_key(&id) {
+                out.push(
+                    ViolationKind::MemoryUnrecorded,
+                    want.erased_by.unwrap_or(id),
+                    fact_ref("fact_openings", id, Some("content")),
+                    format!(
+                        "fact {id} was erased by entry {}, but its content and salt are stored \
+                         again",
+                        want.erased_by.unwrap_or(id)
+                    ),
+                );
+            }
+        } else if let Some(c) = &want.commitment {
+            match stored.openings.get(&id) {
+                None => out.push(
+                    ViolationKind::MemoryMissing,
+                    id,
+                    fact_ref("fact_openings", id, Some("content")),
+                    format!(
+                        "fact {id}'s content and salt are gone, but no fact.erase entry erased \
+                         it (its commitment is in entry {id})"
+                    ),
+                ),
+                Some(o) => {
+                    checked.commitments_checked += 1;
+                    if o.opens(hasher, c) {
+                        want.fact.content = o.fields.content.clone();
+                        want.fact.tags = o.fields.tags.clone();
+                        want.fact.source = o.fields.source.clone();
+                        content_known = true;
+                    } else {
+                        out.push(
+                            ViolationKind::CommitmentMismatch,
+                            id,
+                            fact_ref("fact_openings", id, None),
+                            format!(
+                                "fact {id}'s stored content and salt do not open the \
+                                 commitment {c} in entry {id}: the content was altered"
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        match stored.facts.get(&id) {
+            None => out.push(
+                ViolationKind::MemoryMissing,
+                id,
+                fact_ref("facts", id, None),
+                format!("fact {id} is not in the facts table, but entry {id} stored it"),
+            ),
+            Some(have) => compare_fact(&mut out, &want, have, content_known),
+        }
+        if keeps_index_text {
+            let indexed = stored.index_texts.get(&id);
+            if want.erased_by.is_some() {
+                if indexed.is_some() {
+                    out.push(
+                        ViolationKind::MemoryUnrecorded,
+                        want.erased_by.unwrap_or(id),
+                        fact_ref("search_index", id, None),
+                        format!(
+                            "fact {id} was erased by entry {}, but the search index still \
+                             holds text for it",
+                            want.erased_by.unwrap_or(id)
+                        ),
+                    );
+                }
+            } else if content_known {
+                let text = index_text(&want.fact.content, &want.fact.tags);
+                match indexed {
+                    None => out.push(
+                        ViolationKind::MemoryMissing,
+                        id,
+                        fact_ref("search_index", id, None),
+                        format!("fact {id} is missing from the search index"),
+                    ),
+                    Some(t) if *t != text => out.push(
+                        ViolationKind::MemoryMismatch,
+                        id,
+                        fact_ref("search_index", id, Some("text")),
+                        format!(
+                            "the search index holds {} for fact {id}, but its content (entry \
+                             {id}) indexes as {}",
+                            show(t),
+                            show(&text)
+                        ),
+                    ),
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+    for (id, have) in &stored.facts {
+        if !replay.facts.contains_key(id) {
+            out.push(
+                ViolationKind::MemoryUnrecorded,
+                *id,
+                fact_ref("facts", *id, None),
+                format!(
+                    "fact {id} ({}) is in the facts table, but no fact.store entry stored it",
+                    show(&have.content)
+                ),
+            );
+        }
+    }
+    for id in stored.openings.keys() {
+        if !replay.facts.contains_key(id) {
+            out.push(
+                ViolationKind::MemoryUnrecorded,
+                *id,
+                fact_ref("fact_openings", *id, None),
+                format!("content is stored for fact {id}, but no fact.store entry stored it"),
+            );
+        }
+    }
+    if keeps_index_text {
+        for id in stored.index_texts.keys() {
+            if !replay.facts.contains_key(id) {
+                out.push(
+                    ViolationKind::MemoryUnrecorded,
+                    *id,
+                    fact_ref("search_index", *id, None),
+                    format!(
+                        "the search index holds text for fact {id}, but no fact.store entry \
+                         stored it"
+                    ),
+                );
+            }
+        }
+    }
+
+    // Votes.
+    for (key, want) in &replay.votes {
+        match stored.votes.get(key) {
+            None => out.push(
+                ViolationKind::MemoryMissing,
+                want.entry_index,
+                MemoryRef {
+                    table: "fact_votes",
+                    fact_id: Some(want.fact_id),
+                    agent: Some(want.agent.clone()),
+                    column: None,
+                },
+                format!(
+                    "{}'s vote on fact {} is not in fact_votes, but entry {} cast it",
+                    show(&want.agent),
+                    want.fact_id,
+                    want.entry_index
+                ),
+            ),
+            Some(have) => compare_vote(&mut out, want, have),
+        }
+    }
+    for (key, have) in &stored.votes {
+        if !replay.votes.contains_key(key) {
+            out.push(
+                ViolationKind::MemoryUnrecorded,
+                have.entry_index,
+                MemoryRef {
+                    table: "fact_votes",
+                    fact_id: Some(have.fact_id),
+                    agent: Some(have.agent.clone()),
+                    column: None,
+                },
+                format!(
+                    "{}'s vote on fact {} is in fact_votes, but no fact.vote entry cast it",
+                    show(&have.agent),
+                    have.fact_id
+                ),
+            );
+        }
+    }
+
+    // Agents.
+    for (name, (want, by)) in &replay.agents {
+        match stored.agents.get(name) {
+            None => out.push(
+                ViolationKind::MemoryMissing,
+                *by,
+                MemoryRef {
+                    table: "agents",
+                    fact_id: None,
+                    agent: Some(name.clone()),
+                    column: None,
+                },
+                format!(
+                    "agent {} is not in the agents table, but entry {by} recorded its vote",
+                    show(name)
+                ),
+            ),
+            Some(have) => compare_agent(&mut out, want, *by, have),
+        }
+    }
+    for name in stored.agents.keys() {
+        if !replay.agents.contains_key(name) {
+            out.push(
+                ViolationKind::MemoryUnrecorded,
+                0,
+                MemoryRef {
+                    table: "agents",
+                    fact_id: None,
+                    agent: Some(name.clone()),
+                    column: None,
+                },
+                format!(
+                    "agent {} is in the agents table, but no fact.vote entry names it",
+                    show(name)
+                ),
+            );
+        }
+    }
+
+    // History pairs.
+    for &(f, e) in replay.events.difference(&stored.events) {
+        out.push(
+            ViolationKind::MemoryMissing,
+            e,
+            fact_ref("fact_events", f, None),
+            format!("entry {e} is missing from fact {f}'s history"),
+        );
+    }
+    for &(f, e) in stored.events.difference(&replay.events) {
+        out.push(
+            ViolationKind::MemoryUnrecorded,
+            e,
+            fact_ref("fact_events", f, None),
+            format!("fact {f}'s history lists entry {e}, which is not one of its entries"),
+        );
+    }
+    (out.0, checked)
+}
+
+/// What [`rebuild`] did or, on a dry run, would do.
+#[derive(Debug, Clone, Serialize)]
+pub struct RebuildReport {
+    /// True if nothing was written.
+    pub dry_run: bool,
+    /// The ledger size the memory was replayed from.
+    pub tree_size: u64,
+    /// Memory entries replayed.
+    pub entries_replayed: u64,
+    /// Facts written.
+    pub facts: u64,
+    /// Of those, erased.
+    pub facts_erased: u64,
+    /// Votes written.
+    pub votes: u64,
+    /// Agents written.
+    pub agents: u64,
+    /// Each difference between the stored tables and the replay (what the rebuild changes),
+    /// at most [`crate::ledger::verify::MAX_LISTED_VIOLATIONS`].
+    pub changes: Vec<Violation>,
+    /// Total differences.
+    pub change_count: u64,
+}
+
+/// Recomputes the memory tables from the ledger and, unless `dry_run`, writes them in one
+/// transaction (recorded in `integrity_checks` as `memory_rebuild`). Refuses, writing nothing,
+/// if an entry cannot be replayed or a fact's content cannot be restored (its opening is gone
+/// without a `fact.erase`, or does not open its commitment): the ledger cannot say what that
+/// content was.
+pub fn rebuild(store: &dyn Store, hasher: &dyn Hasher, dry_run: bool) -> Result<RebuildReport> {
+    let started_at = now_timestamp();
+    let stored = Stored::read(store)?;
+    let head = stored.head;
+    let mut replay = Replay::new();
+    store.scan_entries(0..head, &mut |r| {
+        replay.apply(r.entry);
+        Ok(())
+    })?;
+    if let Some(u) = replay.unreplayable.first() {
+        return Err(Error::integrity(format!(
+            "cannot rebuild the memory: entry {} cannot be replayed: {}",
+            u.index, u.problem
+        )));
+    }
+    let entries_replayed = replay.entries;
+    // The replay defines the state; what differs from the stored rows is what changes.
+    let (changes, checked) = compare(hasher, replay.clone(), &stored, store.keeps_index_text());
+    let (state, lost) = replay.into_state(hasher, &|id| stored.openings.get(&id).cloned());
+    if let Some(id) = lost.first() {
+        return Err(Error::integrity(format!(
+            "cannot rebuild the memory: fact {id}'s content is gone or does not match its \
+             commitment in entry {id}, and the ledger holds only the commitment; restore the \
+             content from a backup or an export, or erase the fact with `cortex forget {id}`"
+        )));
+    }
+    let report = RebuildReport {
+        dry_run,
+        tree_size: head,
+        entries_replayed,
+        facts: state.facts.len() as u64,
+        facts_erased: checked.facts_erased,
+        votes: state.votes.len() as u64,
+        agents: state.agents.len() as u64,
+        change_count: changes.len() as u64,
+        changes: changes
+            .into_iter()
+            .take(crate::ledger::verify::MAX_LISTED_VIOLATIONS)
+            .collect(),
+    };
+    if !dry_run {
+        store.replace_memory(head, &state).map_err(|e| {
+            if e.kind() == ErrorKind::Conflict {
+                Error::new(
+                    ErrorKind::Conflict,
+                    format!("{e}; nothing was changed: run the rebuild again"),
+                )
+            } else {
+                e
+            }
+        })?;
+        store.record_integrity_check(&IntegrityCheck {
+            check_type: "memory_rebuild".into(),
+            status: "ok".into(),
+            details: serde_json::json!({
+                "tree_size": report.tree_size,
+                "facts": report.facts,
+                "votes": report.votes,
+                "agents": report.agents,
+                "changes": report.change_count,
+                "first_changes": report.changes.iter().take(100).collect::<Vec<_>>(),
+            })
+            .to_string(),
+            started_at,
+            completed_at: now_timestamp(),
+        })?;
+    }
+    Ok(report)
+}
+
+/// The state a replay of `store`'s whole ledger defines (for tests and tools).
+pub fn replayed_state(store: &dyn Store, hasher: &dyn Hasher) -> Result<(MemoryState, Vec<u64>)> {
+    let head = store.head()?.size;
+    let mut replay = Replay::new();
+    store.scan_entries(0..head, &mut |r| {
+        replay.apply(r.entry);
+        Ok(())
+    })?;
+    Ok(replay.into_state(hasher, &|id| store.opening(id).ok().flatten()))
+}
