@@ -125,10 +125,18 @@ pub fn attach_signer(s: &Settings, ledger: &mut Ledger) -> Result<()> {
 
 /// The ledger's signing key: read from `s.key`, or made there (with its verifier key beside it)
 /// on first use of the default location, named with a fresh origin; the verifier key's path
-/// when it was made.
+/// when this call made it.
+///
+/// Safe when many processes start at once on a fresh home: the key file is created
+/// exclusively ([`Ed25519Signer::create_files`]), so exactly one process makes it and every
+/// other one reads that key. A key is always in its file before its name is set as the
+/// ledger's origin ([`Ledger::add_signer`], a compare-and-set in the store), and the origin
+/// was read (when the ledger was opened) before the key file was looked for here; so an
+/// origin with no key file means the key was lost or lives elsewhere, never that another
+/// process is about to write it, and that stays an error rather than a new key.
 pub fn signing_key(s: &Settings, ledger: &Ledger) -> Result<(Ed25519Signer, Option<PathBuf>)> {
     Ok(if s.key.exists() {
-        (cortex_ed25519::Ed25519Signer::read_file(&s.key)?, None)
+        (Ed25519Signer::read_file(&s.key)?, None)
     } else if s.key_explicit {
         return Err(Error::config(format!(
             "signing key {} does not exist (create it with `cortex keys generate --out {}`)",
@@ -143,8 +151,11 @@ pub fn signing_key(s: &Settings, ledger: &Ledger) -> Result<(Ed25519Signer, Opti
     } else {
         let origin = config::default_origin(ledger.hasher().algorithm())?;
         let signer = Ed25519Signer::generate(&origin)?;
-        let vkey = signer.write_files(&s.key, false)?;
-        (signer, Some(vkey))
+        match signer.create_files(&s.key)? {
+            Some(vkey) => (signer, Some(vkey)),
+            // Another process made the key first: that one is the ledger's.
+            None => (Ed25519Signer::read_file(&s.key)?, None),
+        }
     })
 }
 
