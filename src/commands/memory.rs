@@ -531,7 +531,11 @@ pub fn history(s: &Settings, a: HistoryArgs) -> Result<u8> {
             f.confidence,
             signed(f.consensus)
         );
-        println!("  {}", short(&f.content, 200));
+        if f.is_erased() {
+            println!("  (content erased)");
+        } else {
+            println!("  {}", short(&f.content, 200));
+        }
         println!(
             "  valid from {}{}; stored {}",
             f.valid_from,

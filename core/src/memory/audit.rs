@@ -618,7 +618,9 @@ pub fn rebuild(store: &dyn Store, hasher: &dyn Hasher, dry_run: bool) -> Result<
     }
     let entries_replayed = replay.entries;
     // The replay defines the state; what differs from the stored rows is what changes.
-    let (changes, checked) = compare(hasher, replay.clone(), &stored, store.keeps_index_text());
+    let (mut changes, checked) =
+        compare(hasher, replay.clone(), &stored, store.keeps_index_text());
+    changes.sort_by_key(|c| c.index.unwrap_or(u64::MAX));
     let (state, lost) = replay.into_state(hasher, &|id| stored.openings.get(&id).cloned());
     if let Some(id) = lost.first() {
         return Err(Error::integrity(format!(
