@@ -48,6 +48,8 @@ mod ledger;
 mod lexeme;
 mod memory;
 mod pool;
+mod rebuild;
+mod scan;
 mod schema;
 mod search;
 
