@@ -320,6 +320,21 @@ fn postgres_tamper_conformance() {
     assert_eq!(report.ran, tamper_case_names());
 }
 
+/// Core's memory-poisoning suite: every case runs, the search-index ones included (this engine
+/// keeps each fact's indexed text).
+#[test]
+fn postgres_memory_tamper_conformance() {
+    use cortex_core::testkit::tamper::{memory_tamper_case_names, memory_tamper_conformance};
+    let Some(url) = server_url() else { return };
+    let schemas = Schemas::new(&url);
+    let report = memory_tamper_conformance(&|| {
+        let (store, tamper) = tamperable(&schemas, &url);
+        (store, Box::new(tamper) as Box<dyn Tamper>)
+    });
+    assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+    assert_eq!(report.ran, memory_tamper_case_names());
+}
+
 /// A memory of three facts (the middle one searched for), the fact ids, and its raw access.
 fn memory_of_three(schemas: &Schemas, url: &str) -> (DynStore, AgentMemory, Vec<u64>, PgTamper) {
     let (store, tamper) = tamperable(schemas, url);
