@@ -109,7 +109,7 @@ pub fn build_server(s: &Settings, metrics: Arc<Metrics>) -> Result<McpServer> {
             }
         });
     }
-    let builder = ledger_tools::register(builder, ledger, trusted);
+    let builder = ledger_tools::register(builder, ledger, trusted, Some(memory.clone()));
     Ok(memory_tools::register(builder, memory).build())
 }
 
