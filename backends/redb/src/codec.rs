@@ -3,23 +3,36 @@
 //! Plain length-prefixed binary rather than JSON: floats are stored as their bits (a JSON round
 //! trip may move a consensus value by one ULP, and the conformance suite compares facts exactly),
 //! and ledger rows keep their fields as raw bytes, so `verify` sees exactly what is on disk.
+//!
+//! Every record starts with a version tag naming its layout. A layout that changes gets a new
+//! tag and the reader keeps decoding the old one, so a schema upgrade never rewrites records:
+//! fact records are tagged 2 since schema 2 (author, surface and `erased_at` appended), and a
+//! fact record tagged 1 (schema 1) still reads, with those three fields `None`.
 
 use cortex_core::ledger::checkpoint::{CheckpointRecord, ExtraSignature, Receipt};
 use cortex_core::ledger::entry::{Entry, EntryRef, StoredEntryRef};
 use cortex_core::ledger::store::{AuditExport, Head, IntegrityCheck};
+use cortex_core::memory::commitment::{FactContent, FactOpening};
 use cortex_core::memory::consensus::{AgentReputation, Vote};
 use cortex_core::memory::fact::Fact;
 use cortex_core::{Error, Hash, Result};
 
-/// Version tag of every encoded record; a different tag is a record this build cannot read.
+/// Version tag of the records whose layout has not changed since schema 1; a record with
+/// another tag is one this build cannot read.
 const RECORD_VERSION: u8 = 1;
+/// Version tag of fact records written since schema 2: the schema-1 layout followed by the
+/// author, the surface and `erased_at`.
+const FACT_VERSION: u8 = 2;
 
 /// Builds one encoded record.
 pub(crate) struct Writer(Vec<u8>);
 
 impl Writer {
     pub(crate) fn new() -> Self {
-        Writer(vec![RECORD_VERSION])
+        Self::tagged(RECORD_VERSION)
+    }
+    fn tagged(version: u8) -> Self {
+        Writer(vec![version])
     }
     pub(crate) fn u64(mut self, v: u64) -> Self {
         self.0.extend_from_slice(&v.to_be_bytes());
@@ -66,8 +79,12 @@ pub(crate) struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(b: &'a [u8], what: &'static str) -> Result<Self> {
+        Self::versioned(b, what, &[RECORD_VERSION]).map(|(_, r)| r)
+    }
+    /// A reader of a record whose tag is one of `known`, and that tag.
+    fn versioned(b: &'a [u8], what: &'static str, known: &[u8]) -> Result<(u8, Self)> {
         match b.split_first() {
-            Some((&RECORD_VERSION, rest)) => Ok(Reader { b: rest, what }),
+            Some((v, rest)) if known.contains(v) => Ok((*v, Reader { b: rest, what })),
             Some((v, _)) => Err(Error::integrity(format!(
                 "stored {what} record has unknown version tag 0x{v:02x}"
             ))),
@@ -207,7 +224,7 @@ pub(crate) fn decode_head(b: &[u8]) -> Result<Head> {
 }
 
 pub(crate) fn encode_fact(f: &Fact) -> Vec<u8> {
-    Writer::new()
+    Writer::tagged(FACT_VERSION)
         .u64(f.id)
         .str(&f.project)
         .str(&f.content)
@@ -221,12 +238,17 @@ pub(crate) fn encode_fact(f: &Fact) -> Vec<u8> {
         .opt(f.deprecated_at.as_deref())
         .opt(f.deprecation_reason.as_deref())
         .f64(f.consensus)
+        .opt(f.author.as_deref())
+        .opt(f.surface.as_deref())
+        .opt(f.erased_at.as_deref())
         .finish()
 }
 
+/// Decodes a fact record of either layout (a schema-1 record has no author, surface or
+/// `erased_at`).
 pub(crate) fn decode_fact(b: &[u8]) -> Result<Fact> {
-    let mut r = Reader::new(b, "fact")?;
-    let f = Fact {
+    let (version, mut r) = Reader::versioned(b, "fact", &[RECORD_VERSION, FACT_VERSION])?;
+    let mut f = Fact {
         id: r.u64()?,
         project: r.string()?,
         content: r.string()?,
@@ -240,9 +262,42 @@ pub(crate) fn decode_fact(b: &[u8]) -> Result<Fact> {
         deprecated_at: r.opt()?,
         deprecation_reason: r.opt()?,
         consensus: r.f64()?,
+        author: None,
+        surface: None,
+        erased_at: None,
     };
+    if version == FACT_VERSION {
+        f.author = r.opt()?;
+        f.surface = r.opt()?;
+        f.erased_at = r.opt()?;
+    }
     r.end()?;
     Ok(f)
+}
+
+/// An opening without its fact id (the key).
+pub(crate) fn encode_opening(o: &FactOpening) -> Vec<u8> {
+    Writer::new()
+        .str(&o.salt)
+        .str(&o.fields.content)
+        .strs(&o.fields.tags)
+        .opt(o.fields.source.as_deref())
+        .finish()
+}
+
+pub(crate) fn decode_opening(fact_id: u64, b: &[u8]) -> Result<FactOpening> {
+    let mut r = Reader::new(b, "fact opening")?;
+    let o = FactOpening {
+        fact_id,
+        salt: r.string()?,
+        fields: FactContent {
+            content: r.string()?,
+            tags: r.strs()?,
+            source: r.opt()?,
+        },
+    };
+    r.end()?;
+    Ok(o)
 }
 
 pub(crate) fn encode_vote(v: &Vote) -> Vec<u8> {
