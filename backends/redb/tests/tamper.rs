@@ -1,5 +1,6 @@
-//! The redb backend against core's shared tamper-detection suite
-//! (`cortex_core::testkit::tamper::tamper_conformance`).
+//! The redb backend against core's shared tamper-detection suites
+//! (`cortex_core::testkit::tamper::tamper_conformance` for the ledger,
+//! `memory_tamper_conformance` for the agent memory).
 //!
 //! redb admits one open handle per file, so the tampering goes through the store's own
 //! `redb::Database` (`RedbStore::raw_database_for_tests`), in raw write transactions on the
@@ -11,7 +12,8 @@ use cortex_core::memory::commitment::FactOpening;
 use cortex_core::memory::consensus::{AgentReputation, Vote};
 use cortex_core::memory::fact::Fact;
 use cortex_core::testkit::tamper::{
-    Outcome, RawRow, Tamper, TamperOp, tamper_case_names, tamper_conformance,
+    Outcome, RawRow, Tamper, TamperOp, memory_tamper_case_names, memory_tamper_conformance,
+    tamper_case_names, tamper_conformance,
 };
 use cortex_core::{CheckpointRecord, DynStore, Head, Signer};
 use cortex_ed25519::Ed25519Signer;
@@ -313,4 +315,32 @@ fn redb_tamper_conformance() {
     );
     assert!(report.skipped.is_empty(), "{:?}", report.skipped);
     assert_eq!(report.ran, tamper_case_names());
+}
+
+/// Every memory-poisoning case runs except the three on the search index's text: this store's
+/// index is built in memory from the facts table at open and keeps no text on disk.
+#[test]
+fn redb_memory_tamper_conformance() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = AtomicU32::new(0);
+    let report = memory_tamper_conformance(&|| {
+        let i = n.fetch_add(1, Ordering::Relaxed);
+        let store = Arc::new(RedbStore::open(&dir.path().join(format!("m{i}.redb"))).unwrap());
+        (
+            store.clone() as DynStore,
+            Box::new(RedbTamper(store)) as Box<dyn Tamper>,
+        )
+    });
+    let text_cases = [
+        "altered_search_index_text",
+        "a_fact_removed_from_the_search_index",
+        "an_erased_fact_put_back_in_the_search_index",
+    ];
+    assert_eq!(report.skipped_names(), text_cases, "{report:?}");
+    let mut all = report.ran.clone();
+    all.extend(text_cases);
+    all.sort_unstable();
+    let mut names = memory_tamper_case_names();
+    names.sort_unstable();
+    assert_eq!(all, names);
 }
