@@ -486,3 +486,84 @@ pub(crate) fn decode_export(b: &[u8]) -> Result<AuditExport> {
     r.end()?;
     Ok(x)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fact() -> Fact {
+        Fact {
+            id: 7,
+            project: "p".into(),
+            content: "c".into(),
+            fact_type: "knowledge".into(),
+            tags: vec!["a".into(), "b".into()],
+            confidence: 0.5,
+            source: Some("s".into()),
+            valid_from: "2026-01-01T00:00:00.000000Z".into(),
+            valid_until: None,
+            created_at: "2026-01-01T00:00:00.000000Z".into(),
+            deprecated_at: None,
+            deprecation_reason: None,
+            consensus: 0.1 + 0.2,
+            author: Some("agent".into()),
+            surface: Some("cli".into()),
+            erased_at: Some("2026-02-01T00:00:00.000000Z".into()),
+        }
+    }
+
+    #[test]
+    fn a_fact_round_trips_and_a_schema_1_record_still_reads() {
+        let f = fact();
+        let bytes = encode_fact(&f);
+        assert_eq!(bytes[0], FACT_VERSION);
+        assert_eq!(decode_fact(&bytes).unwrap(), f);
+        // The schema-1 layout: tag 1 and no author, surface or erased_at. Their three option
+        // bytes (0) are the last three bytes of a record whose three fields are None.
+        let old = Fact {
+            author: None,
+            surface: None,
+            erased_at: None,
+            ..f
+        };
+        let mut v1 = encode_fact(&old);
+        v1.truncate(v1.len() - 3);
+        v1[0] = RECORD_VERSION;
+        assert_eq!(decode_fact(&v1).unwrap(), old);
+        // A tag-1 record with the new fields, or a tag-2 record without them, is malformed.
+        let mut long = bytes.clone();
+        long[0] = RECORD_VERSION;
+        assert!(decode_fact(&long).is_err());
+        let mut short = v1.clone();
+        short[0] = FACT_VERSION;
+        assert!(decode_fact(&short).is_err());
+    }
+
+    #[test]
+    fn bad_records_are_errors_not_panics() {
+        let bytes = encode_fact(&fact());
+        for n in 0..bytes.len() {
+            assert!(decode_fact(&bytes[..n]).is_err(), "cut at {n}");
+        }
+        let mut tagged = bytes.clone();
+        tagged[0] = 3;
+        let e = decode_fact(&tagged).unwrap_err();
+        assert!(e.to_string().contains("unknown version tag 0x03"), "{e}");
+        // A string count far beyond the record is an error, not an allocation.
+        let mut w = Writer::new().u64(u64::MAX).finish();
+        w.extend_from_slice(&[0; 8]);
+        assert!(Reader::new(&w, "test").unwrap().strs().is_err());
+        let o = FactOpening {
+            fact_id: 3,
+            salt: "00".repeat(32),
+            fields: FactContent {
+                content: "c".into(),
+                tags: vec![],
+                source: None,
+            },
+        };
+        let b = encode_opening(&o);
+        assert_eq!(decode_opening(3, &b).unwrap(), o);
+        assert!(decode_opening(3, &b[..b.len() - 1]).is_err());
+    }
+}

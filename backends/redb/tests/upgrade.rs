@@ -28,8 +28,8 @@ use cortex_core::memory::audit;
 use cortex_core::memory::fact::Author;
 use cortex_core::memory::store::MemoryRow;
 use cortex_core::{
-    AgentMemory, DynStore, ErrorKind, FactStore, Ledger, LedgerOptions, LedgerStore, NewFact,
-    SearchQuery, VerifyOptions,
+    AgentMemory, DynStore, ErrorKind, Ledger, LedgerOptions, LedgerStore, NewFact, SearchQuery,
+    VerifyOptions,
 };
 use cortex_redb::{RedbStore, latest_schema_version};
 use std::sync::Arc;
@@ -56,7 +56,7 @@ fn a_schema_1_database_is_upgraded_in_place() {
         const SCHEMA: redb::TableDefinition<&str, u32> =
             redb::TableDefinition::new("cortex_schema");
         const FACTS: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("facts");
-        use redb::{ReadableDatabase, ReadableTable};
+        use redb::ReadableDatabase;
         let db = redb::Database::open(&path).unwrap();
         let tx = db.begin_read().unwrap();
         let version = tx.open_table(SCHEMA).unwrap().get("version").unwrap();
