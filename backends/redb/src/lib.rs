@@ -4,9 +4,8 @@
 //! order), holding the entry's fields and chain hashes as raw bytes: `verify` reads exactly what
 //! is on disk. Tiles, the head, settings, checkpoints and receipts, audit records and the agent
 //! memory (facts, their openings, votes, agents, each fact's ledger entries, the memory
-//! version) are tables of
-//! the same file, written in the append's single write transaction, committed with
-//! [`redb::Durability::Immediate`] (fsync before the append returns).
+//! version) are tables of the same file, written in the append's single write transaction,
+//! committed with [`redb::Durability::Immediate`] (fsync before the append returns).
 //!
 //! Search: the BM25 postings are kept in memory ([`cortex_core::memory::bm25::Bm25Index`]), rebuilt from
 //! the facts table when the store opens (erased facts left out) and updated after every
@@ -26,8 +25,9 @@
 //! check), `schema` (the tables and their migrations), `codec` (the records' byte encodings),
 //! `ledger` (the [`LedgerStore`] and [`TileReader`] impls: entries, tiles, head, checkpoints,
 //! audit records), `memory` (the [`FactStore`] impl: facts, openings, votes, agents, the
-//! in-memory search index, the memory scan and replacement), `append` (the one write transaction both appends share), `tamper` (the raw database
-//! handle the tamper tests write through).
+//! in-memory search index, the memory scan and replacement), `append` (the one write
+//! transaction both appends share), `tamper` (the raw database handle the tamper tests write
+//! through).
 //!
 //! [`LedgerStore`]: cortex_core::LedgerStore
 //! [`TileReader`]: cortex_core::ledger::tiles::TileReader
