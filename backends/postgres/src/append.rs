@@ -3,7 +3,9 @@
 //! tiles and head in one statement and the memory changes after them, and commit.
 
 use crate::ledger::{TILE_SQL, TILES_SQL, read_head, read_tile_in, read_tiles_in};
-use crate::memory::{read_agent, read_fact, read_votes, write_fact_changes};
+use crate::memory::{
+    AGENT_SQL, FACT_SQL, VOTES_SQL, read_agent, read_fact, read_votes, write_fact_changes,
+};
 use crate::pool::{PgConn, cached, has_code, pg_err};
 use crate::{PostgresStore, to_i64};
 use cortex_core::ledger::store::{AppendBatch, Head, LedgerTx};
@@ -49,13 +51,16 @@ impl LedgerTx for PgTx<'_, '_> {
 
 impl FactTx for PgTx<'_, '_> {
     fn fact(&mut self, id: u64) -> Result<Option<Fact>> {
-        read_fact(self.tx, id)
+        let s = cached(self.tx, self.stmts, FACT_SQL)?;
+        read_fact(self.tx, &s, id)
     }
     fn votes(&mut self, fact_id: u64) -> Result<Vec<Vote>> {
-        read_votes(self.tx, fact_id)
+        let s = cached(self.tx, self.stmts, VOTES_SQL)?;
+        read_votes(self.tx, &s, fact_id)
     }
     fn agent_reputation(&mut self, agent: &str) -> Result<Option<AgentReputation>> {
-        read_agent(self.tx, agent)
+        let s = cached(self.tx, self.stmts, AGENT_SQL)?;
+        read_agent(self.tx, &s, agent)
     }
 }
 
@@ -129,6 +134,29 @@ fn write_ledger_rows(
     Ok(())
 }
 
+/// Locks the head row until the transaction ends and reads it: every other writer (thread or
+/// process) waits here, and then, at READ COMMITTED, sees this transaction's rows in its own
+/// statements.
+pub(crate) fn lock_head(
+    tx: &mut Transaction<'_>,
+    stmts: &mut HashMap<&'static str, Statement>,
+) -> Result<Head> {
+    let lock = cached(tx, stmts, LOCK_HEAD_SQL)?;
+    let head = read_head(tx, &lock)?;
+    if head != Head::default() {
+        return Ok(head);
+    }
+    // An empty head may mean a missing head row, which FOR UPDATE cannot lock: put it back
+    // (concurrent writers wait on this insert) and lock it.
+    tx.execute(
+        "INSERT INTO ledger_head (id, size, last_hash) \
+         VALUES (1, 0, decode(repeat('00', 32), 'hex')) ON CONFLICT (id) DO NOTHING",
+        &[],
+    )
+    .map_err(pg_err)?;
+    read_head(tx, &lock)
+}
+
 impl PostgresStore {
     /// One append transaction: the ledger batch and, in the same transaction, the memory
     /// changes the builder returns.
@@ -139,21 +167,7 @@ impl PostgresStore {
         let mut conn = self.conn()?;
         let PgConn { client, stmts } = &mut *conn;
         let mut tx = client.transaction().map_err(pg_err)?;
-        // Locks the head row until commit: every other writer (thread or process) waits here,
-        // and then, at READ COMMITTED, sees this transaction's rows in its own statements.
-        let lock = cached(&mut tx, stmts, LOCK_HEAD_SQL)?;
-        let mut head = read_head(&mut tx, &lock)?;
-        if head == Head::default() {
-            // An empty head may mean a missing head row, which FOR UPDATE cannot lock: put it
-            // back (concurrent writers wait on this insert) and lock it.
-            tx.execute(
-                "INSERT INTO ledger_head (id, size, last_hash) \
-                 VALUES (1, 0, decode(repeat('00', 32), 'hex')) ON CONFLICT (id) DO NOTHING",
-                &[],
-            )
-            .map_err(pg_err)?;
-            head = read_head(&mut tx, &lock)?;
-        }
+        let head = lock_head(&mut tx, stmts)?;
         let (batch, changes) = build(&mut PgTx {
             tx: &mut tx,
             stmts,

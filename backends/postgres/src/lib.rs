@@ -10,17 +10,28 @@
 //! processes sharing one database take turns and extend one linear chain; a writer that dies
 //! mid-transaction leaves nothing behind (the server rolls it back).
 //!
-//! **Bulk memory writes.** New facts are written with `COPY … FROM STDIN` (text format), one
-//! `COPY` per 8 MiB of text, their history events with one `INSERT … UNNEST`, and the memory
-//! counters with one `UPDATE`: a batch of N facts costs a handful of round trips, not N.
+//! **Bulk memory writes.** New facts and their openings (the content and salt of each fact's
+//! commitment, in `fact_openings`) are written with `COPY … FROM STDIN` (text format), one
+//! `COPY` per table per 8 MiB of text, their history events with one `INSERT … UNNEST`, and the
+//! memory counters with one `UPDATE`: a batch of N facts costs a handful of round trips, not N.
 //!
 //! **Search.** Each fact keeps its [`cortex_core::memory::bm25::index_text`] (the exact tokens core
-//! ranks), its token count, and a `tsvector` of those tokens under a GIN index. One query
-//! returns the collection statistics and every fact whose `tsvector` matches any query term
-//! (all projects: document counts are over every fact), with its tokens and whether it passes
-//! the filters; the document counts, term frequencies and scores are computed here with core's
-//! [`cortex_core::memory::bm25`] functions, so they equal [`cortex_core::memory::bm25::Bm25Index`]'s bit for
-//! bit (Postgres' own `ts_rank` is not BM25). A second query reads the `top_k` facts whole.
+//! ranks), its token count, and a `tsvector` of those tokens under a GIN index; `memory_state`
+//! keeps the collection statistics (facts indexed, their total tokens). One query returns the
+//! statistics and every fact whose `tsvector` matches any query term (all projects: document
+//! counts are over every indexed fact), with its tokens and whether it passes the filters
+//! (project, validity, deprecation, author, consensus: `Fact::passes` in SQL); the document
+//! counts, term frequencies and scores are computed here with core's
+//! [`cortex_core::memory::bm25`] functions, so they equal
+//! [`cortex_core::memory::bm25::Bm25Index`]'s bit for bit (Postgres' own `ts_rank` is not
+//! BM25). A second query reads the `top_k` facts whole. Erasing a fact empties its content and
+//! sets its three search columns to NULL, so it matches nothing and leaves the statistics.
+//!
+//! **Verification.** `scan_memory` reads every memory row in one `REPEATABLE READ` snapshot,
+//! one streaming query per table, and streams each fact's indexed text for `verify` to check;
+//! it checks the derived search columns and statistics against that text itself (`scan`).
+//! `replace_memory` (`cortex memory rebuild`) swaps every memory table under the head lock
+//! (`rebuild`).
 //!
 //! URL: `postgres://user:password@host:port/dbname?schema=NAME&pool_size=N` (`postgresql://`
 //! too). `schema` puts every table in that schema (created if missing), so several ledgers can
@@ -29,9 +40,11 @@
 //! Layout: `config` (the URL and [`PostgresConfig`]), `pool` (the r2d2 pool and the statements
 //! prepared on each connection), `schema` (migrations, dropping a store's schema), `ledger` (the
 //! [`LedgerStore`] and [`TileReader`] impls: entries, tiles, head, checkpoints, audit records),
-//! `memory` (the [`FactStore`] impl: facts, votes, agents, writing memory changes), `copy` (new
-//! facts in `COPY`'s text format), `search` (lexemes and the ranked query), `append` (the one
-//! write transaction both appends share).
+//! `memory` (the [`FactStore`] impl: facts, openings, votes, agents, decoding them, writing
+//! memory changes), `copy` (memory rows in `COPY`'s text format), `lexeme` (tokens as `tsvector`
+//! lexemes), `search` (the ranked query), `scan` (the memory scan `verify` compares with the
+//! ledger), `rebuild` (replacing the memory), `append` (the one write transaction both appends
+//! share).
 //!
 //! [`LedgerStore`]: cortex_core::LedgerStore
 //! [`TileReader`]: cortex_core::ledger::tiles::TileReader
@@ -48,6 +61,8 @@ mod ledger;
 mod lexeme;
 mod memory;
 mod pool;
+mod rebuild;
+mod scan;
 mod schema;
 mod search;
 

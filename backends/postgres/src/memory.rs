@@ -1,103 +1,192 @@
-//! The agent memory's rows: facts, votes, agent reputations, each fact's history, the memory
-//! version; writing an append's [`FactChange`]s (new facts in bulk through `copy`); the
-//! [`FactStore`] impl (search is in `search`).
+//! The agent memory's rows: facts, openings, votes, agent reputations, each fact's history,
+//! the memory version; decoding them; writing an append's [`FactChange`]s (new facts and
+//! openings in bulk through `copy`); the [`FactStore`] impl (search is in `search`, the memory
+//! scan in `scan`, the rebuild's replacement in `rebuild`).
 
-use crate::copy::FactRows;
+use crate::copy::{COPY_FACTS_SQL, COPY_OPENINGS_SQL, CopyRows};
 use crate::pool::{cached, has_code, pg_err};
 use crate::{PostgresStore, to_i64};
 use cortex_core::ledger::entry::Entry;
 use cortex_core::ledger::store::Head;
+use cortex_core::memory::commitment::{FactContent, FactOpening};
 use cortex_core::memory::consensus::{AgentReputation, Vote};
 use cortex_core::memory::fact::Fact;
-use cortex_core::memory::store::{FactBatch, FactChange, FactSearch, FactStore, FactTx, SearchHit};
+use cortex_core::memory::store::{
+    FactBatch, FactChange, FactRecall, FactSearch, FactStore, FactTx, MemoryRow, MemoryState,
+    SearchHit,
+};
 use cortex_core::{Error, ErrorKind, Result};
 use postgres::error::SqlState;
 use postgres::types::ToSql;
-use postgres::{GenericClient, Row, Statement, Transaction};
+use postgres::{GenericClient, Row, Statement, ToStatement, Transaction};
 use std::collections::HashMap;
 
-pub(crate) const FACT_COLUMNS: &str = "id, project, content, fact_type, tags, confidence, source, valid_from, \
-                            valid_until, created_at, deprecated_at, deprecation_reason, consensus";
+/// The facts table's columns as [`decode_fact`] reads them (a macro, so statements built from it
+/// are `&'static str` and can be prepared once per connection).
+macro_rules! fact_columns {
+    () => {
+        "id, project, content, fact_type, tags, confidence, source, valid_from, valid_until, \
+         created_at, deprecated_at, deprecation_reason, consensus, author, surface, erased_at"
+    };
+}
+pub(crate) use fact_columns;
 
-pub(crate) fn fact_from_row(r: &Row) -> Result<Fact> {
-    let tags: String = r.get(4);
-    Ok(Fact {
-        id: r.get::<_, i64>(0) as u64,
-        project: r.get(1),
-        content: r.get(2),
-        fact_type: r.get(3),
-        tags: serde_json::from_str(&tags)
-            .map_err(|e| Error::integrity(format!("fact tags are not JSON: {e}")))?,
-        confidence: r.get(5),
-        source: r.get(6),
-        valid_from: r.get(7),
-        valid_until: r.get(8),
-        created_at: r.get(9),
-        deprecated_at: r.get(10),
-        deprecation_reason: r.get(11),
-        consensus: r.get(12),
+#[cfg(test)]
+pub(crate) const FACT_COLUMNS: &str = fact_columns!();
+
+pub(crate) const FACT_SQL: &str = concat!("SELECT ", fact_columns!(), " FROM facts WHERE id = $1");
+/// A project's current facts passing the filters, best first (`Fact::passes` in SQL, before
+/// the limit).
+const RECALL_SQL: &str = concat!(
+    "SELECT ",
+    fact_columns!(),
+    " FROM facts WHERE project = $1 AND deprecated_at IS NULL AND erased_at IS NULL \
+     AND valid_from <= $2 AND (valid_until IS NULL OR $2 < valid_until) \
+     AND ($4::TEXT IS NULL OR author = $4) AND ($5::FLOAT8 IS NULL OR consensus >= $5) \
+     ORDER BY consensus DESC, id DESC LIMIT $3"
+);
+const PROJECT_FACTS_SQL: &str = concat!(
+    "SELECT ",
+    fact_columns!(),
+    " FROM facts WHERE project = $1 ORDER BY id DESC LIMIT $2"
+);
+const OPENING_SQL: &str =
+    "SELECT fact_id, salt, content, tags, source FROM fact_openings WHERE fact_id = $1";
+pub(crate) const VOTES_SQL: &str = "SELECT fact_id, agent, vote, reason, weight, agreed, entry_index, \
+     voted_at FROM fact_votes WHERE fact_id = $1 ORDER BY agent";
+pub(crate) const AGENT_SQL: &str =
+    "SELECT agent, reputation, votes, judged, agreed FROM agents WHERE agent = $1";
+
+/// Column `i` of `r`, or what is wrong with it.
+fn col<'a, T: postgres::types::FromSql<'a>>(r: &'a Row, i: usize) -> Result<T, String> {
+    r.try_get(i)
+        .map_err(|e| format!("column {}: {e}", r.columns()[i].name()))
+}
+
+/// A count or index column (`BIGINT`) as the `u64` it stands for.
+fn unsigned(r: &Row, i: usize) -> Result<u64, String> {
+    let v: i64 = col(r, i)?;
+    u64::try_from(v).map_err(|_| format!("column {} is negative ({v})", r.columns()[i].name()))
+}
+
+/// A JSON array of strings (a fact's or an opening's tags).
+fn tags(r: &Row, i: usize) -> Result<Vec<String>, String> {
+    serde_json::from_str(col::<&str>(r, i)?).map_err(|e| {
+        format!(
+            "column {} is not a JSON array of strings: {e}",
+            r.columns()[i].name()
+        )
     })
 }
 
-pub(crate) fn read_fact(c: &mut impl GenericClient, id: u64) -> Result<Option<Fact>> {
-    c.query_opt(
-        &format!("SELECT {FACT_COLUMNS} FROM facts WHERE id = $1"),
-        &[&to_i64(id)],
-    )
-    .map_err(pg_err)?
-    .map(|r| fact_from_row(&r))
-    .transpose()
+/// A fact from a row of [`fact_columns!`]; what is wrong if it does not decode.
+pub(crate) fn decode_fact(r: &Row) -> Result<Fact, String> {
+    Ok(Fact {
+        id: unsigned(r, 0)?,
+        project: col(r, 1)?,
+        content: col(r, 2)?,
+        fact_type: col(r, 3)?,
+        tags: tags(r, 4)?,
+        confidence: col(r, 5)?,
+        source: col(r, 6)?,
+        valid_from: col(r, 7)?,
+        valid_until: col(r, 8)?,
+        created_at: col(r, 9)?,
+        deprecated_at: col(r, 10)?,
+        deprecation_reason: col(r, 11)?,
+        consensus: col(r, 12)?,
+        author: col(r, 13)?,
+        surface: col(r, 14)?,
+        erased_at: col(r, 15)?,
+    })
+}
+
+/// An opening from a row of `fact_id, salt, content, tags, source`.
+pub(crate) fn decode_opening(r: &Row) -> Result<FactOpening, String> {
+    Ok(FactOpening {
+        fact_id: unsigned(r, 0)?,
+        salt: col(r, 1)?,
+        fields: FactContent {
+            content: col(r, 2)?,
+            tags: tags(r, 3)?,
+            source: col(r, 4)?,
+        },
+    })
+}
+
+/// A vote from a row of `fact_id, agent, vote, reason, weight, agreed, entry_index, voted_at`.
+pub(crate) fn decode_vote(r: &Row) -> Result<Vote, String> {
+    let vote: i16 = col(r, 2)?;
+    Ok(Vote {
+        fact_id: unsigned(r, 0)?,
+        agent: col(r, 1)?,
+        vote: i8::try_from(vote).map_err(|_| format!("vote {vote} is out of range"))?,
+        reason: col(r, 3)?,
+        weight: col(r, 4)?,
+        agreed: col(r, 5)?,
+        entry_index: unsigned(r, 6)?,
+        voted_at: col(r, 7)?,
+    })
+}
+
+/// An agent's record from a row of `agent, reputation, votes, judged, agreed`.
+pub(crate) fn decode_agent(r: &Row) -> Result<AgentReputation, String> {
+    Ok(AgentReputation {
+        agent: col(r, 0)?,
+        reputation: col(r, 1)?,
+        votes: unsigned(r, 2)?,
+        judged: unsigned(r, 3)?,
+        agreed: unsigned(r, 4)?,
+    })
+}
+
+/// A row that does not decode, outside a scan: an integrity error naming the table.
+fn undecodable(table: &str) -> impl Fn(String) -> Error + '_ {
+    move |problem| Error::integrity(format!("a {table} row cannot be read: {problem}"))
 }
 
 fn read_facts(
     c: &mut impl GenericClient,
-    sql: &str,
+    sql: &(impl ToStatement + ?Sized),
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Vec<Fact>> {
     c.query(sql, params)
         .map_err(pg_err)?
         .iter()
-        .map(fact_from_row)
+        .map(|r| decode_fact(r).map_err(undecodable("facts")))
         .collect()
 }
 
-pub(crate) fn read_votes(c: &mut impl GenericClient, fact_id: u64) -> Result<Vec<Vote>> {
-    Ok(c.query(
-        "SELECT fact_id, agent, vote, reason, weight, agreed, entry_index, voted_at \
-             FROM fact_votes WHERE fact_id = $1 ORDER BY agent",
-        &[&to_i64(fact_id)],
-    )
-    .map_err(pg_err)?
-    .into_iter()
-    .map(|r| Vote {
-        fact_id: r.get::<_, i64>(0) as u64,
-        agent: r.get(1),
-        vote: r.get::<_, i16>(2) as i8,
-        reason: r.get(3),
-        weight: r.get(4),
-        agreed: r.get(5),
-        entry_index: r.get::<_, i64>(6) as u64,
-        voted_at: r.get(7),
-    })
-    .collect())
+/// A fact by id (`sql` is [`FACT_SQL`], or its prepared statement).
+pub(crate) fn read_fact(
+    c: &mut impl GenericClient,
+    sql: &(impl ToStatement + ?Sized),
+    id: u64,
+) -> Result<Option<Fact>> {
+    Ok(read_facts(c, sql, &[&to_i64(id)])?.pop())
+}
+
+pub(crate) fn read_votes(
+    c: &mut impl GenericClient,
+    sql: &(impl ToStatement + ?Sized),
+    fact_id: u64,
+) -> Result<Vec<Vote>> {
+    c.query(sql, &[&to_i64(fact_id)])
+        .map_err(pg_err)?
+        .iter()
+        .map(|r| decode_vote(r).map_err(undecodable("fact_votes")))
+        .collect()
 }
 
 pub(crate) fn read_agent(
     c: &mut impl GenericClient,
+    sql: &(impl ToStatement + ?Sized),
     agent: &str,
 ) -> Result<Option<AgentReputation>> {
-    Ok(c.query_opt(
-        "SELECT agent, reputation, votes, judged, agreed FROM agents WHERE agent = $1",
-        &[&agent],
-    )
-    .map_err(pg_err)?
-    .map(|r| AgentReputation {
-        agent: r.get(0),
-        reputation: r.get(1),
-        votes: r.get::<_, i64>(2) as u64,
-        judged: r.get::<_, i64>(3) as u64,
-        agreed: r.get::<_, i64>(4) as u64,
-    }))
+    c.query_opt(sql, &[&agent])
+        .map_err(pg_err)?
+        .map(|r| decode_agent(&r).map_err(undecodable("agents")))
+        .transpose()
 }
 
 /// Most rows one `INSERT INTO fact_events` carries.
@@ -118,19 +207,35 @@ const PUT_AGENT_SQL: &str = "INSERT INTO agents (agent, reputation, votes, judge
      votes = EXCLUDED.votes, judged = EXCLUDED.judged, agreed = EXCLUDED.agreed";
 const DEPRECATE_SQL: &str = "UPDATE facts SET deprecated_at = $2, deprecation_reason = $3 \
      WHERE id = $1 AND deprecated_at IS NULL";
+/// Erases fact `$1` at `$2`: deletes its opening, empties content, tags and source, and takes
+/// it out of the search index; returns whether it was indexed and its token count (the old
+/// row's, read by the subquery), so the collection statistics can drop it.
+const ERASE_SQL: &str = "WITH gone AS (DELETE FROM fact_openings WHERE fact_id = $1) \
+     UPDATE facts f SET content = '', tags = '[]', source = NULL, erased_at = $2, \
+     body = NULL, doc_len = NULL, tsv = NULL \
+     FROM (SELECT id, body IS NOT NULL AS indexed, doc_len FROM facts WHERE id = $1) old \
+     WHERE f.id = old.id RETURNING old.indexed, old.doc_len";
 const BUMP_MEMORY_SQL: &str = "UPDATE memory_state \
      SET version = version + 1, docs = docs + $1, tokens = tokens + $2 WHERE id = 1";
 
+/// Changes to the BM25 collection statistics (facts indexed, their tokens) of an append.
+#[derive(Default)]
+struct IndexDelta {
+    docs: i64,
+    tokens: i64,
+}
+
 /// Writes the memory changes of an append, in order, and bumps the memory version.
 ///
-/// New facts go in bulk: consecutive `Insert`s become one `COPY` per [`FACT_COPY_BYTES`] of
-/// text (10,000 ordinary facts are about 3 MB: one), the history events of the whole append
-/// one `INSERT … UNNEST` per [`EVENT_ROWS_PER_STATEMENT`], and the collection statistics and
-/// version one `UPDATE` with the summed deltas; all prepared once per connection. So a batch
-/// of N new facts takes a fixed number of round trips (about 5, plus one `COPY` per 8 MiB).
-/// Votes, agents, consensus updates and deprecations (a few per `vote`/`deprecate` append,
-/// never in bulk) stay one prepared statement each, written after the facts before them, so
-/// the changes apply in their order.
+/// New facts and their openings go in bulk: consecutive `Insert`s and `PutOpening`s become one
+/// `COPY` per table per [`FACT_COPY_BYTES`] of text (10,000 ordinary facts are about 3 MB:
+/// one each), the history events of the whole append one `INSERT … UNNEST` per
+/// [`EVENT_ROWS_PER_STATEMENT`], and the collection statistics and version one `UPDATE` with
+/// the summed deltas; all prepared once per connection. So a batch of N new facts takes a fixed
+/// number of round trips (about 6, plus one `COPY` per 8 MiB). Votes, agents, consensus
+/// updates, deprecations and erasures (a few per `vote`/`deprecate`/`forget` append, never in
+/// bulk) stay one prepared statement each, written after the rows before them are sent, so the
+/// changes apply in their order.
 ///
 /// [`FACT_COPY_BYTES`]: crate::copy::FACT_COPY_BYTES
 pub(crate) fn write_fact_changes(
@@ -141,20 +246,33 @@ pub(crate) fn write_fact_changes(
     if changes.is_empty() {
         return Ok(());
     }
-    let (mut docs, mut tokens) = (0i64, 0i64);
-    let mut facts = FactRows::default();
+    let mut delta = IndexDelta::default();
+    let mut facts = CopyRows::new(COPY_FACTS_SQL, "fact");
+    let mut openings = CopyRows::new(COPY_OPENINGS_SQL, "the opening of fact");
     let (mut ev_fact, mut ev_entry) = (Vec::new(), Vec::new());
     for c in changes {
-        if let FactChange::Insert(f) = c {
-            tokens += i64::from(facts.push(f)?);
-            docs += 1;
-            if facts.full() {
-                facts.flush(tx, stmts)?;
+        match c {
+            FactChange::Insert(f) => {
+                if let Some(doc_len) = facts.push_fact(f)? {
+                    delta.docs += 1;
+                    delta.tokens += i64::from(doc_len);
+                }
+                if facts.full() {
+                    facts.flush(tx, stmts)?;
+                }
             }
-        } else {
-            // Whatever comes after a fact may refer to it.
-            facts.flush(tx, stmts)?;
-            write_one_change(tx, stmts, c)?;
+            FactChange::PutOpening(o) => {
+                openings.push_opening(o)?;
+                if openings.full() {
+                    openings.flush(tx, stmts)?;
+                }
+            }
+            _ => {
+                // Whatever comes after a fact or an opening may refer to it.
+                facts.flush(tx, stmts)?;
+                openings.flush(tx, stmts)?;
+                write_one_change(tx, stmts, c, &mut delta)?;
+            }
         }
         if let Some((fact, entry)) = c.history_event() {
             ev_fact.push(to_i64(fact));
@@ -162,6 +280,7 @@ pub(crate) fn write_fact_changes(
         }
     }
     facts.flush(tx, stmts)?;
+    openings.flush(tx, stmts)?;
     for (f, e) in ev_fact
         .chunks(EVENT_ROWS_PER_STATEMENT)
         .zip(ev_entry.chunks(EVENT_ROWS_PER_STATEMENT))
@@ -170,18 +289,22 @@ pub(crate) fn write_fact_changes(
         tx.execute(&s, &[&f, &e]).map_err(pg_err)?;
     }
     let s = cached(tx, stmts, BUMP_MEMORY_SQL)?;
-    tx.execute(&s, &[&docs, &tokens]).map_err(pg_err)?;
+    tx.execute(&s, &[&delta.docs, &delta.tokens])
+        .map_err(pg_err)?;
     Ok(())
 }
 
-/// Writes one change other than a new fact (a prepared statement).
+/// Writes one change other than a new fact or opening (a prepared statement).
 fn write_one_change(
     tx: &mut Transaction<'_>,
     stmts: &mut HashMap<&'static str, Statement>,
     c: &FactChange,
+    delta: &mut IndexDelta,
 ) -> Result<()> {
     match c {
-        FactChange::Insert(_) => unreachable!("new facts are written in bulk"),
+        FactChange::Insert(_) | FactChange::PutOpening(_) => {
+            unreachable!("new facts and openings are written in bulk")
+        }
         FactChange::PutVote(v) => {
             let s = cached(tx, stmts, PUT_VOTE_SQL)?;
             tx.execute(
@@ -247,6 +370,17 @@ fn write_one_change(
                 ));
             }
         }
+        FactChange::Erase { fact_id, at, .. } => {
+            let s = cached(tx, stmts, ERASE_SQL)?;
+            let row = tx
+                .query_opt(&s, &[&to_i64(*fact_id), at])
+                .map_err(pg_err)?
+                .ok_or_else(|| Error::not_found(format!("no fact {fact_id} to erase")))?;
+            if row.get::<_, bool>(0) {
+                delta.docs -= 1;
+                delta.tokens -= i64::from(row.get::<_, Option<i32>>(1).unwrap_or(0));
+            }
+        }
     }
     Ok(())
 }
@@ -260,30 +394,41 @@ impl FactStore for PostgresStore {
     }
 
     fn fact(&self, id: u64) -> Result<Option<Fact>> {
-        read_fact(&mut **self.conn()?, id)
+        let mut c = self.conn()?;
+        let s = c.prepared(FACT_SQL)?;
+        read_fact(&mut c.client, &s, id)
     }
 
-    fn recall(&self, project: &str, as_of: &str, limit: usize) -> Result<Vec<Fact>> {
+    fn opening(&self, fact_id: u64) -> Result<Option<FactOpening>> {
+        let mut c = self.conn()?;
+        let s = c.prepared(OPENING_SQL)?;
+        c.client
+            .query_opt(&s, &[&to_i64(fact_id)])
+            .map_err(pg_err)?
+            .map(|r| decode_opening(&r).map_err(undecodable("fact_openings")))
+            .transpose()
+    }
+
+    fn recall(&self, q: &FactRecall) -> Result<Vec<Fact>> {
+        let mut c = self.conn()?;
+        let s = c.prepared(RECALL_SQL)?;
         read_facts(
-            &mut **self.conn()?,
-            &format!(
-                "SELECT {FACT_COLUMNS} FROM facts \
-                 WHERE project = $1 AND deprecated_at IS NULL \
-                 AND valid_from <= $2 AND (valid_until IS NULL OR $2 < valid_until) \
-                 ORDER BY consensus DESC, id DESC LIMIT $3"
-            ),
-            &[&project, &as_of, &to_i64(limit as u64)],
+            &mut c.client,
+            &s,
+            &[
+                &q.project,
+                &q.as_of,
+                &to_i64(q.limit as u64),
+                &q.author,
+                &q.min_consensus,
+            ],
         )
     }
 
     fn project_facts(&self, project: &str, limit: usize) -> Result<Vec<Fact>> {
-        read_facts(
-            &mut **self.conn()?,
-            &format!(
-                "SELECT {FACT_COLUMNS} FROM facts WHERE project = $1 ORDER BY id DESC LIMIT $2"
-            ),
-            &[&project, &to_i64(limit as u64)],
-        )
+        let mut c = self.conn()?;
+        let s = c.prepared(PROJECT_FACTS_SQL)?;
+        read_facts(&mut c.client, &s, &[&project, &to_i64(limit as u64)])
     }
 
     fn search_facts(&self, q: &FactSearch) -> Result<Vec<SearchHit>> {
@@ -291,11 +436,15 @@ impl FactStore for PostgresStore {
     }
 
     fn votes(&self, fact_id: u64) -> Result<Vec<Vote>> {
-        read_votes(&mut **self.conn()?, fact_id)
+        let mut c = self.conn()?;
+        let s = c.prepared(VOTES_SQL)?;
+        read_votes(&mut c.client, &s, fact_id)
     }
 
     fn agent_reputation(&self, agent: &str) -> Result<Option<AgentReputation>> {
-        read_agent(&mut **self.conn()?, agent)
+        let mut c = self.conn()?;
+        let s = c.prepared(AGENT_SQL)?;
+        read_agent(&mut c.client, &s, agent)
     }
 
     fn fact_history(&self, fact_id: u64) -> Result<Vec<Entry>> {
@@ -325,5 +474,19 @@ impl FactStore for PostgresStore {
             .query_one("SELECT version FROM memory_state WHERE id = 1", &[])
             .map_err(pg_err)?
             .get::<_, i64>(0) as u64)
+    }
+
+    fn scan_memory(&self, visit: &mut dyn FnMut(MemoryRow) -> Result<()>) -> Result<()> {
+        self.scan(visit)
+    }
+
+    fn replace_memory(&self, ledger_size: u64, state: &MemoryState) -> Result<()> {
+        self.replace(ledger_size, state)
+    }
+
+    /// True: each fact row keeps its indexed text (`body`), which the scan streams and checks
+    /// its `tsv` and `doc_len` against.
+    fn keeps_index_text(&self) -> bool {
+        true
     }
 }

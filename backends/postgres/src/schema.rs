@@ -136,6 +136,31 @@ CREATE TABLE memory_state (
 INSERT INTO memory_state (id, version, docs, tokens) VALUES (1, 0, 0, 0);
 "#,
     ),
+    (
+        3,
+        "agent memory: fact authors and erasure, stored openings of fact commitments",
+        r#"
+-- Who stored a fact and through which surface, and when it was erased (NULL for facts stored
+-- before these were recorded). An erased fact is out of the search index: its body, doc_len
+-- and tsv are NULL (NULL in all three is "not indexed"), and memory_state does not count it.
+ALTER TABLE facts
+    ADD COLUMN author    TEXT COLLATE "C",
+    ADD COLUMN surface   TEXT,
+    ADD COLUMN erased_at TEXT,
+    ALTER COLUMN body DROP NOT NULL,
+    ALTER COLUMN doc_len DROP NOT NULL,
+    ALTER COLUMN tsv DROP NOT NULL;
+-- The opening of each sealed fact's commitment (cortex_core::memory::commitment), deleted when
+-- the fact is erased.
+CREATE TABLE fact_openings (
+    fact_id BIGINT PRIMARY KEY,
+    salt    TEXT NOT NULL,               -- 64 lowercase hex digits
+    content TEXT NOT NULL,
+    tags    TEXT NOT NULL,               -- JSON array of strings
+    source  TEXT
+);
+"#,
+    ),
 ];
 
 /// The newest schema version this build knows.
@@ -215,5 +240,165 @@ impl PostgresStore {
         let mut c = self.conn()?;
         c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
             .map_err(pg_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cortex_core::ledger::entry::NewEntry;
+    use cortex_core::memory::bm25::{Bm25Index, index_text, query_terms};
+    use cortex_core::memory::fact::ACTION_STORE;
+    use cortex_core::memory::store::FactChange;
+    use cortex_core::{AgentMemory, ErrorKind, FactStore, LedgerOptions, NewFact, SearchQuery};
+    use std::sync::Arc;
+
+    /// Drops the schemas it names when dropped (also when the test panics).
+    struct DropSchemas(String, Vec<String>);
+
+    impl Drop for DropSchemas {
+        fn drop(&mut self) {
+            if let Ok(mut c) = postgres::Client::connect(&self.0, postgres::NoTls) {
+                for s in &self.1 {
+                    let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{s}\" CASCADE"));
+                }
+            }
+        }
+    }
+
+    fn with_schema(url: &str, schema: &str) -> String {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}schema={schema}")
+    }
+
+    /// A database made by schema version 2 (the agent memory before authors, erasure and stored
+    /// openings) is upgraded in place: its facts read back with no author, surface or erasure,
+    /// the memory verifies, and new facts are stored (sealed), searched beside the old ones
+    /// and forgotten, while an old fact, whose content is in its own entry, cannot be.
+    #[test]
+    fn a_version_2_database_is_upgraded_in_place() {
+        let Some(url) = cortex_core::testkit::postgres_url("the cortex-postgres upgrade test")
+        else {
+            return;
+        };
+        let tag = format!(
+            "{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        let (made, v2) = (format!("cortex_v2src_{tag}"), format!("cortex_v2_{tag}"));
+        let _drop = DropSchemas(url.clone(), vec![made.clone(), v2.clone()]);
+
+        // What version 2 wrote: facts in the plain form (content in the entry, no author), a
+        // vote and a deprecation; written here by today's code on a store of its own.
+        let source = Arc::new(PostgresStore::open_url(&with_schema(&url, &made)).unwrap());
+        let memory = AgentMemory::open(source, LedgerOptions::default()).unwrap();
+        let contents = ["the old cat sat", "an old dog barked", "old news"];
+        let details: Vec<_> = contents
+            .iter()
+            .map(|c| {
+                NewFact::new("p", *c)
+                    .to_detail("2026-01-01T00:00:00.000000Z")
+                    .unwrap()
+            })
+            .collect();
+        let entries: Vec<NewEntry> = details
+            .iter()
+            .map(|d| NewEntry::new("p", ACTION_STORE, d.to_json()))
+            .collect();
+        memory
+            .append_with(&entries, &mut |_, ctx| {
+                Ok(details
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| {
+                        FactChange::Insert(d.clone().into_fact(
+                            ctx.first_index + i as u64,
+                            "p",
+                            ctx.timestamp,
+                        ))
+                    })
+                    .collect())
+            })
+            .unwrap();
+        memory.vote(0, "alice", 1, None).unwrap();
+        memory.deprecate(2, Some("stale")).unwrap();
+        drop(memory);
+
+        // The version-2 schema, made by its own migrations, holding exactly those rows.
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        c.batch_execute(&format!(
+            "CREATE SCHEMA \"{v2}\"; SET search_path TO \"{v2}\"; \
+             CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, \
+             description TEXT NOT NULL, applied_at TEXT NOT NULL); {} {} \
+             INSERT INTO schema_migrations VALUES (1, 'v1', '2026-01-01T00:00:00.000000Z'), \
+             (2, 'v2', '2026-01-01T00:00:00.000000Z'); \
+             DELETE FROM ledger_head; DELETE FROM memory_state; \
+             INSERT INTO meta SELECT * FROM \"{made}\".meta; \
+             INSERT INTO ledger_head SELECT * FROM \"{made}\".ledger_head; \
+             INSERT INTO entries SELECT * FROM \"{made}\".entries; \
+             INSERT INTO merkle_tiles SELECT * FROM \"{made}\".merkle_tiles; \
+             INSERT INTO facts SELECT id, project, content, fact_type, tags, confidence, source, \
+             valid_from, valid_until, created_at, deprecated_at, deprecation_reason, consensus, \
+             body, doc_len, tsv FROM \"{made}\".facts; \
+             INSERT INTO fact_votes SELECT * FROM \"{made}\".fact_votes; \
+             INSERT INTO agents SELECT * FROM \"{made}\".agents; \
+             INSERT INTO fact_events SELECT * FROM \"{made}\".fact_events; \
+             INSERT INTO memory_state SELECT * FROM \"{made}\".memory_state;",
+            MIGRATIONS[0].2, MIGRATIONS[1].2
+        ))
+        .unwrap();
+
+        let store = Arc::new(PostgresStore::open_url(&with_schema(&url, &v2)).unwrap());
+        let applied: Vec<i32> = c
+            .query(
+                "SELECT version FROM schema_migrations ORDER BY version",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(applied, [1, 2, 3]);
+        let memory = AgentMemory::open(store.clone(), LedgerOptions::default()).unwrap();
+        let old = store.fact(1).unwrap().unwrap();
+        assert_eq!(old.content, "an old dog barked");
+        assert_eq!((old.author, old.surface, old.erased_at), (None, None, None));
+        assert_eq!(store.opening(1).unwrap(), None);
+        let report = memory.verify(&Default::default()).unwrap();
+        assert!(report.valid, "{:?}", report.violations);
+        assert_eq!(report.memory.unwrap().facts, 3);
+
+        let new = memory
+            .store_fact(&NewFact::new("p", "a new dog"))
+            .unwrap()
+            .facts[0]
+            .clone();
+        assert!(store.opening(new.id).unwrap().is_some());
+        let mut ix = Bm25Index::new();
+        for f in store.project_facts("p", 10).unwrap() {
+            ix.add(f.id, &index_text(&f.content, &f.tags));
+        }
+        let mut want = ix.score(&query_terms("dog"));
+        want.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
+        let got: Vec<(u64, f64)> = memory
+            .search(&SearchQuery::new("dog"))
+            .unwrap()
+            .iter()
+            .map(|h| (h.fact.id, h.score))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(got.len(), 2);
+        memory.forget(new.id, "asked to").unwrap();
+        assert_eq!(
+            memory.forget(1, "asked to").unwrap_err().kind(),
+            ErrorKind::Conflict
+        );
+        let report = memory.verify(&Default::default()).unwrap();
+        assert!(report.valid, "{:?}", report.violations);
+        assert_eq!(report.memory.unwrap().facts_erased, 1);
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::PostgresStore;
 use crate::lexeme::lexeme;
-use crate::memory::fact_from_row;
+use crate::memory::{decode_fact, fact_columns};
 use crate::pool::{PgConn, cached, pg_err};
 use cortex_core::memory::fact::Fact;
 use cortex_core::memory::store::{FactSearch, SearchHit};
@@ -14,16 +14,18 @@ use std::collections::HashMap;
 
 /// Search candidates: the collection statistics, and every fact matching the tsquery `$1`
 /// (id, token count, token text, passes the filters: project `$2`, valid at `$3`, deprecated
-/// ones if `$4`); one row of statistics and NULLs when no fact matches.
+/// ones if `$4`, not erased, stored by `$5` if given, consensus at least `$6` if given: what
+/// `Fact::passes` says); one row of statistics and NULLs when no fact matches. An erased fact
+/// has no `tsv`, so it is never a candidate and counts in no document frequency.
 const SEARCH_CANDIDATES_SQL: &str = "SELECT m.docs, m.tokens, f.id, f.doc_len, f.body, \
      ($2::TEXT IS NULL OR f.project = $2) AND f.valid_from <= $3 \
      AND (f.valid_until IS NULL OR $3 < f.valid_until) AND ($4 OR f.deprecated_at IS NULL) \
+     AND f.erased_at IS NULL AND ($5::TEXT IS NULL OR f.author = $5) \
+     AND ($6::FLOAT8 IS NULL OR f.consensus >= $6) \
      FROM memory_state m LEFT JOIN facts f ON f.tsv @@ $1::TEXT::TSQUERY WHERE m.id = 1";
 
 /// Whole facts by id (`$1`, an array), in no particular order.
-const FACTS_BY_ID_SQL: &str = "SELECT id, project, content, fact_type, tags, confidence, source, \
-     valid_from, valid_until, created_at, deprecated_at, deprecation_reason, consensus \
-     FROM facts WHERE id = ANY($1)";
+const FACTS_BY_ID_SQL: &str = concat!("SELECT ", fact_columns!(), " FROM facts WHERE id = ANY($1)");
 
 impl PostgresStore {
     /// Ranked full-text search ([`FactStore::search_facts`](cortex_core::FactStore::search_facts)):
@@ -53,7 +55,17 @@ impl PostgresStore {
             .join(" | ");
         let s = cached(&mut tx, stmts, SEARCH_CANDIDATES_SQL)?;
         let rows = tx
-            .query(&s, &[&tsquery, &q.project, &q.as_of, &q.include_deprecated])
+            .query(
+                &s,
+                &[
+                    &tsquery,
+                    &q.project,
+                    &q.as_of,
+                    &q.include_deprecated,
+                    &q.author,
+                    &q.min_consensus,
+                ],
+            )
             .map_err(pg_err)?;
         let Some(first) = rows.first() else {
             return Err(Error::integrity("the memory_state row is missing"));
@@ -84,7 +96,11 @@ impl PostgresStore {
                 *d += u64::from(*f > 0);
             }
             if r.get::<_, Option<bool>>(5) == Some(true) && tf.iter().any(|f| *f > 0) {
-                let doc_len = u32::try_from(r.get::<_, i32>(3)).unwrap_or(0);
+                // NULL or negative only if tampered with (the memory scan reports it).
+                let doc_len = r
+                    .get::<_, Option<i32>>(3)
+                    .and_then(|d| u32::try_from(d).ok())
+                    .unwrap_or(0);
                 kept.push((r.get(2), doc_len));
                 tfs.extend_from_slice(&tf);
             }
@@ -120,7 +136,11 @@ impl PostgresStore {
             .query(&s, &[&ids])
             .map_err(pg_err)?
             .iter()
-            .map(|r| fact_from_row(r).map(|f| (f.id, f)))
+            .map(|r| {
+                decode_fact(r)
+                    .map(|f| (f.id, f))
+                    .map_err(|p| Error::integrity(format!("a facts row cannot be read: {p}")))
+            })
             .collect::<Result<_>>()?;
         tx.commit().map_err(pg_err)?;
         scored

@@ -1,6 +1,7 @@
 //! The append transaction both appends share: the writer lock, one durable write transaction,
 //! the builder (which reads tiles and memory state through [`RedbTx`]), the entries, tiles,
-//! head and memory changes it returns, and, once committed, the new facts in the search index.
+//! head and memory changes it returns, and, once committed, the search index's changes (new
+//! facts in, erased ones out).
 
 use crate::RedbStore;
 use crate::codec;
@@ -98,15 +99,15 @@ impl RedbStore {
                 .insert(HEAD_KEY, &codec::encode_head(&batch.new_head)[..])
                 .map_err(e)?;
         }
-        let added = write_fact_changes(path, &tx, &changes)?;
+        let index_changes = write_fact_changes(path, &tx, &changes)?;
         self.commit(tx)?;
-        if !added.is_empty() {
+        if !index_changes.is_empty() {
             let mut index = self
                 .search
                 .write()
                 .map_err(|_| Error::backend("redb search index lock poisoned"))?;
-            for (id, text) in &added {
-                index.add(*id, text);
+            for c in index_changes {
+                c.apply(&mut index);
             }
         }
         Ok(batch.new_head)

@@ -3,23 +3,36 @@
 //! Plain length-prefixed binary rather than JSON: floats are stored as their bits (a JSON round
 //! trip may move a consensus value by one ULP, and the conformance suite compares facts exactly),
 //! and ledger rows keep their fields as raw bytes, so `verify` sees exactly what is on disk.
+//!
+//! Every record starts with a version tag naming its layout. A layout that changes gets a new
+//! tag and the reader keeps decoding the old one, so a schema upgrade never rewrites records:
+//! fact records are tagged 2 since schema 2 (author, surface and `erased_at` appended), and a
+//! fact record tagged 1 (schema 1) still reads, with those three fields `None`.
 
 use cortex_core::ledger::checkpoint::{CheckpointRecord, ExtraSignature, Receipt};
 use cortex_core::ledger::entry::{Entry, EntryRef, StoredEntryRef};
 use cortex_core::ledger::store::{AuditExport, Head, IntegrityCheck};
+use cortex_core::memory::commitment::{FactContent, FactOpening};
 use cortex_core::memory::consensus::{AgentReputation, Vote};
 use cortex_core::memory::fact::Fact;
 use cortex_core::{Error, Hash, Result};
 
-/// Version tag of every encoded record; a different tag is a record this build cannot read.
+/// Version tag of the records whose layout has not changed since schema 1; a record with
+/// another tag is one this build cannot read.
 const RECORD_VERSION: u8 = 1;
+/// Version tag of fact records written since schema 2: the schema-1 layout followed by the
+/// author, the surface and `erased_at`.
+const FACT_VERSION: u8 = 2;
 
 /// Builds one encoded record.
 pub(crate) struct Writer(Vec<u8>);
 
 impl Writer {
     pub(crate) fn new() -> Self {
-        Writer(vec![RECORD_VERSION])
+        Self::tagged(RECORD_VERSION)
+    }
+    fn tagged(version: u8) -> Self {
+        Writer(vec![version])
     }
     pub(crate) fn u64(mut self, v: u64) -> Self {
         self.0.extend_from_slice(&v.to_be_bytes());
@@ -66,8 +79,12 @@ pub(crate) struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(b: &'a [u8], what: &'static str) -> Result<Self> {
+        Self::versioned(b, what, &[RECORD_VERSION]).map(|(_, r)| r)
+    }
+    /// A reader of a record whose tag is one of `known`, and that tag.
+    fn versioned(b: &'a [u8], what: &'static str, known: &[u8]) -> Result<(u8, Self)> {
         match b.split_first() {
-            Some((&RECORD_VERSION, rest)) => Ok(Reader { b: rest, what }),
+            Some((v, rest)) if known.contains(v) => Ok((*v, Reader { b: rest, what })),
             Some((v, _)) => Err(Error::integrity(format!(
                 "stored {what} record has unknown version tag 0x{v:02x}"
             ))),
@@ -207,7 +224,7 @@ pub(crate) fn decode_head(b: &[u8]) -> Result<Head> {
 }
 
 pub(crate) fn encode_fact(f: &Fact) -> Vec<u8> {
-    Writer::new()
+    Writer::tagged(FACT_VERSION)
         .u64(f.id)
         .str(&f.project)
         .str(&f.content)
@@ -221,12 +238,17 @@ pub(crate) fn encode_fact(f: &Fact) -> Vec<u8> {
         .opt(f.deprecated_at.as_deref())
         .opt(f.deprecation_reason.as_deref())
         .f64(f.consensus)
+        .opt(f.author.as_deref())
+        .opt(f.surface.as_deref())
+        .opt(f.erased_at.as_deref())
         .finish()
 }
 
+/// Decodes a fact record of either layout (a schema-1 record has no author, surface or
+/// `erased_at`).
 pub(crate) fn decode_fact(b: &[u8]) -> Result<Fact> {
-    let mut r = Reader::new(b, "fact")?;
-    let f = Fact {
+    let (version, mut r) = Reader::versioned(b, "fact", &[RECORD_VERSION, FACT_VERSION])?;
+    let mut f = Fact {
         id: r.u64()?,
         project: r.string()?,
         content: r.string()?,
@@ -240,9 +262,42 @@ pub(crate) fn decode_fact(b: &[u8]) -> Result<Fact> {
         deprecated_at: r.opt()?,
         deprecation_reason: r.opt()?,
         consensus: r.f64()?,
+        author: None,
+        surface: None,
+        erased_at: None,
     };
+    if version == FACT_VERSION {
+        f.author = r.opt()?;
+        f.surface = r.opt()?;
+        f.erased_at = r.opt()?;
+    }
     r.end()?;
     Ok(f)
+}
+
+/// An opening without its fact id (the key).
+pub(crate) fn encode_opening(o: &FactOpening) -> Vec<u8> {
+    Writer::new()
+        .str(&o.salt)
+        .str(&o.fields.content)
+        .strs(&o.fields.tags)
+        .opt(o.fields.source.as_deref())
+        .finish()
+}
+
+pub(crate) fn decode_opening(fact_id: u64, b: &[u8]) -> Result<FactOpening> {
+    let mut r = Reader::new(b, "fact opening")?;
+    let o = FactOpening {
+        fact_id,
+        salt: r.string()?,
+        fields: FactContent {
+            content: r.string()?,
+            tags: r.strs()?,
+            source: r.opt()?,
+        },
+    };
+    r.end()?;
+    Ok(o)
 }
 
 pub(crate) fn encode_vote(v: &Vote) -> Vec<u8> {
@@ -430,4 +485,85 @@ pub(crate) fn decode_export(b: &[u8]) -> Result<AuditExport> {
     };
     r.end()?;
     Ok(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fact() -> Fact {
+        Fact {
+            id: 7,
+            project: "p".into(),
+            content: "c".into(),
+            fact_type: "knowledge".into(),
+            tags: vec!["a".into(), "b".into()],
+            confidence: 0.5,
+            source: Some("s".into()),
+            valid_from: "2026-01-01T00:00:00.000000Z".into(),
+            valid_until: None,
+            created_at: "2026-01-01T00:00:00.000000Z".into(),
+            deprecated_at: None,
+            deprecation_reason: None,
+            consensus: 0.1 + 0.2,
+            author: Some("agent".into()),
+            surface: Some("cli".into()),
+            erased_at: Some("2026-02-01T00:00:00.000000Z".into()),
+        }
+    }
+
+    #[test]
+    fn a_fact_round_trips_and_a_schema_1_record_still_reads() {
+        let f = fact();
+        let bytes = encode_fact(&f);
+        assert_eq!(bytes[0], FACT_VERSION);
+        assert_eq!(decode_fact(&bytes).unwrap(), f);
+        // The schema-1 layout: tag 1 and no author, surface or erased_at. Their three option
+        // bytes (0) are the last three bytes of a record whose three fields are None.
+        let old = Fact {
+            author: None,
+            surface: None,
+            erased_at: None,
+            ..f
+        };
+        let mut v1 = encode_fact(&old);
+        v1.truncate(v1.len() - 3);
+        v1[0] = RECORD_VERSION;
+        assert_eq!(decode_fact(&v1).unwrap(), old);
+        // A tag-1 record with the new fields, or a tag-2 record without them, is malformed.
+        let mut long = bytes.clone();
+        long[0] = RECORD_VERSION;
+        assert!(decode_fact(&long).is_err());
+        let mut short = v1.clone();
+        short[0] = FACT_VERSION;
+        assert!(decode_fact(&short).is_err());
+    }
+
+    #[test]
+    fn bad_records_are_errors_not_panics() {
+        let bytes = encode_fact(&fact());
+        for n in 0..bytes.len() {
+            assert!(decode_fact(&bytes[..n]).is_err(), "cut at {n}");
+        }
+        let mut tagged = bytes.clone();
+        tagged[0] = 3;
+        let e = decode_fact(&tagged).unwrap_err();
+        assert!(e.to_string().contains("unknown version tag 0x03"), "{e}");
+        // A string count far beyond the record is an error, not an allocation.
+        let mut w = Writer::new().u64(u64::MAX).finish();
+        w.extend_from_slice(&[0; 8]);
+        assert!(Reader::new(&w, "test").unwrap().strs().is_err());
+        let o = FactOpening {
+            fact_id: 3,
+            salt: "00".repeat(32),
+            fields: FactContent {
+                content: "c".into(),
+                tags: vec![],
+                source: None,
+            },
+        };
+        let b = encode_opening(&o);
+        assert_eq!(decode_opening(3, &b).unwrap(), o);
+        assert!(decode_opening(3, &b[..b.len() - 1]).is_err());
+    }
 }

@@ -3,13 +3,16 @@
 //! Every ledger row is a value keyed by its index as 8 big-endian bytes (so key order is index
 //! order), holding the entry's fields and chain hashes as raw bytes: `verify` reads exactly what
 //! is on disk. Tiles, the head, settings, checkpoints and receipts, audit records and the agent
-//! memory (facts, votes, agents, each fact's ledger entries, the memory version) are tables of
-//! the same file, written in the append's single write transaction, committed with
-//! [`redb::Durability::Immediate`] (fsync before the append returns).
+//! memory (facts, their openings, votes, agents, each fact's ledger entries, the memory
+//! version) are tables of the same file, written in the append's single write transaction,
+//! committed with [`redb::Durability::Immediate`] (fsync before the append returns).
 //!
 //! Search: the BM25 postings are kept in memory ([`cortex_core::memory::bm25::Bm25Index`]), rebuilt from
-//! the facts table when the store opens and extended after every committed append, so scores and
-//! order are core's. That is exact because every write to the file goes through this handle:
+//! the facts table when the store opens (erased facts left out) and updated after every
+//! committed append (new facts in, erased ones out), so scores and order are core's. Nothing of
+//! the index is on disk, so the store keeps no index text for `verify` to check
+//! ([`FactStore::keeps_index_text`] is false). That is exact because every write to the file
+//! goes through this handle:
 //!
 //! **One process per file.** redb locks the file when it is opened (the default
 //! `ConcurrencyMode::ExclusiveWriter`), so a second process (or a second `RedbStore` on the same
@@ -21,13 +24,15 @@
 //! Layout: `config` (the `redb:` URL), `db` (transactions, the writer lock, errors, the file
 //! check), `schema` (the tables and their migrations), `codec` (the records' byte encodings),
 //! `ledger` (the [`LedgerStore`] and [`TileReader`] impls: entries, tiles, head, checkpoints,
-//! audit records), `memory` (the [`FactStore`] impl: facts, votes, agents, the in-memory search
-//! index), `append` (the one write transaction both appends share), `tamper` (the raw database
-//! handle the tamper tests write through).
+//! audit records), `memory` (the [`FactStore`] impl: facts, openings, votes, agents, the
+//! in-memory search index, the memory scan and replacement), `append` (the one write
+//! transaction both appends share), `tamper` (the raw database handle the tamper tests write
+//! through).
 //!
 //! [`LedgerStore`]: cortex_core::LedgerStore
 //! [`TileReader`]: cortex_core::ledger::tiles::TileReader
 //! [`FactStore`]: cortex_core::FactStore
+//! [`FactStore::keeps_index_text`]: cortex_core::FactStore::keeps_index_text
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -58,7 +63,7 @@ pub struct RedbStore {
     db: Database,
     /// Serializes appends with the search-index update that follows their commit.
     writer: Mutex<()>,
-    /// BM25 postings of every fact, deprecated ones included.
+    /// BM25 postings of every fact not erased, deprecated ones included.
     search: RwLock<Bm25Index>,
 }
 

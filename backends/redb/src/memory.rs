@@ -1,21 +1,32 @@
-//! The agent memory's records: facts (and each project's), votes, agent reputations, each
-//! fact's history, the memory version; the in-memory BM25 index search ranks with; writing an
-//! append's [`FactChange`]s; the [`FactStore`] impl.
+//! The agent memory's records: facts (and each project's), their openings, votes, agent
+//! reputations, each fact's history, the memory version; the in-memory BM25 index search ranks
+//! with; writing an append's [`FactChange`]s; the snapshot scan `verify` compares with the
+//! ledger and the replacement `rebuild` writes; the [`FactStore`] impl.
+//!
+//! The search index lives only in memory (built from the facts table at open), so the store
+//! keeps no index text: [`FactStore::keeps_index_text`] is false and there is nothing of the
+//! index on disk for `verify` to check or for anyone to tamper with.
 
 use crate::RedbStore;
 use crate::codec::{self, RawEntry};
 use crate::db::{db_err, table};
+use crate::ledger::read_head_in;
 use crate::schema::{
-    AGENTS, ENTRIES, FACT_EVENTS, FACTS, FACTS_BY_PROJECT, MEMORY_VERSION_KEY, STATE, VOTES, be,
+    AGENTS, ENTRIES, FACT_EVENTS, FACT_OPENINGS, FACTS, FACTS_BY_PROJECT, MEMORY_VERSION_KEY,
+    STATE, VOTES, be,
 };
 use cortex_core::ledger::entry::Entry;
 use cortex_core::ledger::store::Head;
 use cortex_core::memory::bm25::{Bm25Index, index_text};
+use cortex_core::memory::commitment::FactOpening;
 use cortex_core::memory::consensus::{AgentReputation, Vote};
 use cortex_core::memory::fact::Fact;
-use cortex_core::memory::store::{FactBatch, FactChange, FactSearch, FactStore, FactTx, SearchHit};
+use cortex_core::memory::store::{
+    FactBatch, FactChange, FactRecall, FactSearch, FactStore, FactTx, MemoryRow, MemoryState,
+    SearchHit,
+};
 use cortex_core::{Error, ErrorKind, Result};
-use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+use redb::{ReadableTable, WriteTransaction};
 use std::path::Path;
 
 fn read_u64_in(
@@ -29,6 +40,16 @@ fn read_u64_in(
             Error::integrity(format!("stored {key} is not 8 bytes"))
         })?)),
     }
+}
+
+/// Increments the memory version inside a write transaction.
+fn bump_memory_version(path: &Path, tx: &WriteTransaction) -> Result<()> {
+    let mut state = table!(path, tx, STATE)?;
+    let v = read_u64_in(path, &state, MEMORY_VERSION_KEY)?;
+    state
+        .insert(MEMORY_VERSION_KEY, &(v + 1).to_be_bytes()[..])
+        .map_err(|e| db_err(path, e))?;
+    Ok(())
 }
 
 pub(crate) fn read_fact_in(
@@ -74,20 +95,42 @@ pub(crate) fn read_agent_in(
         .transpose()
 }
 
+/// A change to the in-memory search index, made once the transaction that wrote it commits.
+pub(crate) enum IndexChange {
+    /// A new fact and its [`index_text`].
+    Add(u64, String),
+    /// An erased fact.
+    Remove(u64),
+}
+
+impl IndexChange {
+    pub(crate) fn apply(self, index: &mut Bm25Index) {
+        match self {
+            IndexChange::Add(id, text) => {
+                index.add(id, &text);
+            }
+            IndexChange::Remove(id) => {
+                index.remove(id);
+            }
+        }
+    }
+}
+
 /// Writes the memory changes of an append, in order, and bumps the memory version. Returns the
-/// `(id, indexed text)` of the inserted facts, for the search index once the commit succeeded.
+/// search-index changes to make once the commit succeeded.
 pub(crate) fn write_fact_changes(
     path: &Path,
     tx: &WriteTransaction,
     changes: &[FactChange],
-) -> Result<Vec<(u64, String)>> {
-    let mut added = Vec::new();
+) -> Result<Vec<IndexChange>> {
+    let mut index = Vec::new();
     if changes.is_empty() {
-        return Ok(added);
+        return Ok(index);
     }
     let e = |x: redb::StorageError| db_err(path, x);
     let mut facts = table!(path, tx, FACTS)?;
     let mut by_project = table!(path, tx, FACTS_BY_PROJECT)?;
+    let mut openings = table!(path, tx, FACT_OPENINGS)?;
     let mut votes = table!(path, tx, VOTES)?;
     let mut agents = table!(path, tx, AGENTS)?;
     let mut events = table!(path, tx, FACT_EVENTS)?;
@@ -104,7 +147,20 @@ pub(crate) fn write_fact_changes(
                 by_project
                     .insert((f.project.as_str(), f.id), ())
                     .map_err(e)?;
-                added.push((f.id, index_text(&f.content, &f.tags)));
+                if !f.is_erased() {
+                    index.push(IndexChange::Add(f.id, index_text(&f.content, &f.tags)));
+                }
+            }
+            FactChange::PutOpening(o) => {
+                if facts.get(o.fact_id).map_err(e)?.is_none() {
+                    return Err(Error::not_found(format!(
+                        "no fact {} to store an opening for",
+                        o.fact_id
+                    )));
+                }
+                openings
+                    .insert(o.fact_id, &codec::encode_opening(o)[..])
+                    .map_err(e)?;
             }
             FactChange::PutVote(v) => {
                 if facts.get(v.fact_id).map_err(e)?.is_none() {
@@ -146,17 +202,64 @@ pub(crate) fn write_fact_changes(
                 f.deprecation_reason = reason.clone();
                 facts.insert(f.id, &codec::encode_fact(&f)[..]).map_err(e)?;
             }
+            FactChange::Erase { fact_id, at, .. } => {
+                let Some(mut f) = read_fact_in(path, &facts, *fact_id)? else {
+                    return Err(Error::not_found(format!("no fact {fact_id} to erase")));
+                };
+                if f.is_erased() {
+                    return Err(Error::new(
+                        ErrorKind::Conflict,
+                        format!("fact {fact_id} is already erased"),
+                    ));
+                }
+                f.content.clear();
+                f.tags.clear();
+                f.source = None;
+                f.erased_at = Some(at.clone());
+                facts.insert(f.id, &codec::encode_fact(&f)[..]).map_err(e)?;
+                openings.remove(*fact_id).map_err(e)?;
+                index.push(IndexChange::Remove(*fact_id));
+            }
         }
         if let Some((fact, entry)) = c.history_event() {
             events.insert((fact, entry), ()).map_err(e)?;
         }
     }
-    let mut state = table!(path, tx, STATE)?;
-    let v = read_u64_in(path, &state, MEMORY_VERSION_KEY)?;
-    state
-        .insert(MEMORY_VERSION_KEY, &(v + 1).to_be_bytes()[..])
-        .map_err(e)?;
-    Ok(added)
+    bump_memory_version(path, tx)?;
+    Ok(index)
+}
+
+/// The search index of `facts`: every one that is not erased.
+fn index_of<'f>(facts: impl IntoIterator<Item = &'f Fact>) -> Bm25Index {
+    let mut index = Bm25Index::new();
+    for f in facts.into_iter().filter(|f| !f.is_erased()) {
+        index.add(f.id, &index_text(&f.content, &f.tags));
+    }
+    index.shrink_to_fit();
+    index
+}
+
+/// A row of a memory table as `scan_memory` reports it: decoded, or why not.
+fn row<T>(
+    table: &'static str,
+    key: impl FnOnce() -> String,
+    decoded: Result<T>,
+    matches_key: impl FnOnce(&T) -> bool,
+    wrap: impl FnOnce(T) -> MemoryRow,
+) -> MemoryRow {
+    match decoded {
+        Ok(v) if matches_key(&v) => wrap(v),
+        Ok(_) => MemoryRow::Undecodable {
+            table,
+            key: key(),
+            problem: "the record names another key than the one it is stored under".into(),
+        },
+        Err(e) => MemoryRow::Undecodable {
+            table,
+            key: key(),
+            problem: e.to_string(),
+        },
+    }
 }
 
 impl FactStore for RedbStore {
@@ -172,36 +275,39 @@ impl FactStore for RedbStore {
         read_fact_in(&self.path, &table!(&self.path, tx, FACTS)?, id)
     }
 
-    fn recall(&self, project: &str, as_of: &str, limit: usize) -> Result<Vec<Fact>> {
+    fn opening(&self, fact_id: u64) -> Result<Option<FactOpening>> {
         let tx = self.read()?;
-        let facts = table!(&self.path, tx, FACTS)?;
+        let openings = table!(&self.path, tx, FACT_OPENINGS)?;
+        openings
+            .get(fact_id)
+            .map_err(|e| db_err(&self.path, e))?
+            .map(|v| codec::decode_opening(fact_id, v.value()))
+            .transpose()
+    }
+
+    fn recall(&self, q: &FactRecall) -> Result<Vec<Fact>> {
         let mut out: Vec<Fact> = Vec::new();
-        for id in self.project_ids(&tx, project)? {
-            if let Some(f) = read_fact_in(&self.path, &facts, id)?
-                && !f.is_deprecated()
-                && f.is_valid_at(as_of)
+        self.each_project_fact(&q.project, false, &mut |f| {
+            if !f.is_deprecated()
+                && f.is_valid_at(&q.as_of)
+                && f.passes(q.author.as_deref(), q.min_consensus)
             {
                 out.push(f);
             }
-        }
+            true
+        })?;
         out.sort_by(|a, b| b.consensus.total_cmp(&a.consensus).then(b.id.cmp(&a.id)));
-        out.truncate(limit);
+        out.truncate(q.limit);
         Ok(out)
     }
 
     fn project_facts(&self, project: &str, limit: usize) -> Result<Vec<Fact>> {
-        let tx = self.read()?;
-        let facts = table!(&self.path, tx, FACTS)?;
-        let by_project = table!(&self.path, tx, FACTS_BY_PROJECT)?;
         let mut out = Vec::new();
-        let rows = by_project
-            .range((project, 0u64)..=(project, u64::MAX))
-            .map_err(|e| db_err(&self.path, e))?;
-        for row in rows.rev().take(limit) {
-            let (k, _) = row.map_err(|e| db_err(&self.path, e))?;
-            if let Some(f) = read_fact_in(&self.path, &facts, k.value().1)? {
+        if limit > 0 {
+            self.each_project_fact(project, true, &mut |f| {
                 out.push(f);
-            }
+                out.len() < limit
+            })?;
         }
         Ok(out)
     }
@@ -211,7 +317,8 @@ impl FactStore for RedbStore {
             return Ok(Vec::new());
         }
         // Scores first, then the snapshot: every fact in the index is committed, so the
-        // snapshot taken afterwards holds it.
+        // snapshot taken afterwards holds it. A fact erased meanwhile is still scored here but
+        // fails `passes` below (the index drops it right after the erasure commits).
         let scored = self
             .search
             .read()
@@ -227,11 +334,12 @@ impl FactStore for RedbStore {
             if q.project.as_deref().is_none_or(|p| fact.project == p)
                 && fact.is_valid_at(&q.as_of)
                 && (q.include_deprecated || !fact.is_deprecated())
+                && fact.passes(q.author.as_deref(), q.min_consensus)
             {
                 hits.push(SearchHit { fact, score });
             }
         }
-        // Core's order: score descending, then id descending.
+        // Core's order: score descending, then id descending; the filters ran before the cut.
         hits.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(b.fact.id.cmp(&a.fact.id)));
         hits.truncate(q.top_k);
         Ok(hits)
@@ -274,18 +382,157 @@ impl FactStore for RedbStore {
             MEMORY_VERSION_KEY,
         )
     }
+
+    /// One read transaction (a redb MVCC snapshot, which no later commit changes): its head,
+    /// then each table in key order, one pass each.
+    fn scan_memory(&self, visit: &mut dyn FnMut(MemoryRow) -> Result<()>) -> Result<()> {
+        let path = self.path.as_path();
+        let e = |x: redb::StorageError| db_err(path, x);
+        let tx = self.read()?;
+        visit(MemoryRow::Head(
+            read_head_in(path, &table!(path, tx, STATE)?)?.size,
+        ))?;
+        for r in table!(path, tx, FACTS)?.iter().map_err(e)? {
+            let (k, v) = r.map_err(e)?;
+            let id = k.value();
+            let decoded = codec::decode_fact(v.value());
+            visit(row(
+                "facts",
+                || id.to_string(),
+                decoded,
+                |f| f.id == id,
+                MemoryRow::Fact,
+            ))?;
+        }
+        for r in table!(path, tx, FACT_OPENINGS)?.iter().map_err(e)? {
+            let (k, v) = r.map_err(e)?;
+            let id = k.value();
+            let decoded = codec::decode_opening(id, v.value());
+            visit(row(
+                "fact_openings",
+                || id.to_string(),
+                decoded,
+                |_| true,
+                MemoryRow::Opening,
+            ))?;
+        }
+        for r in table!(path, tx, VOTES)?.iter().map_err(e)? {
+            let (k, v) = r.map_err(e)?;
+            let (fact_id, agent) = k.value();
+            let decoded = codec::decode_vote(v.value());
+            visit(row(
+                "fact_votes",
+                || format!("({fact_id}, {agent:?})"),
+                decoded,
+                |v| v.fact_id == fact_id && v.agent == agent,
+                MemoryRow::Vote,
+            ))?;
+        }
+        for r in table!(path, tx, AGENTS)?.iter().map_err(e)? {
+            let (k, v) = r.map_err(e)?;
+            let agent = k.value();
+            let decoded = codec::decode_agent(v.value());
+            visit(row(
+                "agents",
+                || format!("{agent:?}"),
+                decoded,
+                |a| a.agent == agent,
+                MemoryRow::Agent,
+            ))?;
+        }
+        for r in table!(path, tx, FACT_EVENTS)?.iter().map_err(e)? {
+            let (fact_id, entry_index) = r.map_err(e)?.0.value();
+            visit(MemoryRow::Event {
+                fact_id,
+                entry_index,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn replace_memory(&self, ledger_size: u64, state: &MemoryState) -> Result<()> {
+        let path = self.path.as_path();
+        let e = |x: redb::StorageError| db_err(path, x);
+        let index = index_of(&state.facts);
+        let _w = self.lock_writer()?;
+        // Dropping `tx` without committing (any `?` below) aborts it: nothing is written.
+        let tx = self.write()?;
+        let size = read_head_in(path, &table!(path, tx, STATE)?)?.size;
+        if size != ledger_size {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "the ledger has {size} entries, not the {ledger_size} the memory was \
+                     replayed from"
+                ),
+            ));
+        }
+        let t = |x: redb::TableError| db_err(path, x);
+        tx.delete_table(FACTS).map_err(t)?;
+        tx.delete_table(FACTS_BY_PROJECT).map_err(t)?;
+        tx.delete_table(FACT_OPENINGS).map_err(t)?;
+        tx.delete_table(VOTES).map_err(t)?;
+        tx.delete_table(AGENTS).map_err(t)?;
+        tx.delete_table(FACT_EVENTS).map_err(t)?;
+        {
+            let mut facts = table!(path, tx, FACTS)?;
+            let mut by_project = table!(path, tx, FACTS_BY_PROJECT)?;
+            for f in &state.facts {
+                facts.insert(f.id, &codec::encode_fact(f)[..]).map_err(e)?;
+                by_project
+                    .insert((f.project.as_str(), f.id), ())
+                    .map_err(e)?;
+            }
+            let mut openings = table!(path, tx, FACT_OPENINGS)?;
+            for o in &state.openings {
+                openings
+                    .insert(o.fact_id, &codec::encode_opening(o)[..])
+                    .map_err(e)?;
+            }
+            let mut votes = table!(path, tx, VOTES)?;
+            for v in &state.votes {
+                votes
+                    .insert((v.fact_id, v.agent.as_str()), &codec::encode_vote(v)[..])
+                    .map_err(e)?;
+            }
+            let mut agents = table!(path, tx, AGENTS)?;
+            for a in &state.agents {
+                agents
+                    .insert(a.agent.as_str(), &codec::encode_agent(a)[..])
+                    .map_err(e)?;
+            }
+            let mut events = table!(path, tx, FACT_EVENTS)?;
+            for &pair in &state.events {
+                events.insert(pair, ()).map_err(e)?;
+            }
+        }
+        bump_memory_version(path, &tx)?;
+        self.commit(tx)?;
+        // Still under the writer lock: no append can extend the old index meanwhile.
+        *self
+            .search
+            .write()
+            .map_err(|_| Error::backend("redb search index lock poisoned"))? = index;
+        Ok(())
+    }
 }
 
 impl RedbStore {
+    /// Builds the search index from the facts table: every fact not erased. A record that does
+    /// not decode is left out (and reported by `verify`), so a damaged row never keeps the store
+    /// from opening.
     pub(crate) fn build_search_index(&self) -> Result<()> {
-        let e = self.err();
+        let e = |x: redb::StorageError| db_err(&self.path, x);
         let tx = self.read()?;
-        let facts = tx.open_table(FACTS).map_err(|x| e(x.into()))?;
+        let facts = table!(&self.path, tx, FACTS)?;
         let mut index = Bm25Index::new();
-        for row in facts.iter().map_err(|x| e(x.into()))? {
-            let (id, v) = row.map_err(|x| e(x.into()))?;
-            let f = codec::decode_fact(v.value())?;
-            index.add(id.value(), &index_text(&f.content, &f.tags));
+        for row in facts.iter().map_err(e)? {
+            let (_, v) = row.map_err(e)?;
+            if let Ok(f) = codec::decode_fact(v.value())
+                && !f.is_erased()
+            {
+                index.add(f.id, &index_text(&f.content, &f.tags));
+            }
         }
         index.shrink_to_fit();
         *self
@@ -295,16 +542,35 @@ impl RedbStore {
         Ok(())
     }
 
-    fn project_ids(&self, tx: &ReadTransaction, project: &str) -> Result<Vec<u64>> {
-        let by_project = table!(&self.path, tx, FACTS_BY_PROJECT)?;
+    /// Calls `visit` with each fact of `project` in one snapshot, in id order (newest first if
+    /// `newest_first`), until it returns false.
+    fn each_project_fact(
+        &self,
+        project: &str,
+        newest_first: bool,
+        visit: &mut dyn FnMut(Fact) -> bool,
+    ) -> Result<()> {
         let e = |x: redb::StorageError| db_err(&self.path, x);
-        let mut ids = Vec::new();
-        for row in by_project
+        let tx = self.read()?;
+        let facts = table!(&self.path, tx, FACTS)?;
+        let by_project = table!(&self.path, tx, FACTS_BY_PROJECT)?;
+        let rows = by_project
             .range((project, 0u64)..=(project, u64::MAX))
-            .map_err(e)?
-        {
-            ids.push(row.map_err(e)?.0.value().1);
+            .map_err(e)?;
+        let rows: Box<dyn Iterator<Item = _>> = if newest_first {
+            Box::new(rows.rev())
+        } else {
+            Box::new(rows)
+        };
+        for row in rows {
+            let id = row.map_err(e)?.0.value().1;
+            // The project index is derived from the facts table: trust the fact's own project.
+            if let Some(f) = read_fact_in(&self.path, &facts, id)?.filter(|f| f.project == project)
+                && !visit(f)
+            {
+                break;
+            }
         }
-        Ok(ids)
+        Ok(())
     }
 }

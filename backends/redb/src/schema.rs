@@ -37,6 +37,8 @@ pub(crate) const VOTES: TableDefinition<(u64, &str), &[u8]> = TableDefinition::n
 pub(crate) const AGENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("agents");
 /// Each fact's ledger entries: (fact id, entry index) → ().
 pub(crate) const FACT_EVENTS: TableDefinition<(u64, u64), ()> = TableDefinition::new("fact_events");
+/// Openings of the facts' commitments (salt, content, tags, source) by fact id, until erased.
+pub(crate) const FACT_OPENINGS: TableDefinition<u64, &[u8]> = TableDefinition::new("fact_openings");
 
 pub(crate) const HEAD_KEY: &str = "head";
 pub(crate) const MEMORY_VERSION_KEY: &str = "memory_version";
@@ -55,11 +57,18 @@ type MigrationStep = fn(&WriteTransaction) -> std::result::Result<(), redb::Erro
 
 /// Schema migrations, applied in order inside one write transaction. A key-value schema has no
 /// DDL: a migration creates tables and seeds or rewrites records.
-const MIGRATIONS: &[(u32, &str, MigrationStep)] = &[(
-    1,
-    "ledger, checkpoints, audit records and agent memory",
-    migration_1,
-)];
+const MIGRATIONS: &[(u32, &str, MigrationStep)] = &[
+    (
+        1,
+        "ledger, checkpoints, audit records and agent memory",
+        migration_1,
+    ),
+    (
+        2,
+        "fact openings; facts gain author, surface and erased_at",
+        migration_2,
+    ),
+];
 
 fn migration_1(tx: &WriteTransaction) -> std::result::Result<(), redb::Error> {
     tx.open_table(META)?;
@@ -78,6 +87,15 @@ fn migration_1(tx: &WriteTransaction) -> std::result::Result<(), redb::Error> {
     if state.get(MEMORY_VERSION_KEY)?.is_none() {
         state.insert(MEMORY_VERSION_KEY, &0u64.to_be_bytes()[..])?;
     }
+    Ok(())
+}
+
+/// Facts gain an author, a surface and `erased_at` through their record layout (tag 2, see
+/// `codec`), not through a rewrite: schema-1 fact records keep their tag and read with those
+/// fields unset, so the upgrade costs nothing however many facts there are. The openings get
+/// a table of their own.
+fn migration_2(tx: &WriteTransaction) -> std::result::Result<(), redb::Error> {
+    tx.open_table(FACT_OPENINGS)?;
     Ok(())
 }
 

@@ -90,8 +90,8 @@ fn data_survives_close_and_reopen_and_verifies() {
     assert_eq!(
         store.migrate().unwrap(),
         cortex_core::ledger::store::MigrationReport {
-            from_version: 1,
-            to_version: 1
+            from_version: cortex_redb::latest_schema_version(),
+            to_version: cortex_redb::latest_schema_version()
         }
     );
     assert_eq!(store.head().unwrap(), head);
