@@ -24,6 +24,7 @@
 #![deny(missing_docs)]
 
 mod append;
+mod audit;
 mod config;
 mod conn;
 mod ledger;
@@ -126,8 +127,8 @@ mod tests {
         assert_eq!(
             ok.migrate().unwrap(),
             MigrationReport {
-                from_version: 2,
-                to_version: 2
+                from_version: 3,
+                to_version: 3
             }
         );
     }

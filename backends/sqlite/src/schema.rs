@@ -4,14 +4,24 @@ use crate::SqliteStore;
 use crate::conn::sql_err;
 use cortex_core::ledger::store::MigrationReport;
 use cortex_core::{Error, Result};
-use rusqlite::{TransactionBehavior, params};
+use rusqlite::{Transaction, TransactionBehavior, params};
 
-/// Schema migrations, applied in order; each runs once, in its own transaction.
-const MIGRATIONS: &[(u32, &str, &str)] = &[
-    (
-        1,
-        "ledger: entries, tiles, checkpoints, receipts, audit records",
-        r#"
+/// One schema migration: its SQL and, for data SQL cannot compute, a step run after the SQL in
+/// the same transaction.
+struct Migration {
+    version: u32,
+    description: &'static str,
+    sql: &'static str,
+    then: Option<fn(&Transaction<'_>) -> rusqlite::Result<()>>,
+}
+
+/// Schema migrations, applied in order; each runs once, in its own transaction. Never edit one
+/// that has shipped: append a new one.
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "ledger: entries, tiles, checkpoints, receipts, audit records",
+        sql: r#"
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -74,11 +84,12 @@ CREATE TABLE integrity_checks (
     completed_at TEXT NOT NULL
 );
 "#,
-    ),
-    (
-        2,
-        "agent memory: facts, full-text index, votes, agent reputations, fact history, version",
-        r#"
+        then: None,
+    },
+    Migration {
+        version: 2,
+        description: "agent memory: facts, full-text index, votes, agent reputations, fact history, version",
+        sql: r#"
 CREATE TABLE facts (
     id                 INTEGER PRIMARY KEY,  -- the ledger index of its fact.store entry
     project            TEXT NOT NULL,
@@ -128,12 +139,63 @@ CREATE TABLE memory_state (
 );
 INSERT INTO memory_state (id, version) VALUES (1, 0);
 "#,
-    ),
+        then: None,
+    },
+    Migration {
+        version: 3,
+        description: "verifiable memory: fact authors and erasure, commitment openings, the search \
+                      index's text kept in fact_index (facts_fts indexes it as external content)",
+        sql: r#"
+ALTER TABLE facts ADD COLUMN author TEXT;     -- the agent that stored it, if declared
+ALTER TABLE facts ADD COLUMN surface TEXT;    -- cli, mcp-stdio, ...; NULL before authors
+ALTER TABLE facts ADD COLUMN erased_at TEXT;  -- timestamp of its fact.erase entry
+DROP INDEX facts_recall;
+CREATE INDEX facts_recall ON facts(project, consensus DESC, id DESC)
+    WHERE deprecated_at IS NULL AND erased_at IS NULL;
+-- The opening of each sealed fact's commitment; deleted when the fact is erased.
+CREATE TABLE fact_openings (
+    fact_id INTEGER PRIMARY KEY REFERENCES facts(id),
+    salt    TEXT NOT NULL,                -- 64 hex digits
+    content TEXT NOT NULL,
+    tags    TEXT NOT NULL,                -- JSON array of strings
+    source  TEXT
+);
+-- The search index's source text: cortex_core::memory::bm25::index_text of each fact that is
+-- not erased (tokens joined by spaces, which the ascii tokenizer splits exactly as core does).
+-- Kept so that verify can compare it with the facts, and FTS5 can check its index against it.
+CREATE TABLE fact_index (
+    fact_id INTEGER PRIMARY KEY,
+    body    TEXT NOT NULL
+);
+DROP TABLE facts_fts;
+CREATE VIRTUAL TABLE facts_fts USING fts5(
+    body, content='fact_index', content_rowid='fact_id', tokenize='ascii'
+);
+"#,
+        then: Some(index_existing_facts),
+    },
 ];
+
+/// Migration 3's data: the index text of every fact (none is erased yet), then the FTS5 index
+/// rebuilt from it.
+fn index_existing_facts(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    let mut read = tx.prepare("SELECT id, content, tags FROM facts ORDER BY id")?;
+    let mut write = tx.prepare("INSERT INTO fact_index (fact_id, body) VALUES (?1, ?2)")?;
+    let mut rows = read.query([])?;
+    while let Some(r) = rows.next()? {
+        let tags: String = r.get(2)?;
+        let tags: Vec<String> = serde_json::from_str(&tags).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
+        })?;
+        let body = cortex_core::memory::bm25::index_text(r.get_ref(1)?.as_str()?, &tags);
+        write.execute(params![r.get::<_, i64>(0)?, body])?;
+    }
+    tx.execute_batch("INSERT INTO facts_fts (facts_fts) VALUES ('rebuild')")
+}
 
 /// The newest schema version this build knows.
 pub fn latest_schema_version() -> u32 {
-    MIGRATIONS.last().map_or(0, |m| m.0)
+    MIGRATIONS.last().map_or(0, |m| m.version)
 }
 
 impl SqliteStore {
@@ -161,7 +223,7 @@ impl SqliteStore {
                 self.path.display()
             )));
         }
-        for (version, description, sql) in MIGRATIONS.iter().filter(|m| m.0 > from) {
+        for m in MIGRATIONS.iter().filter(|m| m.version > from) {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(&e)?;
@@ -169,15 +231,18 @@ impl SqliteStore {
             let done: bool = tx
                 .query_row(
                     "SELECT EXISTS(SELECT 1 FROM schema_migrations WHERE version = ?1)",
-                    [version],
+                    [m.version],
                     |r| r.get(0),
                 )
                 .map_err(&e)?;
             if !done {
-                tx.execute_batch(sql).map_err(&e)?;
+                tx.execute_batch(m.sql).map_err(&e)?;
+                if let Some(then) = m.then {
+                    then(&tx).map_err(&e)?;
+                }
                 tx.execute(
                     "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?1, ?2, ?3)",
-                    params![version, description, cortex_core::ledger::entry::now_timestamp()],
+                    params![m.version, m.description, cortex_core::ledger::entry::now_timestamp()],
                 )
                 .map_err(&e)?;
             }
@@ -208,7 +273,7 @@ mod tests {
                  description TEXT NOT NULL, applied_at TEXT NOT NULL);",
             )
             .unwrap();
-            c.execute_batch(MIGRATIONS[0].2).unwrap();
+            c.execute_batch(MIGRATIONS[0].sql).unwrap();
             c.execute(
                 "INSERT INTO schema_migrations VALUES (1, 'v1', '2026-01-01T00:00:00.000000Z')",
                 [],

@@ -114,6 +114,115 @@ impl Tamper for SqliteTamper {
                     "DELETE FROM checkpoints WHERE tree_size = ?1",
                     [i64_of(*size)],
                 ),
+                TamperOp::PutFact(f) => tx.execute(
+                    "INSERT OR REPLACE INTO facts (id, project, content, fact_type, tags, \
+                     confidence, source, valid_from, valid_until, created_at, deprecated_at, \
+                     deprecation_reason, consensus, author, surface, erased_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                    params![
+                        i64_of(f.id),
+                        f.project,
+                        f.content,
+                        f.fact_type,
+                        serde_json::to_string(&f.tags).unwrap(),
+                        f.confidence,
+                        f.source,
+                        f.valid_from,
+                        f.valid_until,
+                        f.created_at,
+                        f.deprecated_at,
+                        f.deprecation_reason,
+                        f.consensus,
+                        f.author,
+                        f.surface,
+                        f.erased_at
+                    ],
+                ),
+                TamperOp::DeleteFact(id) => {
+                    tx.execute("DELETE FROM facts WHERE id = ?1", [i64_of(*id)])
+                }
+                TamperOp::PutOpening(o) => tx.execute(
+                    "INSERT OR REPLACE INTO fact_openings (fact_id, salt, content, tags, source) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        i64_of(o.fact_id),
+                        o.salt,
+                        o.fields.content,
+                        serde_json::to_string(&o.fields.tags).unwrap(),
+                        o.fields.source
+                    ],
+                ),
+                TamperOp::DeleteOpening(id) => tx.execute(
+                    "DELETE FROM fact_openings WHERE fact_id = ?1",
+                    [i64_of(*id)],
+                ),
+                TamperOp::PutVote(v) => tx.execute(
+                    "INSERT OR REPLACE INTO fact_votes \
+                     (fact_id, agent, vote, reason, weight, agreed, entry_index, voted_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![
+                        i64_of(v.fact_id),
+                        v.agent,
+                        v.vote,
+                        v.reason,
+                        v.weight,
+                        v.agreed,
+                        i64_of(v.entry_index),
+                        v.voted_at
+                    ],
+                ),
+                TamperOp::DeleteVote(fact_id, agent) => tx.execute(
+                    "DELETE FROM fact_votes WHERE fact_id = ?1 AND agent = ?2",
+                    params![i64_of(*fact_id), agent],
+                ),
+                TamperOp::PutAgent(a) => tx.execute(
+                    "INSERT OR REPLACE INTO agents (agent, reputation, votes, judged, agreed) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        a.agent,
+                        a.reputation,
+                        i64_of(a.votes),
+                        i64_of(a.judged),
+                        i64_of(a.agreed)
+                    ],
+                ),
+                TamperOp::PutEvent(fact_id, entry) => tx
+                    .execute(
+                        "INSERT OR IGNORE INTO fact_events (fact_id, entry_index) VALUES (?1, ?2)",
+                        params![i64_of(*fact_id), i64_of(*entry)],
+                    )
+                    .map(|_| 1),
+                TamperOp::DeleteEvent(fact_id, entry) => tx.execute(
+                    "DELETE FROM fact_events WHERE fact_id = ?1 AND entry_index = ?2",
+                    params![i64_of(*fact_id), i64_of(*entry)],
+                ),
+                // As someone who wants search to find other text would: the index's text and
+                // its postings changed together (so FTS5's own check of one against the other
+                // would pass).
+                TamperOp::SetIndexText(fact_id, text) => {
+                    let id = i64_of(*fact_id);
+                    tx.execute(
+                        "INSERT INTO facts_fts (facts_fts, rowid, body) \
+                         SELECT 'delete', fact_id, body FROM fact_index WHERE fact_id = ?1",
+                        [id],
+                    )
+                    .unwrap();
+                    tx.execute("DELETE FROM fact_index WHERE fact_id = ?1", [id])
+                        .unwrap();
+                    if let Some(t) = text {
+                        tx.execute(
+                            "INSERT INTO fact_index (fact_id, body) VALUES (?1, ?2)",
+                            params![id, t],
+                        )
+                        .unwrap();
+                        tx.execute(
+                            "INSERT INTO facts_fts (rowid, body) VALUES (?1, ?2)",
+                            params![id, t],
+                        )
+                        .unwrap();
+                    }
+                    Ok(1)
+                }
             };
             assert_eq!(changed.unwrap(), 1, "{op:?} must change one row");
         }
