@@ -645,4 +645,25 @@ mod tests {
             "{report:?}"
         );
     }
+
+    #[test]
+    fn in_memory_store_memory_tamper_conformance() {
+        use crate::testkit::tamper::{Tamper, memory_tamper_conformance};
+        let report = memory_tamper_conformance(&|| {
+            let s = Arc::new(InMemoryStore::new());
+            (
+                s.clone() as crate::memory::store::DynStore,
+                Box::new(s) as Box<dyn Tamper>,
+            )
+        });
+        assert_eq!(
+            report.skipped_names(),
+            [
+                "altered_search_index_text",
+                "a_fact_removed_from_the_search_index",
+                "an_erased_fact_put_back_in_the_search_index"
+            ],
+            "{report:?}"
+        );
+    }
 }

@@ -150,9 +150,13 @@ struct Findings(Vec<Violation>);
 
 impl Findings {
     fn push(&mut self, kind: ViolationKind, index: u64, at: MemoryRef, message: String) {
+        self.push_at(kind, Some(index), at, message);
+    }
+    /// A finding no ledger entry defines (a row with no entry at all): no index.
+    fn push_at(&mut self, kind: ViolationKind, index: Option<u64>, at: MemoryRef, message: String) {
         self.0.push(Violation {
             kind,
-            index: Some(index),
+            index,
             checkpoint: None,
             memory: Some(at),
             message,
@@ -317,9 +321,9 @@ fn compare(
         });
     }
     for (table, key, problem) in &stored.undecodable {
-        out.push(
+        out.push_at(
             ViolationKind::MemoryMismatch,
-            0,
+            None,
             MemoryRef {
                 table,
                 ..MemoryRef::default()
@@ -531,9 +535,9 @@ fn compare(
     }
     for name in stored.agents.keys() {
         if !replay.agents.contains_key(name) {
-            out.push(
+            out.push_at(
                 ViolationKind::MemoryUnrecorded,
-                0,
+                None,
                 MemoryRef {
                     table: "agents",
                     fact_id: None,

@@ -109,6 +109,7 @@ pub trait FactStore: Send + Sync {
 
 /// One stored memory row, as [`FactStore::scan_memory`] streams it.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // most rows are facts; boxing would add an allocation each
 pub enum MemoryRow {
     /// The ledger size (head) the rows are consistent with: the rows are read in one snapshot
     /// and this is the head of that snapshot. Streamed first.
@@ -170,6 +171,7 @@ pub struct MemoryState {
 /// `PutVote`, `Deprecate`, `Erase`) also record their entry index in the fact's history. A
 /// batch with any change increments the memory version.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // most changes are inserts; boxing would add an allocation
 pub enum FactChange {
     /// A new fact; its id is the index of its `fact.store` entry. Index it for search with
     /// [`crate::memory::bm25::index_text`].

@@ -2,12 +2,17 @@
 //! [`Store`](crate::memory::store::Store) (a ledger store that also keeps the agent memory).
 //!
 //! This module holds [`memory_conformance`], which runs every check, and the helpers they share;
-//! the checks are in `facts` (storing, recalling and searching facts) and `writes` (votes,
-//! history, refused and concurrent writes, the memory version, replay from the ledger).
+//! the checks are in `facts` (storing, recalling and searching facts), `writes` (votes,
+//! history, refused and concurrent writes, the memory version, replay from the ledger) and
+//! `erasure` (forgetting, authors and filters).
 
+mod erasure;
 mod facts;
 mod writes;
 
+pub use erasure::{
+    authors_are_recorded_and_filtered, authors_survive_reopening, forgetting_keeps_every_proof,
+};
 pub use facts::{facts_store_and_recall, search_index_matches_the_store, search_ranks_and_filters};
 pub use writes::{
     concurrent_memory_writes_keep_one_chain, failed_memory_writes_write_nothing,
@@ -32,6 +37,9 @@ pub fn memory_conformance(make: &dyn Fn() -> DynStore) {
     memory_replays_from_the_ledger(make());
     concurrent_memory_writes_keep_one_chain(make());
     search_index_matches_the_store(make());
+    forgetting_keeps_every_proof(make());
+    authors_are_recorded_and_filtered(make());
+    authors_survive_reopening(make());
 }
 
 fn open_memory(store: &DynStore) -> AgentMemory {

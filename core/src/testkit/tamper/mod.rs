@@ -25,12 +25,16 @@
 mod checkpoints;
 mod fixture;
 mod head;
+mod memory;
 mod rows;
 mod signer;
 mod tiles;
 
 pub use fixture::{
     CHECKPOINTS, ORIGIN, ROW, SIZE, alter_char, alter_mid, fixture_ledger, tamper_entry,
+};
+pub use memory::{
+    MakeMemoryTamperable, memory_fixture, memory_tamper_case_names, memory_tamper_conformance,
 };
 pub use signer::{TestSigner, test_signer};
 
