@@ -190,3 +190,82 @@ impl SqliteStore {
         tx.commit().map_err(&e)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{SqliteOptions, SqliteStore};
+    use cortex_core::memory::store::{MemoryRow, MemoryState};
+    use cortex_core::{AgentMemory, DynStore, ErrorKind, NewFact};
+    use std::sync::Arc;
+
+    fn memory(dir: &tempfile::TempDir) -> (DynStore, AgentMemory) {
+        let store: DynStore = Arc::new(
+            SqliteStore::open(&dir.path().join("m.db"), SqliteOptions::default()).unwrap(),
+        );
+        let m = AgentMemory::open(store.clone(), Default::default()).unwrap();
+        m.store_facts(&[NewFact::new("p", "one"), NewFact::new("p", "two")])
+            .unwrap();
+        (store, m)
+    }
+
+    #[test]
+    fn scan_memory_reads_one_snapshot_while_appends_go_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, m) = memory(&dir);
+        let mut head = None;
+        let mut facts = Vec::new();
+        store
+            .scan_memory(&mut |row| {
+                match row {
+                    MemoryRow::Head(h) => {
+                        head = Some(h);
+                        // Committed after the snapshot began: not part of this scan.
+                        m.store_fact(&NewFact::new("p", "three")).unwrap();
+                    }
+                    MemoryRow::Fact(f) => facts.push(f.id),
+                    _ => {}
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!((head, facts), (Some(2), vec![0, 1]));
+        let mut after = Vec::new();
+        store
+            .scan_memory(&mut |row| {
+                if let MemoryRow::Fact(f) = row {
+                    after.push(f.id);
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(after, [0, 1, 2]);
+    }
+
+    #[test]
+    fn replace_memory_refuses_a_state_replayed_from_another_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, m) = memory(&dir);
+        let version = store.memory_version().unwrap();
+        let e = store
+            .replace_memory(1, &MemoryState::default())
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+        assert_eq!(store.memory_version().unwrap(), version, "nothing written");
+        assert_eq!(m.fact(1).unwrap().content, "two");
+        assert_eq!(
+            m.search(&cortex_core::SearchQuery::new("two"))
+                .unwrap()
+                .len(),
+            1
+        );
+        // The state of the current head replaces everything, the search index included.
+        store.replace_memory(2, &MemoryState::default()).unwrap();
+        assert_eq!(store.memory_version().unwrap(), version + 1);
+        assert!(store.fact(1).unwrap().is_none());
+        assert!(
+            m.search(&cortex_core::SearchQuery::new("two"))
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

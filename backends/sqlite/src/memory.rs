@@ -401,8 +401,10 @@ impl FactStore for SqliteStore {
 
     fn opening(&self, fact_id: u64) -> Result<Option<FactOpening>> {
         self.with_reader(|c| {
+            // Never the opening of an erased fact, even one written back behind the store.
             c.prepare_cached(&format!(
-                "SELECT {OPENING_COLUMNS} FROM fact_openings WHERE fact_id = ?1"
+                "SELECT {OPENING_COLUMNS} FROM fact_openings WHERE fact_id = ?1 \
+                 AND NOT EXISTS (SELECT 1 FROM facts WHERE id = ?1 AND erased_at IS NOT NULL)"
             ))
             .and_then(|mut s| s.query_row([to_i64(fact_id)], opening_from_row).optional())
             .map_err(self.err())

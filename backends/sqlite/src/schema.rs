@@ -293,4 +293,200 @@ mod tests {
         assert_eq!(memory.fact(id).unwrap().content, "upgraded");
         assert_eq!(store.memory_version().unwrap(), 1);
     }
+
+    /// A database as version 2 left it: a ledger with memory entries in the forms written
+    /// before erasure and authors existed (plain `fact.store` details, votes and a deprecation
+    /// without an author), and the memory rows version 2 derived from them (the replay's, which
+    /// version 2's conformance suite held it to), its FTS5 index contentless.
+    fn version_2_database(path: &std::path::Path) {
+        use cortex_core::memory::fact::{DeprecateDetail, VoteDetail};
+        use cortex_core::memory::replay::Replay;
+        use cortex_core::{Ledger, LedgerStore, NewEntry, NewFact};
+        // The ledger tables are the same in every version: write them through today's store
+        // into a scratch file, then copy them over.
+        let scratch = path.with_extension("scratch");
+        let store = Arc::new(SqliteStore::open(&scratch, SqliteOptions::default()).unwrap());
+        let ledger = Ledger::open(store.clone(), Default::default()).unwrap();
+        let now = cortex_core::ledger::entry::now_timestamp();
+        let plain = |project: &str, content: &str, tags: &[&str]| {
+            let mut f = NewFact::new(project, content);
+            f.tags = tags.iter().map(|t| t.to_string()).collect();
+            NewEntry::new(project, "fact.store", f.to_detail(&now).unwrap().to_json())
+        };
+        ledger
+            .append(&[
+                plain("p", "The cat sat on the mat", &["pets"]),
+                plain("p", "Dogs bark at the cat", &[]),
+                NewEntry::new("p", "audit.event", "{}"),
+                plain("q", "cats and dogs", &["Pets", "x-y"]),
+            ])
+            .unwrap();
+        let vote = VoteDetail {
+            fact_id: 0,
+            agent: "alice".into(),
+            vote: 1,
+            reason: None,
+            author: None,
+        };
+        let deprecate = DeprecateDetail {
+            fact_id: 1,
+            reason: Some("old".into()),
+            author: None,
+        };
+        ledger
+            .append(&[NewEntry::new("p", "fact.vote", vote.to_json())])
+            .unwrap();
+        ledger
+            .append(&[NewEntry::new("p", "fact.deprecate", deprecate.to_json())])
+            .unwrap();
+        let mut replay = Replay::new();
+        store
+            .scan_entries(0..u64::MAX, &mut |r| {
+                replay.apply(r.entry);
+                Ok(())
+            })
+            .unwrap();
+        assert!(replay.unreplayable.is_empty());
+        let (state, lost) = replay.into_state(ledger.hasher(), &|_| None);
+        assert!(lost.is_empty(), "plain facts need no opening");
+        drop((ledger, store));
+
+        let c = Connection::open(path).unwrap();
+        c.execute_batch(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, \
+             description TEXT NOT NULL, applied_at TEXT NOT NULL);",
+        )
+        .unwrap();
+        for m in &MIGRATIONS[..2] {
+            c.execute_batch(m.sql).unwrap();
+            c.execute(
+                "INSERT INTO schema_migrations VALUES (?1, 'v', '2026-01-01T00:00:00.000000Z')",
+                [m.version],
+            )
+            .unwrap();
+        }
+        c.execute("ATTACH ?1 AS scratch", [scratch.to_str().unwrap()])
+            .unwrap();
+        c.execute_batch(
+            "INSERT INTO entries SELECT * FROM scratch.entries; \
+             INSERT INTO merkle_tiles SELECT * FROM scratch.merkle_tiles; \
+             INSERT INTO ledger_head SELECT * FROM scratch.ledger_head; \
+             INSERT INTO meta SELECT * FROM scratch.meta; \
+             DETACH scratch; UPDATE memory_state SET version = 3;",
+        )
+        .unwrap();
+        for f in &state.facts {
+            c.execute(
+                "INSERT INTO facts (id, project, content, fact_type, tags, confidence, source, \
+                 valid_from, valid_until, created_at, deprecated_at, deprecation_reason, \
+                 consensus) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                params![
+                    f.id as i64,
+                    f.project,
+                    f.content,
+                    f.fact_type,
+                    serde_json::to_string(&f.tags).unwrap(),
+                    f.confidence,
+                    f.source,
+                    f.valid_from,
+                    f.valid_until,
+                    f.created_at,
+                    f.deprecated_at,
+                    f.deprecation_reason,
+                    f.consensus
+                ],
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO facts_fts (rowid, body) VALUES (?1, ?2)",
+                params![
+                    f.id as i64,
+                    cortex_core::memory::bm25::index_text(&f.content, &f.tags)
+                ],
+            )
+            .unwrap();
+        }
+        for v in &state.votes {
+            crate::memory::put_vote(&c, v).unwrap();
+        }
+        for a in &state.agents {
+            crate::memory::put_agent(&c, a).unwrap();
+        }
+        for &(f, e) in &state.events {
+            crate::memory::add_event(&c, f, e).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_version_2_database_is_upgraded_in_place_and_verifies() {
+        use cortex_core::memory::bm25::{Bm25Index, index_text, query_terms};
+        use cortex_core::memory::store::FactSearch;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.db");
+        version_2_database(&path);
+        let store: cortex_core::DynStore =
+            Arc::new(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
+        assert_eq!(store.migrate().unwrap().from_version, 3);
+        let memory = cortex_core::AgentMemory::open(store.clone(), Default::default()).unwrap();
+        let clean = |what: &str| {
+            let r = memory.verify(&Default::default()).unwrap();
+            assert!(r.valid, "{what}: {:#?}", r.violations);
+            r.memory.unwrap()
+        };
+        let checked = clean("upgraded");
+        assert_eq!((checked.facts, checked.votes, checked.agents), (3, 1, 1));
+
+        // Old rows got NULLs; the index text was derived from them, and BM25 over it is core's.
+        let old = store.fact(0).unwrap().unwrap();
+        assert_eq!((old.author, old.surface, old.erased_at), (None, None, None));
+        assert_eq!(old.content, "The cat sat on the mat");
+        let search = |q: &str| {
+            store
+                .search_facts(&FactSearch {
+                    terms: query_terms(q),
+                    project: None,
+                    as_of: cortex_core::ledger::entry::now_timestamp(),
+                    top_k: 10,
+                    include_deprecated: true,
+                    author: None,
+                    min_consensus: None,
+                })
+                .unwrap()
+                .into_iter()
+                .map(|h| (h.fact.id, h.score))
+                .collect::<Vec<_>>()
+        };
+        let mut ix = Bm25Index::new();
+        for id in [0, 1, 3] {
+            let f = store.fact(id).unwrap().unwrap();
+            ix.add(id, &index_text(&f.content, &f.tags));
+        }
+        assert_eq!(
+            search("cat pets"),
+            ix.top_k(&query_terms("cat pets"), 10, &|_| true)
+        );
+
+        // It stores (sealed, authored), forgets and verifies as a new database does.
+        let id = memory
+            .store_fact(&cortex_core::NewFact::new("p", "a new cat fact"))
+            .unwrap()
+            .facts[0]
+            .id;
+        assert!(store.opening(id).unwrap().is_some());
+        assert!(search("cat").iter().any(|h| h.0 == id));
+        clean("after a store");
+        memory.forget(id, "test").unwrap();
+        assert!(store.opening(id).unwrap().is_none());
+        assert!(
+            search("new").is_empty(),
+            "an erased fact is out of the index"
+        );
+        assert_eq!(
+            search("cat pets"),
+            ix.top_k(&query_terms("cat pets"), 10, &|_| true),
+            "and out of its statistics"
+        );
+        let checked = clean("after a forget");
+        assert_eq!((checked.facts, checked.facts_erased), (4, 1));
+    }
 }
