@@ -5,7 +5,7 @@
 use crate::ledger::read_head;
 use crate::memory::{
     AGENT_COLUMNS, FACT_COLUMNS, OPENING_COLUMNS, VOTE_COLUMNS, add_event, agent_from_row,
-    bump_memory_version, fact_from_row, insert_fact, opening_from_row, put_agent, put_opening,
+    bump_memory_version, fact_from_row, insert_fact, insert_opening, opening_from_row, put_agent,
     put_vote, unsigned, vote_from_row,
 };
 use crate::{SqliteStore, to_i64};
@@ -172,7 +172,7 @@ impl SqliteStore {
         }
         drop(index);
         for o in &state.openings {
-            put_opening(&tx, o).map_err(&e)?;
+            insert_opening(&tx, o).map_err(&e)?;
         }
         for v in &state.votes {
             put_vote(&tx, v).map_err(&e)?;
