@@ -177,17 +177,22 @@ CREATE VIRTUAL TABLE facts_fts USING fts5(
 ];
 
 /// Migration 3's data: the index text of every fact (none is erased yet), then the FTS5 index
-/// rebuilt from it.
+/// rebuilt from it. A row that does not decode (tags that are not a JSON list, content that is
+/// not text) is indexed from what can be read rather than failing the upgrade: `verify` then
+/// reports that row, which it could not if the database no longer opened.
 fn index_existing_facts(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     let mut read = tx.prepare("SELECT id, content, tags FROM facts ORDER BY id")?;
     let mut write = tx.prepare("INSERT INTO fact_index (fact_id, body) VALUES (?1, ?2)")?;
     let mut rows = read.query([])?;
     while let Some(r) = rows.next()? {
-        let tags: String = r.get(2)?;
-        let tags: Vec<String> = serde_json::from_str(&tags).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
-        })?;
-        let body = cortex_core::memory::bm25::index_text(r.get_ref(1)?.as_str()?, &tags);
+        let text = |i| {
+            r.get_ref(i)
+                .ok()
+                .and_then(|v| v.as_str().ok())
+                .unwrap_or("")
+        };
+        let tags: Vec<String> = serde_json::from_str(text(2)).unwrap_or_default();
+        let body = cortex_core::memory::bm25::index_text(text(1), &tags);
         write.execute(params![r.get::<_, i64>(0)?, body])?;
     }
     tx.execute_batch("INSERT INTO facts_fts (facts_fts) VALUES ('rebuild')")
@@ -488,5 +493,39 @@ mod tests {
         );
         let checked = clean("after a forget");
         assert_eq!((checked.facts, checked.facts_erased), (4, 1));
+    }
+
+    #[test]
+    fn a_version_2_row_that_does_not_decode_does_not_stop_the_upgrade() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.db");
+        version_2_database(&path);
+        Connection::open(&path)
+            .unwrap()
+            .execute("UPDATE facts SET tags = 'oops' WHERE id = 0", [])
+            .unwrap();
+        let store: cortex_core::DynStore =
+            Arc::new(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
+        let memory = cortex_core::AgentMemory::open(store, Default::default()).unwrap();
+        let r = memory.verify(&Default::default()).unwrap();
+        let tables: Vec<_> = r
+            .violations
+            .iter()
+            .map(|v| (v.kind, v.memory.as_ref().map(|m| m.table)))
+            .collect();
+        assert_eq!(
+            tables,
+            [
+                (
+                    cortex_core::ViolationKind::MemoryMismatch,
+                    Some("search_index")
+                ),
+                (cortex_core::ViolationKind::MemoryMissing, Some("facts")),
+                (cortex_core::ViolationKind::MemoryMismatch, Some("facts")),
+            ],
+            "the index text made without its tags, the fact (missing, as it cannot be read) \
+             and its row: {:#?}",
+            r.violations
+        );
     }
 }
