@@ -17,6 +17,8 @@ pub struct Settings {
     pub key_explicit: bool,
     /// Machine-readable output.
     pub json: bool,
+    /// `--agent` / `CORTEX_AGENT`: the author of memory writes.
+    pub agent: Option<String>,
 }
 
 impl Settings {

@@ -33,6 +33,9 @@ struct Cli {
     /// Print machine-readable JSON instead of human output.
     #[arg(long, global = true)]
     json: bool,
+    /// Who is writing: recorded as the author of every memory entry this command appends.
+    #[arg(long, global = true, env = "CORTEX_AGENT")]
+    agent: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -63,9 +66,20 @@ enum Command {
     Deprecate(commands::memory::DeprecateArgs),
     /// A fact's ledger entries and votes, or all facts of a project.
     History(commands::memory::HistoryArgs),
+    /// Erase a fact's content for good (the right to be forgotten); every proof stays valid.
+    Forget(commands::memory::ForgetArgs),
+    /// Maintain the agent memory.
+    #[command(subcommand)]
+    Memory(MemoryCommand),
     /// Serve the ledger over the Model Context Protocol.
     #[command(subcommand)]
     Mcp(McpCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum MemoryCommand {
+    /// Recompute the memory tables from the ledger (the source of truth), in one transaction.
+    Rebuild(commands::memory::RebuildArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -132,6 +146,7 @@ fn settings(cli: &Cli) -> Result<Settings, Error> {
         key,
         key_explicit,
         json: cli.json,
+        agent: cli.agent.clone(),
     })
 }
 
@@ -172,6 +187,8 @@ fn main() -> ExitCode {
         Command::Vote(a) => commands::memory::vote(&s, a),
         Command::Deprecate(a) => commands::memory::deprecate(&s, a),
         Command::History(a) => commands::memory::history(&s, a),
+        Command::Forget(a) => commands::memory::forget(&s, a),
+        Command::Memory(MemoryCommand::Rebuild(a)) => commands::memory::rebuild(&s, a),
         Command::Mcp(McpCommand::Start(a)) => commands::mcp::start(&s, a),
     });
     match result {

@@ -101,6 +101,7 @@ fn open_home(home: &Path) -> Result<(DynStore, Ledger)> {
         key: Settings::default_key(home),
         key_explicit: false,
         json: true,
+        agent: None,
     };
     let (store, mut ledger) = super::ledger::open_store_and_ledger(
         &settings,

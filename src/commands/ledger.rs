@@ -8,7 +8,7 @@ use cortex_core::ledger::export::{ExportFormat, verify_export, write_export};
 use cortex_core::ledger::store::AuditExport;
 use cortex_core::{
     DynStore, Error, HashAlgorithm, Ledger, LedgerOptions, NewEntry, ProofFile, Result, Signer,
-    Verifier, VerifyOptions, verify_store,
+    Verifier, VerifyOptions,
 };
 use cortex_ed25519::Ed25519Signer;
 use serde::Deserialize;
@@ -125,10 +125,18 @@ pub fn attach_signer(s: &Settings, ledger: &mut Ledger) -> Result<()> {
 
 /// The ledger's signing key: read from `s.key`, or made there (with its verifier key beside it)
 /// on first use of the default location, named with a fresh origin; the verifier key's path
-/// when it was made.
+/// when this call made it.
+///
+/// Safe when many processes start at once on a fresh home: the key file is created
+/// exclusively ([`Ed25519Signer::create_files`]), so exactly one process makes it and every
+/// other one reads that key. A key is always in its file before its name is set as the
+/// ledger's origin ([`Ledger::add_signer`], a compare-and-set in the store), and the origin
+/// was read (when the ledger was opened) before the key file was looked for here; so an
+/// origin with no key file means the key was lost or lives elsewhere, never that another
+/// process is about to write it, and that stays an error rather than a new key.
 pub fn signing_key(s: &Settings, ledger: &Ledger) -> Result<(Ed25519Signer, Option<PathBuf>)> {
     Ok(if s.key.exists() {
-        (cortex_ed25519::Ed25519Signer::read_file(&s.key)?, None)
+        (Ed25519Signer::read_file(&s.key)?, None)
     } else if s.key_explicit {
         return Err(Error::config(format!(
             "signing key {} does not exist (create it with `cortex keys generate --out {}`)",
@@ -143,8 +151,11 @@ pub fn signing_key(s: &Settings, ledger: &Ledger) -> Result<(Ed25519Signer, Opti
     } else {
         let origin = config::default_origin(ledger.hasher().algorithm())?;
         let signer = Ed25519Signer::generate(&origin)?;
-        let vkey = signer.write_files(&s.key, false)?;
-        (signer, Some(vkey))
+        match signer.create_files(&s.key)? {
+            Some(vkey) => (signer, Some(vkey)),
+            // Another process made the key first: that one is the ledger's.
+            None => (Ed25519Signer::read_file(&s.key)?, None),
+        }
     })
 }
 
@@ -235,6 +246,15 @@ pub fn append(s: &Settings, a: AppendArgs) -> Result<u8> {
         }
         _ => read_stdin_batch()?,
     };
+    for (i, e) in batch.iter().enumerate() {
+        cortex_core::memory::fact::check_not_reserved(&e.action).map_err(|err| {
+            if batch.len() > 1 {
+                err.with_context("stdin line", i + 1)
+            } else {
+                err
+            }
+        })?;
+    }
     let mut ledger = open_ledger(s, a.checkpoint_every)?;
     if a.checkpoint_every > 0 {
         attach_signer(s, &mut ledger)?;
@@ -338,7 +358,7 @@ pub fn checkpoint(s: &Settings, a: CheckpointArgs) -> Result<u8> {
 }
 
 pub fn verify(s: &Settings, a: VerifyArgs) -> Result<u8> {
-    let ledger = open_ledger(s, 0)?;
+    let (store, ledger) = open_store_and_ledger(s, 0)?;
     let verifiers = verifiers(s, &a.vkey)?;
     let size = ledger.head()?.size;
     let pb = output::progress(s.json, size, "verifying");
@@ -350,8 +370,20 @@ pub fn verify(s: &Settings, a: VerifyArgs) -> Result<u8> {
         record: true,
         ..Default::default()
     };
-    let report = verify_store(&**ledger.store(), ledger.hasher(), ledger.origin(), &opts)?;
+    let report =
+        cortex_core::memory::audit::verify(&*store, ledger.hasher(), ledger.origin(), &opts)?;
     pb.finish_and_clear();
+    let memory_line = report.memory.as_ref().map(|m| {
+        format!(
+            "  agent memory matches the ledger: {} facts ({} erased, {} commitments checked), \
+             {} votes, {} agents",
+            num(m.facts),
+            num(m.facts_erased),
+            num(m.commitments_checked),
+            num(m.votes),
+            num(m.agents)
+        )
+    });
     if s.json {
         output::json(&serde_json::to_value(&report).map_err(|e| Error::backend(e.to_string()))?);
     } else if report.valid {
@@ -361,6 +393,9 @@ pub fn verify(s: &Settings, a: VerifyArgs) -> Result<u8> {
             num(report.entries_checked),
             num(report.checkpoints_checked)
         );
+        if let Some(line) = &memory_line {
+            println!("{line}");
+        }
         println!(
             "  verified in {:.1} ms ({} entries/s, {})",
             report.elapsed_ms,
@@ -380,7 +415,21 @@ pub fn verify(s: &Settings, a: VerifyArgs) -> Result<u8> {
                 .index
                 .map(|i| format!(" at index {i}"))
                 .unwrap_or_default();
-            println!("  {}{at}: {}", v.kind.name(), v.message);
+            let row = v.memory.as_ref().map_or(String::new(), |m| {
+                let mut r = format!(" [{}", m.table);
+                if let Some(f) = m.fact_id {
+                    r.push_str(&format!(" fact {f}"));
+                }
+                if let Some(a) = &m.agent {
+                    r.push_str(&format!(" agent {a:?}"));
+                }
+                if let Some(c) = m.column {
+                    r.push_str(&format!(" column {c}"));
+                }
+                r.push(']');
+                r
+            });
+            println!("  {}{at}{row}: {}", v.kind.name(), v.message);
         }
         if total > 20 {
             println!("  … and {} more (use --json for the list)", num(total - 20));
@@ -539,7 +588,21 @@ pub fn verify_external(s: &Settings, a: VerifyExternalArgs) -> Result<u8> {
                 .index
                 .map(|i| format!(" at index {i}"))
                 .unwrap_or_default();
-            println!("  {}{at}: {}", v.kind.name(), v.message);
+            let row = v.memory.as_ref().map_or(String::new(), |m| {
+                let mut r = format!(" [{}", m.table);
+                if let Some(f) = m.fact_id {
+                    r.push_str(&format!(" fact {f}"));
+                }
+                if let Some(a) = &m.agent {
+                    r.push_str(&format!(" agent {a:?}"));
+                }
+                if let Some(c) = m.column {
+                    r.push_str(&format!(" column {c}"));
+                }
+                r.push(']');
+                r
+            });
+            println!("  {}{at}{row}: {}", v.kind.name(), v.message);
         }
     }
     Ok(if report.valid { 0 } else { 1 })

@@ -109,7 +109,7 @@ pub fn build_server(s: &Settings, metrics: Arc<Metrics>) -> Result<McpServer> {
             }
         });
     }
-    let builder = ledger_tools::register(builder, ledger, trusted);
+    let builder = ledger_tools::register(builder, ledger, trusted, Some(memory.clone()));
     Ok(memory_tools::register(builder, memory).build())
 }
 
@@ -141,11 +141,17 @@ pub fn start(s: &Settings, a: StartArgs) -> Result<u8> {
         }
     );
     let handler: Arc<dyn MessageHandler> = Arc::new(server);
-    runtime.block_on(async move {
+    // The server is dropped here, after the runtime: dropping a store's blocking clients (the
+    // `postgres` crate runs its own runtime to close a connection) on a runtime worker panics.
+    let server = handler.clone();
+    let served = runtime.block_on(async move {
         let shutdown = Box::pin(async {
             let _ = tokio::signal::ctrl_c().await;
         });
         transport.serve(handler, shutdown).await
-    })?;
+    });
+    drop(runtime);
+    drop(server);
+    served?;
     Ok(0)
 }

@@ -1,12 +1,16 @@
-//! `cortex store|search|recall|vote|deprecate|history`: the agent memory from the command line.
-//! Input is checked before anything is opened, so refused input writes nothing.
+//! `cortex store|search|recall|vote|deprecate|forget|history|memory rebuild`: the agent memory
+//! from the command line. Input is checked before anything is opened, so refused input writes
+//! nothing. Every write records its author: `--agent` / `CORTEX_AGENT`, on the surface `cli`.
 
 use crate::commands::ledger::{attach_signer, open_store_and_ledger};
 use crate::config::Settings;
 use crate::output::{self, num};
 use clap::{ArgGroup, Args};
 use cortex_core::ledger::DEFAULT_CHECKPOINT_EVERY;
-use cortex_core::memory::{AgentMemory, DEFAULT_RECALL_LIMIT, DEFAULT_TOP_K, check_limit};
+use cortex_core::memory::fact::{Author, EraseDetail, StoreRecord};
+use cortex_core::memory::{
+    AgentMemory, DEFAULT_RECALL_LIMIT, DEFAULT_TOP_K, RecallQuery, check_limit,
+};
 use cortex_core::{AppendOutcome, DynStore, Error, Fact, NewFact, Result, SearchQuery, Vote};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -60,6 +64,12 @@ pub struct SearchArgs {
     /// Include deprecated facts.
     #[arg(long)]
     include_deprecated: bool,
+    /// Only facts stored by this agent.
+    #[arg(long)]
+    author: Option<String>,
+    /// Only facts whose consensus is at least this (-1 to 1), to keep out facts others voted down.
+    #[arg(long, allow_negative_numbers = true)]
+    min_consensus: Option<f64>,
 }
 
 #[derive(Args, Debug)]
@@ -70,6 +80,31 @@ pub struct RecallArgs {
     /// Number of facts.
     #[arg(long, default_value_t = DEFAULT_RECALL_LIMIT)]
     limit: usize,
+    /// Only facts stored by this agent.
+    #[arg(long)]
+    author: Option<String>,
+    /// Only facts whose consensus is at least this (-1 to 1).
+    #[arg(long, allow_negative_numbers = true)]
+    min_consensus: Option<f64>,
+}
+
+#[derive(Args, Debug)]
+pub struct ForgetArgs {
+    /// Id of the fact.
+    fact_id: u64,
+    /// Why (required; recorded in the fact.erase entry, so it must not repeat the content).
+    #[arg(long)]
+    reason: String,
+    /// Make a checkpoint whenever the ledger crosses a multiple of this many entries (0 = never).
+    #[arg(long, env = "CORTEX_CHECKPOINT_EVERY", default_value_t = DEFAULT_CHECKPOINT_EVERY)]
+    checkpoint_every: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct RebuildArgs {
+    /// Print what would change and write nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Args, Debug)]
@@ -126,19 +161,28 @@ fn open_reader(s: &Settings) -> Result<AgentMemory> {
     AgentMemory::new(store, Arc::new(ledger))
 }
 
-/// Opens the memory for writing; `precheck` runs on the store before the signing key is
-/// loaded (or created), so a refused operation leaves no key behind either.
+/// Who this command writes as.
+fn cli_author(s: &Settings) -> Result<Author> {
+    let a = Author::new(s.agent.as_deref(), "cli");
+    a.check()
+        .map_err(|e| Error::invalid(format!("--agent / CORTEX_AGENT: {}", e.message())))?;
+    Ok(a)
+}
+
+/// Opens the memory for writing as [`cli_author`]; `precheck` runs on the store before the
+/// signing key is loaded (or created), so a refused operation leaves no key behind either.
 fn open_writer(
     s: &Settings,
     checkpoint_every: u64,
     precheck: impl FnOnce(&DynStore) -> Result<()>,
 ) -> Result<AgentMemory> {
+    let author = cli_author(s)?;
     let (store, mut ledger) = open_store_and_ledger(s, checkpoint_every)?;
     precheck(&store)?;
     if checkpoint_every > 0 {
         attach_signer(s, &mut ledger)?;
     }
-    AgentMemory::new(store, Arc::new(ledger))
+    AgentMemory::new(store, Arc::new(ledger))?.as_author(author)
 }
 
 fn fact_exists(store: &DynStore, id: u64) -> Result<()> {
@@ -268,20 +312,39 @@ pub fn store(s: &Settings, a: StoreArgs) -> Result<u8> {
     Ok(0)
 }
 
+/// "by alice via cli", "via mcp-http", or "" for facts stored before authors were recorded.
+fn by_line(agent: Option<&str>, surface: Option<&str>) -> String {
+    match (agent, surface) {
+        (Some(a), Some(s)) => format!("by {a} via {s}"),
+        (Some(a), None) => format!("by {a}"),
+        (None, Some(s)) => format!("via {s}"),
+        (None, None) => String::new(),
+    }
+}
+
 fn fact_line(f: &Fact, lead: &str) {
     let mut tags = String::new();
     if !f.tags.is_empty() {
         tags = format!(" · tags {}", f.tags.join(", "));
     }
+    let by = by_line(f.author.as_deref(), f.surface.as_deref());
+    let by = if by.is_empty() {
+        by
+    } else {
+        format!(" · {by}")
+    };
     println!(
-        "  [{}] {lead}{} · {} · confidence {} · consensus {}{tags}",
+        "  [{}] {lead}{} · {} · confidence {} · consensus {}{by}{tags}",
         f.id,
         f.project,
         f.fact_type,
         f.confidence,
         signed(f.consensus)
     );
-    println!("       {}", short(&f.content, 100));
+    match &f.erased_at {
+        Some(at) => println!("       (erased {at}: its content is gone)"),
+        None => println!("       {}", short(&f.content, 100)),
+    }
     if let Some(d) = &f.deprecated_at {
         println!(
             "       deprecated {d}{}",
@@ -300,6 +363,8 @@ pub fn search(s: &Settings, a: SearchArgs) -> Result<u8> {
         as_of: a.as_of,
         top_k: Some(a.top_k),
         include_deprecated: a.include_deprecated,
+        author: a.author,
+        min_consensus: a.min_consensus,
     };
     let resolved = q.resolve()?;
     let hits = open_reader(s)?.search(&q)?;
@@ -327,8 +392,14 @@ pub fn search(s: &Settings, a: SearchArgs) -> Result<u8> {
 }
 
 pub fn recall(s: &Settings, a: RecallArgs) -> Result<u8> {
-    check_limit(a.limit)?;
-    let facts = open_reader(s)?.recall(&a.project, a.limit)?;
+    let q = RecallQuery {
+        project: a.project.clone(),
+        limit: Some(a.limit),
+        author: a.author,
+        min_consensus: a.min_consensus,
+    };
+    q.resolve()?;
+    let facts = open_reader(s)?.recall(&q)?;
     if s.json {
         output::json(&json!({
             "ok": true, "project": a.project, "count": facts.len(), "facts": to_json(&facts)?,
@@ -470,6 +541,13 @@ pub fn history(s: &Settings, a: HistoryArgs) -> Result<u8> {
                 .unwrap_or_default(),
             f.created_at
         );
+        let by = by_line(f.author.as_deref(), f.surface.as_deref());
+        if !by.is_empty() {
+            println!("  stored {by}");
+        }
+        if let Some(at) = &f.erased_at {
+            println!("  erased {at}: its content, tags and source are gone");
+        }
         if let Some(d) = &f.deprecated_at {
             println!(
                 "  deprecated {d}{}",
@@ -492,7 +570,7 @@ pub fn history(s: &Settings, a: HistoryArgs) -> Result<u8> {
                 e.index,
                 e.timestamp,
                 e.action,
-                short(&e.detail, 120)
+                entry_summary(e)
             );
         }
         return Ok(0);
@@ -513,6 +591,121 @@ pub fn history(s: &Settings, a: HistoryArgs) -> Result<u8> {
     );
     for f in &facts {
         fact_line(f, "");
+    }
+    Ok(0)
+}
+
+/// One line about a memory entry for `history`: who wrote it and what it says (a `fact.store`
+/// entry holds only a commitment; its content is shown above, if not erased).
+fn entry_summary(e: &cortex_core::Entry) -> String {
+    let v: Value = serde_json::from_str(&e.detail).unwrap_or(Value::Null);
+    let author = v.get("author");
+    let by = by_line(
+        author.and_then(|a| a.get("agent")).and_then(Value::as_str),
+        author
+            .and_then(|a| a.get("surface"))
+            .and_then(Value::as_str),
+    );
+    let what = match e.action.as_str() {
+        "fact.store" => match StoreRecord::parse(&e.detail) {
+            Ok(StoreRecord::Sealed(d)) => format!("commitment {}…", &d.commitment[..16]),
+            Ok(StoreRecord::Plain(_)) => {
+                "content in the entry (stored before erasure existed)".into()
+            }
+            Err(_) => short(&e.detail, 80),
+        },
+        "fact.vote" => format!(
+            "{} {:+}{}",
+            v["agent"].as_str().unwrap_or("?"),
+            v["vote"].as_i64().unwrap_or(0),
+            v["reason"]
+                .as_str()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        ),
+        "fact.deprecate" | "fact.erase" => v["reason"]
+            .as_str()
+            .map(|r| format!("reason: {r}"))
+            .unwrap_or_default(),
+        _ => short(&e.detail, 80),
+    };
+    match (by.is_empty(), what.is_empty()) {
+        (true, _) => what,
+        (false, true) => by,
+        (false, false) => format!("{by} · {what}"),
+    }
+}
+
+pub fn forget(s: &Settings, a: ForgetArgs) -> Result<u8> {
+    if a.reason.trim().is_empty() {
+        return Err(Error::invalid("--reason must not be empty"));
+    }
+    cortex_core::memory::fact::normalize_reason(Some(&a.reason))?;
+    let memory = open_writer(s, a.checkpoint_every, |l| fact_exists(l, a.fact_id))?;
+    let out = memory.forget(a.fact_id, &a.reason)?;
+    let detail: Option<EraseDetail> = memory
+        .ledger()
+        .entry(out.append.first_index)
+        .ok()
+        .and_then(|e| serde_json::from_str(&e.entry.detail).ok());
+    if s.json {
+        output::json(&json!({
+            "ok": true, "fact": to_json(&out.fact)?, "entry_index": out.append.first_index,
+            "erase": to_json(&detail)?, "size": out.append.head.size,
+            "checkpoint": checkpoint_json(&out.append),
+        }));
+    } else {
+        println!(
+            "✓ Forgot fact {} in {}: its content, tags, source and salt are deleted (fact.erase at \
+             ledger entry {})",
+            num(a.fact_id),
+            out.fact.project,
+            num(out.append.first_index)
+        );
+        println!(
+            "  entry {} keeps only its commitment, so every proof and checkpoint stays valid",
+            num(a.fact_id)
+        );
+        print_checkpoints(&out.append);
+    }
+    Ok(0)
+}
+
+pub fn rebuild(s: &Settings, a: RebuildArgs) -> Result<u8> {
+    let (store, ledger) = open_store_and_ledger(s, 0)?;
+    let r = cortex_core::memory::audit::rebuild(&*store, ledger.hasher(), a.dry_run)?;
+    if s.json {
+        output::json(&json!({"ok": true, "rebuild": to_json(&r)?}));
+        return Ok(0);
+    }
+    let what = format!(
+        "{} facts ({} erased), {} votes, {} agents from {} ledger entries",
+        num(r.facts),
+        num(r.facts_erased),
+        num(r.votes),
+        num(r.agents),
+        num(r.tree_size)
+    );
+    match (a.dry_run, r.change_count) {
+        (true, 0) => {
+            println!("✓ The memory matches the ledger: a rebuild would change nothing ({what})")
+        }
+        (true, n) => println!(
+            "Dry run: a rebuild would change {} things ({what}); nothing written",
+            num(n)
+        ),
+        (false, 0) => println!("✓ Memory rebuilt: {what}; nothing had changed"),
+        (false, n) => println!("✓ Memory rebuilt: {what}; {} differences put right", num(n)),
+    }
+    for c in r.changes.iter().take(20) {
+        let at = c.index.map(|i| format!(" (entry {i})")).unwrap_or_default();
+        println!("  {}{at}: {}", c.kind.name(), c.message);
+    }
+    if r.change_count > 20 {
+        println!(
+            "  … and {} more (use --json for the list)",
+            num(r.change_count - 20)
+        );
     }
     Ok(0)
 }

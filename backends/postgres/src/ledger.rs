@@ -161,7 +161,16 @@ impl LedgerStore for PostgresStore {
 
     fn init_meta(&self, key: &str, value: &str) -> Result<String> {
         let mut conn = self.conn()?;
-        let mut tx = conn.transaction().map_err(pg_err)?;
+        // Compare-and-set across processes. Under READ COMMITTED (pinned here, whatever the
+        // server's default isolation) an insert that meets a concurrent one on the key waits
+        // for it to commit and then does nothing, and the next statement's fresh snapshot sees
+        // the winner's value; under REPEATABLE READ or SERIALIZABLE the loser would instead get
+        // a serialization failure.
+        let mut tx = conn
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::ReadCommitted)
+            .start()
+            .map_err(pg_err)?;
         tx.execute(
             "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
             &[&key, &value],

@@ -114,6 +114,49 @@ fn migrate_is_idempotent_and_reports_versions() {
     assert!(!format!("{a:?}").contains("password"));
 }
 
+/// `init_meta` is a compare-and-set across processes (here: eight stores, each with its own
+/// connections, as separate processes would have), also when the server's default isolation
+/// is stricter than READ COMMITTED: every racer gets the one value stored.
+#[test]
+fn racing_init_meta_agrees_on_one_value_under_any_default_isolation() {
+    let Some(url) = server_url() else { return };
+    let schemas = Schemas::new(&url);
+    // Migrated with the server's default isolation, so only init_meta races below.
+    let migrated = created(&schemas, &url, "meta");
+    // (`options` is libpq's: a backslash keeps the space inside one setting.)
+    for isolation in ["", "repeatable%5C%20read", "serializable"] {
+        let u = match isolation {
+            "" => format!("{migrated}&pool_size=2"),
+            _ => format!(
+                "{migrated}&pool_size=2&options=-c%20default_transaction_isolation%3D{isolation}"
+            ),
+        };
+        let stores: Vec<PostgresStore> = (0..8)
+            .map(|_| PostgresStore::open_url(&u).unwrap())
+            .collect();
+        for round in 0..10 {
+            let key = format!("race.{isolation}.{round}");
+            let barrier = std::sync::Barrier::new(stores.len());
+            let got: Vec<String> = std::thread::scope(|scope| {
+                let racers: Vec<_> = stores
+                    .iter()
+                    .enumerate()
+                    .map(|(i, store)| {
+                        let (key, barrier) = (&key, &barrier);
+                        scope.spawn(move || {
+                            barrier.wait();
+                            store.init_meta(key, &format!("value {i}")).unwrap()
+                        })
+                    })
+                    .collect();
+                racers.into_iter().map(|r| r.join().unwrap()).collect()
+            });
+            assert!(got.iter().all(|v| *v == got[0]), "{isolation}: {got:?}");
+            assert_eq!(stores[0].meta(&key).unwrap().as_ref(), Some(&got[0]));
+        }
+    }
+}
+
 const THREADS: usize = 4;
 const PROCESSES: usize = 3;
 const APPENDS: usize = 1000;

@@ -6,6 +6,7 @@ use cortex_core::{Error, ErrorKind, Result};
 use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
 use std::sync::MutexGuard;
+use std::time::{Duration, Instant};
 
 /// Page cache of the writer connection, KiB.
 const WRITER_CACHE_KIB: u32 = 16 * 1024;
@@ -30,6 +31,35 @@ pub(crate) fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
             _ => ErrorKind::Backend,
         };
         Error::new(kind, format!("SQLite error on {}", path.display())).with_source(e)
+    }
+}
+
+/// Runs `f` again while SQLite answers that the database is busy, for up to `timeout`.
+///
+/// Switching a new database to WAL mode takes an exclusive lock, and when several processes
+/// open a fresh database at once SQLite may answer BUSY at once instead of waiting in the busy
+/// handler (two connections each holding a shared lock and waiting for the other's would
+/// deadlock), so the busy timeout alone does not cover a first start.
+fn retry_busy<T>(
+    timeout: Duration,
+    mut f: impl FnMut() -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    let deadline = Instant::now() + timeout;
+    // Processes started together should not retry in step: start the pause at 1–8 ms.
+    let mut pause = Duration::from_millis(1 + u64::from(std::process::id() % 8));
+    loop {
+        match f() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            other => return other,
+        }
     }
 }
 
@@ -60,12 +90,15 @@ impl SqliteStore {
             .with_source(err)
         };
         if !read_only {
-            conn.execute_batch("PRAGMA page_size=8192")
-                .map_err(unusable)?;
-        }
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            retry_busy(options.busy_timeout, || {
+                conn.execute_batch("PRAGMA page_size=8192")
+            })
             .map_err(unusable)?;
+        }
+        let mode: String = retry_busy(options.busy_timeout, || {
+            conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        })
+        .map_err(unusable)?;
         if !mode.eq_ignore_ascii_case("wal") && !read_only {
             return Err(Error::backend(format!(
                 "{} could not be switched to WAL mode",

@@ -34,6 +34,28 @@ fn child(test: &str) -> Command {
     c
 }
 
+/// Eight connections open one fresh file at once (and fix its hasher), twenty times: none is
+/// refused. Making a new database WAL takes an exclusive lock, and SQLite can answer BUSY to a
+/// racer at once instead of waiting for it, so the store retries that step itself.
+#[test]
+fn openers_of_a_fresh_file_all_succeed() {
+    for round in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fresh.db");
+        let barrier = std::sync::Barrier::new(8);
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| {
+                    barrier.wait();
+                    let store = SqliteStore::open(&path, SqliteOptions::default())
+                        .unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+                    Ledger::open(Arc::new(store), LedgerOptions::default()).unwrap();
+                });
+            }
+        });
+    }
+}
+
 /// The body of each writer process of `processes_append_to_one_chain` (does nothing otherwise):
 /// 1,000 single-entry appends, each its own durable transaction.
 #[test]

@@ -52,7 +52,8 @@ pub fn entries(from: u64, n: u64) -> Vec<NewEntry> {
         .map(|i| {
             NewEntry::new(
                 "bench",
-                "fact.store",
+                // Not `fact.store`: that action is the agent memory's (and the same length).
+                "bench.fact",
                 format!(
                     r#"{{"fact_id":{i},"content":"benchmark fact number {i}","confidence":0.9}}"#
                 ),

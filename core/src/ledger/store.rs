@@ -113,7 +113,10 @@ pub trait LedgerStore: TileReader + Send + Sync {
     /// Reads a ledger setting (hasher, origin, …).
     fn meta(&self, key: &str) -> Result<Option<String>>;
     /// Sets a ledger setting if it is unset, and returns the value now stored (compare-and-set,
-    /// so two processes creating one ledger agree on its settings).
+    /// so two processes creating one ledger agree on its settings). It must be atomic across
+    /// every process that can open the store at once, whatever their isolation defaults: the
+    /// first start of many processes fixes the hasher and the origin (the signing key's name)
+    /// through it, and each loser must get the winner's value back, not an error.
     fn init_meta(&self, key: &str, value: &str) -> Result<String>;
 
     /// The committed head.

@@ -146,6 +146,19 @@ mod tests {
         manual.extend_from_slice(&19u32.to_be_bytes());
         manual.extend_from_slice(b"https://example.org");
         assert_eq!(commit(&*h, &salt, &fields()), h.digest(&[&manual]));
+        // The value printed in FORMATS.md §15.2, computed independently (Python hashlib).
+        assert_eq!(
+            commit(&*h, &salt, &fields()).to_hex(),
+            "70da30cf557c1ec81c2d81a337f91d153a8719d8f097fb4d411ec30d89e820ef"
+        );
+        let bare = FactContent {
+            content: "The sky is blue".into(),
+            ..FactContent::default()
+        };
+        assert_eq!(
+            commit(&*h, &salt, &bare).to_hex(),
+            "d1cf4207a7300f5d6c6d8a583f5a9bfc2471876eb8de3f9ea220b6deaa0f90dd"
+        );
     }
 
     #[test]

@@ -23,6 +23,19 @@ pub const ACTION_DEPRECATE: &str = "fact.deprecate";
 /// Ledger action of an entry that erases a fact's content.
 pub const ACTION_ERASE: &str = "fact.erase";
 
+/// Refuses an action in the agent memory's namespace (`fact.` and anything after it) for an
+/// entry appended directly to the ledger: the memory's entries are written only with the
+/// memory changes they describe, or `verify` would find the memory out of step with the ledger.
+pub fn check_not_reserved(action: &str) -> Result<()> {
+    if action.starts_with("fact.") {
+        return Err(Error::invalid(format!(
+            "action {action:?} is reserved for the agent memory: use cortex store, vote, \
+             deprecate or forget, which write the entry together with the memory change"
+        )));
+    }
+    Ok(())
+}
+
 /// True for the actions of the agent memory's entries (`fact.*`).
 pub fn is_memory_action(action: &str) -> bool {
     matches!(

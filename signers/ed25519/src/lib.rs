@@ -15,6 +15,7 @@ use cortex_core::{Error, Result, SignatureScheme, Signer, Verifier};
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// Prefix of a signer (private) key.
 pub const SKEY_PREFIX: &str = "PRIVATE+KEY+";
@@ -34,7 +35,7 @@ impl std::fmt::Debug for Ed25519Signer {
 }
 
 fn hex_id(id: [u8; 4]) -> String {
-    id.iter().map(|b| format!("{b:02x}")).collect()
+    hex(&id)
 }
 
 impl Ed25519Signer {
@@ -116,46 +117,192 @@ pub fn vkey_path(skey: &Path) -> PathBuf {
 
 impl Ed25519Signer {
     /// Reads a signer key file (`PRIVATE+KEY+…`); errors name the file.
+    ///
+    /// A key file that does not parse and does not end its line yet may still be being
+    /// written by another process (only on a file system without hard links, see
+    /// [`create_files`](Self::create_files)): it is read again for up to a second before the
+    /// error is returned.
     pub fn read_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::config(format!("cannot read signing key {}", path.display())).with_source(e)
-        })?;
-        Self::from_skey(&text).map_err(|e| e.with_context("file", path.display()))
+        let deadline = Instant::now() + INCOMPLETE_KEY_WAIT;
+        loop {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Error::config(format!("cannot read signing key {}", path.display())).with_source(e)
+            })?;
+            match Self::from_skey(&text) {
+                Ok(signer) => return Ok(signer),
+                Err(_) if !text.ends_with('\n') && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => return Err(e.with_context("file", path.display())),
+            }
+        }
     }
 
-    /// Writes the key to `skey` (mode 0600 on Unix, its directory created) and the verifier
-    /// key beside it ([`vkey_path`]); returns the verifier key's path. An existing `skey` is
-    /// replaced only with `force`, since checkpoints signed by the old key then need its
-    /// verifier key.
+    /// Writes the key to `skey` (mode 0600 on Unix, its directory created with mode 0700) and
+    /// the verifier key beside it ([`vkey_path`]); returns the verifier key's path. An existing
+    /// `skey` is replaced only with `force`, since checkpoints signed by the old key then need
+    /// its verifier key. Without `force` this is [`create_files`](Self::create_files).
     pub fn write_files(&self, skey: &Path, force: bool) -> Result<PathBuf> {
-        if skey.exists() && !force {
-            return Err(Error::invalid(format!(
+        let exists = || {
+            Error::invalid(format!(
                 "{} already exists; pass --force to replace it (checkpoints signed by the old \
                  key will then need its verifier key)",
                 skey.display()
-            )));
+            ))
+        };
+        if !force {
+            return self.create_files(skey)?.ok_or_else(exists);
         }
+        let tmp = self.write_temp_skey(skey)?;
+        let placed = std::fs::rename(&tmp, skey);
+        if placed.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        placed.map_err(|e| {
+            Error::config(format!("cannot write {}", skey.display())).with_source(e)
+        })?;
+        self.write_vkey(skey)
+    }
+
+    /// Creates the key files if `skey` does not exist yet, and returns the verifier key's path;
+    /// `None` (and nothing written) when `skey` already exists, as when another process made
+    /// the key first: that key then stands, and the caller reads it.
+    ///
+    /// Safe against any number of processes doing the same at once: exactly one of them
+    /// creates `skey`, and no reader ever sees a half-written key. The key is written and
+    /// synced to a private temporary file in the same directory (created exclusively, mode
+    /// 0600 on Unix), which is then hard-linked to `skey`, an operation that fails when `skey`
+    /// exists. Only that winner then writes the verifier key (also through a temporary file,
+    /// renamed into place). On a file system without hard links, `skey` is created with
+    /// `create_new` and written in place instead; [`read_file`](Self::read_file) waits for
+    /// such a file to be complete.
+    pub fn create_files(&self, skey: &Path) -> Result<Option<PathBuf>> {
+        if skey.exists() {
+            return Ok(None);
+        }
+        let tmp = self.write_temp_skey(skey)?;
+        let linked = std::fs::hard_link(&tmp, skey);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(None),
+            // No hard links here (e.g. FAT): create the file itself exclusively.
+            Err(_) => match exclusive_file(skey) {
+                Ok(f) => {
+                    if let Err(e) = self.write_skey_to(f, skey) {
+                        // Ours and unusable: leave no half key behind.
+                        let _ = std::fs::remove_file(skey);
+                        return Err(e);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(None),
+                Err(e) => {
+                    return Err(
+                        Error::config(format!("cannot create {}", skey.display())).with_source(e)
+                    );
+                }
+            },
+        }
+        sync_dir(skey);
+        self.write_vkey(skey).map(Some)
+    }
+
+    /// Writes the secret key to a new temporary file beside `skey` (its directory created);
+    /// returns the temporary file's path.
+    fn write_temp_skey(&self, skey: &Path) -> Result<PathBuf> {
         if let Some(dir) = skey.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
+            key_dir(dir).map_err(|e| {
                 Error::config(format!("cannot create {}", dir.display())).with_source(e)
             })?;
         }
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
+        let tmp = temp_path(skey)?;
+        let file = exclusive_file(&tmp)
+            .map_err(|e| Error::config(format!("cannot write {}", tmp.display())).with_source(e))?;
+        if let Err(e) = self.write_skey_to(file, &tmp) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
         }
-        let write = |mut f: std::fs::File| writeln!(f, "{}", self.to_skey());
-        opts.open(skey).and_then(write).map_err(|e| {
-            Error::config(format!("cannot write {}", skey.display())).with_source(e)
-        })?;
+        Ok(tmp)
+    }
+
+    fn write_skey_to(&self, mut file: std::fs::File, path: &Path) -> Result<()> {
+        writeln!(file, "{}", self.to_skey())
+            .and_then(|()| file.sync_all())
+            .map_err(|e| Error::config(format!("cannot write {}", path.display())).with_source(e))
+    }
+
+    /// Writes the verifier key beside `skey` through a temporary file renamed into place, so a
+    /// reader sees the old file or the whole new one.
+    fn write_vkey(&self, skey: &Path) -> Result<PathBuf> {
         let vkey = vkey_path(skey);
-        std::fs::write(&vkey, format!("{}\n", self.to_vkey())).map_err(|e| {
+        let tmp = temp_path(&vkey)?;
+        let written = std::fs::write(&tmp, format!("{}\n", self.to_vkey()))
+            .and_then(|()| std::fs::rename(&tmp, &vkey));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written.map_err(|e| {
             Error::config(format!("cannot write {}", vkey.display())).with_source(e)
         })?;
+        sync_dir(&vkey);
         Ok(vkey)
+    }
+}
+
+/// How long [`Ed25519Signer::read_file`] waits for a key file another process is writing.
+const INCOMPLETE_KEY_WAIT: Duration = Duration::from_secs(1);
+
+/// A fresh file at `path`, failing if anything is there; mode 0600 on Unix from the start, so
+/// the secret is never readable by others, not even for an instant.
+fn exclusive_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)
+}
+
+/// Creates a key directory (and its missing parents) private to its owner on Unix.
+fn key_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// A temporary name beside `path`, unique to this process and call: `.NAME.PID.RANDOM.tmp`.
+fn temp_path(path: &Path) -> Result<PathBuf> {
+    let mut nonce = [0u8; 8];
+    getrandom::fill(&mut nonce)
+        .map_err(|e| Error::backend(format!("the system random source failed: {e}")))?;
+    let name = path
+        .file_name()
+        .map_or_else(|| "key".into(), |n| n.to_string_lossy().into_owned());
+    Ok(path.with_file_name(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        hex(&nonce)
+    )))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Makes a new name in `path`'s directory durable (best effort: not every platform can open
+/// a directory to sync it).
+fn sync_dir(path: &Path) {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
     }
 }
 
@@ -247,6 +394,148 @@ mod tests {
         v.verify(b"hello\n", &sig).unwrap();
         assert!(v.verify(b"hellp\n", &sig).is_err());
         assert!(!format!("{s:?}").contains(&s.to_skey()[20..]));
+    }
+
+    /// The files in `dir`, sorted.
+    fn files_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn key_files_are_created_once_and_never_replaced_without_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let skey = dir.path().join("keys").join("ledger.skey");
+        let first = Ed25519Signer::generate("example.com/first").unwrap();
+        let vkey = first.create_files(&skey).unwrap().expect("created");
+        assert_eq!(vkey, vkey_path(&skey));
+        assert_eq!(
+            std::fs::read_to_string(&vkey).unwrap(),
+            format!("{}\n", first.to_vkey())
+        );
+
+        // A second key leaves the first in place, whichever way it is written.
+        let second = Ed25519Signer::generate("example.com/second").unwrap();
+        assert_eq!(second.create_files(&skey).unwrap(), None);
+        let e = second.write_files(&skey, false).unwrap_err();
+        assert!(
+            e.to_string().contains("already exists; pass --force"),
+            "{e}"
+        );
+        assert_eq!(
+            Ed25519Signer::read_file(&skey).unwrap().to_vkey(),
+            first.to_vkey()
+        );
+        assert_eq!(
+            std::fs::read_to_string(&vkey).unwrap(),
+            format!("{}\n", first.to_vkey())
+        );
+        assert_eq!(
+            files_in(&dir.path().join("keys")),
+            ["ledger.skey", "ledger.vkey"]
+        );
+
+        // With force, both files are replaced.
+        second.write_files(&skey, true).unwrap();
+        assert_eq!(
+            Ed25519Signer::read_file(&skey).unwrap().to_vkey(),
+            second.to_vkey()
+        );
+        assert_eq!(
+            std::fs::read_to_string(&vkey).unwrap(),
+            format!("{}\n", second.to_vkey())
+        );
+        assert_eq!(
+            files_in(&dir.path().join("keys")),
+            ["ledger.skey", "ledger.vkey"]
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_secret_key_is_private_to_its_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        let skey = keys.join("ledger.skey");
+        let signer = Ed25519Signer::generate("example.com/private").unwrap();
+        signer.create_files(&skey).unwrap().expect("created");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&skey), 0o600);
+        assert_eq!(mode(&keys), 0o700, "the key directory it made");
+        // Replacing keeps it private too.
+        signer.write_files(&skey, true).unwrap();
+        assert_eq!(mode(&skey), 0o600);
+    }
+
+    #[test]
+    fn racing_creators_agree_on_one_key() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let skey = dir.path().join("keys").join("ledger.skey");
+            let barrier = std::sync::Barrier::new(8);
+            let outcomes: Vec<(bool, String)> = std::thread::scope(|scope| {
+                let racers: Vec<_> = (0..8)
+                    .map(|i| {
+                        let (skey, barrier) = (&skey, &barrier);
+                        scope.spawn(move || {
+                            let mine =
+                                Ed25519Signer::generate(&format!("example.com/racer{i}")).unwrap();
+                            barrier.wait();
+                            match mine.create_files(skey).unwrap() {
+                                Some(_) => (true, mine.to_vkey()),
+                                None => (false, Ed25519Signer::read_file(skey).unwrap().to_vkey()),
+                            }
+                        })
+                    })
+                    .collect();
+                racers.into_iter().map(|r| r.join().unwrap()).collect()
+            });
+            assert_eq!(outcomes.iter().filter(|(made, _)| *made).count(), 1);
+            let winner = &outcomes.iter().find(|(made, _)| *made).unwrap().1;
+            assert!(outcomes.iter().all(|(_, key)| key == winner));
+            assert_eq!(
+                std::fs::read_to_string(vkey_path(&skey)).unwrap(),
+                format!("{winner}\n")
+            );
+            assert_eq!(
+                files_in(&dir.path().join("keys")),
+                ["ledger.skey", "ledger.vkey"]
+            );
+        }
+    }
+
+    #[test]
+    fn a_key_file_being_written_is_read_once_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let skey = dir.path().join("ledger.skey");
+        let signer = Ed25519Signer::generate("example.com/slow").unwrap();
+        let text = format!("{}\n", signer.to_skey());
+        std::fs::write(&skey, &text[..20]).unwrap();
+        let writer = {
+            let (skey, text) = (skey.clone(), text.clone());
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(100));
+                std::fs::write(skey, text).unwrap();
+            })
+        };
+        assert_eq!(
+            Ed25519Signer::read_file(&skey).unwrap().to_vkey(),
+            signer.to_vkey()
+        );
+        writer.join().unwrap();
+
+        // A malformed file that ends its line is refused at once, naming the file.
+        std::fs::write(&skey, "PRIVATE+KEY+nonsense\n").unwrap();
+        let started = Instant::now();
+        let e = Ed25519Signer::read_file(&skey).unwrap_err();
+        assert!(started.elapsed() < INCOMPLETE_KEY_WAIT, "no wait");
+        assert!(e.to_string().contains("malformed"), "{e}");
+        assert!(format!("{e:?}").contains("ledger.skey"), "{e:?}");
     }
 
     #[test]

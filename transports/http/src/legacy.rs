@@ -95,6 +95,7 @@ pub(crate) async fn post(
         session_id: Some(session.clone()),
         protocol_version: header_str(&headers, "mcp-protocol-version").map(str::to_owned),
         origin: header_str(&headers, "origin").map(str::to_owned),
+        transport: "sse",
         ..Incoming::default()
     };
     let outbound: Arc<dyn Outbound> = Arc::new(ChannelOutbound(sender.clone()));

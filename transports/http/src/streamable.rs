@@ -216,6 +216,7 @@ pub(crate) async fn post(
         mcp_method: header_str(&headers, "mcp-method").map(str::to_owned),
         // Already checked against the body above; handed over decoded.
         mcp_name: header_str(&headers, "mcp-name").and_then(protocol::decode_name_header),
+        transport: "http",
     };
 
     if !protocol::has_request(&message) {

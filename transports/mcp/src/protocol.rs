@@ -19,6 +19,8 @@ pub const HTTP_DEFAULT_VERSION: &str = "2025-03-26";
 pub const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 /// `_meta` key of a stateless request's client capabilities.
 pub const META_CAPS: &str = "io.modelcontextprotocol/clientCapabilities";
+/// `_meta` key of a stateless request's client identity (`{"name", "version"}`).
+pub const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
 /// `_meta` key of the server's identity in a stateless result.
 pub const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
 

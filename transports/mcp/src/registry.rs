@@ -6,10 +6,22 @@ use cortex_core::error::Result;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
-/// The body of a tool: validated arguments in, the structured result out. An `Err` becomes a
-/// tool result with `isError: true` carrying the error's message (the model can read it and
-/// correct itself); it is never a JSON-RPC error.
-pub type ToolFn = Arc<dyn Fn(Map<String, Value>) -> Result<Value> + Send + Sync>;
+/// The body of a tool: validated arguments and who is calling in, the structured result out.
+/// An `Err` becomes a tool result with `isError: true` carrying the error's message (the model
+/// can read it and correct itself); it is never a JSON-RPC error.
+pub type ToolFn = Arc<dyn Fn(Map<String, Value>, &Caller) -> Result<Value> + Send + Sync>;
+
+/// Who made a tool call, as far as the protocol says: recorded as the author of what a call
+/// writes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Caller {
+    /// The client's declared name: `clientInfo.name` of the session's `initialize` (handshake
+    /// era) or of the request's `_meta` (stateless era); `None` if it declared none.
+    pub client: Option<String>,
+    /// The surface: `mcp-` and the transport's name (`mcp-stdio`, `mcp-http`, `mcp-sse`,
+    /// `mcp-ws`), or `mcp` when the transport did not say.
+    pub surface: String,
+}
 
 /// Where a tool runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

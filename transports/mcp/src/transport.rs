@@ -22,6 +22,8 @@ pub struct Incoming {
     pub mcp_method: Option<String>,
     /// HTTP `Mcp-Name` header (2026-07-28), checked against `params.name` / `params.uri`.
     pub mcp_name: Option<String>,
+    /// The transport's [`Transport::name`] (`stdio`, `http`, `sse`, `ws`); empty if unknown.
+    pub transport: &'static str,
 }
 
 /// The way back to one peer, for messages that are not direct replies (notifications, SSE).

@@ -186,6 +186,7 @@ impl Transport for StdioTransport {
                 tasks.spawn(async move {
                     let incoming = Incoming {
                         message,
+                        transport: "stdio",
                         ..Incoming::default()
                     };
                     if let Some(reply) = h.handle(incoming, out).await {

@@ -237,6 +237,7 @@ async fn connection(shared: Arc<Shared>, socket: WebSocket, origin: Option<Strin
                     message: text,
                     session_id: Some(session.clone()),
                     origin: origin.clone(),
+                    transport: "ws",
                     ..Incoming::default()
                 };
                 let handler = shared.handler.clone();

@@ -65,7 +65,7 @@ impl McpServer {
                 .sessions
                 .lock()
                 .ok()
-                .and_then(|s| s.get(&incoming.session_id).cloned());
+                .and_then(|s| s.get(&incoming.session_id).map(|s| s.version.clone()));
             return Ok(Era::Legacy(
                 negotiated
                     .or_else(|| incoming.protocol_version.clone())
@@ -93,6 +93,37 @@ impl McpServer {
             Ok(Era::Legacy(version))
         } else {
             Err(RpcError::unsupported_version(&version))
+        }
+    }
+
+    /// Who is calling: the client's declared name (the request's `_meta` in the stateless era,
+    /// the session's `initialize` otherwise) and the transport.
+    fn caller(
+        &self,
+        params: &Map<String, Value>,
+        incoming: &Incoming,
+        modern: bool,
+    ) -> crate::registry::Caller {
+        let client = if modern {
+            params
+                .get("_meta")
+                .and_then(|m| m.get(protocol::META_CLIENT_INFO))
+                .and_then(|c| c.get("name"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        } else {
+            self.sessions
+                .lock()
+                .ok()
+                .and_then(|s| s.get(&incoming.session_id).and_then(|s| s.client.clone()))
+        };
+        crate::registry::Caller {
+            client: client.filter(|c| !c.trim().is_empty()),
+            surface: if incoming.transport.is_empty() {
+                "mcp".to_owned()
+            } else {
+                format!("mcp-{}", incoming.transport)
+            },
         }
     }
 
@@ -138,7 +169,10 @@ impl McpServer {
                 (json!({"tools": self.tool_list}), Some(0))
             }
             // Decorated for its era inside, so that a cached result is sent as it is.
-            "tools/call" => return self.call_tool(params, modern).await,
+            "tools/call" => {
+                let caller = self.caller(&params, incoming, modern);
+                return self.call_tool(params, modern, &caller).await;
+            }
             "resources/list" if self.has_resources() => {
                 no_cursor(&params)?;
                 let list: Vec<Value> = self.resources.iter().map(Resource::describe).collect();
@@ -229,8 +263,19 @@ impl McpServer {
         } else {
             LEGACY_VERSIONS[0]
         };
+        let client = params
+            .get("clientInfo")
+            .and_then(|c| c.get("name"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         if let Ok(mut s) = self.sessions.lock() {
-            s.insert(incoming.session_id.clone(), version.to_owned());
+            s.insert(
+                incoming.session_id.clone(),
+                super::Session {
+                    version: version.to_owned(),
+                    client,
+                },
+            );
         }
         Ok(json!({
             "protocolVersion": version,

@@ -22,6 +22,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tool_call::Answer;
 
+/// What a handshake-era session negotiated.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Session {
+    /// The protocol version.
+    pub(crate) version: String,
+    /// `clientInfo.name` from `initialize`, if given.
+    pub(crate) client: Option<String>,
+}
+
 /// The MCP server: one dispatch for every transport and both protocol eras.
 pub struct McpServer {
     pub(crate) server_info: Value,
@@ -32,7 +41,7 @@ pub struct McpServer {
     pub(crate) templates: Vec<ResourceTemplate>,
     pub(crate) prompts: Vec<Prompt>,
     /// Legacy era: the version negotiated by `initialize`, per session (None = stdio process).
-    pub(crate) sessions: Mutex<HashMap<Option<String>, String>>,
+    pub(crate) sessions: Mutex<HashMap<Option<String>, Session>>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) cache: Option<QueryCache>,
     pub(crate) cache_keys: BTreeMap<String, CacheKeyFn>,

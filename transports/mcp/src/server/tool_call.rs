@@ -4,7 +4,7 @@
 use super::McpServer;
 use crate::blocking;
 use crate::protocol::{RpcError, codes, json_type};
-use crate::registry::{Exec, Tool};
+use crate::registry::{Caller, Exec, Tool};
 use crate::schema;
 use serde_json::{Map, Value, json};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -25,6 +25,7 @@ impl McpServer {
         &self,
         params: Map<String, Value>,
         modern: bool,
+        caller: &Caller,
     ) -> Result<Answer, RpcError> {
         let name = match params.get("name") {
             Some(Value::String(n)) => n,
@@ -92,7 +93,7 @@ impl McpServer {
                 return Ok(Answer::Text(result));
             }
         }
-        let mut result = self.run_tool(name, tool, args).await?;
+        let mut result = self.run_tool(name, tool, args, caller.clone()).await?;
         if modern {
             self.decorate(&mut result, None);
         }
@@ -116,11 +117,12 @@ impl McpServer {
         name: &str,
         tool: &Tool,
         args: Map<String, Value>,
+        caller: Caller,
     ) -> Result<Value, RpcError> {
         let run = tool.run.clone();
         let outcome = match tool.exec {
-            Exec::Inline => catch_unwind(AssertUnwindSafe(|| run(args))),
-            Exec::Thread => blocking::run(move || run(args)).await,
+            Exec::Inline => catch_unwind(AssertUnwindSafe(|| run(args, &caller))),
+            Exec::Thread => blocking::run(move || run(args, &caller)).await,
         };
         match outcome {
             Ok(Ok(structured)) => Ok(json!({

@@ -108,7 +108,7 @@ fn ledger(signed: bool) -> Arc<Ledger> {
 
 fn server_for(l: &Arc<Ledger>) -> McpServer {
     let b = McpServer::builder("cortex", "CORTEX", "0.0.0-test").instructions("test server");
-    ledger_tools::register(b, l.clone(), vec![Arc::new(FakeKey)])
+    ledger_tools::register(b, l.clone(), vec![Arc::new(FakeKey)], None)
         .tool(Tool {
             name: "boom".into(),
             title: "panics".into(),
@@ -118,7 +118,7 @@ fn server_for(l: &Arc<Ledger>) -> McpServer {
             read_only: true,
             idempotent: true,
             exec: Exec::Inline,
-            run: Arc::new(|_| panic!("boom")),
+            run: Arc::new(|_, _| panic!("boom")),
         })
         .build()
 }
@@ -176,5 +176,6 @@ fn cached_server(store: &Arc<InMemoryStore>, metrics: &Arc<Metrics>) -> McpServe
     );
     let memory = Arc::new(AgentMemory::new(store.clone(), l.clone()).unwrap());
     let b = McpServer::builder("cortex", "CORTEX", "0.0.0-test").metrics(metrics.clone());
-    memory_tools::register(ledger_tools::register(b, l, vec![]), memory).build()
+    let with_ledger = ledger_tools::register(b, l, vec![], Some(memory.clone()));
+    memory_tools::register(with_ledger, memory).build()
 }

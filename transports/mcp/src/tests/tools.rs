@@ -215,7 +215,8 @@ fn memory_server() -> (Arc<Ledger>, McpServer) {
     let l = Arc::new(Ledger::open(store.clone(), options).unwrap());
     let b = McpServer::builder("cortex", "CORTEX", "0.0.0-test");
     let memory = Arc::new(AgentMemory::new(store, l.clone()).unwrap());
-    let s = memory_tools::register(ledger_tools::register(b, l.clone(), vec![]), memory).build();
+    let with_ledger = ledger_tools::register(b, l.clone(), vec![], Some(memory.clone()));
+    let s = memory_tools::register(with_ledger, memory).build();
     (l, s)
 }
 
@@ -342,4 +343,143 @@ fn memory_tools_store_search_vote_deprecate_history() {
     );
     let ph = tool_call(&s, "cortex_history", json!({"project": "p"}));
     assert_eq!(ph["structuredContent"]["count"], 2, "{ph}");
+}
+
+/// A memory server over `store` (so a test can tamper with it), and the memory.
+fn memory_server_on(store: &Arc<InMemoryStore>) -> (Arc<AgentMemory>, McpServer) {
+    let l = Arc::new(Ledger::open(store.clone(), LedgerOptions::default()).unwrap());
+    let memory = Arc::new(AgentMemory::new(store.clone(), l.clone()).unwrap());
+    let b = McpServer::builder("cortex", "CORTEX", "0.0.0-test");
+    let with_ledger = ledger_tools::register(b, l, vec![], Some(memory.clone()));
+    (
+        memory.clone(),
+        memory_tools::register(with_ledger, memory).build(),
+    )
+}
+
+#[test]
+fn writes_record_the_client_and_transport_as_author_in_both_eras() {
+    let store = Arc::new(InMemoryStore::new());
+    let (memory, s) = memory_server_on(&store);
+    // Stateless era: the request's _meta names the client ("t"); the transport says http.
+    let store_call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "cortex_store", "_meta": meta(),
+        "arguments": {"project": "p", "content": "stateless fact"}}});
+    let r = send_with(
+        &s,
+        Incoming {
+            message: store_call.to_string(),
+            transport: "http",
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let f = &r["result"]["structuredContent"]["facts"][0];
+    assert_eq!(
+        (f["author"].as_str(), f["surface"].as_str()),
+        (Some("t"), Some("mcp-http"))
+    );
+    // Handshake era: the session's initialize names the client; the transport says stdio.
+    let init = json!({"jsonrpc": "2.0", "id": 2, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "claude-code", "version": "1"}}});
+    let on_stdio = |m: Value| Incoming {
+        message: m.to_string(),
+        transport: "stdio",
+        ..Default::default()
+    };
+    send_with(&s, on_stdio(init)).unwrap();
+    let r = send_with(
+        &s,
+        on_stdio(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+            "name": "cortex_vote", "arguments": {"fact_id": 0, "agent": "claude-code", "vote": -1}}})),
+    )
+    .unwrap();
+    assert_eq!(r["result"]["isError"], false, "{r}");
+    let h = memory.fact_history(0).unwrap();
+    let d: cortex_core::memory::fact::VoteDetail =
+        serde_json::from_str(&h.entries[1].detail).unwrap();
+    assert_eq!(
+        d.author,
+        Some(cortex_core::memory::fact::Author::new(
+            Some("claude-code"),
+            "mcp-stdio"
+        ))
+    );
+    // Search filters by author and consensus.
+    let hits = tool_call(&s, "cortex_search", json!({"query": "fact", "author": "t"}));
+    assert_eq!(hits["structuredContent"]["count"], 1, "{hits}");
+    let hits = tool_call(
+        &s,
+        "cortex_search",
+        json!({"query": "fact", "min_consensus": 0}),
+    );
+    assert_eq!(hits["structuredContent"]["count"], 0, "voted down: {hits}");
+    let rec = tool_call(
+        &s,
+        "cortex_recall",
+        json!({"project": "p", "author": "nobody"}),
+    );
+    assert_eq!(rec["structuredContent"]["count"], 0, "{rec}");
+}
+
+#[test]
+fn forget_erases_and_verify_names_a_poisoned_fact() {
+    use cortex_core::testkit::tamper::{Tamper, TamperOp};
+    let store = Arc::new(InMemoryStore::new());
+    let (memory, s) = memory_server_on(&store);
+    let stored = tool_call(
+        &s,
+        "cortex_store",
+        json!({"facts": [{"project": "p", "content": "carol's salary is 90k"},
+                         {"project": "p", "content": "the build uses cargo"}]}),
+    );
+    assert_eq!(stored["isError"], false, "{stored}");
+    let r = tool_call(&s, "cortex_forget", json!({"fact_id": 0}));
+    assert_eq!(r["isError"], true, "a reason is required: {r}");
+    let r = tool_call(
+        &s,
+        "cortex_forget",
+        json!({"fact_id": 0, "reason": "GDPR request"}),
+    );
+    assert_eq!(r["isError"], false, "{r}");
+    assert_eq!(r["structuredContent"]["fact"]["content"], "");
+    assert!(r["structuredContent"]["fact"]["erased_at"].is_string());
+    let hits = tool_call(&s, "cortex_search", json!({"query": "salary"}));
+    assert_eq!(hits["structuredContent"]["count"], 0, "{hits}");
+    let r = tool_call(
+        &s,
+        "cortex_forget",
+        json!({"fact_id": 0, "reason": "again"}),
+    );
+    assert_eq!(r["isError"], true, "{r}");
+    assert!(
+        r["content"][0]["text"].as_str().unwrap().contains("erased"),
+        "{r}"
+    );
+
+    let v = tool_call(&s, "cortex_ledger_verify", json!({}));
+    assert_eq!(v["structuredContent"]["valid"], true, "{v}");
+    assert_eq!(v["structuredContent"]["memory"]["facts_erased"], 1, "{v}");
+
+    // An attacker rewrites a fact in the memory table: verify names it.
+    let mut f = memory.fact(1).unwrap();
+    f.content = "the build uses make".into();
+    assert_eq!(
+        store.apply(&[TamperOp::PutFact(f)]),
+        cortex_core::testkit::tamper::Outcome::Done
+    );
+    let v = tool_call(&s, "cortex_ledger_verify", json!({}));
+    let first = &v["structuredContent"]["violations"][0];
+    assert_eq!(v["structuredContent"]["valid"], false, "{v}");
+    assert_eq!(
+        (
+            first["kind"].as_str(),
+            first["index"].as_u64(),
+            first["fact_id"].as_u64(),
+            first["column"].as_str()
+        ),
+        (Some("memory_mismatch"), Some(1), Some(1), Some("content")),
+        "{v}"
+    );
 }

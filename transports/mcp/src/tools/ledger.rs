@@ -10,6 +10,7 @@ use cortex_core::error::{Error, Result};
 use cortex_core::ledger::Ledger;
 use cortex_core::ledger::signer::{SignatureScheme, Verifier};
 use cortex_core::ledger::verify::{VerifyOptions, verify_store};
+use cortex_core::memory::AgentMemory;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
@@ -18,10 +19,13 @@ pub const CHECKPOINT_URI: &str = "cortex://ledger/checkpoint";
 
 /// Adds the ledger tools, resource and prompt. `verifiers` are the keys trusted to have signed
 /// checkpoints (verify checks signatures only against these, never against keys in the store).
+/// With the agent `memory` kept beside the ledger, verify also replays the memory entries and
+/// compares every stored memory row with them ([`cortex_core::memory::audit`]).
 pub fn register(
     builder: McpServerBuilder,
     ledger: Arc<Ledger>,
     verifiers: Vec<Arc<dyn Verifier>>,
+    memory: Option<Arc<AgentMemory>>,
 ) -> McpServerBuilder {
     let l1 = ledger.clone();
     let l2 = ledger.clone();
@@ -40,14 +44,17 @@ pub fn register(
             read_only: false,
             idempotent: true,
             exec: Exec::Inline,
-            run: Arc::new(move |_args| checkpoint(&l1)),
+            run: Arc::new(move |_args, _| checkpoint(&l1)),
         })
         .tool(Tool {
             name: "cortex_ledger_verify".into(),
             title: "Verify the ledger".into(),
-            description: "Verifies every entry, the hash chain, the Merkle tiles and every \
-                          checkpoint signature; reports each integrity violation with its kind \
-                          and index. Records the run in the ledger's integrity checks."
+            description: "Verifies every entry, the hash chain, the Merkle tiles, every \
+                          checkpoint signature and, where the server keeps an agent memory, \
+                          every memory row against the replay of the ledger (each fact's \
+                          content against its commitment); reports each integrity violation \
+                          with its kind and index (and, for the memory, the fact or agent and \
+                          the column). Records the run in the ledger's integrity checks."
                 .into(),
             input_schema: json!({"type": "object", "additionalProperties": false, "properties": {
                 "max_violations": {"type": "integer", "minimum": 0, "maximum": 1000,
@@ -57,7 +64,7 @@ pub fn register(
             read_only: false,
             idempotent: true,
             exec: Exec::Thread,
-            run: Arc::new(move |args| verify(&l2, &verifiers, &args)),
+            run: Arc::new(move |args, _| verify(&l2, memory.as_deref(), &verifiers, &args)),
         })
         .tool(Tool {
             name: "cortex_ledger_proof".into(),
@@ -73,7 +80,7 @@ pub fn register(
             read_only: true,
             idempotent: true,
             exec: Exec::Inline,
-            run: Arc::new(move |args| proof(&l3, &args)),
+            run: Arc::new(move |args, _| proof(&l3, &args)),
         })
         .resource(Resource {
             uri: CHECKPOINT_URI.into(),
@@ -156,6 +163,7 @@ impl Verifier for Shared {
 
 fn verify(
     ledger: &Ledger,
+    memory: Option<&AgentMemory>,
     verifiers: &[Arc<dyn Verifier>],
     args: &Map<String, Value>,
 ) -> Result<Value> {
@@ -171,7 +179,10 @@ fn verify(
         record: true,
         ..Default::default()
     };
-    let report = verify_store(&**ledger.store(), ledger.hasher(), ledger.origin(), &opts)?;
+    let report = match memory {
+        Some(m) => m.verify(&opts)?,
+        None => verify_store(&**ledger.store(), ledger.hasher(), ledger.origin(), &opts)?,
+    };
     let mut v = serde_json::to_value(&report).map_err(|e| Error::backend(e.to_string()))?;
     if let Some(list) = v.get_mut("violations").and_then(Value::as_array_mut) {
         list.truncate(max);
@@ -225,11 +236,19 @@ fn verify_schema() -> Value {
         "violations": {"type": "array", "items": {"type": "object",
             "required": ["kind", "message"], "properties": {
                 "kind": {"type": "string"}, "index": {"type": "integer"},
-                "checkpoint": {"type": "integer"}, "message": {"type": "string"}}}},
+                "checkpoint": {"type": "integer"}, "message": {"type": "string"},
+                "table": {"type": "string"}, "fact_id": {"type": "integer"},
+                "agent": {"type": "string"}, "column": {"type": "string"}}}},
         "violation_counts": {"type": "object", "additionalProperties": {"type": "integer"}},
         "hasher": {"type": "string"},
         "origin": {"type": ["string", "null"]},
-        "elapsed_ms": {"type": "number"}
+        "elapsed_ms": {"type": "number"},
+        "memory": {"type": "object", "description": "what was checked of the agent memory",
+            "properties": {
+                "entries_replayed": {"type": "integer"}, "facts": {"type": "integer"},
+                "facts_erased": {"type": "integer"},
+                "commitments_checked": {"type": "integer"}, "votes": {"type": "integer"},
+                "agents": {"type": "integer"}}}
     }})
 }
 

@@ -1,21 +1,23 @@
 //! The agent memory over MCP: `cortex_store` (one fact or a batch), `cortex_search`,
-//! `cortex_recall`, `cortex_vote`, `cortex_deprecate`, `cortex_history`. Bodies are thin: the
-//! rules (validation, consensus, atomic ledger entries) live in [`AgentMemory`].
+//! `cortex_recall`, `cortex_vote`, `cortex_deprecate`, `cortex_forget`, `cortex_history`.
+//! Bodies are thin: the rules (validation, consensus, erasure, atomic ledger entries) live in
+//! [`AgentMemory`]. Every write records its author: the client's declared name and the
+//! transport ([`Caller`]).
 //!
 //! Search and recall results are cached by the server ([`crate::cache`]) under their normalized
 //! arguments and the memory version; the resource template `cortex://projects/{project}/facts`
 //! and the prompt `cortex_project_briefing` read a project's recalled facts.
 //!
-//! Writes (store, vote, deprecate) end in a durable commit (an fsync) and run on their own
+//! Writes (store, vote, deprecate, forget) end in a durable commit (an fsync) and run on their own
 //! thread ([`Exec::Thread`]); reads (search, recall, history) take microseconds and run inline.
 
 use crate::McpServerBuilder;
 use crate::cache::CacheKey;
-use crate::registry::{Exec, Prompt, PromptArgument, ResourceTemplate, Tool};
+use crate::registry::{Caller, Exec, Prompt, PromptArgument, ResourceTemplate, Tool};
 use cortex_core::error::{Error, Result};
-use cortex_core::memory::fact::{Fact, NewFact, parse_timestamp};
+use cortex_core::memory::fact::{Author, Fact, NewFact, parse_timestamp};
 use cortex_core::memory::{
-    AgentMemory, DEFAULT_RECALL_LIMIT, DEFAULT_TOP_K, SearchQuery, check_limit,
+    AgentMemory, DEFAULT_RECALL_LIMIT, DEFAULT_TOP_K, RecallQuery, SearchQuery, check_limit,
 };
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -50,7 +52,10 @@ pub fn register(builder: McpServerBuilder, memory: Arc<AgentMemory>) -> McpServe
             mime_type: "application/json".into(),
             read: Arc::new(move |vars| {
                 let project = vars.get("project").map(String::as_str).unwrap_or("");
-                let facts = m3.recall(project, BRIEFING_FACTS)?;
+                let facts = m3.recall(&RecallQuery {
+                    limit: Some(BRIEFING_FACTS),
+                    ..RecallQuery::new(project)
+                })?;
                 Ok(json!({"project": project, "facts": to_value(&facts)?,
                     "count": facts.len()})
                 .to_string())
@@ -72,7 +77,10 @@ pub fn register(builder: McpServerBuilder, memory: Arc<AgentMemory>) -> McpServe
                 if project.trim().is_empty() {
                     return Err(Error::invalid("project must not be empty"));
                 }
-                let facts = m4.recall(project, BRIEFING_FACTS)?;
+                let facts = m4.recall(&RecallQuery {
+                    limit: Some(BRIEFING_FACTS),
+                    ..RecallQuery::new(project)
+                })?;
                 Ok(vec![("user", briefing(project, &facts))])
             }),
         })
@@ -100,9 +108,13 @@ fn briefing(project: &str, facts: &[Fact]) -> String {
         } else {
             format!(" [{}]", f.tags.join(", "))
         };
+        let by = f
+            .author
+            .as_deref()
+            .map_or(String::new(), |a| format!(", by {a}"));
         let _ = writeln!(
             text,
-            "- #{} ({}, confidence {:.2}, consensus {:+.2}){tags}: {}",
+            "- #{} ({}, confidence {:.2}, consensus {:+.2}{by}){tags}: {}",
             f.id, f.fact_type, f.confidence, f.consensus, f.content
         );
     }
@@ -115,7 +127,8 @@ fn briefing(project: &str, facts: &[Fact]) -> String {
 }
 
 /// Normalized key of a search: its words as the ranking sees them, the resolved project,
-/// `top_k`, canonical `as_of` (or "now") and the deprecated flag. `None` (not cached) if the
+/// `top_k`, canonical `as_of` (or "now"), the deprecated flag and the author and consensus
+/// filters. `None` (not cached) if the
 /// query is invalid: the tool reports the error.
 fn search_key(args: &Map<String, Value>) -> Option<CacheKey> {
     let q: SearchQuery = serde_json::from_value(Value::Object(args.clone())).ok()?;
@@ -133,7 +146,9 @@ fn search_key(args: &Map<String, Value>) -> Option<CacheKey> {
         project,
         q.top_k.unwrap_or(DEFAULT_TOP_K),
         as_of,
-        q.include_deprecated
+        q.include_deprecated,
+        q.author.filter(|a| !a.trim().is_empty()),
+        q.min_consensus
     ])
     .to_string();
     Some(CacheKey {
@@ -142,12 +157,18 @@ fn search_key(args: &Map<String, Value>) -> Option<CacheKey> {
     })
 }
 
-/// Key of a recall: project and limit (recall is always "as of now").
+/// Key of a recall: project, limit and filters (recall is always "as of now").
 fn recall_key(args: &Map<String, Value>) -> Option<CacheKey> {
-    let project = args.get("project").and_then(Value::as_str)?;
-    let limit = limit(args).ok()?;
+    let q: RecallQuery = serde_json::from_value(Value::Object(args.clone())).ok()?;
+    q.resolve().ok()?;
     Some(CacheKey {
-        key: json!([project, limit]).to_string(),
+        key: json!([
+            q.project,
+            q.limit.unwrap_or(DEFAULT_RECALL_LIMIT),
+            q.author.filter(|a| !a.trim().is_empty()),
+            q.min_consensus
+        ])
+        .to_string(),
         now_relative: true,
     })
 }
@@ -155,7 +176,9 @@ fn recall_key(args: &Map<String, Value>) -> Option<CacheKey> {
 fn register_tools(builder: McpServerBuilder, memory: Arc<AgentMemory>) -> McpServerBuilder {
     let m = |f: fn(&AgentMemory, &Map<String, Value>) -> Result<Value>| {
         let memory = memory.clone();
-        Arc::new(move |args: Map<String, Value>| f(&memory, &args))
+        Arc::new(move |args: Map<String, Value>, caller: &Caller| {
+            f(&memory.as_author(author_of(caller))?, &args)
+        })
     };
     let tool = |name: &str, title: &str, description: &str, input: Value, output: Value| Tool {
         name: name.into(),
@@ -166,7 +189,7 @@ fn register_tools(builder: McpServerBuilder, memory: Arc<AgentMemory>) -> McpSer
         read_only: true,
         idempotent: true,
         exec: Exec::Inline,
-        run: Arc::new(|_| Err(Error::invalid("unset"))),
+        run: Arc::new(|_, _| Err(Error::invalid("unset"))),
     };
     let facts_out = json!({"type": "object", "required": ["facts", "count"], "properties": {
         "facts": {"type": "array", "items": fact_schema()}, "count": {"type": "integer"}}});
@@ -194,15 +217,19 @@ fn register_tools(builder: McpServerBuilder, memory: Arc<AgentMemory>) -> McpSer
             ..tool(
                 "cortex_search",
                 "Search facts",
-                "Ranked full-text search (BM25) over facts, optionally within one project and \
-                 as of a point in time.",
+                "Ranked full-text search (BM25) over facts, optionally within one project, as \
+                 of a point in time, by one author, or above a minimum consensus (to keep out \
+                 facts other agents voted down).",
                 json!({"type": "object", "additionalProperties": false, "required": ["query"],
                     "properties": {
                         "query": {"type": "string", "minLength": 1},
                         "project": {"type": "string"},
                         "as_of": {"type": "string", "description": "RFC 3339 time or YYYY-MM-DD; default now"},
                         "top_k": {"type": "integer", "minimum": 1, "maximum": 1000},
-                        "include_deprecated": {"type": "boolean"}}}),
+                        "include_deprecated": {"type": "boolean"},
+                        "author": {"type": "string", "description": "only facts stored by this agent"},
+                        "min_consensus": {"type": "number", "minimum": -1, "maximum": 1,
+                            "description": "only facts whose consensus is at least this"}}}),
                 json!({"type": "object", "required": ["hits", "count"], "properties": {
                     "hits": {"type": "array", "items": {"type": "object",
                         "required": ["fact", "score"],
@@ -215,10 +242,14 @@ fn register_tools(builder: McpServerBuilder, memory: Arc<AgentMemory>) -> McpSer
             ..tool(
                 "cortex_recall",
                 "Recall a project",
-                "The facts of one project that are valid now, most recent first.",
+                "The facts of one project that are valid now, by consensus then recency, \
+                 optionally only one author's or those above a minimum consensus.",
                 json!({"type": "object", "additionalProperties": false, "required": ["project"],
                     "properties": {"project": {"type": "string", "minLength": 1},
-                        "limit": {"type": "integer", "minimum": 1, "maximum": 100000}}}),
+                        "limit": {"type": "integer", "minimum": 1, "maximum": 100000},
+                        "author": {"type": "string", "description": "only facts stored by this agent"},
+                        "min_consensus": {"type": "number", "minimum": -1, "maximum": 1,
+                            "description": "only facts whose consensus is at least this"}}}),
                 facts_out.clone(),
             )
         })
@@ -256,6 +287,25 @@ fn register_tools(builder: McpServerBuilder, memory: Arc<AgentMemory>) -> McpSer
                     "properties": {"fact_id": {"type": "integer", "minimum": 0},
                         "reason": {"type": "string"}}}),
                 json!({"type": "object", "required": ["fact"], "properties": {
+                    "fact": fact_schema(), "entry_index": {"type": "integer"}}}),
+            )
+        })
+        .tool(Tool {
+            read_only: false,
+            exec: Exec::Thread,
+            run: m(forget),
+            ..tool(
+                "cortex_forget",
+                "Forget a fact",
+                "Erases a fact's content, tags and source for good (the right to be \
+                 forgotten) and records a fact.erase entry with the reason. The ledger only \
+                 ever held a salted commitment to them, so every proof and checkpoint stays \
+                 valid; search, recall and history never show the content again.",
+                json!({"type": "object", "additionalProperties": false,
+                    "required": ["fact_id", "reason"], "properties": {
+                        "fact_id": {"type": "integer", "minimum": 0},
+                        "reason": {"type": "string", "minLength": 1}}}),
+                json!({"type": "object", "required": ["fact", "entry_index"], "properties": {
                     "fact": fact_schema(), "entry_index": {"type": "integer"}}}),
             )
         })
@@ -315,7 +365,16 @@ fn fact_schema() -> Value {
         "confidence": {"type": "number"}, "source": {"type": ["string", "null"]},
         "valid_from": {"type": "string"}, "valid_until": {"type": ["string", "null"]},
         "created_at": {"type": "string"}, "deprecated_at": {"type": ["string", "null"]},
-        "deprecation_reason": {"type": ["string", "null"]}, "consensus": {"type": "number"}}})
+        "deprecation_reason": {"type": ["string", "null"]}, "consensus": {"type": "number"},
+        "author": {"type": ["string", "null"], "description": "the agent that stored it"},
+        "surface": {"type": ["string", "null"], "description": "cli, mcp-stdio, mcp-http, …"},
+        "erased_at": {"type": ["string", "null"],
+            "description": "set when forgotten: content, tags and source are gone"}}})
+}
+
+/// The author a call writes as.
+fn author_of(caller: &Caller) -> Author {
+    Author::new(caller.client.as_deref(), caller.surface.clone())
 }
 
 fn to_value<T: serde::Serialize>(v: &T) -> Result<Value> {
@@ -357,6 +416,13 @@ fn search(memory: &AgentMemory, args: &Map<String, Value>) -> Result<Value> {
     Ok(json!({"hits": to_value(&hits)?, "count": hits.len()}))
 }
 
+fn forget(memory: &AgentMemory, args: &Map<String, Value>) -> Result<Value> {
+    let id = fact_id(args).ok_or_else(|| Error::invalid("fact_id is required"))?;
+    let reason = args.get("reason").and_then(Value::as_str).unwrap_or("");
+    let f = memory.forget(id, reason)?;
+    Ok(json!({"fact": to_value(&f.fact)?, "entry_index": f.append.first_index}))
+}
+
 fn limit(args: &Map<String, Value>) -> Result<usize> {
     let limit = args
         .get("limit")
@@ -367,8 +433,8 @@ fn limit(args: &Map<String, Value>) -> Result<usize> {
 }
 
 fn recall(memory: &AgentMemory, args: &Map<String, Value>) -> Result<Value> {
-    let project = args.get("project").and_then(Value::as_str).unwrap_or("");
-    facts_result(&memory.recall(project, limit(args)?)?)
+    let q: RecallQuery = from_value("recall", Value::Object(args.clone()))?;
+    facts_result(&memory.recall(&q)?)
 }
 
 fn fact_id(args: &Map<String, Value>) -> Option<u64> {
