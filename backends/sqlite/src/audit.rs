@@ -38,7 +38,7 @@ fn scan(
     visit: &mut dyn FnMut(MemoryRow) -> Result<()>,
     e: &dyn Fn(rusqlite::Error) -> Error,
 ) -> Result<()> {
-    let mut stmt = conn.prepare(sql).map_err(e)?;
+    let mut stmt = conn.prepare_cached(sql).map_err(e)?;
     let mut rows = stmt.query([]).map_err(e)?;
     while let Some(r) = rows.next().map_err(e)? {
         visit(decode(r).unwrap_or_else(|problem| MemoryRow::Undecodable {
