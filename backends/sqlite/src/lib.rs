@@ -1,10 +1,13 @@
 //! SQLite storage backend for CORTEX (embedded, WAL mode).
 //!
 //! One writer connection behind a mutex, a pool of reader connections for parallel scans.
-//! The agent memory lives in the same file (migration 2): facts, a contentless FTS5 index over
-//! `cortex_core::memory::bm25::index_text` ranked by `bm25()` (the same scores as core's `Bm25Index`),
-//! votes, agent reputations, each fact's ledger entries, and the memory version; memory rows are
-//! written in the append transaction of their ledger entries.
+//! The agent memory lives in the same file (migrations 2 and 3): facts, the openings of their
+//! commitments, votes, agent reputations, each fact's ledger entries, the memory version, and
+//! the search index: `fact_index` keeps each fact's `cortex_core::memory::bm25::index_text`
+//! (none for an erased fact) and `facts_fts` is an external-content FTS5 index over it, ranked
+//! by `bm25()` (the same scores as core's `Bm25Index`). Keeping the indexed text is what lets
+//! `verify` check it ([`FactStore::keeps_index_text`]). Memory rows are written in the append
+//! transaction of their ledger entries.
 //! Appends run in `BEGIN IMMEDIATE` transactions, so several processes sharing one database file
 //! take turns and keep one linear chain. Durability: `synchronous=FULL` (the default) survives
 //! power loss; `synchronous=NORMAL` (`?synchronous=normal`) survives a killed process but may lose
@@ -13,17 +16,20 @@
 //! Layout: `config` (the `sqlite:` URL and [`SqliteOptions`]), `conn` (the writer and reader
 //! connections and their pragmas), `schema` (migrations), `ledger` (the [`LedgerStore`] and
 //! [`TileReader`] impls: entries, tiles, head, checkpoints, audit records), `memory` (the
-//! [`FactStore`] impl: facts, votes, agents, FTS5 search), `append` (the one write transaction
-//! both appends share).
+//! [`FactStore`] impl: facts, openings, votes, agents, FTS5 search), `audit` (the whole memory
+//! read in one snapshot for `verify`, and replaced in one transaction for `rebuild`), `append`
+//! (the one write transaction both appends share).
 //!
 //! [`LedgerStore`]: cortex_core::LedgerStore
 //! [`TileReader`]: cortex_core::ledger::tiles::TileReader
 //! [`FactStore`]: cortex_core::FactStore
+//! [`FactStore::keeps_index_text`]: cortex_core::FactStore::keeps_index_text
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod append;
+mod audit;
 mod config;
 mod conn;
 mod ledger;
@@ -126,8 +132,8 @@ mod tests {
         assert_eq!(
             ok.migrate().unwrap(),
             MigrationReport {
-                from_version: 2,
-                to_version: 2
+                from_version: 3,
+                to_version: 3
             }
         );
     }

@@ -1,30 +1,67 @@
-//! The agent memory's rows: facts, votes, agent reputations, each fact's history, the memory
-//! version; the FTS5 search; writing an append's [`FactChange`]s; the [`FactStore`] impl.
+//! The agent memory's rows: facts, commitment openings, votes, agent reputations, each fact's
+//! history, the search index's text, the memory version; the FTS5 search; writing an append's
+//! [`FactChange`]s; the [`FactStore`] impl (its whole-memory scan and replacement are in
+//! `audit`).
 
 use crate::conn::sql_err;
 use crate::{SqliteStore, to_i64};
 use cortex_core::ledger::entry::Entry;
 use cortex_core::ledger::store::Head;
+use cortex_core::memory::bm25::index_text;
+use cortex_core::memory::commitment::{FactContent, FactOpening};
 use cortex_core::memory::consensus::{AgentReputation, Vote};
 use cortex_core::memory::fact::Fact;
-use cortex_core::memory::store::{FactBatch, FactChange, FactSearch, FactStore, FactTx, SearchHit};
+use cortex_core::memory::store::{
+    FactBatch, FactChange, FactRecall, FactSearch, FactStore, FactTx, MemoryRow, MemoryState,
+    SearchHit,
+};
 use cortex_core::{Error, ErrorKind, Result};
+use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
-const FACT_COLUMNS: &str = "id, project, content, fact_type, tags, confidence, source, valid_from, \
-                            valid_until, created_at, deprecated_at, deprecation_reason, consensus";
+pub(crate) const FACT_COLUMNS: &str = "id, project, content, fact_type, tags, confidence, source, \
+                                       valid_from, valid_until, created_at, deprecated_at, \
+                                       deprecation_reason, consensus, author, surface, erased_at";
 
-fn fact_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Fact> {
-    let tags: String = r.get(4)?;
+pub(crate) const OPENING_COLUMNS: &str = "fact_id, salt, content, tags, source";
+
+pub(crate) const VOTE_COLUMNS: &str =
+    "fact_id, agent, vote, reason, weight, agreed, entry_index, voted_at";
+
+pub(crate) const AGENT_COLUMNS: &str = "agent, reputation, votes, judged, agreed";
+
+/// A column that holds a non-negative integer (an id, an index, a count).
+pub(crate) fn unsigned(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<u64> {
+    let v: i64 = r.get(i)?;
+    u64::try_from(v).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(i, v))
+}
+
+/// A column that holds a JSON array of strings (tags).
+fn string_list(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Vec<String>> {
+    serde_json::from_str(r.get_ref(i)?.as_str()?)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, Type::Text, Box::new(e)))
+}
+
+/// A nullable 0/1 column.
+fn flag(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<bool>> {
+    match r.get::<_, Option<i64>>(i)? {
+        None => Ok(None),
+        Some(0) => Ok(Some(false)),
+        Some(1) => Ok(Some(true)),
+        Some(v) => Err(rusqlite::Error::IntegralValueOutOfRange(i, v)),
+    }
+}
+
+/// A fact from a row of [`FACT_COLUMNS`]; an error (never a panic) for a value of the wrong
+/// type or shape.
+pub(crate) fn fact_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Fact> {
     Ok(Fact {
-        id: r.get::<_, i64>(0)? as u64,
+        id: unsigned(r, 0)?,
         project: r.get(1)?,
         content: r.get(2)?,
         fact_type: r.get(3)?,
-        tags: serde_json::from_str(&tags).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e))
-        })?,
+        tags: string_list(r, 4)?,
         confidence: r.get(5)?,
         source: r.get(6)?,
         valid_from: r.get(7)?,
@@ -33,6 +70,47 @@ fn fact_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Fact> {
         deprecated_at: r.get(10)?,
         deprecation_reason: r.get(11)?,
         consensus: r.get(12)?,
+        author: r.get(13)?,
+        surface: r.get(14)?,
+        erased_at: r.get(15)?,
+    })
+}
+
+/// An opening from a row of [`OPENING_COLUMNS`].
+pub(crate) fn opening_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FactOpening> {
+    Ok(FactOpening {
+        fact_id: unsigned(r, 0)?,
+        salt: r.get(1)?,
+        fields: FactContent {
+            content: r.get(2)?,
+            tags: string_list(r, 3)?,
+            source: r.get(4)?,
+        },
+    })
+}
+
+/// A vote from a row of [`VOTE_COLUMNS`].
+pub(crate) fn vote_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Vote> {
+    Ok(Vote {
+        fact_id: unsigned(r, 0)?,
+        agent: r.get(1)?,
+        vote: r.get(2)?,
+        reason: r.get(3)?,
+        weight: r.get(4)?,
+        agreed: flag(r, 5)?,
+        entry_index: unsigned(r, 6)?,
+        voted_at: r.get(7)?,
+    })
+}
+
+/// An agent record from a row of [`AGENT_COLUMNS`].
+pub(crate) fn agent_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AgentReputation> {
+    Ok(AgentReputation {
+        agent: r.get(0)?,
+        reputation: r.get(1)?,
+        votes: unsigned(r, 2)?,
+        judged: unsigned(r, 3)?,
+        agreed: unsigned(r, 4)?,
     })
 }
 
@@ -57,24 +135,12 @@ fn read_facts(
 pub(crate) fn read_votes(conn: &Connection, path: &Path, fact_id: u64) -> Result<Vec<Vote>> {
     let e = sql_err(path);
     let mut stmt = conn
-        .prepare_cached(
-            "SELECT fact_id, agent, vote, reason, weight, agreed, entry_index, voted_at \
-             FROM fact_votes WHERE fact_id = ?1 ORDER BY agent",
-        )
+        .prepare_cached(&format!(
+            "SELECT {VOTE_COLUMNS} FROM fact_votes WHERE fact_id = ?1 ORDER BY agent"
+        ))
         .map_err(&e)?;
     let rows = stmt
-        .query_map([to_i64(fact_id)], |r| {
-            Ok(Vote {
-                fact_id: r.get::<_, i64>(0)? as u64,
-                agent: r.get(1)?,
-                vote: r.get(2)?,
-                reason: r.get(3)?,
-                weight: r.get(4)?,
-                agreed: r.get(5)?,
-                entry_index: r.get::<_, i64>(6)? as u64,
-                voted_at: r.get(7)?,
-            })
-        })
+        .query_map([to_i64(fact_id)], vote_from_row)
         .map_err(&e)?;
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(&e)
 }
@@ -84,27 +150,134 @@ pub(crate) fn read_agent(
     path: &Path,
     agent: &str,
 ) -> Result<Option<AgentReputation>> {
-    conn.prepare_cached(
-        "SELECT agent, reputation, votes, judged, agreed FROM agents WHERE agent = ?1",
-    )
-    .and_then(|mut s| {
-        s.query_row([agent], |r| {
-            Ok(AgentReputation {
-                agent: r.get(0)?,
-                reputation: r.get(1)?,
-                votes: r.get::<_, i64>(2)? as u64,
-                judged: r.get::<_, i64>(3)? as u64,
-                agreed: r.get::<_, i64>(4)? as u64,
-            })
-        })
-        .optional()
-    })
+    conn.prepare_cached(&format!(
+        "SELECT {AGENT_COLUMNS} FROM agents WHERE agent = ?1"
+    ))
+    .and_then(|mut s| s.query_row([agent], agent_from_row).optional())
     .map_err(sql_err(path))
+}
+
+fn extended_code(err: &rusqlite::Error) -> Option<std::ffi::c_int> {
+    match err {
+        rusqlite::Error::SqliteFailure(f, _) => Some(f.extended_code),
+        _ => None,
+    }
 }
 
 fn is_constraint(err: &rusqlite::Error) -> bool {
     matches!(err, rusqlite::Error::SqliteFailure(f, _)
         if f.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
+/// Inserts a fact row (every column as given).
+pub(crate) fn insert_fact(tx: &Connection, f: &Fact) -> rusqlite::Result<()> {
+    let tags = serde_json::to_string(&f.tags)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    tx.prepare_cached(&format!(
+        "INSERT INTO facts ({FACT_COLUMNS}) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+    ))?
+    .execute(params![
+        to_i64(f.id),
+        f.project,
+        f.content,
+        f.fact_type,
+        tags,
+        f.confidence,
+        f.source,
+        f.valid_from,
+        f.valid_until,
+        f.created_at,
+        f.deprecated_at,
+        f.deprecation_reason,
+        f.consensus,
+        f.author,
+        f.surface,
+        f.erased_at
+    ])?;
+    Ok(())
+}
+
+/// Inserts an opening row. A plain one-row `INSERT`: a statement that may change several rows
+/// (`OR REPLACE`) opens a statement savepoint, and FTS5 writes its pending postings to disk at
+/// every savepoint, which made storing a batch of facts three times slower.
+pub(crate) fn insert_opening(tx: &Connection, o: &FactOpening) -> rusqlite::Result<()> {
+    let tags = serde_json::to_string(&o.fields.tags)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    tx.prepare_cached(&format!(
+        "INSERT INTO fact_openings ({OPENING_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"
+    ))?
+    .execute(params![
+        to_i64(o.fact_id),
+        o.salt,
+        o.fields.content,
+        tags,
+        o.fields.source
+    ])?;
+    Ok(())
+}
+
+/// Inserts, or replaces, a vote row.
+pub(crate) fn put_vote(tx: &Connection, v: &Vote) -> rusqlite::Result<()> {
+    tx.prepare_cached(&format!(
+        "INSERT OR REPLACE INTO fact_votes ({VOTE_COLUMNS}) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    ))?
+    .execute(params![
+        to_i64(v.fact_id),
+        v.agent,
+        v.vote,
+        v.reason,
+        v.weight,
+        v.agreed,
+        to_i64(v.entry_index),
+        v.voted_at
+    ])?;
+    Ok(())
+}
+
+/// Inserts, or replaces, an agent row.
+pub(crate) fn put_agent(tx: &Connection, a: &AgentReputation) -> rusqlite::Result<()> {
+    tx.prepare_cached(&format!(
+        "INSERT OR REPLACE INTO agents ({AGENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"
+    ))?
+    .execute(params![
+        a.agent,
+        a.reputation,
+        to_i64(a.votes),
+        to_i64(a.judged),
+        to_i64(a.agreed)
+    ])?;
+    Ok(())
+}
+
+/// Adds a (fact, entry) pair to a fact's history.
+pub(crate) fn add_event(tx: &Connection, fact_id: u64, entry_index: u64) -> rusqlite::Result<()> {
+    tx.prepare_cached("INSERT INTO fact_events (fact_id, entry_index) VALUES (?1, ?2)")?
+        .execute(params![to_i64(fact_id), to_i64(entry_index)])?;
+    Ok(())
+}
+
+/// Puts a fact's text into the search index: the `fact_index` row and its FTS5 postings.
+pub(crate) fn index_fact(tx: &Connection, fact_id: u64, text: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached("INSERT INTO fact_index (fact_id, body) VALUES (?1, ?2)")?
+        .execute(params![to_i64(fact_id), text])?;
+    tx.prepare_cached("INSERT INTO facts_fts (rowid, body) VALUES (?1, ?2)")?
+        .execute(params![to_i64(fact_id), text])?;
+    Ok(())
+}
+
+/// Takes a fact out of the search index (a no-op if it is not in it). An external-content
+/// FTS5 table forgets a row only when told the text it indexed, so the postings go first.
+pub(crate) fn unindex_fact(tx: &Connection, fact_id: u64) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO facts_fts (facts_fts, rowid, body) \
+         SELECT 'delete', fact_id, body FROM fact_index WHERE fact_id = ?1",
+    )?
+    .execute([to_i64(fact_id)])?;
+    tx.prepare_cached("DELETE FROM fact_index WHERE fact_id = ?1")?
+        .execute([to_i64(fact_id)])?;
+    Ok(())
 }
 
 /// Writes the memory changes of an append, in order, and bumps the memory version.
@@ -120,64 +293,31 @@ pub(crate) fn write_fact_changes(
     for c in changes {
         match c {
             FactChange::Insert(f) => {
-                let tags =
-                    serde_json::to_string(&f.tags).map_err(|x| Error::backend(x.to_string()))?;
-                tx.prepare_cached(&format!(
-                    "INSERT INTO facts ({FACT_COLUMNS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
-                ))
-                .and_then(|mut s| {
-                    s.execute(params![
-                        to_i64(f.id),
-                        f.project,
-                        f.content,
-                        f.fact_type,
-                        tags,
-                        f.confidence,
-                        f.source,
-                        f.valid_from,
-                        f.valid_until,
-                        f.created_at,
-                        f.deprecated_at,
-                        f.deprecation_reason,
-                        f.consensus
-                    ])
-                })
-                .map_err(|err| {
+                insert_fact(tx, f).map_err(|err| {
                     if is_constraint(&err) {
                         Error::new(ErrorKind::Conflict, format!("fact {} already exists", f.id))
                     } else {
                         e(err)
                     }
                 })?;
-                tx.prepare_cached("INSERT INTO facts_fts (rowid, body) VALUES (?1, ?2)")
-                    .and_then(|mut s| {
-                        s.execute(params![
-                            to_i64(f.id),
-                            cortex_core::memory::bm25::index_text(&f.content, &f.tags)
-                        ])
-                    })
-                    .map_err(&e)?;
+                if !f.is_erased() {
+                    index_fact(tx, f.id, &index_text(&f.content, &f.tags)).map_err(&e)?;
+                }
+            }
+            FactChange::PutOpening(o) => {
+                insert_opening(tx, o).map_err(|err| match extended_code(&err) {
+                    Some(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => {
+                        Error::not_found(format!("no fact {} to open", o.fact_id))
+                    }
+                    Some(rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY) => Error::new(
+                        ErrorKind::Conflict,
+                        format!("fact {} already has an opening", o.fact_id),
+                    ),
+                    _ => e(err),
+                })?;
             }
             FactChange::PutVote(v) => {
-                tx.prepare_cached(
-                    "INSERT OR REPLACE INTO fact_votes \
-                     (fact_id, agent, vote, reason, weight, agreed, entry_index, voted_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        to_i64(v.fact_id),
-                        v.agent,
-                        v.vote,
-                        v.reason,
-                        v.weight,
-                        v.agreed,
-                        to_i64(v.entry_index),
-                        v.voted_at
-                    ])
-                })
-                .map_err(|err| {
+                put_vote(tx, v).map_err(|err| {
                     if is_constraint(&err) {
                         Error::not_found(format!("no fact {} to vote on", v.fact_id))
                     } else {
@@ -194,22 +334,7 @@ pub(crate) fn write_fact_changes(
                     return Err(Error::not_found(format!("no fact {fact_id}")));
                 }
             }
-            FactChange::PutAgent(a) => {
-                tx.prepare_cached(
-                    "INSERT OR REPLACE INTO agents (agent, reputation, votes, judged, agreed) \
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        a.agent,
-                        a.reputation,
-                        to_i64(a.votes),
-                        to_i64(a.judged),
-                        to_i64(a.agreed)
-                    ])
-                })
-                .map_err(&e)?;
-            }
+            FactChange::PutAgent(a) => put_agent(tx, a).map_err(&e)?,
             FactChange::Deprecate {
                 fact_id,
                 at,
@@ -230,16 +355,33 @@ pub(crate) fn write_fact_changes(
                     ));
                 }
             }
+            FactChange::Erase { fact_id, at, .. } => {
+                let n = tx
+                    .prepare_cached(
+                        "UPDATE facts SET content = '', tags = '[]', source = NULL, \
+                         erased_at = ?2 WHERE id = ?1",
+                    )
+                    .and_then(|mut s| s.execute(params![to_i64(*fact_id), at]))
+                    .map_err(&e)?;
+                if n != 1 {
+                    return Err(Error::not_found(format!("no fact {fact_id} to erase")));
+                }
+                tx.prepare_cached("DELETE FROM fact_openings WHERE fact_id = ?1")
+                    .and_then(|mut s| s.execute([to_i64(*fact_id)]))
+                    .map_err(&e)?;
+                unindex_fact(tx, *fact_id).map_err(&e)?;
+            }
         }
         if let Some((fact, entry)) = c.history_event() {
-            tx.prepare_cached("INSERT INTO fact_events (fact_id, entry_index) VALUES (?1, ?2)")
-                .and_then(|mut s| s.execute(params![to_i64(fact), to_i64(entry)]))
-                .map_err(&e)?;
+            add_event(tx, fact, entry).map_err(&e)?;
         }
     }
-    tx.prepare_cached("UPDATE memory_state SET version = version + 1 WHERE id = 1")
-        .and_then(|mut s| s.execute([]))
-        .map_err(&e)?;
+    bump_memory_version(tx).map_err(&e)
+}
+
+pub(crate) fn bump_memory_version(tx: &Connection) -> rusqlite::Result<()> {
+    tx.prepare_cached("UPDATE memory_state SET version = version + 1 WHERE id = 1")?
+        .execute([])?;
     Ok(())
 }
 
@@ -269,18 +411,37 @@ impl FactStore for SqliteStore {
         self.with_reader(|c| read_fact(c, &self.path, id))
     }
 
-    fn recall(&self, project: &str, as_of: &str, limit: usize) -> Result<Vec<Fact>> {
+    fn opening(&self, fact_id: u64) -> Result<Option<FactOpening>> {
+        self.with_reader(|c| {
+            // Never the opening of an erased fact, even one written back behind the store.
+            c.prepare_cached(&format!(
+                "SELECT {OPENING_COLUMNS} FROM fact_openings WHERE fact_id = ?1 \
+                 AND NOT EXISTS (SELECT 1 FROM facts WHERE id = ?1 AND erased_at IS NOT NULL)"
+            ))
+            .and_then(|mut s| s.query_row([to_i64(fact_id)], opening_from_row).optional())
+            .map_err(self.err())
+        })
+    }
+
+    fn recall(&self, q: &FactRecall) -> Result<Vec<Fact>> {
         self.with_reader(|c| {
             read_facts(
                 c,
                 &self.path,
                 &format!(
                     "SELECT {FACT_COLUMNS} FROM facts INDEXED BY facts_recall \
-                     WHERE project = ?1 AND deprecated_at IS NULL \
+                     WHERE project = ?1 AND deprecated_at IS NULL AND erased_at IS NULL \
                      AND valid_from <= ?2 AND (valid_until IS NULL OR ?2 < valid_until) \
+                     AND (?4 IS NULL OR author = ?4) AND (?5 IS NULL OR consensus >= ?5) \
                      ORDER BY consensus DESC, id DESC LIMIT ?3"
                 ),
-                params![project, as_of, to_i64(limit as u64)],
+                params![
+                    q.project,
+                    q.as_of,
+                    to_i64(q.limit as u64),
+                    q.author,
+                    q.min_consensus
+                ],
             )
         })
     }
@@ -303,12 +464,14 @@ impl FactStore for SqliteStore {
             return Ok(Vec::new());
         }
         let cols = FACT_COLUMNS
-            .split(", ")
+            .split(',')
             .map(|c| format!("f.{}", c.trim()))
             .collect::<Vec<_>>()
             .join(", ");
         self.with_reader(|c| {
             let e = self.err();
+            // FTS5 finds and scores the candidates (its statistics cover the whole index);
+            // the filters apply before the limit.
             let mut stmt = c
                 .prepare_cached(&format!(
                     "SELECT {cols}, bm25(facts_fts) AS rank \
@@ -316,7 +479,8 @@ impl FactStore for SqliteStore {
                      WHERE facts_fts MATCH ?1 \
                      AND (?2 IS NULL OR f.project = ?2) \
                      AND f.valid_from <= ?3 AND (f.valid_until IS NULL OR ?3 < f.valid_until) \
-                     AND (?4 OR f.deprecated_at IS NULL) \
+                     AND (?4 OR f.deprecated_at IS NULL) AND f.erased_at IS NULL \
+                     AND (?6 IS NULL OR f.author = ?6) AND (?7 IS NULL OR f.consensus >= ?7) \
                      ORDER BY rank, f.id DESC LIMIT ?5"
                 ))
                 .map_err(&e)?;
@@ -327,12 +491,14 @@ impl FactStore for SqliteStore {
                         q.project,
                         q.as_of,
                         q.include_deprecated,
-                        to_i64(q.top_k as u64)
+                        to_i64(q.top_k as u64),
+                        q.author,
+                        q.min_consensus
                     ],
                     |r| {
                         Ok(SearchHit {
                             fact: fact_from_row(r)?,
-                            score: -r.get::<_, f64>(13)?,
+                            score: -r.get::<_, f64>(16)?,
                         })
                     },
                 )
@@ -381,6 +547,18 @@ impl FactStore for SqliteStore {
                 .map(|v| v as u64)
                 .map_err(self.err())
         })
+    }
+
+    fn scan_memory(&self, visit: &mut dyn FnMut(MemoryRow) -> Result<()>) -> Result<()> {
+        self.scan_memory_rows(visit)
+    }
+
+    fn replace_memory(&self, ledger_size: u64, state: &MemoryState) -> Result<()> {
+        self.replace_memory_rows(ledger_size, state)
+    }
+
+    fn keeps_index_text(&self) -> bool {
+        true
     }
 }
 

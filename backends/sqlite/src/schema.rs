@@ -4,14 +4,24 @@ use crate::SqliteStore;
 use crate::conn::sql_err;
 use cortex_core::ledger::store::MigrationReport;
 use cortex_core::{Error, Result};
-use rusqlite::{TransactionBehavior, params};
+use rusqlite::{Transaction, TransactionBehavior, params};
 
-/// Schema migrations, applied in order; each runs once, in its own transaction.
-const MIGRATIONS: &[(u32, &str, &str)] = &[
-    (
-        1,
-        "ledger: entries, tiles, checkpoints, receipts, audit records",
-        r#"
+/// One schema migration: its SQL and, for data SQL cannot compute, a step run after the SQL in
+/// the same transaction.
+struct Migration {
+    version: u32,
+    description: &'static str,
+    sql: &'static str,
+    then: Option<fn(&Transaction<'_>) -> rusqlite::Result<()>>,
+}
+
+/// Schema migrations, applied in order; each runs once, in its own transaction. Never edit one
+/// that has shipped: append a new one.
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "ledger: entries, tiles, checkpoints, receipts, audit records",
+        sql: r#"
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -74,11 +84,12 @@ CREATE TABLE integrity_checks (
     completed_at TEXT NOT NULL
 );
 "#,
-    ),
-    (
-        2,
-        "agent memory: facts, full-text index, votes, agent reputations, fact history, version",
-        r#"
+        then: None,
+    },
+    Migration {
+        version: 2,
+        description: "agent memory: facts, full-text index, votes, agent reputations, fact history, version",
+        sql: r#"
 CREATE TABLE facts (
     id                 INTEGER PRIMARY KEY,  -- the ledger index of its fact.store entry
     project            TEXT NOT NULL,
@@ -128,12 +139,68 @@ CREATE TABLE memory_state (
 );
 INSERT INTO memory_state (id, version) VALUES (1, 0);
 "#,
-    ),
+        then: None,
+    },
+    Migration {
+        version: 3,
+        description: "verifiable memory: fact authors and erasure, commitment openings, the search \
+                      index's text kept in fact_index (facts_fts indexes it as external content)",
+        sql: r#"
+ALTER TABLE facts ADD COLUMN author TEXT;     -- the agent that stored it, if declared
+ALTER TABLE facts ADD COLUMN surface TEXT;    -- cli, mcp-stdio, ...; NULL before authors
+ALTER TABLE facts ADD COLUMN erased_at TEXT;  -- timestamp of its fact.erase entry
+DROP INDEX facts_recall;
+CREATE INDEX facts_recall ON facts(project, consensus DESC, id DESC)
+    WHERE deprecated_at IS NULL AND erased_at IS NULL;
+-- The opening of each sealed fact's commitment; deleted when the fact is erased.
+CREATE TABLE fact_openings (
+    fact_id INTEGER PRIMARY KEY REFERENCES facts(id),
+    salt    TEXT NOT NULL,                -- 64 hex digits
+    content TEXT NOT NULL,
+    tags    TEXT NOT NULL,                -- JSON array of strings
+    source  TEXT
+);
+-- The search index's source text: cortex_core::memory::bm25::index_text of each fact that is
+-- not erased (tokens joined by spaces, which the ascii tokenizer splits exactly as core does).
+-- Kept so that verify can compare it with the facts, and FTS5 can check its index against it.
+CREATE TABLE fact_index (
+    fact_id INTEGER PRIMARY KEY,
+    body    TEXT NOT NULL
+);
+DROP TABLE facts_fts;
+CREATE VIRTUAL TABLE facts_fts USING fts5(
+    body, content='fact_index', content_rowid='fact_id', tokenize='ascii'
+);
+"#,
+        then: Some(index_existing_facts),
+    },
 ];
+
+/// Migration 3's data: the index text of every fact (none is erased yet), then the FTS5 index
+/// rebuilt from it. A row that does not decode (tags that are not a JSON list, content that is
+/// not text) is indexed from what can be read rather than failing the upgrade: `verify` then
+/// reports that row, which it could not if the database no longer opened.
+fn index_existing_facts(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    let mut read = tx.prepare("SELECT id, content, tags FROM facts ORDER BY id")?;
+    let mut write = tx.prepare("INSERT INTO fact_index (fact_id, body) VALUES (?1, ?2)")?;
+    let mut rows = read.query([])?;
+    while let Some(r) = rows.next()? {
+        let text = |i| {
+            r.get_ref(i)
+                .ok()
+                .and_then(|v| v.as_str().ok())
+                .unwrap_or("")
+        };
+        let tags: Vec<String> = serde_json::from_str(text(2)).unwrap_or_default();
+        let body = cortex_core::memory::bm25::index_text(text(1), &tags);
+        write.execute(params![r.get::<_, i64>(0)?, body])?;
+    }
+    tx.execute_batch("INSERT INTO facts_fts (facts_fts) VALUES ('rebuild')")
+}
 
 /// The newest schema version this build knows.
 pub fn latest_schema_version() -> u32 {
-    MIGRATIONS.last().map_or(0, |m| m.0)
+    MIGRATIONS.last().map_or(0, |m| m.version)
 }
 
 impl SqliteStore {
@@ -161,7 +228,7 @@ impl SqliteStore {
                 self.path.display()
             )));
         }
-        for (version, description, sql) in MIGRATIONS.iter().filter(|m| m.0 > from) {
+        for m in MIGRATIONS.iter().filter(|m| m.version > from) {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(&e)?;
@@ -169,15 +236,18 @@ impl SqliteStore {
             let done: bool = tx
                 .query_row(
                     "SELECT EXISTS(SELECT 1 FROM schema_migrations WHERE version = ?1)",
-                    [version],
+                    [m.version],
                     |r| r.get(0),
                 )
                 .map_err(&e)?;
             if !done {
-                tx.execute_batch(sql).map_err(&e)?;
+                tx.execute_batch(m.sql).map_err(&e)?;
+                if let Some(then) = m.then {
+                    then(&tx).map_err(&e)?;
+                }
                 tx.execute(
                     "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?1, ?2, ?3)",
-                    params![version, description, cortex_core::ledger::entry::now_timestamp()],
+                    params![m.version, m.description, cortex_core::ledger::entry::now_timestamp()],
                 )
                 .map_err(&e)?;
             }
@@ -208,7 +278,7 @@ mod tests {
                  description TEXT NOT NULL, applied_at TEXT NOT NULL);",
             )
             .unwrap();
-            c.execute_batch(MIGRATIONS[0].2).unwrap();
+            c.execute_batch(MIGRATIONS[0].sql).unwrap();
             c.execute(
                 "INSERT INTO schema_migrations VALUES (1, 'v1', '2026-01-01T00:00:00.000000Z')",
                 [],
@@ -227,5 +297,235 @@ mod tests {
             .id;
         assert_eq!(memory.fact(id).unwrap().content, "upgraded");
         assert_eq!(store.memory_version().unwrap(), 1);
+    }
+
+    /// A database as version 2 left it: a ledger with memory entries in the forms written
+    /// before erasure and authors existed (plain `fact.store` details, votes and a deprecation
+    /// without an author), and the memory rows version 2 derived from them (the replay's, which
+    /// version 2's conformance suite held it to), its FTS5 index contentless.
+    fn version_2_database(path: &std::path::Path) {
+        use cortex_core::memory::fact::{DeprecateDetail, VoteDetail};
+        use cortex_core::memory::replay::Replay;
+        use cortex_core::{Ledger, LedgerStore, NewEntry, NewFact};
+        // The ledger tables are the same in every version: write them through today's store
+        // into a scratch file, then copy them over.
+        let scratch = path.with_extension("scratch");
+        let store = Arc::new(SqliteStore::open(&scratch, SqliteOptions::default()).unwrap());
+        let ledger = Ledger::open(store.clone(), Default::default()).unwrap();
+        let now = cortex_core::ledger::entry::now_timestamp();
+        let plain = |project: &str, content: &str, tags: &[&str]| {
+            let mut f = NewFact::new(project, content);
+            f.tags = tags.iter().map(|t| t.to_string()).collect();
+            NewEntry::new(project, "fact.store", f.to_detail(&now).unwrap().to_json())
+        };
+        ledger
+            .append(&[
+                plain("p", "The cat sat on the mat", &["pets"]),
+                plain("p", "Dogs bark at the cat", &[]),
+                NewEntry::new("p", "audit.event", "{}"),
+                plain("q", "cats and dogs", &["Pets", "x-y"]),
+            ])
+            .unwrap();
+        let vote = VoteDetail {
+            fact_id: 0,
+            agent: "alice".into(),
+            vote: 1,
+            reason: None,
+            author: None,
+        };
+        let deprecate = DeprecateDetail {
+            fact_id: 1,
+            reason: Some("old".into()),
+            author: None,
+        };
+        ledger
+            .append(&[NewEntry::new("p", "fact.vote", vote.to_json())])
+            .unwrap();
+        ledger
+            .append(&[NewEntry::new("p", "fact.deprecate", deprecate.to_json())])
+            .unwrap();
+        let mut replay = Replay::new();
+        store
+            .scan_entries(0..u64::MAX, &mut |r| {
+                replay.apply(r.entry);
+                Ok(())
+            })
+            .unwrap();
+        assert!(replay.unreplayable.is_empty());
+        let (state, lost) = replay.into_state(ledger.hasher(), &|_| None);
+        assert!(lost.is_empty(), "plain facts need no opening");
+        drop((ledger, store));
+
+        let c = Connection::open(path).unwrap();
+        c.execute_batch(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, \
+             description TEXT NOT NULL, applied_at TEXT NOT NULL);",
+        )
+        .unwrap();
+        for m in &MIGRATIONS[..2] {
+            c.execute_batch(m.sql).unwrap();
+            c.execute(
+                "INSERT INTO schema_migrations VALUES (?1, 'v', '2026-01-01T00:00:00.000000Z')",
+                [m.version],
+            )
+            .unwrap();
+        }
+        c.execute("ATTACH ?1 AS scratch", [scratch.to_str().unwrap()])
+            .unwrap();
+        c.execute_batch(
+            "INSERT INTO entries SELECT * FROM scratch.entries; \
+             INSERT INTO merkle_tiles SELECT * FROM scratch.merkle_tiles; \
+             INSERT INTO ledger_head SELECT * FROM scratch.ledger_head; \
+             INSERT INTO meta SELECT * FROM scratch.meta; \
+             DETACH scratch; UPDATE memory_state SET version = 3;",
+        )
+        .unwrap();
+        for f in &state.facts {
+            c.execute(
+                "INSERT INTO facts (id, project, content, fact_type, tags, confidence, source, \
+                 valid_from, valid_until, created_at, deprecated_at, deprecation_reason, \
+                 consensus) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                params![
+                    f.id as i64,
+                    f.project,
+                    f.content,
+                    f.fact_type,
+                    serde_json::to_string(&f.tags).unwrap(),
+                    f.confidence,
+                    f.source,
+                    f.valid_from,
+                    f.valid_until,
+                    f.created_at,
+                    f.deprecated_at,
+                    f.deprecation_reason,
+                    f.consensus
+                ],
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO facts_fts (rowid, body) VALUES (?1, ?2)",
+                params![
+                    f.id as i64,
+                    cortex_core::memory::bm25::index_text(&f.content, &f.tags)
+                ],
+            )
+            .unwrap();
+        }
+        for v in &state.votes {
+            crate::memory::put_vote(&c, v).unwrap();
+        }
+        for a in &state.agents {
+            crate::memory::put_agent(&c, a).unwrap();
+        }
+        for &(f, e) in &state.events {
+            crate::memory::add_event(&c, f, e).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_version_2_database_is_upgraded_in_place_and_verifies() {
+        use cortex_core::memory::bm25::{Bm25Index, index_text, query_terms};
+        use cortex_core::memory::store::FactSearch;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.db");
+        version_2_database(&path);
+        let store: cortex_core::DynStore =
+            Arc::new(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
+        assert_eq!(store.migrate().unwrap().from_version, 3);
+        let memory = cortex_core::AgentMemory::open(store.clone(), Default::default()).unwrap();
+        let clean = |what: &str| {
+            let r = memory.verify(&Default::default()).unwrap();
+            assert!(r.valid, "{what}: {:#?}", r.violations);
+            r.memory.unwrap()
+        };
+        let checked = clean("upgraded");
+        assert_eq!((checked.facts, checked.votes, checked.agents), (3, 1, 1));
+
+        // Old rows got NULLs; the index text was derived from them, and BM25 over it is core's.
+        let old = store.fact(0).unwrap().unwrap();
+        assert_eq!((old.author, old.surface, old.erased_at), (None, None, None));
+        assert_eq!(old.content, "The cat sat on the mat");
+        let search = |q: &str| {
+            store
+                .search_facts(&FactSearch {
+                    terms: query_terms(q),
+                    project: None,
+                    as_of: cortex_core::ledger::entry::now_timestamp(),
+                    top_k: 10,
+                    include_deprecated: true,
+                    author: None,
+                    min_consensus: None,
+                })
+                .unwrap()
+                .into_iter()
+                .map(|h| (h.fact.id, h.score))
+                .collect::<Vec<_>>()
+        };
+        let mut ix = Bm25Index::new();
+        for id in [0, 1, 3] {
+            let f = store.fact(id).unwrap().unwrap();
+            ix.add(id, &index_text(&f.content, &f.tags));
+        }
+        assert_eq!(
+            search("cat pets"),
+            ix.top_k(&query_terms("cat pets"), 10, &|_| true)
+        );
+
+        // It stores (sealed, authored), forgets and verifies as a new database does.
+        let id = memory
+            .store_fact(&cortex_core::NewFact::new("p", "a new cat fact"))
+            .unwrap()
+            .facts[0]
+            .id;
+        assert!(store.opening(id).unwrap().is_some());
+        assert!(search("cat").iter().any(|h| h.0 == id));
+        clean("after a store");
+        memory.forget(id, "test").unwrap();
+        assert!(store.opening(id).unwrap().is_none());
+        assert!(
+            search("new").is_empty(),
+            "an erased fact is out of the index"
+        );
+        assert_eq!(
+            search("cat pets"),
+            ix.top_k(&query_terms("cat pets"), 10, &|_| true),
+            "and out of its statistics"
+        );
+        let checked = clean("after a forget");
+        assert_eq!((checked.facts, checked.facts_erased), (4, 1));
+    }
+
+    #[test]
+    fn a_version_2_row_that_does_not_decode_does_not_stop_the_upgrade() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.db");
+        version_2_database(&path);
+        Connection::open(&path)
+            .unwrap()
+            .execute("UPDATE facts SET tags = 'oops' WHERE id = 0", [])
+            .unwrap();
+        let store: cortex_core::DynStore =
+            Arc::new(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
+        let memory = cortex_core::AgentMemory::open(store, Default::default()).unwrap();
+        let r = memory.verify(&Default::default()).unwrap();
+        let tables: Vec<_> = r
+            .violations
+            .iter()
+            .map(|v| (v.kind, v.memory.as_ref().map(|m| m.table)))
+            .collect();
+        assert_eq!(
+            tables,
+            [
+                (
+                    cortex_core::ViolationKind::MemoryMismatch,
+                    Some("search_index")
+                ),
+                (cortex_core::ViolationKind::MemoryMissing, Some("facts")),
+                (cortex_core::ViolationKind::MemoryMismatch, Some("facts")),
+            ],
+            "the index text made without its tags, the fact (missing, as it cannot be read) \
+             and its row: {:#?}",
+            r.violations
+        );
     }
 }

@@ -13,7 +13,7 @@
 use cortex_core::ledger::export::{ExportFormat, ExternalReport, verify_export, write_export};
 use cortex_core::testkit::tamper::{
     ORIGIN, Outcome, ROW, SIZE, Tamper, TamperOp, alter_char, alter_mid, fixture_ledger,
-    tamper_case_names, tamper_conformance,
+    memory_tamper_case_names, memory_tamper_conformance, tamper_case_names, tamper_conformance,
 };
 use cortex_core::{
     DynStore, Ledger, Signer, Verifier, VerifyOptions, VerifyReport, ViolationKind, verify_store,
@@ -50,6 +50,8 @@ struct SqliteTamper {
 impl Tamper for SqliteTamper {
     fn apply(&self, ops: &[TamperOp]) -> Outcome {
         let mut c = Connection::open(&self.path).unwrap();
+        // Whoever writes to the file behind the store's back is bound by none of its rules.
+        c.execute_batch("PRAGMA foreign_keys=OFF").unwrap();
         let tx = c.transaction().unwrap();
         for op in ops {
             let changed = match op {
@@ -114,6 +116,115 @@ impl Tamper for SqliteTamper {
                     "DELETE FROM checkpoints WHERE tree_size = ?1",
                     [i64_of(*size)],
                 ),
+                TamperOp::PutFact(f) => tx.execute(
+                    "INSERT OR REPLACE INTO facts (id, project, content, fact_type, tags, \
+                     confidence, source, valid_from, valid_until, created_at, deprecated_at, \
+                     deprecation_reason, consensus, author, surface, erased_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                    params![
+                        i64_of(f.id),
+                        f.project,
+                        f.content,
+                        f.fact_type,
+                        serde_json::to_string(&f.tags).unwrap(),
+                        f.confidence,
+                        f.source,
+                        f.valid_from,
+                        f.valid_until,
+                        f.created_at,
+                        f.deprecated_at,
+                        f.deprecation_reason,
+                        f.consensus,
+                        f.author,
+                        f.surface,
+                        f.erased_at
+                    ],
+                ),
+                TamperOp::DeleteFact(id) => {
+                    tx.execute("DELETE FROM facts WHERE id = ?1", [i64_of(*id)])
+                }
+                TamperOp::PutOpening(o) => tx.execute(
+                    "INSERT OR REPLACE INTO fact_openings (fact_id, salt, content, tags, source) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        i64_of(o.fact_id),
+                        o.salt,
+                        o.fields.content,
+                        serde_json::to_string(&o.fields.tags).unwrap(),
+                        o.fields.source
+                    ],
+                ),
+                TamperOp::DeleteOpening(id) => tx.execute(
+                    "DELETE FROM fact_openings WHERE fact_id = ?1",
+                    [i64_of(*id)],
+                ),
+                TamperOp::PutVote(v) => tx.execute(
+                    "INSERT OR REPLACE INTO fact_votes \
+                     (fact_id, agent, vote, reason, weight, agreed, entry_index, voted_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![
+                        i64_of(v.fact_id),
+                        v.agent,
+                        v.vote,
+                        v.reason,
+                        v.weight,
+                        v.agreed,
+                        i64_of(v.entry_index),
+                        v.voted_at
+                    ],
+                ),
+                TamperOp::DeleteVote(fact_id, agent) => tx.execute(
+                    "DELETE FROM fact_votes WHERE fact_id = ?1 AND agent = ?2",
+                    params![i64_of(*fact_id), agent],
+                ),
+                TamperOp::PutAgent(a) => tx.execute(
+                    "INSERT OR REPLACE INTO agents (agent, reputation, votes, judged, agreed) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        a.agent,
+                        a.reputation,
+                        i64_of(a.votes),
+                        i64_of(a.judged),
+                        i64_of(a.agreed)
+                    ],
+                ),
+                TamperOp::PutEvent(fact_id, entry) => tx
+                    .execute(
+                        "INSERT OR IGNORE INTO fact_events (fact_id, entry_index) VALUES (?1, ?2)",
+                        params![i64_of(*fact_id), i64_of(*entry)],
+                    )
+                    .map(|_| 1),
+                TamperOp::DeleteEvent(fact_id, entry) => tx.execute(
+                    "DELETE FROM fact_events WHERE fact_id = ?1 AND entry_index = ?2",
+                    params![i64_of(*fact_id), i64_of(*entry)],
+                ),
+                // As someone who wants search to find other text would: the index's text and
+                // its postings changed together (so FTS5's own check of one against the other
+                // would pass).
+                TamperOp::SetIndexText(fact_id, text) => {
+                    let id = i64_of(*fact_id);
+                    tx.execute(
+                        "INSERT INTO facts_fts (facts_fts, rowid, body) \
+                         SELECT 'delete', fact_id, body FROM fact_index WHERE fact_id = ?1",
+                        [id],
+                    )
+                    .unwrap();
+                    tx.execute("DELETE FROM fact_index WHERE fact_id = ?1", [id])
+                        .unwrap();
+                    if let Some(t) = text {
+                        tx.execute(
+                            "INSERT INTO fact_index (fact_id, body) VALUES (?1, ?2)",
+                            params![id, t],
+                        )
+                        .unwrap();
+                        tx.execute(
+                            "INSERT INTO facts_fts (rowid, body) VALUES (?1, ?2)",
+                            params![id, t],
+                        )
+                        .unwrap();
+                    }
+                    Ok(1)
+                }
             };
             assert_eq!(changed.unwrap(), 1, "{op:?} must change one row");
         }
@@ -137,6 +248,77 @@ fn sqlite_tamper_conformance() {
     );
     assert!(report.skipped.is_empty(), "{:?}", report.skipped);
     assert_eq!(report.ran, tamper_case_names());
+}
+
+#[test]
+fn sqlite_memory_tamper_conformance() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = std::sync::atomic::AtomicU32::new(0);
+    let report = memory_tamper_conformance(&|| {
+        let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = dir.path().join(format!("m{i}.db"));
+        let store = open_store(&path);
+        (store as DynStore, Box::new(SqliteTamper { path }) as _)
+    });
+    assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+    assert_eq!(report.ran, memory_tamper_case_names());
+}
+
+#[test]
+fn memory_values_stored_with_another_type_are_findings_not_errors() {
+    // SQLite's dynamic typing lets a value of any type into any column: each such row is
+    // streamed as undecodable and reported against its table, and nothing fails or panics.
+    use cortex_core::memory::store::MemoryRow;
+    use cortex_core::testkit::tamper::memory_fixture;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let store: DynStore = open_store(&path);
+    let m = memory_fixture(&store);
+    let db = Connection::open(&path).unwrap();
+    db.execute_batch(
+        "UPDATE facts SET tags = 'not json' WHERE id = 0; \
+         UPDATE fact_openings SET content = CAST(X'80' AS TEXT) WHERE fact_id = 1; \
+         UPDATE fact_votes SET agreed = 7 WHERE fact_id = 0 AND agent = 'bob'; \
+         UPDATE agents SET votes = -1 WHERE agent = 'carol'; \
+         UPDATE fact_index SET body = X'00ff' WHERE fact_id = 3; \
+         INSERT INTO fact_events (fact_id, entry_index) VALUES ('x', 1);",
+    )
+    .unwrap();
+    let mut undecodable = Vec::new();
+    store
+        .scan_memory(&mut |row| {
+            if let MemoryRow::Undecodable { table, key, .. } = row {
+                undecodable.push((table, key));
+            }
+            Ok(())
+        })
+        .unwrap();
+    let want = [
+        ("facts", "0"),
+        ("fact_openings", "1"),
+        ("fact_votes", "0/bob"),
+        ("agents", "carol"),
+        ("fact_events", "x/1"),
+        ("search_index", "3"),
+    ];
+    assert_eq!(
+        undecodable,
+        want.map(|(t, k)| (t, k.to_string())),
+        "one finding per bad row"
+    );
+    let r = m.verify(&VerifyOptions::default()).unwrap();
+    assert!(!r.valid);
+    for (table, _) in want {
+        assert!(
+            r.violations
+                .iter()
+                .any(|v| v.kind == ViolationKind::MemoryMismatch
+                    && v.index.is_none()
+                    && v.memory.as_ref().is_some_and(|at| at.table == table)),
+            "{table}: {:#?}",
+            r.violations
+        );
+    }
 }
 
 struct Fixture {

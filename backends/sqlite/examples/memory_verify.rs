@@ -1,0 +1,281 @@
+//! Measures what `cortex ledger verify` costs on SQLite now that it also checks the agent
+//! memory: the ledger and memory verification of a database of N ledger entries of which F
+//! store facts, and `scan_memory` alone.
+//!
+//! `cargo run --release -p cortex-sqlite --example memory_verify -- [DB] [ENTRIES] [FACTS]`
+//! (defaults: a file under the system's temp directory, 1,000,000 and 100,000). The database is
+//! built on the first run (audit entries, then facts in batches of 10,000 with a checkpoint
+//! every 10,000 entries) and reused after.
+
+use cortex_core::memory::store::MemoryRow;
+use cortex_core::{AgentMemory, DynStore, Ledger, LedgerOptions, NewEntry, NewFact, Signer};
+use cortex_ed25519::Ed25519Signer;
+use cortex_sqlite::{SqliteOptions, SqliteStore, Synchronous};
+use std::sync::Arc;
+use std::time::Instant;
+
+fn fact_text(i: u64) -> String {
+    let mix = |mut x: u64| {
+        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^ (x >> 31)
+    };
+    let x = mix(i);
+    let mut s = format!("agent note {i} about topic{}", x % 50);
+    for k in 0..6u64 {
+        s.push_str(&format!(" w{}", mix(x ^ k) % 5000));
+    }
+    s
+}
+
+/// CPU seconds this process has used (all threads): on a busy machine wall time says little.
+fn cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Runs `f`, printing its wall and CPU time under `what`.
+fn timed<T>(
+    what: &str,
+    f: impl FnOnce() -> cortex_core::Result<T>,
+) -> cortex_core::Result<(T, f64)> {
+    let (t, c) = (Instant::now(), cpu());
+    let out = f()?;
+    let s = t.elapsed().as_secs_f64();
+    println!("{what}: {s:.3} s wall, {:.2} s CPU", cpu() - c);
+    Ok((out, s))
+}
+
+fn main() -> cortex_core::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let path = args
+        .next()
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("cortex-memory-verify.db"));
+    let entries: u64 = args
+        .next()
+        .map_or(1_000_000, |a| a.parse().expect("ENTRIES"));
+    let facts: u64 = args.next().map_or(100_000, |a| a.parse().expect("FACTS"));
+    let fresh = !path.exists();
+    let store = Arc::new(SqliteStore::open(
+        &path,
+        SqliteOptions {
+            synchronous: Synchronous::Normal,
+            ..Default::default()
+        },
+    )?);
+    let dyn_store: DynStore = store.clone();
+    let mut ledger = Ledger::open(
+        dyn_store.clone(),
+        LedgerOptions {
+            checkpoint_every: 10_000,
+            ..Default::default()
+        },
+    )?;
+    let key = path.with_extension("skey");
+    let signer = Arc::new(if fresh {
+        let s = Ed25519Signer::generate("bench.example/memory-verify")?;
+        std::fs::write(&key, s.to_skey()).expect("write the key");
+        s
+    } else {
+        Ed25519Signer::from_skey(&std::fs::read_to_string(&key).expect("read the key"))?
+    });
+    ledger.add_signer(signer.clone())?;
+    let memory = AgentMemory::new(dyn_store.clone(), Arc::new(ledger))?;
+    if fresh {
+        let t = Instant::now();
+        let audit = entries - facts;
+        let mut done = 0;
+        while done < audit {
+            let k = 10_000.min(audit - done);
+            let batch: Vec<NewEntry> = (done..done + k)
+                .map(|i| NewEntry::new("bench", "audit.event", format!(r#"{{"event":{i}}}"#)))
+                .collect();
+            memory.ledger().append(&batch)?;
+            done += k;
+        }
+        println!(
+            "appended {audit} entries in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+        let (t, c) = (Instant::now(), cpu());
+        done = 0;
+        while done < facts {
+            let k = 10_000.min(facts - done);
+            let batch: Vec<NewFact> = (done..done + k)
+                .map(|i| NewFact::new(format!("project{}", i % 10), fact_text(i)))
+                .collect();
+            memory.store_facts(&batch)?;
+            done += k;
+        }
+        let s = t.elapsed().as_secs_f64();
+        println!(
+            "stored {facts} facts in {s:.1} s ({:.0} facts/s), {:.2} s CPU",
+            facts as f64 / s,
+            cpu() - c
+        );
+        memory.ledger().checkpoint()?;
+    }
+    let size = memory.ledger().head()?.size;
+
+    for run in 0..3 {
+        let (rows, _) = timed(&format!("scan_memory #{run}"), || {
+            let mut rows = 0u64;
+            dyn_store.scan_memory(&mut |r| {
+                if let MemoryRow::Undecodable {
+                    table,
+                    key,
+                    problem,
+                } = r
+                {
+                    panic!("{table} {key}: {problem}");
+                }
+                rows += 1;
+                Ok(())
+            })?;
+            Ok(rows)
+        })?;
+        println!("  {rows} rows");
+    }
+    // Search answered by the store (FTS5 finds, counts and scores; facts read whole).
+    for q in ["topic7 w42", "agent"] {
+        let query = cortex_core::SearchQuery::new(q);
+        let mut times = Vec::new();
+        let c = cpu();
+        for _ in 0..50 {
+            let t = Instant::now();
+            let hits = memory.search(&query)?;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+            assert!(!hits.is_empty());
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "search {q:?} by the store: p50 {:.2} ms wall, {:.2} ms CPU per query",
+            times[times.len() / 2],
+            (cpu() - c) * 1000.0 / 50.0
+        );
+    }
+    // SQLite's own floor for that scan: every column of every row looked at, nothing decoded.
+    let raw = rusqlite::Connection::open(&path).expect("open");
+    for table in ["facts", "fact_openings", "fact_events", "fact_index"] {
+        timed(&format!("  raw pass over {table}"), || {
+            let mut stmt = raw
+                .prepare(&format!("SELECT * FROM {table}"))
+                .expect("prepare");
+            let n = stmt.column_count();
+            let mut rows = stmt.query([]).expect("query");
+            let mut bytes = 0usize;
+            while let Some(r) = rows.next().expect("row") {
+                for i in 0..n {
+                    bytes += r
+                        .get_ref(i)
+                        .map_or(0, |v| v.as_bytes().map_or(8, <[u8]>::len));
+                }
+            }
+            Ok(bytes)
+        })?;
+    }
+    // FTS5's check of its postings against fact_index (not part of verify: see the README).
+    for run in 0..3 {
+        timed(&format!("FTS5 integrity-check #{run}"), || {
+            raw.execute_batch(
+                "INSERT INTO facts_fts (facts_fts, rank) VALUES ('integrity-check', 1)",
+            )
+            .expect("integrity-check");
+            Ok(())
+        })?;
+    }
+    let options = cortex_core::VerifyOptions {
+        verifiers: vec![signer.verifier()],
+        ..Default::default()
+    };
+    for run in 0..3 {
+        let (r, s) = timed(&format!("ledger verify only #{run}"), || {
+            cortex_core::verify_store(
+                &*dyn_store,
+                memory.ledger().hasher(),
+                memory.ledger().origin(),
+                &options,
+            )
+        })?;
+        assert!(r.valid, "{:?}", r.violations);
+        println!("  {size} entries: {:.0} entries/s", size as f64 / s);
+    }
+    // Where memory verify's time goes, step by step as core's memory::audit::verify runs them
+    // (one after the other here; verify overlaps the ledger scan with the memory scan).
+    let keep: &(dyn Fn(&str) -> bool + Sync) = &cortex_core::memory::fact::is_memory_action;
+    let ((_, kept), _) = timed("  step: ledger verify keeping memory entries", || {
+        cortex_core::ledger::verify::verify_ledger(
+            &*dyn_store,
+            memory.ledger().hasher(),
+            memory.ledger().origin(),
+            &options,
+            keep,
+        )
+    })?;
+    timed("  step: scan_memory into maps", || {
+        let mut facts = std::collections::BTreeMap::new();
+        let mut openings = std::collections::BTreeMap::new();
+        let mut events = std::collections::BTreeSet::new();
+        let mut texts = std::collections::BTreeMap::new();
+        dyn_store.scan_memory(&mut |r| {
+            match r {
+                MemoryRow::Fact(f) => {
+                    facts.insert(f.id, f);
+                }
+                MemoryRow::Opening(o) => {
+                    openings.insert(o.fact_id, o);
+                }
+                MemoryRow::Event {
+                    fact_id,
+                    entry_index,
+                } => {
+                    events.insert((fact_id, entry_index));
+                }
+                MemoryRow::IndexText { fact_id, text } => {
+                    texts.insert(fact_id, text);
+                }
+                _ => {}
+            }
+            Ok(())
+        })?;
+        Ok((facts, openings, events, texts))
+    })?;
+    timed("  step: replay", || {
+        let mut replay = cortex_core::memory::replay::Replay::new();
+        for e in &kept {
+            replay.apply(e.as_ref());
+        }
+        Ok(replay)
+    })?;
+    timed("  step: index_text of every fact", || {
+        let mut n = 0;
+        for i in 0..facts {
+            n += cortex_core::memory::bm25::index_text(&fact_text(i), &[]).len();
+        }
+        Ok(n)
+    })?;
+    for run in 0..3 {
+        let (r, s) = timed(&format!("ledger + memory verify #{run}"), || {
+            memory.verify(&options)
+        })?;
+        assert!(r.valid, "{:?}", r.violations);
+        println!(
+            "  {size} entries, {} facts: {:.0} entries/s",
+            r.memory.map_or(0, |m| m.facts),
+            size as f64 / s
+        );
+    }
+    Ok(())
+}
