@@ -128,7 +128,9 @@ fn verify_inner(
     for e in entries.iter().filter(|e| e.index < stored.head) {
         replay.apply(e.as_ref());
     }
-    let (found, checked) = compare(hasher, replay, &stored, store.keeps_index_text());
+    let (found, checked) = compare(hasher, &replay, &stored, store.keeps_index_text());
+    // Freeing a few hundred thousand rows takes a while: not on the caller's time.
+    std::thread::spawn(move || drop((replay, stored, entries)));
     report.add(found);
     report.memory = Some(checked);
     report.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -174,7 +176,12 @@ fn fact_ref(table: &'static str, id: u64, column: Option<&'static str>) -> Memor
 }
 
 /// Compares every column of a stored fact with the replayed one.
-fn compare_fact(out: &mut Findings, want: &ReplayedFact, have: &Fact, content_known: bool) {
+fn compare_fact(
+    out: &mut Findings,
+    want: &ReplayedFact,
+    have: &Fact,
+    content: Option<(&str, &[String], Option<&str>)>,
+) {
     let w = &want.fact;
     let id = w.id;
     let deprecated_by = want.deprecated_by.unwrap_or(id);
@@ -198,10 +205,27 @@ fn compare_fact(out: &mut Findings, want: &ReplayedFact, have: &Fact, content_kn
         };
     }
     col!("project", project, id);
-    if content_known || want.erased_by.is_some() {
-        col!("content", content, erased_by);
-        col!("tags", tags, erased_by);
-        col!("source", source, erased_by);
+    if let Some((content, tags, source)) = content {
+        let mut erasable = |name: &'static str, h: String, w: String| {
+            out.push(
+                ViolationKind::MemoryMismatch,
+                erased_by,
+                fact_ref("facts", id, Some(name)),
+                format!(
+                    "fact {id}'s {name} is {h} in the facts table, but the ledger (entry \
+                     {erased_by}) says {w}"
+                ),
+            );
+        };
+        if have.content != content {
+            erasable("content", show(&have.content), show(&content));
+        }
+        if have.tags != tags {
+            erasable("tags", show(&have.tags), show(&tags));
+        }
+        if have.source.as_deref() != source {
+            erasable("source", show(&have.source), show(&source));
+        }
     }
     col!("fact_type", fact_type, id);
     if w.confidence.to_bits() != have.confidence.to_bits() {
@@ -296,10 +320,124 @@ fn compare_agent(out: &mut Findings, want: &AgentReputation, by: u64, have: &Age
     }
 }
 
+/// Checks one replayed fact against its stored row, opening and index text. Returns whether
+/// it is erased and whether an opening was checked against its commitment.
+fn check_fact(
+    out: &mut Findings,
+    hasher: &dyn Hasher,
+    id: u64,
+    want: &ReplayedFact,
+    stored: &Stored,
+    keeps_index_text: bool,
+) -> (bool, bool) {
+    let erased = want.erased_by.is_some();
+    let mut opened = false;
+    // The erasable fields the ledger vouches for: the plain detail's, a verified opening's,
+    // empty once erased; `None` if unknown (no opening, or one that does not open).
+    let mut content: Option<(&str, &[String], Option<&str>)> = None;
+    let w = &want.fact;
+    if let Some(by) = want.erased_by {
+        content = Some(("", &[], None));
+        if stored.openings.contains_key(&id) {
+            out.push(
+                ViolationKind::MemoryUnrecorded,
+                by,
+                fact_ref("fact_openings", id, Some("content")),
+                format!(
+                    "fact {id} was erased by entry {by}, but its content and salt are stored again"
+                ),
+            );
+        }
+    } else if let Some(c) = &want.commitment {
+        match stored.openings.get(&id) {
+            None => out.push(
+                ViolationKind::MemoryMissing,
+                id,
+                fact_ref("fact_openings", id, Some("content")),
+                format!(
+                    "fact {id}'s content and salt are gone, but no fact.erase entry erased it \
+                     (its commitment is in entry {id})"
+                ),
+            ),
+            Some(o) => {
+                opened = true;
+                if o.opens(hasher, c) {
+                    let f = &o.fields;
+                    content = Some((&f.content, &f.tags, f.source.as_deref()));
+                } else {
+                    out.push(
+                        ViolationKind::CommitmentMismatch,
+                        id,
+                        fact_ref("fact_openings", id, None),
+                        format!(
+                            "fact {id}'s stored content and salt do not open the commitment {c} \
+                             in entry {id}: the content was altered"
+                        ),
+                    );
+                }
+            }
+        }
+    } else {
+        content = Some((&w.content, &w.tags, w.source.as_deref()));
+    }
+    match stored.facts.get(&id) {
+        None => out.push(
+            ViolationKind::MemoryMissing,
+            id,
+            fact_ref("facts", id, None),
+            format!("fact {id} is not in the facts table, but entry {id} stored it"),
+        ),
+        Some(have) => compare_fact(out, want, have, content),
+    }
+    if keeps_index_text {
+        let indexed = stored.index_texts.get(&id);
+        match (want.erased_by, content) {
+            (Some(by), _) => {
+                if indexed.is_some() {
+                    out.push(
+                        ViolationKind::MemoryUnrecorded,
+                        by,
+                        fact_ref("search_index", id, None),
+                        format!(
+                            "fact {id} was erased by entry {by}, but the search index still \
+                             holds text for it"
+                        ),
+                    );
+                }
+            }
+            (None, Some((text, tags, _))) => {
+                let text = index_text(text, tags);
+                match indexed {
+                    None => out.push(
+                        ViolationKind::MemoryMissing,
+                        id,
+                        fact_ref("search_index", id, None),
+                        format!("fact {id} is missing from the search index"),
+                    ),
+                    Some(t) if *t != text => out.push(
+                        ViolationKind::MemoryMismatch,
+                        id,
+                        fact_ref("search_index", id, Some("text")),
+                        format!(
+                            "the search index holds {} for fact {id}, but its content (entry \
+                             {id}) indexes as {}",
+                            show(t),
+                            show(&text)
+                        ),
+                    ),
+                    Some(_) => {}
+                }
+            }
+            (None, None) => {}
+        }
+    }
+    (erased, opened)
+}
+
 /// Compares the replay with the stored rows.
 fn compare(
     hasher: &dyn Hasher,
-    replay: Replay,
+    replay: &Replay,
     stored: &Stored,
     keeps_index_text: bool,
 ) -> (Vec<Violation>, MemoryChecked) {
@@ -332,105 +470,39 @@ fn compare(
         );
     }
 
-    // Facts and their openings.
-    for (id, want) in &replay.facts {
-        let id = *id;
-        let mut want = want.clone();
-        let mut content_known = want.commitment.is_none();
-        if want.erased_by.is_some() {
-            checked.facts_erased += 1;
-            if stored.openings.contains_key(&id) {
-                out.push(
-                    ViolationKind::MemoryUnrecorded,
-                    want.erased_by.unwrap_or(id),
-                    fact_ref("fact_openings", id, Some("content")),
-                    format!(
-                        "fact {id} was erased by entry {}, but its content and salt are stored \
-                         again",
-                        want.erased_by.unwrap_or(id)
-                    ),
-                );
-            }
-        } else if let Some(c) = &want.commitment {
-            match stored.openings.get(&id) {
-                None => out.push(
-                    ViolationKind::MemoryMissing,
-                    id,
-                    fact_ref("fact_openings", id, Some("content")),
-                    format!(
-                        "fact {id}'s content and salt are gone, but no fact.erase entry erased \
-                         it (its commitment is in entry {id})"
-                    ),
-                ),
-                Some(o) => {
-                    checked.commitments_checked += 1;
-                    if o.opens(hasher, c) {
-                        want.fact.content = o.fields.content.clone();
-                        want.fact.tags = o.fields.tags.clone();
-                        want.fact.source = o.fields.source.clone();
-                        content_known = true;
-                    } else {
-                        out.push(
-                            ViolationKind::CommitmentMismatch,
-                            id,
-                            fact_ref("fact_openings", id, None),
-                            format!(
-                                "fact {id}'s stored content and salt do not open the \
-                                 commitment {c} in entry {id}: the content was altered"
-                            ),
-                        );
+    // Facts, their openings and index texts: independent per fact, so checked in parallel
+    // chunks (the commitment hashes and the index texts are most of the work).
+    let facts: Vec<(&u64, &ReplayedFact)> = replay.facts.iter().collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(facts.len().div_ceil(4096).max(1));
+    let per = facts.len().div_ceil(threads).max(1);
+    let parts: Vec<(Findings, u64, u64)> = std::thread::scope(|sc| {
+        let workers: Vec<_> = facts
+            .chunks(per)
+            .map(|chunk| {
+                sc.spawn(move || {
+                    let mut f = Findings(Vec::new());
+                    let (mut erased, mut opened) = (0, 0);
+                    for (id, want) in chunk {
+                        let (e, o) =
+                            check_fact(&mut f, hasher, **id, want, stored, keeps_index_text);
+                        erased += u64::from(e);
+                        opened += u64::from(o);
                     }
-                }
-            }
-        }
-        match stored.facts.get(&id) {
-            None => out.push(
-                ViolationKind::MemoryMissing,
-                id,
-                fact_ref("facts", id, None),
-                format!("fact {id} is not in the facts table, but entry {id} stored it"),
-            ),
-            Some(have) => compare_fact(&mut out, &want, have, content_known),
-        }
-        if keeps_index_text {
-            let indexed = stored.index_texts.get(&id);
-            if want.erased_by.is_some() {
-                if indexed.is_some() {
-                    out.push(
-                        ViolationKind::MemoryUnrecorded,
-                        want.erased_by.unwrap_or(id),
-                        fact_ref("search_index", id, None),
-                        format!(
-                            "fact {id} was erased by entry {}, but the search index still \
-                             holds text for it",
-                            want.erased_by.unwrap_or(id)
-                        ),
-                    );
-                }
-            } else if content_known {
-                let text = index_text(&want.fact.content, &want.fact.tags);
-                match indexed {
-                    None => out.push(
-                        ViolationKind::MemoryMissing,
-                        id,
-                        fact_ref("search_index", id, None),
-                        format!("fact {id} is missing from the search index"),
-                    ),
-                    Some(t) if *t != text => out.push(
-                        ViolationKind::MemoryMismatch,
-                        id,
-                        fact_ref("search_index", id, Some("text")),
-                        format!(
-                            "the search index holds {} for fact {id}, but its content (entry \
-                             {id}) indexes as {}",
-                            show(t),
-                            show(&text)
-                        ),
-                    ),
-                    Some(_) => {}
-                }
-            }
-        }
+                    (f, erased, opened)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("memory check worker panicked"))
+            .collect()
+    });
+    for (f, erased, opened) in parts {
+        out.0.extend(f.0);
+        checked.facts_erased += erased;
+        checked.commitments_checked += opened;
     }
     for (id, have) in &stored.facts {
         if !replay.facts.contains_key(id) {
@@ -618,8 +690,7 @@ pub fn rebuild(store: &dyn Store, hasher: &dyn Hasher, dry_run: bool) -> Result<
     }
     let entries_replayed = replay.entries;
     // The replay defines the state; what differs from the stored rows is what changes.
-    let (mut changes, checked) =
-        compare(hasher, replay.clone(), &stored, store.keeps_index_text());
+    let (mut changes, checked) = compare(hasher, &replay, &stored, store.keeps_index_text());
     changes.sort_by_key(|c| c.index.unwrap_or(u64::MAX));
     let (state, lost) = replay.into_state(hasher, &|id| stored.openings.get(&id).cloned());
     if let Some(id) = lost.first() {

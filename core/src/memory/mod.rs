@@ -589,7 +589,9 @@ impl AgentMemory {
             return Err(Error::new(
                 ErrorKind::Conflict,
                 format!(
-                    "fact {fact_id} was stored before erasure existed: its content is in ledger                      entry {fact_id} itself, which cannot change without breaking every proof                      after it; it can only be deprecated"
+                    "fact {fact_id} was stored before erasure existed: its content is in ledger \
+                     entry {fact_id} itself, which cannot change without breaking every proof \
+                     after it; it can only be deprecated"
                 ),
             ));
         }
