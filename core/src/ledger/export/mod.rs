@@ -7,10 +7,14 @@
 //! header fields by the signed note.
 //!
 //! This module holds the file format (header, entry and summary types, the CSV columns);
-//! `write` writes an export, `read` reads one back and `checker` verifies what it reads.
+//! `write` writes an export, `read` reads one back (`csv_reader` holds the CSV reading rules)
+//! and `checker` verifies what it reads.
 
 mod checker;
+mod csv_reader;
 mod read;
+#[cfg(test)]
+mod tests;
 mod write;
 
 pub use read::verify_export;
