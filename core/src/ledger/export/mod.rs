@@ -17,7 +17,7 @@ mod read;
 mod tests;
 mod write;
 
-pub use read::verify_export;
+pub use read::{verify_export, verify_export_with};
 pub use write::write_export;
 
 use crate::error::{Error, Result};
@@ -139,6 +139,16 @@ const CSV_COLUMNS: [&str; 8] = [
     "prev_hash",
     "hash",
 ];
+
+/// What [`verify_export_with`] requires beyond a valid export.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExportVerifyOptions {
+    /// Require the export to hold the whole tree of its checkpoint (entries 0 to size − 1).
+    /// The header's `from` and `to` are not signed, so without this a copy with entries cut
+    /// off either end (and `from`/`to`/`subtrees` rewritten to match) verifies as a partial
+    /// export; with it, the missing ends are `missing_entry` and `truncated` findings.
+    pub full: bool,
+}
 
 /// The outcome of verifying an export offline.
 #[derive(Debug, Clone, Serialize)]

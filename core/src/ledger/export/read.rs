@@ -4,7 +4,7 @@
 
 use super::checker::Checker;
 use super::csv_reader::CsvReader;
-use super::{CSV_COLUMNS, ExportEntry, ExportHeader, ExternalReport};
+use super::{CSV_COLUMNS, ExportEntry, ExportHeader, ExportVerifyOptions, ExternalReport};
 use crate::error::{Error, Result};
 use crate::ledger::signer::Verifier;
 use std::io::BufRead;
@@ -14,6 +14,7 @@ use std::io::BufRead;
 /// before `entries` (as the writer puts them).
 struct JsonExportSeed<'a, 'v> {
     verifiers: &'a [&'v dyn Verifier],
+    options: &'a ExportVerifyOptions,
     progress: &'a dyn Fn(u64),
 }
 
@@ -40,7 +41,7 @@ impl<'de, 'a, 'v> serde::de::Visitor<'de> for JsonExportSeed<'a, 'v> {
             let h: ExportHeader =
                 serde_json::from_value(serde_json::Value::Object(std::mem::take(header)))
                     .map_err(|e| A::Error::custom(format!("header: {e}")))?;
-            Checker::new(h, self.verifiers, "json", self.progress)
+            Checker::new(h, self.verifiers, self.options, "json", self.progress)
                 .map_err(|e| A::Error::custom(e.to_string()))
         };
         while let Some(key) = map.next_key::<String>()? {
@@ -103,16 +104,26 @@ impl<'de, 'a> serde::de::Visitor<'de> for EntriesSeed<'a> {
     }
 }
 
-/// JSON whitespace: what may precede an export, and all a skipped JSON Lines line may hold.
-fn is_json_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
-}
-
 /// Verifies an export (any of the three formats; detected from its first bytes) with only the
 /// file and the trusted verifier keys.
 pub fn verify_export(
     input: &mut dyn BufRead,
     verifiers: &[&dyn Verifier],
+    progress: &dyn Fn(u64),
+) -> Result<ExternalReport> {
+    verify_export_with(input, verifiers, &ExportVerifyOptions::default(), progress)
+}
+
+/// JSON whitespace: what may precede an export, and all a skipped JSON Lines line may hold.
+fn is_json_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// [`verify_export`], with the further requirements of `options` (e.g. a full export).
+pub fn verify_export_with(
+    input: &mut dyn BufRead,
+    verifiers: &[&dyn Verifier],
+    options: &ExportVerifyOptions,
     progress: &dyn Fn(u64),
 ) -> Result<ExternalReport> {
     // Leading JSON whitespace (blank lines included) is skipped in every format (9.6).
@@ -136,7 +147,7 @@ pub fn verify_export(
             let mut line = String::new();
             input.read_line(&mut line).map_err(Error::from)?;
             if let Ok(header) = serde_json::from_str::<ExportHeader>(&line) {
-                let mut c = Checker::new(header, verifiers, "jsonl", progress)?;
+                let mut c = Checker::new(header, verifiers, options, "jsonl", progress)?;
                 let mut n = 1;
                 loop {
                     line.clear();
@@ -160,6 +171,7 @@ pub fn verify_export(
             let c = serde::de::DeserializeSeed::deserialize(
                 JsonExportSeed {
                     verifiers,
+                    options,
                     progress,
                 },
                 &mut de,
@@ -196,7 +208,7 @@ pub fn verify_export(
             }
             let header: ExportHeader = serde_json::from_str(&hrow[5])
                 .map_err(|e| Error::invalid(format!("CSV header row: {e}")))?;
-            let mut c = Checker::new(header, verifiers, "csv", progress)?;
+            let mut c = Checker::new(header, verifiers, options, "csv", progress)?;
             let mut n = 2;
             while let Some(rec) = row(n + 1)? {
                 n += 1;
