@@ -2,6 +2,7 @@
 //! each test in its own temporary CORTEX_HOME, checking exit codes, output, files written and the
 //! database rows (read through a separate SQLite connection).
 
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -1142,5 +1143,427 @@ fn checkpoint_refuses_to_sign_a_truncated_ledger() {
             .iter()
             .any(|v| v["kind"] == "truncated"),
         "{j:#}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Offline verification of edited files (docs/FORMATS.md 8.1, 9.4-9.8)
+// ---------------------------------------------------------------------------------------------
+
+/// `verify-external --json FILE` (plus `extra` arguments): the exit code, each violation as
+/// `(kind, index)` in the order listed, and the whole report.
+fn external_findings(s: &Sandbox, file: &str, extra: &[&str]) -> (i32, Vec<(String, i64)>, Value) {
+    let vkey = s.vkey();
+    let mut args = vec!["--json", "ledger", "verify-external", file, "--vkey", &vkey];
+    args.extend(extra);
+    let run = s.run(&args);
+    let j = run.json();
+    let found = j["violations"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .map(|v| {
+                    let kind = v["kind"].as_str().unwrap().to_owned();
+                    (kind, v["index"].as_i64().unwrap_or(-1))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (run.code, found, j)
+}
+
+fn finding(kind: &str, index: i64) -> (String, i64) {
+    (kind.to_owned(), index)
+}
+
+/// `text` with its lines `a` and `b` (0-based, split at `\n`) exchanged.
+fn swap_lines(text: &str, a: usize, b: usize) -> String {
+    let mut l: Vec<&str> = text.split('\n').collect();
+    l.swap(a, b);
+    l.join("\n")
+}
+
+/// `text` with `line` inserted before its line `k` (0-based, split at `\n`).
+fn insert_line(text: &str, k: usize, line: &str) -> String {
+    let mut l: Vec<&str> = text.split('\n').collect();
+    l.insert(k, line);
+    l.join("\n")
+}
+
+/// `text` without its line `k` (0-based, split at `\n`).
+fn drop_line(text: &str, k: usize) -> String {
+    let mut l: Vec<&str> = text.split('\n').collect();
+    l.remove(k);
+    l.join("\n")
+}
+
+/// The line of entry `index` in an export of a ledger with one-line details: JSON and JSON
+/// Lines put the header on line 0, CSV the column names on line 0 and the header row on line 1.
+fn entry_line(format: &str, index: usize) -> usize {
+    if format == "csv" {
+        index + 2
+    } else {
+        index + 1
+    }
+}
+
+#[test]
+fn two_swapped_entries_are_two_reordered_entries_in_every_format() {
+    let s = Sandbox::seeded(12);
+    for format in ["jsonl", "csv", "json"] {
+        let file = format!("all.{format}");
+        s.run(&["ledger", "export", "--format", format, "-o", &file])
+            .ok();
+        let text = std::fs::read_to_string(s.path(&file)).unwrap();
+        // (In JSON, entries 5 and 6 are not the last, so both lines end in a comma.)
+        let swapped = swap_lines(&text, entry_line(format, 5), entry_line(format, 6));
+        let name = format!("swapped.{format}");
+        std::fs::write(s.path(&name), &swapped).unwrap();
+        let (code, found, j) = external_findings(&s, &name, &[]);
+        assert_eq!(code, 1, "{format}: {j:#}");
+        assert_eq!(
+            found,
+            [finding("reordered_entry", 5), finding("reordered_entry", 6)],
+            "{format}: the swap is the two rows it is: {j:#}"
+        );
+        assert_eq!(j["violation_count"], 2, "{format}");
+        s.run(&["ledger", "verify-external", &name, "--vkey", &s.vkey()])
+            .code(1)
+            .out_has("✗ Export invalid: 2 violations")
+            .out_has("reordered_entry at index 5: entry 5 stands where entry 6 belongs")
+            .out_has("reordered_entry at index 6: entry 6 stands where entry 5 belongs");
+    }
+    // `ledger verify` says the same of the same swap in the database.
+    s.conn()
+        .execute_batch(
+            "CREATE TEMP TABLE two AS SELECT * FROM entries WHERE idx IN (5, 6);
+             UPDATE entries SET
+                 timestamp = (SELECT timestamp FROM two WHERE two.idx = 11 - entries.idx),
+                 project = (SELECT project FROM two WHERE two.idx = 11 - entries.idx),
+                 action = (SELECT action FROM two WHERE two.idx = 11 - entries.idx),
+                 detail = (SELECT detail FROM two WHERE two.idx = 11 - entries.idx),
+                 prev_hash = (SELECT prev_hash FROM two WHERE two.idx = 11 - entries.idx),
+                 hash = (SELECT hash FROM two WHERE two.idx = 11 - entries.idx)
+             WHERE idx IN (5, 6);",
+        )
+        .unwrap();
+    let j = s.run(&["--json", "ledger", "verify"]).code(1).json();
+    let kinds: Vec<(String, i64)> = j["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["kind"].as_str().unwrap().to_owned(),
+                v["index"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [finding("reordered_entry", 5), finding("reordered_entry", 6)]
+    );
+}
+
+#[test]
+fn a_deleted_entry_is_one_missing_entry_and_a_cut_tail_is_truncated() {
+    let s = Sandbox::seeded(12);
+    for format in ["jsonl", "csv"] {
+        let file = format!("all.{format}");
+        s.run(&["ledger", "export", "--format", format, "-o", &file])
+            .ok();
+        let text = std::fs::read_to_string(s.path(&file)).unwrap();
+        let name = format!("deleted.{format}");
+        std::fs::write(s.path(&name), drop_line(&text, entry_line(format, 5))).unwrap();
+        let (code, found, j) = external_findings(&s, &name, &[]);
+        assert_eq!(code, 1, "{format}: {j:#}");
+        assert_eq!(found, [finding("missing_entry", 5)], "{format}: {j:#}");
+        assert_eq!(j["violations"][0]["message"], "entry 5 is missing");
+
+        let name = format!("three-deleted.{format}");
+        let mut cut = text.clone();
+        for _ in 0..3 {
+            cut = drop_line(&cut, entry_line(format, 4));
+        }
+        std::fs::write(s.path(&name), cut).unwrap();
+        let (_, found, j) = external_findings(&s, &name, &[]);
+        assert_eq!(found, [finding("missing_entry", 4)], "{format}: {j:#}");
+        assert_eq!(j["violations"][0]["message"], "entries 4 to 6 are missing");
+
+        let name = format!("tail-cut.{format}");
+        std::fs::write(s.path(&name), drop_line(&text, entry_line(format, 11))).unwrap();
+        let (_, found, j) = external_findings(&s, &name, &[]);
+        assert_eq!(found, [finding("truncated", 11)], "{format}: {j:#}");
+    }
+}
+
+#[test]
+fn trailing_and_blank_lines_are_accepted_where_formats_md_says() {
+    let s = Sandbox::seeded(6);
+    s.run(&["ledger", "proof", "2", "-o", "p.proof"]).ok();
+    for format in ["json", "jsonl", "csv"] {
+        s.run(&[
+            "ledger",
+            "export",
+            "--format",
+            format,
+            "-o",
+            &format!("all.{format}"),
+        ])
+        .ok();
+    }
+    let read = |f: &str| std::fs::read_to_string(s.path(f)).unwrap();
+    let (proof, json, jsonl, csv) = (
+        read("p.proof"),
+        read("all.json"),
+        read("all.jsonl"),
+        read("all.csv"),
+    );
+    assert!(proof.ends_with('\n') && csv.ends_with('\n') && jsonl.ends_with('\n'));
+    let variants: Vec<(&str, String)> = vec![
+        ("proof+1.tlog-proof", format!("{proof}\n")),
+        ("proof+3.tlog-proof", format!("{proof}\n\n\n")),
+        ("json+2.json", format!("\n{json}\n\n")),
+        ("jsonl+2.jsonl", format!("{jsonl}\n\n")),
+        ("jsonl-leading.jsonl", format!("\n \r\n\t\n{jsonl}")),
+        ("jsonl-crlf.jsonl", jsonl.replace('\n', "\r\n")),
+        ("jsonl-blank-inside.jsonl", insert_line(&jsonl, 3, " \t")),
+        ("csv+1.csv", format!("{csv}\n")),
+        ("csv+3.csv", format!("{csv}\r\n\n\r\n")),
+        (
+            "csv-no-final-newline.csv",
+            csv.trim_end_matches('\n').to_owned(),
+        ),
+        ("csv-leading.csv", format!("\n\r\n{csv}")),
+        (
+            "csv-blank-inside.csv",
+            insert_line(&insert_line(&csv, 4, ""), 2, "\r"),
+        ),
+    ];
+    for (name, text) in variants {
+        std::fs::write(s.path(name), text).unwrap();
+        s.run(&["ledger", "verify-external", name, "--vkey", &s.vkey()])
+            .ok()
+            .out_has("✓");
+    }
+}
+
+/// Splits a CSV text written by `cortex ledger export` into rows of fields (RFC 4180 quoting).
+fn csv_rows(text: &str) -> Vec<Vec<String>> {
+    let (mut rows, mut row, mut field) = (Vec::new(), Vec::new(), String::new());
+    let mut chars = text.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut field)),
+            (false, '\n') => {
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    rows
+}
+
+/// Rows rendered with every field quoted and `eol` after each row.
+fn csv_quoted(rows: &[Vec<String>], eol: &str) -> String {
+    rows.iter()
+        .map(|r| {
+            let fields: Vec<String> = r
+                .iter()
+                .map(|f| format!("\"{}\"", f.replace('"', "\"\"")))
+                .collect();
+            fields.join(",") + eol
+        })
+        .collect()
+}
+
+#[test]
+fn csv_with_crlf_or_cr_rows_and_quoted_fields_is_accepted_and_bad_quoting_refused() {
+    let s = Sandbox::new();
+    s.append(3);
+    for detail in [
+        "{\"crlf\":1,\r\n\"quote\":\"a \\\"b\\\", c\"}\r\n",
+        "{\"lf\":\n2}",
+        "{\"cr\":3\r}",
+    ] {
+        s.run(&[
+            "ledger",
+            "append",
+            "--checkpoint-every",
+            "0",
+            "--project",
+            "p,\"q\"",
+            "--action",
+            "a",
+            "--detail",
+            detail,
+        ])
+        .ok();
+    }
+    s.run(&["ledger", "checkpoint"]).ok();
+    s.run(&["ledger", "export", "--format", "csv", "-o", "all.csv"])
+        .ok();
+    let text = std::fs::read_to_string(s.path("all.csv")).unwrap();
+    let rows = csv_rows(&text);
+    assert_eq!(rows.len(), 8);
+    assert!(rows[5][5].contains("\r\n") && rows[6][5].contains('\n') && rows[7][5].contains('\r'));
+    for (name, text) in [
+        ("crlf.csv", text.clone()),
+        ("quoted-crlf.csv", csv_quoted(&rows, "\r\n")),
+        ("quoted-lf.csv", csv_quoted(&rows, "\n")),
+        ("quoted-cr.csv", csv_quoted(&rows, "\r")),
+    ] {
+        // crlf.csv: CRLF only where the writer ended a row, never inside a quoted field.
+        let text = if name == "crlf.csv" {
+            let mut out = String::new();
+            let mut quoted = false;
+            for c in text.chars() {
+                if c == '"' {
+                    quoted = !quoted;
+                }
+                if c == '\n' && !quoted {
+                    out.push('\r');
+                }
+                out.push(c);
+            }
+            out
+        } else {
+            text
+        };
+        std::fs::write(s.path(name), text).unwrap();
+        s.run(&["ledger", "verify-external", name, "--vkey", &s.vkey()])
+            .ok()
+            .out_has("✓ Export valid: 6 entries");
+    }
+    // Quoting that RFC 4180 does not allow is a malformed file, never read as altered data.
+    let detail_of_2 = "\"{\"\"n\"\":2}\"";
+    assert!(text.contains(detail_of_2));
+    for (name, bad, why) in [
+        (
+            "after-quote.csv",
+            text.replacen(detail_of_2, &format!("{detail_of_2}x"), 1),
+            "a character follows the closing quote",
+        ),
+        (
+            "quote-inside.csv",
+            text.replacen(",proj,", ",pr\"oj,", 1),
+            "a quote inside a field that does not start with one",
+        ),
+        (
+            "unterminated.csv",
+            format!("{text}entry,\"abc"),
+            "a quoted field is not closed",
+        ),
+    ] {
+        std::fs::write(s.path(name), bad).unwrap();
+        s.run(&["ledger", "verify-external", name, "--vkey", &s.vkey()])
+            .code(2)
+            .err_has("CSV row")
+            .err_has(why);
+    }
+}
+
+#[test]
+fn verify_external_full_requires_the_whole_tree_of_the_checkpoint() {
+    let s = Sandbox::seeded(10);
+    s.run(&["ledger", "export", "--format", "jsonl", "-o", "all.jsonl"])
+        .ok();
+    s.run(&[
+        "ledger", "export", "--format", "csv", "--from", "2", "--to", "6", "-o", "mid.csv",
+    ])
+    .ok();
+    // Entries 8 and 9 cut off: exactly what an export of 0..=7 is, so it verifies as one...
+    s.run(&[
+        "ledger",
+        "export",
+        "--format",
+        "jsonl",
+        "--to",
+        "7",
+        "-o",
+        "head.jsonl",
+    ])
+    .ok();
+    s.run(&[
+        "ledger",
+        "verify-external",
+        "head.jsonl",
+        "--vkey",
+        &s.vkey(),
+    ])
+    .ok();
+    // ...unless the auditor asks for the whole tree.
+    let (code, found, j) = external_findings(&s, "head.jsonl", &["--full"]);
+    assert_eq!(code, 1, "{j:#}");
+    assert_eq!(found, [finding("truncated", 8)], "{j:#}");
+    assert_eq!(
+        j["violations"][0]["message"],
+        "--full: the export holds entries 0 to 7 of a checkpoint of 10; entries 8 to 9 are not in it"
+    );
+    let (code, found, j) = external_findings(&s, "mid.csv", &["--full"]);
+    assert_eq!(code, 1, "{j:#}");
+    assert_eq!(
+        found,
+        [finding("missing_entry", 0), finding("truncated", 7)],
+        "{j:#}"
+    );
+    s.run(&["ledger", "verify-external", "--full", "mid.csv", "--vkey", &s.vkey()])
+        .code(1)
+        .out_has("missing_entry at index 0: --full: the export holds entries 2 to 6 of a checkpoint of 10; entries 0 to 1 are not in it")
+        .out_has("truncated at index 7: --full: the export holds entries 2 to 6 of a checkpoint of 10; entries 7 to 9 are not in it");
+    s.run(&[
+        "ledger",
+        "verify-external",
+        "--full",
+        "all.jsonl",
+        "--vkey",
+        &s.vkey(),
+    ])
+    .ok()
+    .out_has("✓ Export valid: 10 entries (0–9) match checkpoint 10");
+    // Without --full, a partial export says so.
+    s.run(&["ledger", "verify-external", "mid.csv", "--vkey", &s.vkey()])
+        .ok()
+        .out_has("partial export")
+        .out_has("--full");
+}
+
+#[test]
+fn an_unverified_checkpoint_does_not_choose_the_hasher() {
+    // The header's origin and hasher are unsigned: with a checkpoint that does not verify, the
+    // verifier has no algorithm, so it reports the signature and hashes nothing with a guess.
+    let s = Sandbox::seeded(6);
+    s.run(&["ledger", "export", "--format", "jsonl", "-o", "all.jsonl"])
+        .ok();
+    let text = std::fs::read_to_string(s.path("all.jsonl")).unwrap();
+    let origin = s.origin();
+    let forged = text
+        .replacen(
+            &format!("\"origin\":\"{origin}\""),
+            &format!("\"origin\":\"{origin}/blake3\""),
+            1,
+        )
+        .replacen("\"hasher\":\"sha256\"", "\"hasher\":\"blake3\"", 1)
+        .replacen(
+            &format!("{origin}\\n6\\n"),
+            &format!("{origin}\\nsix\\n"),
+            1,
+        );
+    assert_ne!(forged, text);
+    std::fs::write(s.path("forged.jsonl"), forged).unwrap();
+    let (code, found, j) = external_findings(&s, "forged.jsonl", &[]);
+    assert_eq!(code, 1, "{j:#}");
+    assert!(
+        !found.is_empty() && found.iter().all(|(k, _)| k == "bad_signature"),
+        "only the signature is reported, no entry is hashed with the header's BLAKE3: {j:#}"
     );
 }

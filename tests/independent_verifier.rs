@@ -3,7 +3,11 @@
 //! export (JSON, JSON Lines, CSV; full and sub-range) and tlog-proof file the real binary writes,
 //! for a SHA-256 and a BLAKE3 ledger, and must reject copies with a single field or byte altered.
 //! The reference verifier (`cortex ledger verify-external`) is run on the same files, so the two
-//! are also checked to agree.
+//! are also checked to agree: on the verdict always, and finding for finding (kind and index)
+//! wherever both list findings. Edited copies whose findings FORMATS.md 9.7 determines (swapped,
+//! deleted and repeated entries, `--full` on a partial export) must give exactly those, and
+//! copies that only change what 9.4-9.6 and 8.1 allow (extra line ends, CRLF, quoting) must
+//! verify.
 //!
 //! Runs in a venv with the `cryptography` and `blake3` packages, made under
 //! `target/test-peers/python/` on first use (`cortex_core::testkit::peers::python_env`). When it
@@ -189,6 +193,110 @@ struct Case {
     file: PathBuf,
     vkey: PathBuf,
     valid: bool,
+    /// Extra arguments for both verifiers (`--full`).
+    args: Vec<&'static str>,
+    /// The findings both verifiers must report, exactly, as `(kind, index)` in index order.
+    findings: Option<Vec<Finding>>,
+}
+
+/// A finding as `(kind, index)`.
+type Finding = (String, Option<u64>);
+
+/// An edit of an export's entry lines or rows (in file order).
+type Edit<'a> = &'a dyn Fn(&mut Vec<String>);
+
+fn finding(kind: &str, index: u64) -> Finding {
+    (kind.to_owned(), Some(index))
+}
+
+/// Splits CSV text into rows of fields by the reading rules of FORMATS.md 9.5 (enough for the
+/// files the writer makes: quoted fields may hold `,`, `"`, CR and LF).
+fn csv_rows(text: &str) -> Vec<Vec<String>> {
+    let (mut rows, mut row, mut field) = (Vec::new(), Vec::new(), String::new());
+    let mut chars = text.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut field)),
+            (false, '\n') => {
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    assert!(
+        row.is_empty() && field.is_empty(),
+        "the writer ends every row in \\n"
+    );
+    rows
+}
+
+/// Rows as CSV text: every field quoted if `quote_all`, else as the writer quotes (9.5); `eol`
+/// after each row.
+fn csv_text(rows: &[Vec<String>], quote_all: bool, eol: &str) -> String {
+    let mut out = String::new();
+    for r in rows {
+        let fields: Vec<String> = r
+            .iter()
+            .map(|f| {
+                if quote_all || f.contains([',', '"', '\n', '\r']) {
+                    format!("\"{}\"", f.replace('"', "\"\""))
+                } else {
+                    f.clone()
+                }
+            })
+            .collect();
+        out.push_str(&fields.join(","));
+        out.push_str(eol);
+    }
+    out
+}
+
+/// The export `text` (of entries `from..`) in `format` with entry lines or rows edited by `edit`
+/// (which gets them in file order, the header and column rows excluded).
+fn edit_entries(format: &str, text: &str, edit: Edit) -> String {
+    match format {
+        "csv" => {
+            let mut rows = csv_rows(text);
+            let mut entries: Vec<String> = rows
+                .split_off(2)
+                .iter()
+                .map(|r| csv_text(std::slice::from_ref(r), false, "\n"))
+                .collect();
+            edit(&mut entries);
+            csv_text(&rows, false, "\n") + &entries.concat()
+        }
+        _ => {
+            // One entry per line after the header line; JSON ends with a `]}` line.
+            let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+            let tail = if format == "json" { lines.pop() } else { None };
+            let mut entries = lines.split_off(1);
+            let last_has_comma = format == "json";
+            if last_has_comma {
+                for e in entries.iter_mut() {
+                    if let Some(x) = e.strip_suffix(',') {
+                        *e = x.to_owned();
+                    }
+                }
+            }
+            edit(&mut entries);
+            let sep = if format == "json" { ",\n" } else { "\n" };
+            let mut out = lines.join("\n") + "\n" + &entries.join(sep) + "\n";
+            if let Some(t) = tail {
+                out.push_str(&t);
+                out.push('\n');
+            }
+            out
+        }
+    }
 }
 
 /// Replaces the first occurrence of `from` with `to`, insisting that it occurs.
@@ -232,6 +340,20 @@ fn files_for(l: &Ledger, size: u64, dir: &Path, other_vkey: &Path) -> Vec<Case> 
             file,
             vkey: l.vkey(),
             valid,
+            args: Vec::new(),
+            findings: valid.then(Vec::new),
+        })
+    };
+    // Edited copies whose findings the document determines exactly.
+    let mut exact: Vec<Case> = Vec::new();
+    let mut expect = |label: String, file: PathBuf, args: Vec<&'static str>, f: Vec<Finding>| {
+        exact.push(Case {
+            label,
+            file,
+            vkey: l.vkey(),
+            valid: f.is_empty(),
+            args,
+            findings: Some(f),
         })
     };
     let write = |name: String, text: &str| -> PathBuf {
@@ -271,6 +393,81 @@ fn files_for(l: &Ledger, size: u64, dir: &Path, other_vkey: &Path) -> Vec<Case> 
                 .expect("the marked entry is exported");
             let hash = marked["hash"].as_str().unwrap();
 
+            // Swapped, deleted and repeated entries: one finding per edited entry (9.7), also
+            // among the hostile details (121 has a CRLF, 120 raw newlines).
+            let from = from_to.map_or(0, |(a, _)| a);
+            let at = |i: u64| (i - from) as usize;
+            let edits: [(&str, Edit, Vec<Finding>); 4] = [
+                (
+                    "swapped-121-122",
+                    &|e| e.swap(at(121), at(122)),
+                    vec![
+                        finding("reordered_entry", 121),
+                        finding("reordered_entry", 122),
+                    ],
+                ),
+                (
+                    "swapped-120-127",
+                    &|e| e.swap(at(120), at(127)),
+                    vec![
+                        finding("reordered_entry", 120),
+                        finding("reordered_entry", 127),
+                    ],
+                ),
+                (
+                    "deleted-123",
+                    &|e| drop(e.remove(at(123))),
+                    vec![finding("missing_entry", 123)],
+                ),
+                (
+                    "repeated-125",
+                    &|e| {
+                        let x = e[at(125)].clone();
+                        e.insert(at(200), x)
+                    },
+                    vec![finding("inserted_entry", 125)],
+                ),
+            ];
+            assert_eq!(
+                edit_entries(format, &text, &|_| {}),
+                text,
+                "{name}: edits round-trip"
+            );
+            for (what, edit, f) in edits {
+                let p = write(format!("{name}.{what}"), &edit_entries(format, &text, edit));
+                expect(format!("{name} {what}"), p, Vec::new(), f);
+            }
+            // Reading rules: extra line ends, leading blank lines, CRLF, quoting (9.4-9.6).
+            let mut variants = vec![
+                ("trailing-newlines", format!("{text}\n\n")),
+                ("leading-blank-lines", format!("\n \r\n{text}")),
+            ];
+            match format {
+                "csv" => {
+                    let rows = csv_rows(&text);
+                    variants.push(("crlf-quoted", csv_text(&rows, true, "\r\n")));
+                    variants.push(("cr", csv_text(&rows, false, "\r")));
+                    variants.push((
+                        "crlf-no-final",
+                        csv_text(&rows, false, "\r\n").trim_end().to_owned(),
+                    ));
+                }
+                _ => variants.push(("crlf", text.replace('\n', "\r\n"))),
+            }
+            for (what, v) in variants {
+                let p = write(format!("{name}.{what}"), &v);
+                expect(format!("{name} {what}"), p, Vec::new(), Vec::new());
+            }
+            // --full: the whole tree, or the ends that are not in the file.
+            let f = match from_to {
+                None => Vec::new(),
+                Some((a, b)) => vec![finding("missing_entry", 0), finding("truncated", b + 1)]
+                    .into_iter()
+                    .filter(|x| a > 0 || x.0 != "missing_entry")
+                    .collect(),
+            };
+            expect(format!("{name} --full"), path.clone(), vec!["--full"], f);
+
             let mut tamper = |what: &str, altered: String| {
                 assert_ne!(altered, text, "{what}: nothing changed");
                 let p = write(format!("{name}.{what}"), &altered);
@@ -309,12 +506,15 @@ fn files_for(l: &Ledger, size: u64, dir: &Path, other_vkey: &Path) -> Vec<Case> 
             }
         }
     }
+    cases.extend(exact);
     let full_json = dir.join(format!("{tag}-full.json"));
     cases.push(Case {
         label: format!("{tag}-full.json with another ledger's key"),
         file: full_json,
         vkey: other_vkey.to_owned(),
         valid: false,
+        args: Vec::new(),
+        findings: None,
     });
 
     // tlog-proof files.
@@ -329,11 +529,27 @@ fn files_for(l: &Ledger, size: u64, dir: &Path, other_vkey: &Path) -> Vec<Case> 
             &path.display().to_string(),
         ]);
         let text = std::fs::read_to_string(&path).unwrap();
+        for extra in ["\n", "\n\n\n"] {
+            let p = write(
+                format!("{name}.{}-newlines", extra.len()),
+                &format!("{text}{extra}"),
+            );
+            cases.push(Case {
+                label: format!("{name} with {} more newlines", extra.len()),
+                file: p,
+                vkey: l.vkey(),
+                valid: true,
+                args: Vec::new(),
+                findings: None,
+            });
+        }
         cases.push(Case {
             label: format!("{name} as written"),
             file: path,
             vkey: l.vkey(),
             valid: true,
+            args: Vec::new(),
+            findings: None,
         });
         if ![0, 123, size - 1].contains(&index) {
             continue;
@@ -353,6 +569,8 @@ fn files_for(l: &Ledger, size: u64, dir: &Path, other_vkey: &Path) -> Vec<Case> 
                 file: p,
                 vkey: l.vkey(),
                 valid: false,
+                args: Vec::new(),
+                findings: None,
             });
         };
         tamper(
@@ -379,11 +597,36 @@ fn files_for(l: &Ledger, size: u64, dir: &Path, other_vkey: &Path) -> Vec<Case> 
     cases
 }
 
-/// Outcome of one case: the Python and reference exit codes and their output.
+/// Outcome of one case: the Python and reference exit codes, their output, and the findings
+/// each listed (`None` when it printed no list: a valid proof, or a malformed file).
 struct Outcome {
     python: Option<i32>,
     python_out: String,
+    python_findings: Option<Vec<Finding>>,
     reference: Option<i32>,
+    reference_out: String,
+    reference_findings: Option<Vec<Finding>>,
+}
+
+/// The `violations` of a `--json` report as sorted `(kind, index)` pairs.
+fn findings_of(stdout: &str) -> Option<Vec<Finding>> {
+    let j: Value = serde_json::from_str(stdout).ok()?;
+    let mut out: Vec<Finding> = j
+        .get("violations")?
+        .as_array()?
+        .iter()
+        .map(|v| {
+            (
+                v["kind"].as_str().unwrap_or("?").to_owned(),
+                v["index"].as_u64(),
+            )
+        })
+        .collect();
+    if j.get("error").is_some() && out.is_empty() {
+        return None; // the file was rejected as a whole
+    }
+    out.sort();
+    Some(out)
 }
 
 fn check(python: &Path, case: &Case) -> Outcome {
@@ -392,6 +635,8 @@ fn check(python: &Path, case: &Case) -> Outcome {
         .arg(&case.file)
         .arg("--vkey")
         .arg(&case.vkey)
+        .arg("--json")
+        .args(&case.args)
         .output()
         .expect("run the venv's python");
     let mut reference = Command::new(BIN);
@@ -399,20 +644,22 @@ fn check(python: &Path, case: &Case) -> Outcome {
         reference.env_remove(v);
     }
     let rf = reference
-        .args(["ledger", "verify-external"])
+        .args(["--json", "ledger", "verify-external"])
         .arg(&case.file)
         .arg("--vkey")
         .arg(&case.vkey)
+        .args(&case.args)
         .output()
         .expect("run cortex verify-external");
+    let py_stdout = String::from_utf8_lossy(&py.stdout).into_owned();
+    let rf_stdout = String::from_utf8_lossy(&rf.stdout).into_owned();
     Outcome {
         python: py.status.code(),
-        python_out: format!(
-            "{}{}",
-            String::from_utf8_lossy(&py.stdout),
-            String::from_utf8_lossy(&py.stderr)
-        ),
+        python_findings: findings_of(&py_stdout),
+        python_out: format!("{py_stdout}{}", String::from_utf8_lossy(&py.stderr)),
         reference: rf.status.code(),
+        reference_findings: findings_of(&rf_stdout),
+        reference_out: format!("{rf_stdout}{}", String::from_utf8_lossy(&rf.stderr)),
     }
 }
 
@@ -475,11 +722,35 @@ fn python_verifier_written_from_the_spec_agrees_with_the_binary() {
         }
         if !ref_ok {
             failures.push(format!(
-                "{}: reference verifier exited {:?} (expected {})",
+                "{}: reference verifier exited {:?} (expected {})\n{}",
                 case.label,
                 out.reference,
-                if case.valid { "0" } else { "1 or 2" }
+                if case.valid { "0" } else { "1 or 2" },
+                out.reference_out
             ));
+        }
+        // Where both list findings, they list the same ones; where the document fixes them,
+        // both list exactly those.
+        if let (Some(p), Some(r)) = (&out.python_findings, &out.reference_findings)
+            && p != r
+        {
+            failures.push(format!(
+                "{}: the verifiers disagree: python {p:?}, reference {r:?}",
+                case.label
+            ));
+        }
+        if let Some(want) = &case.findings {
+            for (who, got) in [
+                ("python", &out.python_findings),
+                ("reference", &out.reference_findings),
+            ] {
+                if got.as_ref() != Some(want) {
+                    failures.push(format!(
+                        "{}: {who} verifier found {got:?}, expected exactly {want:?}",
+                        case.label
+                    ));
+                }
+            }
         }
     }
     assert!(
@@ -490,8 +761,14 @@ fn python_verifier_written_from_the_spec_agrees_with_the_binary() {
         failures.join("\n")
     );
     println!(
-        "independent verifier: {} valid and {} tampered files checked",
+        "independent verifier: {} valid and {} tampered files checked ({} with their findings \
+         fixed by the document, {} compared finding for finding)",
         cases.iter().filter(|c| c.valid).count(),
-        cases.iter().filter(|c| !c.valid).count()
+        cases.iter().filter(|c| !c.valid).count(),
+        cases.iter().filter(|c| c.findings.is_some()).count(),
+        outcomes
+            .iter()
+            .filter(|o| o.python_findings.is_some() && o.reference_findings.is_some())
+            .count()
     );
 }

@@ -4,7 +4,9 @@ use crate::config::{self, Settings};
 use crate::output::{self, num};
 use clap::Args;
 use cortex_core::ledger::DEFAULT_CHECKPOINT_EVERY;
-use cortex_core::ledger::export::{ExportFormat, verify_export, write_export};
+use cortex_core::ledger::export::{
+    ExportFormat, ExportVerifyOptions, verify_export_with, write_export,
+};
 use cortex_core::ledger::store::AuditExport;
 use cortex_core::{
     DynStore, Error, HashAlgorithm, Ledger, LedgerOptions, NewEntry, ProofFile, Result, Signer,
@@ -80,6 +82,11 @@ pub struct VerifyExternalArgs {
     /// Trusted verifier key (text or file); repeatable.
     #[arg(long, required = true)]
     vkey: Vec<String>,
+    /// Require an export of the whole tree of its checkpoint (entries 0 to its size − 1). An
+    /// export's `from` and `to` are not signed: without this, a copy with entries cut off
+    /// either end verifies as a partial export.
+    #[arg(long)]
+    full: bool,
 }
 
 #[derive(Args, Debug)]
@@ -529,6 +536,12 @@ pub fn verify_external(s: &Settings, a: VerifyExternalArgs) -> Result<u8> {
     let mut input = std::io::BufReader::with_capacity(1 << 20, file);
     let lead = input.fill_buf().map_err(Error::from)?;
     if lead.starts_with(cortex_core::ledger::proof_file::PROOF_HEADER.as_bytes()) {
+        if a.full {
+            return Err(Error::invalid(format!(
+                "--full applies to exports; {} is a tlog-proof file (one entry)",
+                a.file.display()
+            )));
+        }
         let mut text = String::new();
         std::io::Read::read_to_string(&mut input, &mut text).map_err(|e| {
             Error::invalid(format!("{} is not UTF-8 text", a.file.display())).with_source(e)
@@ -565,7 +578,8 @@ pub fn verify_external(s: &Settings, a: VerifyExternalArgs) -> Result<u8> {
     }
     let size = std::fs::metadata(&a.file).map(|m| m.len()).unwrap_or(0);
     let pb = output::progress(s.json, size / 200, "verifying");
-    let report = verify_export(&mut input, &refs, &|n| pb.set_position(n))?;
+    let options = ExportVerifyOptions { full: a.full };
+    let report = verify_export_with(&mut input, &refs, &options, &|n| pb.set_position(n))?;
     pb.finish_and_clear();
     if s.json {
         output::json(&serde_json::to_value(&report).map_err(|e| Error::backend(e.to_string()))?);
@@ -578,6 +592,15 @@ pub fn verify_external(s: &Settings, a: VerifyExternalArgs) -> Result<u8> {
             num(report.tree_size),
             report.origin
         );
+        if report.from > 0 || report.to.saturating_add(1) < report.tree_size {
+            println!(
+                "  a partial export: it says nothing of entries outside {}–{}, and its range is \
+                 not signed (--full requires all {} entries)",
+                num(report.from),
+                num(report.to),
+                num(report.tree_size)
+            );
+        }
     } else {
         println!(
             "✗ Export invalid: {} violations",

@@ -5,10 +5,12 @@ Written from docs/FORMATS.md alone (not from the Rust sources), to show that the
 enough to re-implement verification. Section numbers in comments refer to that document.
 
 Usage:
-    python3 cortex_verify.py FILE --vkey VKEY [--vkey VKEY ...]
+    python3 cortex_verify.py FILE --vkey VKEY [--vkey VKEY ...] [--full] [--json]
 
 FILE is a CORTEX export (JSON, JSON Lines or CSV) or a c2sp.org/tlog-proof@v1 file. VKEY is a
 verifier key in text form (<name>+<key id>+<base64 key>) or the path of a file holding one.
+--full requires an export of the whole tree of its checkpoint (9.7). --json prints one JSON object
+{"valid": ..., "violations": [{"kind", "index"?, "message"}], "error"?} instead of text.
 
 Exit status: 0 valid, 1 invalid (the reasons are printed), 2 usage error (bad arguments, unreadable
 file, malformed verifier key).
@@ -25,7 +27,7 @@ import os
 import re
 import sys
 
-USAGE = "usage: cortex_verify.py FILE --vkey VKEY [--vkey VKEY ...]"
+USAGE = "usage: cortex_verify.py FILE --vkey VKEY [--vkey VKEY ...] [--full] [--json]"
 
 U64_MAX = (1 << 64) - 1
 EXPORT_FORMAT = "cortex-ledger-export/v1"
@@ -474,8 +476,8 @@ def parse_note(note):
 
 
 def verify_note(text, sigs, keys):
-    """6.5."""
-    verified = 0
+    """6.5. Returns the names of the trusted keys whose signatures verified."""
+    verified = []
     message = _utf8(text)
     for name, kid, sig in sigs:
         k = next((k for k in keys if k.name == name and k.key_id == kid), None)
@@ -483,12 +485,13 @@ def verify_note(text, sigs, keys):
             continue
         if not k.verify(message, sig):
             raise Invalid("invalid signature for key %s+%s" % (name, kid.hex()))
-        verified += 1
-    if verified == 0:
+        verified.append(name)
+    if not verified:
         raise Invalid(
             "note has no signature from a trusted key (trusted: %s)"
             % ", ".join(k.name for k in keys)
         )
+    return verified
 
 
 # --------------------------------------------------------------------------------------------
@@ -522,11 +525,20 @@ def parse_checkpoint_body(text):
     return origin, size, root, ext
 
 
+def check_log_key(origin, ext, names):
+    """7.3: signed by the log's own key (named as the origin), and no extension lines."""
+    if origin not in names:
+        raise Invalid("the checkpoint is not signed by a trusted key named %r (the origin)" % origin)
+    if ext:
+        raise Invalid("the checkpoint has extension lines")
+
+
 def verify_checkpoint(note, keys):
-    """7.3."""
+    """7.3. The algorithm comes from the verified origin (section 2)."""
     text, sigs = parse_note(note)
-    verify_note(text, sigs, keys)
-    origin, size, root, _ext = parse_checkpoint_body(text)
+    names = verify_note(text, sigs, keys)
+    origin, size, root, ext = parse_checkpoint_body(text)
+    check_log_key(origin, ext, names)
     return origin, size, root, algorithm_of_origin(origin)
 
 
@@ -543,6 +555,9 @@ def verify_tlog_proof(data, keys):
     if "\n\n" not in text:
         raise Invalid("malformed tlog-proof: no blank line before the checkpoint")
     head, note = text.split("\n\n", 1)
+    # 8.1 step 2: line ends after the note's final one are not part of it.
+    if note.endswith("\n"):
+        note = note.rstrip("\n") + "\n"
     lines = head.split("\n")
     if lines[0] != PROOF_HEADER:
         raise Invalid("malformed tlog-proof: first line is not %r" % PROOF_HEADER)
@@ -643,13 +658,63 @@ def check_entry(e):
     return e
 
 
+JSON_SPACE = " \t\n\r"  # 9.4, 9.6: JSON whitespace
+
+
+_CSV_STOP = re.compile(r'[,\r\n"]')
+
+
+def csv_rows(text):
+    """9.5 reading rules: RFC 4180 fields; LF and CR each end a line outside quotes; empty lines
+    skipped; nothing else accepted. Returns the rows (lists of field strings)."""
+    rows = []
+    pos, n = 0, len(text)
+    while True:
+        while pos < n and text[pos] in "\r\n":  # empty lines (and the end of the previous row)
+            pos += 1
+        if pos >= n:
+            return rows
+        row = []
+        while True:
+            if pos < n and text[pos] == '"':  # quoted field
+                pos += 1
+                buf = []
+                while True:
+                    q = text.find('"', pos)
+                    if q < 0:
+                        raise Invalid("CSV row %d: a quoted field is not closed" % (len(rows) + 1))
+                    buf.append(text[pos:q])
+                    pos = q + 1
+                    if pos < n and text[pos] == '"':
+                        buf.append('"')
+                        pos += 1
+                    else:
+                        break
+                if pos < n and text[pos] not in ",\r\n":
+                    raise Invalid("CSV row %d: text after a closing quote" % (len(rows) + 1))
+                row.append("".join(buf))
+            else:  # unquoted field
+                m = _CSV_STOP.search(text, pos)
+                end = n if m is None else m.start()
+                if m is not None and text[end] == '"':
+                    raise Invalid("CSV row %d: a quote inside an unquoted field" % (len(rows) + 1))
+                row.append(text[pos:end])
+                pos = end
+            if pos < n and text[pos] == ",":
+                pos += 1
+                continue
+            break  # a line end or the end of the text
+        rows.append(row)
+
+
 def parse_export(data):
     """9.3-9.6. Returns (format name, header, entries)."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise Invalid("the file is not UTF-8")
-    lead = text.lstrip(" \t\n\r\f")[:1]
+    text = text.lstrip(JSON_SPACE)  # 9.6: leading JSON whitespace, blank lines included
+    lead = text[:1]
     if lead == "{":
         nl = text.find("\n")
         first = text if nl < 0 else text[: nl + 1]
@@ -661,7 +726,7 @@ def parse_export(data):
         if header is not None:
             entries = []
             for n, line in enumerate(text[len(first) :].split("\n"), start=2):
-                if line.strip() == "":
+                if line.strip(" \t\r") == "":  # 9.4: blank lines are skipped anywhere
                     continue
                 try:
                     entries.append(check_entry(json_strict(line)))
@@ -676,13 +741,8 @@ def parse_export(data):
         if not isinstance(entries, list):
             raise Invalid("'entries' is not an array")
         return "json", header, [check_entry(e) for e in entries]
-    if lead == "t":
-        csv.field_size_limit(1 << 30)
-        rows = csv.reader(io.StringIO(text, newline=""))
-        try:
-            rows = list(rows)
-        except csv.Error as e:
-            raise Invalid("CSV: %s" % e)
+    if lead in ("t", '"'):
+        rows = csv_rows(text)
         if not rows or rows[0] != CSV_COLUMNS:
             raise Invalid("CSV columns are not %s" % CSV_COLUMNS)
         for k, r in enumerate(rows):
@@ -695,11 +755,13 @@ def parse_export(data):
         for k, r in enumerate(rows[2:], start=3):
             if r[0] != "entry":
                 raise Invalid("CSV row %d: type is not 'entry'" % k)
-            if not re.match(r"\A\+?[0-9]+\Z", r[1]) or int(r[1]) > U64_MAX:
-                raise Invalid("CSV row %d: index is not a number" % k)
+            try:
+                index = decimal_u64(r[1])
+            except ValueError:
+                raise Invalid("CSV row %d: index %r is not a decimal number" % (k, r[1][:40]))
             entries.append(
                 {
-                    "index": int(r[1]),
+                    "index": index,
                     "timestamp": r[2],
                     "project": r[3],
                     "action": r[4],
@@ -712,8 +774,8 @@ def parse_export(data):
     raise Invalid("not a CORTEX export: expected JSON, JSON Lines or CSV")
 
 
-def verify_export(data, keys):
-    """9.7. Returns (summary, findings)."""
+def verify_export(data, keys, full=False):
+    """9.7. Returns (summary, findings), each finding (kind, index or None, message)."""
     fmt, header, entries = parse_export(data)
     if header["format"] != EXPORT_FORMAT:
         raise Invalid("unknown export format %r" % header["format"])
@@ -722,74 +784,118 @@ def verify_export(data, keys):
     def finding(kind, index, msg):
         findings.append((kind, index, msg))
 
+    frm, to = header["from"], header["to"]
+
+    # Header: the checkpoint, and the algorithm from what it signs (section 2).
     cp = None
+    alg = None
     try:
         text, sigs = parse_note(header["checkpoint"])
     except Invalid as e:
         finding("bad_signature", None, "checkpoint: %s" % e)
     else:
+        names = None
         try:
-            verify_note(text, sigs, keys)
+            names = verify_note(text, sigs, keys)
         except Invalid as e:
             finding("bad_signature", None, "checkpoint: %s" % e)
+        body = None
         try:
-            cp = parse_checkpoint_body(text)
+            body = parse_checkpoint_body(text)
         except Invalid as e:
             finding("bad_signature", None, "checkpoint: %s" % e)
-    alg = algorithm_of_origin(cp[0] if cp else header["origin"])
-    if cp and cp[0] != header["origin"]:
-        finding("bad_signature", None, "header origin %r differs from the signed origin %r"
-                % (header["origin"], cp[0]))
-    if cp and cp[1] != header["tree_size"]:
-        finding("bad_root", None, "header tree_size %d differs from the signed size %d"
-                % (header["tree_size"], cp[1]))
-    if header["hasher"] != alg:
-        finding("bad_signature", None, "header hasher %r differs from the %s the signed origin "
-                "commits to" % (header["hasher"], alg))
-    frm, to = header["from"], header["to"]
+        if names is not None and body is not None:
+            cp = body
+            alg = algorithm_of_origin(cp[0])
+            try:
+                check_log_key(cp[0], cp[3], names)
+            except Invalid as e:
+                finding("bad_signature", None, "checkpoint: %s" % e)
+    if cp:
+        if cp[0] != header["origin"]:
+            finding("bad_signature", None, "header origin %r differs from the signed origin %r"
+                    % (header["origin"], cp[0]))
+        if cp[1] != header["tree_size"]:
+            finding("bad_root", None, "header tree_size %d differs from the signed size %d"
+                    % (header["tree_size"], cp[1]))
+        if header["hasher"] != alg:
+            finding("bad_signature", None, "header hasher %r differs from the %s the signed "
+                    "origin commits to" % (header["hasher"], alg))
     if frm > to:
         finding("missing_entry", None, "header range %d..=%d is empty" % (frm, to))
+    if full:
+        if frm > 0:
+            finding("missing_entry", 0, "--full: entries 0 to %d are not in the export" % (frm - 1))
+        if cp and to + 1 < cp[1]:
+            finding("truncated", to + 1, "--full: entries %d to %d are not in the export"
+                    % (to + 1, cp[1] - 1))
 
-    hs = Hasher(alg)
-    expect = frm
-    prev = None
-    leaves = []
-    for e in entries:
-        i = e["index"]
-        if i > expect:
-            finding("missing_entry", expect, "entries %d to %d are missing" % (expect, i - 1))
-        elif i < expect:
-            finding("reordered_entry", i, "entry %d appears after entry %d" % (i, expect - 1))
-        expect = max(i, expect) + 1
-        leaf = hs.leaf(canonical(i, e["timestamp"], e["project"], e["action"], e["detail"]))
-        leaves.append(leaf)
-        try:
-            p = hex_hash(e["prev_hash"])
-            h = hex_hash(e["hash"])
-        except ValueError:
-            finding("altered_entry", i, "entry %d: prev_hash or hash is not 64 hex digits" % i)
-            prev = None
-            continue
-        if hs.chain(p, leaf) != h:
-            finding("altered_entry", i, "entry %d was altered: it does not hash to its chain hash" % i)
-        elif prev is not None and prev != p:
-            finding("broken_chain", i, "entry %d: prev_hash does not equal the previous hash" % i)
-        elif i == 0 and p != ZERO32:
-            finding("broken_chain", 0, "entry 0: prev_hash is not all zeros")
-        prev = h
+    # Placing the entries: the first entry of each index inside the range is kept.
+    kept = []
+    if frm <= to:
+        have = set()
+        for e in entries:
+            i = e["index"]
+            if i < frm or i > to:
+                finding("inserted_entry", i, "entry %d is outside the range %d..=%d" % (i, frm, to))
+            elif i in have:
+                finding("inserted_entry", i, "a second entry with index %d" % i)
+            else:
+                have.add(i)
+                kept.append(e)
 
-    if expect <= to:
-        finding("truncated", expect, "the export ends at entry %d but its header says %d"
-                % (expect, to))
-    elif expect > to + 1:
-        finding("inserted_entry", to + 1, "the export has entries past its header's last index %d"
-                % to)
+    # Chain, by index; nothing is hashed without a verified checkpoint.
+    leaf_of = {}
+    if alg:
+        hs = Hasher(alg)
+        good = {}
+        for e in kept:
+            i = e["index"]
+            leaf = hs.leaf(canonical(i, e["timestamp"], e["project"], e["action"], e["detail"]))
+            leaf_of[i] = leaf
+            try:
+                p = hex_hash(e["prev_hash"])
+                h = hex_hash(e["hash"])
+            except ValueError:
+                finding("altered_entry", i, "entry %d: prev_hash or hash is not 64 hex digits" % i)
+                continue
+            if hs.chain(p, leaf) != h:
+                finding("altered_entry", i, "entry %d does not hash to its chain hash" % i)
+                continue
+            good[i] = (p, h)
+        for i, (p, h) in good.items():
+            if i == 0:
+                if p != ZERO32:
+                    finding("broken_chain", 0, "entry 0: prev_hash is not all zeros")
+            elif i > frm and (i - 1) in good and good[i - 1][1] != p:
+                finding("broken_chain", i, "entry %d: prev_hash is not the hash of entry %d"
+                        % (i, i - 1))
 
-    if cp:
+    # Order and completeness, from the indices alone.
+    got = [e["index"] for e in kept]
+    want = sorted(got)
+    for g, w in zip(got, want):
+        if g != w:
+            finding("reordered_entry", g, "entry %d stands where entry %d belongs" % (g, w))
+    if frm <= to:
+        nxt = frm
+        for i in want + [to + 1]:
+            if i > nxt:
+                if i - 1 == to:
+                    finding("truncated", nxt, "entries %d to %d are missing at the end" % (nxt, to))
+                elif nxt == i - 1:
+                    finding("missing_entry", nxt, "entry %d is missing" % nxt)
+                else:
+                    finding("missing_entry", nxt, "entries %d to %d are missing" % (nxt, i - 1))
+            nxt = i + 1
+    complete = frm <= to and len(kept) == to - frm + 1
+
+    # Root.
+    if cp and complete:
         size, root = cp[1], cp[2]
-        want = covering_subtrees(size, frm, to + 1)
-        got = [(s["level"], s["index"]) for s in header["subtrees"]]
-        if got != want:
+        want_st = covering_subtrees(size, frm, to + 1)
+        got_st = [(s["level"], s["index"]) for s in header["subtrees"]]
+        if got_st != want_st:
             finding("bad_root", frm, "the subtree list is not the one the range needs")
         else:
             try:
@@ -797,6 +903,7 @@ def verify_export(data, keys):
             except ValueError as e:
                 finding("bad_root", frm, "a subtree hash is malformed: %s" % e)
             else:
+                leaves = [leaf_of[i] for i in range(frm, to + 1)]
                 try:
                     r = root_with_range(hs, size, frm, leaves, sub)
                 except Invalid as e:
@@ -806,8 +913,11 @@ def verify_export(data, keys):
                         finding("bad_root", frm, "the entries give root %s but the checkpoint "
                                 "signed %s" % (base64.b64encode(r).decode(),
                                                base64.b64encode(root).decode()))
+    findings.sort(key=lambda f: (f[1] is not None, f[1] or 0))  # header findings, then by index
     summary = "%s export of entries %d..=%d (%d read) matches checkpoint %d of %s (%s)" % (
         fmt, frm, to, len(entries), header["tree_size"], header["origin"], alg)
+    if not (frm == 0 and cp and to + 1 == cp[1]):
+        summary += "; a partial export (its range is not signed: --full requires the whole tree)"
     return summary, findings
 
 
@@ -833,6 +943,7 @@ def load_vkey(arg):
 def parse_args(argv):
     path = None
     vkeys = []
+    flags = set()
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -849,6 +960,10 @@ def parse_args(argv):
             vkeys.append(a[len("--vkey="):])
             i += 1
             continue
+        if a in ("--full", "--json"):
+            flags.add(a)
+            i += 1
+            continue
         if a.startswith("-") and a != "-":
             raise UsageError("unknown option %s" % a)
         if path is not None:
@@ -859,12 +974,12 @@ def parse_args(argv):
         raise UsageError("no FILE given")
     if not vkeys:
         raise UsageError("at least one --vkey is required")
-    return path, vkeys
+    return path, vkeys, flags
 
 
 def main(argv):
     try:
-        path, vkey_args = parse_args(argv)
+        path, vkey_args, flags = parse_args(argv)
         _load_deps()
         keys = [load_vkey(v) for v in vkey_args]
         try:
@@ -880,18 +995,32 @@ def main(argv):
         print(USAGE, file=sys.stderr)
         return 2
 
+    as_json = "--json" in flags
+    findings = []
     try:
         if data.startswith(PROOF_HEADER.encode("ascii")):
+            if "--full" in flags:
+                print("error: --full applies to exports, not tlog-proof files", file=sys.stderr)
+                return 2
             summary = verify_tlog_proof(data, keys)
-            print("VALID tlog-proof: %s" % summary)
-            return 0
-        summary, findings = verify_export(data, keys)
-    except Invalid as e:
-        print("INVALID: %s" % e)
+        else:
+            summary, findings = verify_export(data, keys, full="--full" in flags)
+    except (Invalid, RecursionError) as e:
+        why = str(e) if isinstance(e, Invalid) else "the file is nested too deeply"
+        if as_json:
+            print(json.dumps({"valid": False, "violations": [], "error": why}))
+        else:
+            print("INVALID: %s" % why)
         return 1
-    except RecursionError:
-        print("INVALID: the file is nested too deeply")
-        return 1
+    if as_json:
+        out = []
+        for kind, index, msg in findings:
+            v = {"kind": kind, "message": msg}
+            if index is not None:
+                v["index"] = index
+            out.append(v)
+        print(json.dumps({"valid": not findings, "violations": out, "summary": summary}))
+        return 1 if findings else 0
     if findings:
         print("INVALID: %d violation(s)" % len(findings))
         for kind, index, msg in findings[:50]:

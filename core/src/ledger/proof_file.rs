@@ -45,12 +45,15 @@ impl ProofFile {
         s
     }
 
-    /// Parses a proof file.
+    /// Parses a proof file. Extra `\n`s after the note's final one (an editor's or a shell's)
+    /// are not part of the note (docs/FORMATS.md 8.1).
     pub fn parse(text: &str) -> Result<ProofFile> {
         let bad = |why: &str| Error::invalid(format!("malformed tlog-proof: {why}"));
         let (head, note) = text
             .split_once("\n\n")
             .ok_or_else(|| bad("no blank line before the checkpoint"))?;
+        let kept = note.trim_end_matches('\n').len();
+        let note = &note[..note.len().min(kept + 1)];
         let mut lines = head.split('\n');
         if lines.next() != Some(PROOF_HEADER) {
             return Err(bad(&format!("first line is not {PROOF_HEADER:?}")));
@@ -106,5 +109,40 @@ impl ProofFile {
         let leaf = hasher.leaf(bytes);
         verify_inclusion(&*hasher, self.index, cp.size, &leaf, &self.proof, &cp.root)?;
         Ok((entry, cp))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::InMemoryStore;
+    use crate::ledger::signer::Signer;
+    use crate::ledger::{Ledger, LedgerOptions};
+    use crate::testkit::sample_entries;
+    use crate::testkit::tamper::TestSigner;
+    use std::sync::Arc;
+
+    #[test]
+    fn extra_newlines_at_the_end_are_not_part_of_the_note() {
+        let store: crate::ledger::store::DynLedgerStore = Arc::new(InMemoryStore::new());
+        store.migrate().unwrap();
+        let mut ledger = Ledger::open(store, LedgerOptions::default()).unwrap();
+        let signer = TestSigner::generate("example.com/p");
+        ledger.add_signer(Arc::new(signer.clone())).unwrap();
+        ledger.append(&sample_entries(7)).unwrap();
+        ledger.checkpoint().unwrap();
+        let (file, _) = ledger.proof_file(3).unwrap();
+        let text = file.to_text();
+        let v = signer.verifier();
+        for extra in ["", "\n", "\n\n\n"] {
+            let parsed = ProofFile::parse(&format!("{text}{extra}")).unwrap();
+            assert_eq!(parsed, file, "{extra:?}");
+            assert_eq!(parsed.verify(&[&*v]).unwrap().0.index, 3);
+        }
+        // Anything else after the note is still part of it, and breaks it.
+        for extra in ["\r\n", " \n", "\nx\n"] {
+            let parsed = ProofFile::parse(&format!("{text}{extra}")).unwrap();
+            assert!(parsed.verify(&[&*v]).is_err(), "{extra:?}");
+        }
     }
 }

@@ -7,13 +7,17 @@
 //! header fields by the signed note.
 //!
 //! This module holds the file format (header, entry and summary types, the CSV columns);
-//! `write` writes an export, `read` reads one back and `checker` verifies what it reads.
+//! `write` writes an export, `read` reads one back (`csv_reader` holds the CSV reading rules)
+//! and `checker` verifies what it reads.
 
 mod checker;
+mod csv_reader;
 mod read;
+#[cfg(test)]
+mod tests;
 mod write;
 
-pub use read::verify_export;
+pub use read::{verify_export, verify_export_with};
 pub use write::write_export;
 
 use crate::error::{Error, Result};
@@ -135,6 +139,16 @@ const CSV_COLUMNS: [&str; 8] = [
     "prev_hash",
     "hash",
 ];
+
+/// What [`verify_export_with`] requires beyond a valid export.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExportVerifyOptions {
+    /// Require the export to hold the whole tree of its checkpoint (entries 0 to size − 1).
+    /// The header's `from` and `to` are not signed, so without this a copy with entries cut
+    /// off either end (and `from`/`to`/`subtrees` rewritten to match) verifies as a partial
+    /// export; with it, the missing ends are `missing_entry` and `truncated` findings.
+    pub full: bool,
+}
 
 /// The outcome of verifying an export offline.
 #[derive(Debug, Clone, Serialize)]

@@ -3,7 +3,8 @@
 //! is never loaded whole).
 
 use super::checker::Checker;
-use super::{CSV_COLUMNS, ExportEntry, ExportHeader, ExternalReport};
+use super::csv_reader::CsvReader;
+use super::{CSV_COLUMNS, ExportEntry, ExportHeader, ExportVerifyOptions, ExternalReport};
 use crate::error::{Error, Result};
 use crate::ledger::signer::Verifier;
 use std::io::BufRead;
@@ -13,6 +14,7 @@ use std::io::BufRead;
 /// before `entries` (as the writer puts them).
 struct JsonExportSeed<'a, 'v> {
     verifiers: &'a [&'v dyn Verifier],
+    options: &'a ExportVerifyOptions,
     progress: &'a dyn Fn(u64),
 }
 
@@ -39,7 +41,7 @@ impl<'de, 'a, 'v> serde::de::Visitor<'de> for JsonExportSeed<'a, 'v> {
             let h: ExportHeader =
                 serde_json::from_value(serde_json::Value::Object(std::mem::take(header)))
                     .map_err(|e| A::Error::custom(format!("header: {e}")))?;
-            Checker::new(h, self.verifiers, "json", self.progress)
+            Checker::new(h, self.verifiers, self.options, "json", self.progress)
                 .map_err(|e| A::Error::custom(e.to_string()))
         };
         while let Some(key) = map.next_key::<String>()? {
@@ -102,10 +104,6 @@ impl<'de, 'a> serde::de::Visitor<'de> for EntriesSeed<'a> {
     }
 }
 
-fn csv_err(e: csv::Error) -> Error {
-    Error::invalid(format!("CSV: {e}"))
-}
-
 /// Verifies an export (any of the three formats; detected from its first bytes) with only the
 /// file and the trusted verifier keys.
 pub fn verify_export(
@@ -113,14 +111,43 @@ pub fn verify_export(
     verifiers: &[&dyn Verifier],
     progress: &dyn Fn(u64),
 ) -> Result<ExternalReport> {
-    let first = input.fill_buf().map_err(Error::from)?;
-    let lead = first.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    verify_export_with(input, verifiers, &ExportVerifyOptions::default(), progress)
+}
+
+/// JSON whitespace: what may precede an export, and all a skipped JSON Lines line may hold.
+fn is_json_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// [`verify_export`], with the further requirements of `options` (e.g. a full export).
+pub fn verify_export_with(
+    input: &mut dyn BufRead,
+    verifiers: &[&dyn Verifier],
+    options: &ExportVerifyOptions,
+    progress: &dyn Fn(u64),
+) -> Result<ExternalReport> {
+    // Leading JSON whitespace (blank lines included) is skipped in every format (9.6).
+    let lead = loop {
+        let buf = input.fill_buf().map_err(Error::from)?;
+        match buf.iter().position(|&b| !is_json_space(b)) {
+            Some(k) => {
+                let b = buf[k];
+                input.consume(k);
+                break Some(b);
+            }
+            None if buf.is_empty() => break None,
+            None => {
+                let n = buf.len();
+                input.consume(n);
+            }
+        }
+    };
     match lead {
         Some(b'{') => {
             let mut line = String::new();
             input.read_line(&mut line).map_err(Error::from)?;
             if let Ok(header) = serde_json::from_str::<ExportHeader>(&line) {
-                let mut c = Checker::new(header, verifiers, "jsonl", progress)?;
+                let mut c = Checker::new(header, verifiers, options, "jsonl", progress)?;
                 let mut n = 1;
                 loop {
                     line.clear();
@@ -128,7 +155,7 @@ pub fn verify_export(
                     if input.read_line(&mut line).map_err(Error::from)? == 0 {
                         break;
                     }
-                    if line.trim().is_empty() {
+                    if line.bytes().all(is_json_space) {
                         continue;
                     }
                     let e: ExportEntry = serde_json::from_str(&line).map_err(|e| {
@@ -144,6 +171,7 @@ pub fn verify_export(
             let c = serde::de::DeserializeSeed::deserialize(
                 JsonExportSeed {
                     verifiers,
+                    options,
                     progress,
                 },
                 &mut de,
@@ -153,60 +181,59 @@ pub fn verify_export(
                 .map_err(|e| Error::invalid(format!("trailing data after the JSON export: {e}")))?;
             Ok(c.finish())
         }
-        Some(b't') => {
-            let mut r = csv::ReaderBuilder::new()
-                .has_headers(true)
-                .from_reader(input);
-            let cols: Vec<String> = r
-                .headers()
-                .map_err(csv_err)?
-                .iter()
-                .map(str::to_owned)
-                .collect();
+        Some(b't' | b'"') => {
+            let mut rows = CsvReader::new(input);
+            // Row `n` (1-based, empty lines not counted), which must have eight fields.
+            let mut row = |n: u64| -> Result<Option<Vec<String>>> {
+                match rows.next_row()? {
+                    Some(r) if r.len() != CSV_COLUMNS.len() => Err(Error::invalid(format!(
+                        "CSV row {n} has {} fields, not {}",
+                        r.len(),
+                        CSV_COLUMNS.len()
+                    ))),
+                    r => Ok(r),
+                }
+            };
+            let cols = row(1)?.unwrap_or_default();
             if cols != CSV_COLUMNS {
                 return Err(Error::invalid(format!(
                     "CSV columns are {cols:?}, expected {CSV_COLUMNS:?}"
                 )));
             }
-            let mut records = r.into_records();
-            let hrow = records
-                .next()
-                .ok_or_else(|| Error::invalid("CSV has no header row"))?
-                .map_err(csv_err)?;
-            if hrow.get(0) != Some("header") {
+            let hrow = row(2)?.ok_or_else(|| Error::invalid("CSV has no header row"))?;
+            if hrow[0] != "header" {
                 return Err(Error::invalid(
                     "the first CSV row after the columns must be the `header` row",
                 ));
             }
-            let header: ExportHeader = serde_json::from_str(hrow.get(5).unwrap_or_default())
+            let header: ExportHeader = serde_json::from_str(&hrow[5])
                 .map_err(|e| Error::invalid(format!("CSV header row: {e}")))?;
-            let mut c = Checker::new(header, verifiers, "csv", progress)?;
-            for (k, rec) in records.enumerate() {
-                let rec = rec.map_err(csv_err)?;
-                let row = k + 3;
-                if rec.get(0) != Some("entry") {
-                    return Err(Error::invalid(format!(
-                        "CSV row {row}: type is not `entry`"
-                    )));
+            let mut c = Checker::new(header, verifiers, options, "csv", progress)?;
+            let mut n = 2;
+            while let Some(rec) = row(n + 1)? {
+                n += 1;
+                if rec[0] != "entry" {
+                    return Err(Error::invalid(format!("CSV row {n}: type is not `entry`")));
                 }
-                let idx_text = rec.get(1).unwrap_or_default();
+                let idx_text = &rec[1];
                 let canonical = !idx_text.is_empty()
                     && idx_text.bytes().all(|b| b.is_ascii_digit())
                     && (idx_text == "0" || !idx_text.starts_with('0'));
                 let index = idx_text.parse::<u64>().ok().filter(|_| canonical).ok_or_else(|| {
                     Error::invalid(format!(
-                        "CSV row {row}: index {idx_text:?} is not a decimal number without leading zeros"
+                        "CSV row {n}: index {idx_text:?} is not a decimal number without leading zeros"
                     ))
                 })?;
-                let f = |i: usize| rec.get(i).unwrap_or_default().to_owned();
+                let [_, _, timestamp, project, action, detail, prev_hash, hash] =
+                    <[String; 8]>::try_from(rec).expect("eight fields");
                 c.entry(&ExportEntry {
                     index,
-                    timestamp: f(2),
-                    project: f(3),
-                    action: f(4),
-                    detail: f(5),
-                    prev_hash: f(6),
-                    hash: f(7),
+                    timestamp,
+                    project,
+                    action,
+                    detail,
+                    prev_hash,
+                    hash,
                 });
             }
             Ok(c.finish())
