@@ -645,12 +645,28 @@ fn demo_runs_the_whole_flow() {
         .run(&["demo", "--dir", &d, "--entries", "300"])
         .ok()
         .out_has("✓ Created ledger ")
-        .out_has("✓ Appended 300 entries")
-        .out_has("✓ Chain valid (300 transactions, 1 checkpoints)")
-        .out_has("✓ Inclusion proof of entry 150 in checkpoint 300 verified offline")
-        .out_has("✓ Export of 300 entries verified offline")
-        .out_has("✓ Tampered export rejected: altered_entry at index 17");
-    assert_eq!(tick_lines(&run.stdout).len(), 6, "{run:#?}");
+        .out_has("✓ Appended 300 audit entries")
+        .out_has("✓ Stored 5 facts by 3 agents (ids 300, 301, 302, 303, 304)")
+        .out_has("✓ Search \"deploy database\": 3 hits, best #301 by bob")
+        .out_has("keeps #304 out: 2 of 3 hits")
+        .out_has("✓ Chain valid (308 transactions, 1 checkpoints)")
+        .out_has("agent memory matches the ledger (5 facts, 0 erased, 3 votes, 3 agents)")
+        .out_has("✓ verify caught it: memory_mismatch at index 301 (fact 301, column content)")
+        .out_has("✓ cortex memory rebuild recomputed the memory from the ledger (1 difference")
+        .out_has("✓ Forgot fact #302 (fact.erase at entry 308)")
+        .out_has("search for it finds 0")
+        .out_has("(5 facts, 1 erased, 3 votes, 3 agents)")
+        .out_has("✓ Inclusion proof of entry 150 in checkpoint 309 verified offline")
+        .out_has("✓ Export of 309 entries verified offline, with the content and salt of the 4")
+        .out_has("✓ Tampered export rejected: altered_entry at index 17")
+        .out_has(
+            "✓ Export with a fact's content altered rejected: commitment_mismatch at index 300",
+        );
+    assert_eq!(tick_lines(&run.stdout).len(), 15, "{run:#?}");
+    assert!(
+        !run.stdout.contains("555-0142"),
+        "the erased text is printed nowhere"
+    );
     for f in [
         "cortex.db",
         "ledger.skey",
@@ -666,7 +682,15 @@ fn demo_runs_the_whole_flow() {
     let db = dir.join("cortex.db").display().to_string();
     s.run(&["--db", &db, "--key", &key, "ledger", "verify"])
         .ok()
-        .out_has("✓ Chain valid (300 transactions, 1 checkpoints)");
+        .out_has("✓ Chain valid (309 transactions, 2 checkpoints)")
+        .out_has("5 facts (1 erased");
+    s.run(&["--db", &db, "search", "deploy", "--min-consensus", "0"])
+        .ok()
+        .out_has("✓ 2 facts match");
+    s.run(&["--db", &db, "history", "--fact", "302"])
+        .ok()
+        .out_has("(content erased)")
+        .out_has("fact.erase");
     let vkey = dir.join("ledger.vkey").display().to_string();
     let export = dir.join("export.json").display().to_string();
     s.run(&["ledger", "verify-external", &export, "--vkey", &vkey])

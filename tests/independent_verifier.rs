@@ -58,9 +58,15 @@ impl Ledger {
 
     #[track_caller]
     fn append_batch(&self, lines: &[String]) {
+        self.batch(&["ledger", "append"], lines)
+    }
+
+    /// Runs `args` with `lines` as JSON Lines on stdin.
+    #[track_caller]
+    fn batch(&self, args: &[&str], lines: &[String]) {
         let mut child = self
             .cmd()
-            .args(["ledger", "append"])
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -152,8 +158,9 @@ const TRICKY: &[&str] = &[
 const SUB_FROM: u64 = 100;
 const SUB_TO: u64 = 230;
 
-/// Builds a ledger of 298 entries: 120 by batch, a checkpoint, the TRICKY ones (120–127), 170 more
-/// by batch (so several timestamps), and a final checkpoint.
+/// Builds a ledger of 303 entries: 120 by batch, a checkpoint, the TRICKY ones (120–127), 170 more
+/// by batch (so several timestamps), four facts (298–301), the erasure of one (302), and a final
+/// checkpoint.
 fn build(home: PathBuf, hasher: &'static str) -> (Ledger, u64) {
     let l = Ledger { home, hasher };
     let batch = |range: std::ops::Range<usize>| -> Vec<String> {
@@ -183,9 +190,22 @@ fn build(home: PathBuf, hasher: &'static str) -> (Ledger, u64) {
         ]);
     }
     l.append_batch(&batch(128..298));
+    // Facts (298–301): their contents ride beside their sealed entries in full exports
+    // (FORMATS.md 15.3); 299 is then forgotten (302), so its content is in no file.
+    let facts = [
+        r#"{"project":"people","content":"Zoë's number is \"555,0100\"\nsecond line","tags":["a,b","ü"],"source":"crm, export"}"#,
+        &format!(r#"{{"project":"people","content":"{FORGOTTEN}"}}"#),
+        r#"{"project":"p","content":"plain fact"}"#,
+        r#"{"project":"p","content":"emoji 🦀 and CRLF\r\nend","tags":["x"]}"#,
+    ];
+    l.batch(&["store"], &facts.map(str::to_owned));
+    l.run(&["forget", "299", "--reason", "erasure request"]);
     l.run(&["ledger", "checkpoint"]);
-    (l, 298)
+    (l, 303)
 }
+
+/// The content of the fact the ledger forgets.
+const FORGOTTEN: &str = "bob's address is 12 Elm Street";
 
 /// A file to verify and whether it must verify.
 struct Case {
@@ -379,6 +399,43 @@ fn files_for(l: &Ledger, size: u64, dir: &Path, other_vkey: &Path) -> Vec<Case> 
             export(format, &path.display().to_string());
             let text = std::fs::read_to_string(&path).unwrap();
             add(format!("{name} as written"), path.clone(), true);
+            assert!(
+                !text.contains("Elm Street"),
+                "{name}: an erased content is in no export"
+            );
+            if from_to.is_none() {
+                assert!(text.contains("second line"), "{name} carries the openings");
+                // A fact's content altered beside its entry: its commitment is not met.
+                expect(
+                    format!("{name} with a fact's content altered beside its entry"),
+                    write(
+                        format!("{tag}-content.{format}"),
+                        &replace_once(&text, "second line", "second lime"),
+                    ),
+                    Vec::new(),
+                    vec![finding("commitment_mismatch", 298)],
+                );
+                // Tags too (the CSV holds the opening as JSON text, quotes doubled).
+                let tag_from = if format == "csv" {
+                    "\"\"a,b\"\""
+                } else {
+                    "\"a,b\""
+                };
+                let tag_to = if format == "csv" {
+                    "\"\"a;b\"\""
+                } else {
+                    "\"a;b\""
+                };
+                expect(
+                    format!("{name} with a fact's tag altered beside its entry"),
+                    write(
+                        format!("{tag}-tags.{format}"),
+                        &replace_once(&text, tag_from, tag_to),
+                    ),
+                    Vec::new(),
+                    vec![finding("commitment_mismatch", 298)],
+                );
+            }
 
             // The header and entries, read through the JSON Lines form of the same range.
             let jsonl = export("jsonl", "-");

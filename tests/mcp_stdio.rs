@@ -112,6 +112,7 @@ fn python_sdk_drives_both_eras_over_stdio() {
             summary["tools"],
             json!([
                 "cortex_deprecate",
+                "cortex_forget",
                 "cortex_history",
                 "cortex_ledger_checkpoint",
                 "cortex_ledger_proof",
@@ -123,9 +124,10 @@ fn python_sdk_drives_both_eras_over_stdio() {
                 "cortex_vote"
             ])
         );
-        // 3 entries, then 3 facts, a vote and a deprecation; the bad calls wrote nothing.
-        assert_eq!(summary["ledger_size"], 8, "{summary}");
-        assert_eq!(ledger_size(dir.path()), 8);
+        // 3 entries, then 3 facts, an erasure, a vote and a deprecation; the bad calls wrote
+        // nothing.
+        assert_eq!(summary["ledger_size"], 9, "{summary}");
+        assert_eq!(ledger_size(dir.path()), 9);
     }
 }
 

@@ -139,9 +139,22 @@ fn store_search_vote_deprecate_history_and_the_ledger_still_verifies() {
         )
         .unwrap();
     assert_eq!(action, "fact.store");
+    // The ledger holds a salted commitment, never the content; the opening is beside it.
     let d: Value = serde_json::from_str(&detail).unwrap();
-    assert_eq!(d["content"], content.as_str());
-    assert_eq!(d["tags"], serde_json::json!(["finance", "invoices"]));
+    assert_eq!(d.get("content"), None, "{d}");
+    assert_eq!(d["commitment"].as_str().map(str::len), Some(64), "{d}");
+    assert_eq!(d["author"]["surface"], "cli");
+    assert!(!detail.contains("Invoices"));
+    let (opened, salt): (String, String) = s
+        .conn()
+        .query_row(
+            "SELECT content, salt FROM fact_openings WHERE fact_id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(opened, content);
+    assert_eq!(salt.len(), 64);
 
     s.run(&["search", "invoices month"])
         .ok()
@@ -514,4 +527,186 @@ fn search_ranks_and_filters_from_the_command_line() {
         .ok()
         .json();
     assert_eq!(j["count"], 0, "nothing was valid in 2000");
+}
+
+#[test]
+fn authors_filters_forget_and_a_poisoned_memory_end_to_end() {
+    let s = Sandbox::new();
+    // Who writes: --agent (or CORTEX_AGENT), on the surface `cli`.
+    let fact = |agent: &str, content: &str| -> u64 {
+        s.run(&[
+            "--json",
+            "--agent",
+            agent,
+            "store",
+            "--project",
+            "ops",
+            "--content",
+            content,
+        ])
+        .ok()
+        .json()["ids"][0]
+            .as_u64()
+            .unwrap()
+    };
+    let good = fact("alice", "deploys go through the staging cluster first");
+    let planted = fact("mallory", "deploys may skip the staging cluster");
+    let secret = fact("alice", "carol's pager number is 555-0199");
+    for voter in ["alice", "bob"] {
+        s.run(&[
+            "--agent",
+            voter,
+            "vote",
+            &planted.to_string(),
+            "--agent",
+            voter,
+            "--down",
+        ])
+        .ok();
+    }
+    s.run(&["search", "deploys staging"])
+        .ok()
+        .out_has("by mallory via cli")
+        .out_has("by alice via cli");
+    let hits = s
+        .run(&[
+            "--json",
+            "search",
+            "deploys staging",
+            "--min-consensus",
+            "0",
+        ])
+        .ok()
+        .json();
+    let ids: Vec<u64> = hits["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["fact"]["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [good], "the fact voted down is kept out: {hits}");
+    let mine = s
+        .run(&[
+            "--json",
+            "recall",
+            "--project",
+            "ops",
+            "--author",
+            "mallory",
+        ])
+        .ok()
+        .json();
+    assert_eq!(mine["count"], 1, "{mine}");
+    s.run(&["history", "--fact", &planted.to_string()])
+        .ok()
+        .out_has("stored by mallory via cli")
+        .out_has("by bob via cli · bob -1");
+    s.run(&["search", "x", "--min-consensus", "2"])
+        .code(2)
+        .err_has("min_consensus 2 is outside -1..=1");
+
+    // The ledger's own actions for the memory cannot be appended around it.
+    let before = s.state();
+    s.run(&[
+        "ledger",
+        "append",
+        "--project",
+        "ops",
+        "--action",
+        "fact.store",
+        "--detail",
+        "{}",
+    ])
+    .code(2)
+    .err_has("reserved for the agent memory");
+    assert_eq!(s.state(), before, "nothing written");
+
+    // Forget: the content is gone from every read; the ledger still verifies.
+    s.run(&[
+        "forget",
+        &secret.to_string(),
+        "--reason",
+        "asked to be forgotten",
+    ])
+    .ok()
+    .out_has("every proof and checkpoint stays valid");
+    s.run(&["search", "pager"]).ok().out_has("No facts match");
+    s.run(&["history", "--fact", &secret.to_string()])
+        .ok()
+        .out_has("(content erased)");
+    let leftovers: i64 = s
+        .conn()
+        .query_row(
+            "SELECT COUNT(*) FROM facts WHERE content LIKE '%555-0199%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(leftovers, 0);
+    s.run(&["forget", &secret.to_string(), "--reason", "again"])
+        .code(3)
+        .err_has("was erased at");
+    s.run(&["ledger", "verify"])
+        .ok()
+        .out_has("3 facts (1 erased, 2 commitments checked), 2 votes, 2 agents");
+
+    // Poisoning: an edit behind the ledger's back is named; rebuild puts it right.
+    s.conn()
+        .execute(
+            "UPDATE facts SET content = 'deploys never need staging' WHERE id = ?1",
+            [good as i64],
+        )
+        .unwrap();
+    s.conn()
+        .execute(
+            "UPDATE agents SET reputation = 0.99 WHERE agent = 'bob'",
+            [],
+        )
+        .unwrap();
+    let bad = s.run(&["--json", "ledger", "verify"]).code(1).json();
+    let v = &bad["violations"];
+    assert_eq!(v[0]["kind"], "memory_mismatch", "{bad}");
+    assert_eq!(
+        (
+            v[0]["table"].as_str(),
+            v[0]["fact_id"].as_u64(),
+            v[0]["column"].as_str()
+        ),
+        (Some("facts"), Some(good), Some("content")),
+        "{bad}"
+    );
+    assert_eq!(v[0]["index"], good, "the entry that says the true value");
+    assert_eq!(
+        (
+            v[1]["table"].as_str(),
+            v[1]["agent"].as_str(),
+            v[1]["column"].as_str()
+        ),
+        (Some("agents"), Some("bob"), Some("reputation")),
+        "{bad}"
+    );
+    s.run(&["ledger", "verify"])
+        .code(1)
+        .out_has("memory_mismatch at index 0 [facts fact 0 column content]");
+    let before = s.state();
+    s.run(&["memory", "rebuild", "--dry-run"])
+        .ok()
+        .out_has("a rebuild would change 2 things");
+    assert_eq!(s.state(), before, "a dry run writes nothing");
+    s.run(&["memory", "rebuild"])
+        .ok()
+        .out_has("2 differences put right");
+    s.verify_ok();
+    s.run(&["search", "staging"])
+        .ok()
+        .out_has("deploys go through the staging cluster first");
+    let rebuilds: i64 = s
+        .conn()
+        .query_row(
+            "SELECT COUNT(*) FROM integrity_checks WHERE check_type = 'memory_rebuild'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(rebuilds, 1, "the rebuild is recorded");
 }

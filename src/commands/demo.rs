@@ -7,7 +7,7 @@ use super::ledger::{open_store_and_ledger, proof_text};
 use crate::config::{self, Settings};
 use crate::output::num;
 use clap::Args;
-use cortex_core::ledger::export::{ExportFormat, verify_export, write_export};
+use cortex_core::ledger::export::{ExportFormat, verify_export, write_export_with};
 use cortex_core::ledger::merkle::{verify_consistency, verify_inclusion};
 use cortex_core::memory::fact::Author;
 use cortex_core::{
@@ -322,7 +322,18 @@ pub fn run(s: &Settings, a: DemoArgs) -> Result<u8> {
 
     let export_path = dir.join("export.json");
     let mut buf = Vec::new();
-    write_export(&ledger, ExportFormat::Json, None, None, &mut buf, &|_| {})?;
+    let store = memory.store().clone();
+    let openings =
+        |e: &cortex_core::EntryRef<'_>| cortex_core::memory::commitment::export_opening(&*store, e);
+    write_export_with(
+        &ledger,
+        ExportFormat::Json,
+        None,
+        None,
+        &mut buf,
+        &|_| {},
+        &openings,
+    )?;
     std::fs::write(&export_path, &buf)?;
     let ext = verify_export(&mut &buf[..], &keys, &|_| {})?;
     if !ext.valid {
@@ -332,8 +343,10 @@ pub fn run(s: &Settings, a: DemoArgs) -> Result<u8> {
         )));
     }
     println!(
-        "✓ Export of {} entries verified offline ({})",
+        "✓ Export of {} entries verified offline, with the content and salt of the {} facts not \
+         erased beside their commitments ({})",
         num(ext.entries_checked),
+        FACTS.len() - 1,
         export_path.display()
     );
 
@@ -355,6 +368,27 @@ pub fn run(s: &Settings, a: DemoArgs) -> Result<u8> {
                 .unwrap_or_default()
         ),
         _ => return Err(Error::integrity("a tampered export was not detected")),
+    }
+    // Alter a fact's content beside its entry: the entry is intact, its commitment is not met.
+    let poisoned_text = text.replacen(
+        FACTS[0].1,
+        "the payments service deploys straight to prod",
+        1,
+    );
+    let bad = verify_export(&mut poisoned_text.as_bytes(), &keys, &|_| {})?;
+    match bad.violations.first() {
+        Some(v) if !bad.valid => println!(
+            "✓ Export with a fact's content altered rejected: {}{}",
+            v.kind.name(),
+            v.index
+                .map(|i| format!(" at index {i}"))
+                .unwrap_or_default()
+        ),
+        _ => {
+            return Err(Error::integrity(
+                "an altered content in an export was not detected",
+            ));
+        }
     }
     println!("\nTry it yourself:");
     println!("  cortex --db {} ledger status", db.display());

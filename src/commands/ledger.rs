@@ -5,7 +5,7 @@ use crate::output::{self, num};
 use clap::Args;
 use cortex_core::ledger::DEFAULT_CHECKPOINT_EVERY;
 use cortex_core::ledger::export::{
-    ExportFormat, ExportVerifyOptions, verify_export_with, write_export,
+    ExportFormat, ExportVerifyOptions, verify_export_with, write_export_with,
 };
 use cortex_core::ledger::store::AuditExport;
 use cortex_core::{
@@ -464,7 +464,7 @@ impl<W: Write> Write for HashingWriter<W> {
 
 pub fn export(s: &Settings, a: ExportArgs) -> Result<u8> {
     let format = ExportFormat::parse(&a.format)?;
-    let ledger = open_ledger(s, 0)?;
+    let (store, ledger) = open_store_and_ledger(s, 0)?;
     let to_stdout = a.output.as_os_str() == "-";
     let tmp = a.output.with_extension("partial");
     let sink: Box<dyn Write> = if to_stdout {
@@ -480,9 +480,19 @@ pub fn export(s: &Settings, a: ExportArgs) -> Result<u8> {
     };
     let total = ledger.store().latest_checkpoint()?.map_or(0, |c| c.size);
     let pb = output::progress(s.json || to_stdout, total, "exporting");
-    let result = write_export(&ledger, format, a.from, a.to, &mut w, &|n| {
-        pb.set_position(n)
-    });
+    // Sealed facts' contents and salts ride beside their entries, so an auditor checks the
+    // commitments offline.
+    let openings =
+        |e: &cortex_core::EntryRef<'_>| cortex_core::memory::commitment::export_opening(&*store, e);
+    let result = write_export_with(
+        &ledger,
+        format,
+        a.from,
+        a.to,
+        &mut w,
+        &|n| pb.set_position(n),
+        &openings,
+    );
     pb.finish_and_clear();
     let summary = match result {
         Ok(x) => x,

@@ -112,7 +112,8 @@ pub struct RebuildArgs {
 pub struct VoteArgs {
     /// Id of the fact (the ledger index of its fact.store entry).
     fact_id: u64,
-    /// Who votes; re-voting by the same agent replaces its earlier vote on this fact.
+    /// Who votes (and, as for every memory write, the author of the entry); re-voting by the
+    /// same agent replaces its earlier vote on this fact.
     #[arg(long)]
     agent: String,
     /// Vote +1 (the fact is right).

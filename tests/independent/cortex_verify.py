@@ -25,6 +25,7 @@ import io
 import json
 import os
 import re
+import struct
 import sys
 
 USAGE = "usage: cortex_verify.py FILE --vkey VKEY [--vkey VKEY ...] [--full] [--json]"
@@ -646,16 +647,70 @@ def check_header(h):
     return h
 
 
+OPENING_FIELDS = {"salt", "content", "tags", "source"}
+
+
+def check_opening(o):
+    """15.3: exactly salt, content, tags and source, with the right types."""
+    if not isinstance(o, dict) or set(o) != OPENING_FIELDS:
+        raise Invalid("an opening does not have exactly the members %s" % sorted(OPENING_FIELDS))
+    if not isinstance(o["salt"], str) or not isinstance(o["content"], str):
+        raise Invalid("an opening's salt or content is not a string")
+    if not isinstance(o["tags"], list) or not all(isinstance(t, str) for t in o["tags"]):
+        raise Invalid("an opening's tags are not an array of strings")
+    if o["source"] is not None and not isinstance(o["source"], str):
+        raise Invalid("an opening's source is not a string or null")
+    return o
+
+
 def check_entry(e):
-    """9.2: exactly the seven members with the right types."""
-    if not isinstance(e, dict) or set(e) != ENTRY_FIELDS:
+    """9.2: exactly the seven members with the right types (15.3: and optionally `opening`)."""
+    if not isinstance(e, dict) or set(e) - {"opening"} != ENTRY_FIELDS:
         raise Invalid("an entry object does not have exactly the members %s" % sorted(ENTRY_FIELDS))
     if not is_u64(e["index"]):
         raise Invalid("entry member 'index' is not an unsigned 64-bit integer")
     for k in ENTRY_FIELDS - {"index"}:
         if not isinstance(e[k], str):
             raise Invalid("entry member %r is not a string" % k)
+    if "opening" in e:
+        check_opening(e["opening"])
     return e
+
+
+def _lp(s):
+    b = s.encode("utf-8")
+    return struct.pack(">I", len(b)) + b
+
+
+def commitment_of(hs, salt, content, tags, source):
+    """15.2: H(0x03 || salt || LP(content) || u32be(#tags) || LP(tag)... || source)."""
+    data = b"\x03" + salt + _lp(content) + struct.pack(">I", len(tags))
+    for t in tags:
+        data += _lp(t)
+    data += b"\x00" if source is None else b"\x01" + _lp(source)
+    return hs.h(data)
+
+
+def opening_finding(hs, e):
+    """15.3: None if the opening beside entry e opens its commitment, else the reason."""
+    o = e["opening"]
+    try:
+        detail = json.loads(e["detail"])
+    except ValueError:
+        detail = None
+    c = detail.get("commitment") if isinstance(detail, dict) else None
+    if e["action"] != "fact.store" or not isinstance(c, str):
+        return "entry %d carries an opening but holds no commitment" % e["index"]
+    try:
+        salt = bytes.fromhex(o["salt"])
+        want = bytes.fromhex(c)
+    except ValueError:
+        return "entry %d: the opening's salt or the commitment is not hex" % e["index"]
+    if len(salt) != 32 or len(want) != 32:
+        return "entry %d: the salt or the commitment is not 32 bytes" % e["index"]
+    if commitment_of(hs, salt, o["content"], o["tags"], o["source"]) != want:
+        return "entry %d: the content beside it does not open its commitment" % e["index"]
+    return None
 
 
 JSON_SPACE = " \t\n\r"  # 9.4, 9.6: JSON whitespace
@@ -753,6 +808,12 @@ def parse_export(data):
         header = check_header(json_strict(rows[1][5]))
         entries = []
         for k, r in enumerate(rows[2:], start=3):
+            if r[0] == "opening":  # 15.3: directly after its entry's row, once
+                prev = entries[-1] if entries else None
+                if prev is None or "opening" in prev or r[1] != str(prev["index"]):
+                    raise Invalid("CSV row %d: an opening row must follow its entry's row" % k)
+                prev["opening"] = check_opening(json_strict(r[5]))
+                continue
             if r[0] != "entry":
                 raise Invalid("CSV row %d: type is not 'entry'" % k)
             try:
@@ -853,6 +914,10 @@ def verify_export(data, keys, full=False):
             i = e["index"]
             leaf = hs.leaf(canonical(i, e["timestamp"], e["project"], e["action"], e["detail"]))
             leaf_of[i] = leaf
+            if "opening" in e:
+                why = opening_finding(hs, e)
+                if why:
+                    finding("commitment_mismatch", i, why)
             try:
                 p = hex_hash(e["prev_hash"])
                 h = hex_hash(e["hash"])

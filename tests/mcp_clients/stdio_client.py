@@ -19,7 +19,7 @@ from mcp.shared.exceptions import MCPError
 EXPECTED_TOOLS = {
     "cortex_ledger_checkpoint", "cortex_ledger_verify", "cortex_ledger_proof",
     "cortex_store", "cortex_search", "cortex_recall", "cortex_vote", "cortex_deprecate",
-    "cortex_history",
+    "cortex_history", "cortex_forget",
 }
 
 
@@ -108,6 +108,10 @@ async def run(mode: str, command: str, args: list[str]) -> dict:
         )
         check(not one.is_error, f"store: {one.content}")
         fact_id = one.structured_content["facts"][0]["id"]
+        # Provenance: the SDK's declared client name and the transport are the author.
+        stored = one.structured_content["facts"][0]
+        check(stored["surface"] == "mcp-stdio", f"surface: {stored}")
+        check(isinstance(stored["author"], str) and stored["author"], f"author: {stored}")
         batch = await client.call_tool(
             "cortex_store",
             {"facts": [{"project": "sdk", "content": "Checkpoints are signed notes"},
@@ -118,6 +122,16 @@ async def run(mode: str, command: str, args: list[str]) -> dict:
         check(hits.structured_content["hits"][0]["fact"]["id"] == fact_id, f"search: {hits.content}")
         recall = await client.call_tool("cortex_recall", {"project": "sdk"})
         check(recall.structured_content["count"] == 3, f"recall: {recall.content}")
+        gone = batch.structured_content["facts"][1]["id"]
+        forgot = await client.call_tool("cortex_forget", {"fact_id": gone, "reason": "sdk test"})
+        check(not forgot.is_error and forgot.structured_content["fact"]["content"] == "",
+              f"forget: {forgot.content}")
+        after = await client.call_tool("cortex_search", {"query": "RFC 9162", "project": "sdk"})
+        check(after.structured_content["count"] == 0, f"search after forget: {after.content}")
+        after = await client.call_tool("cortex_recall", {"project": "sdk"})
+        check(after.structured_content["count"] == 2, f"recall after forget: {after.content}")
+        # The erasure changed the search statistics: search afresh before the cache check.
+        hits = await client.call_tool("cortex_search", {"query": "append-only ledger", "project": "sdk"})
         # The query cache: a repeated search is a hit (read back with cortex_metrics).
         again = await client.call_tool("cortex_search", {"query": "append-only ledger", "project": "sdk"})
         check(again.structured_content == hits.structured_content, "cached search")
@@ -126,7 +140,7 @@ async def run(mode: str, command: str, args: list[str]) -> dict:
         templates = (await client.list_resource_templates()).resource_templates
         check(any(t.uri_template == "cortex://projects/{project}/facts" for t in templates), "template listed")
         facts = await client.read_resource("cortex://projects/sdk/facts")
-        check(json.loads(facts.contents[0].text)["count"] == 3, "project facts resource")
+        check(json.loads(facts.contents[0].text)["count"] == 2, "project facts resource")
         briefing = await client.get_prompt("cortex_project_briefing", {"project": "sdk"})
         check("The ledger is append-only" in briefing.messages[0].content.text, "project briefing")
         missing = await client.call_tool("cortex_vote", {"fact_id": 999_999, "agent": "sdk", "vote": 1})

@@ -9,6 +9,7 @@
 
 pub mod anchor;
 pub mod checkpoint;
+pub mod commitment;
 pub mod entry;
 pub mod export;
 pub mod group_commit;

@@ -9,14 +9,12 @@
 //! entry bytes, and with them every leaf, root, proof and signature, never change. The salt
 //! keeps a short content (a name, a yes/no) from being found by hashing guesses.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::ledger::commitment::{self as rule, SALT_LEN};
 use crate::ledger::hash::{Hash, Hasher};
 use serde::{Deserialize, Serialize};
 
-/// Domain tag of a commitment (leaf, node and chain hashes use 0x00, 0x01 and 0x02).
-pub const COMMIT_PREFIX: u8 = 0x03;
-/// Salt length in bytes.
-pub const SALT_LEN: usize = 32;
+pub use crate::ledger::commitment::{COMMIT_PREFIX, decode_salt, new_salt};
 
 /// The erasable fields of a fact: what a commitment covers.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,55 +43,21 @@ pub struct FactOpening {
 impl FactOpening {
     /// True if this opening opens `commitment` (hex, as in the entry) under `hasher`.
     pub fn opens(&self, hasher: &dyn Hasher, commitment: &str) -> bool {
-        let Ok(salt) = decode_salt(&self.salt) else {
-            return false;
-        };
-        Hash::from_hex(commitment).is_ok_and(|c| commit(hasher, &salt, &self.fields) == c)
+        let f = &self.fields;
+        rule::opens(
+            hasher,
+            commitment,
+            &self.salt,
+            &f.content,
+            &f.tags,
+            f.source.as_deref(),
+        )
     }
 }
 
-/// A fresh random salt from the operating system.
-pub fn new_salt() -> Result<[u8; SALT_LEN]> {
-    let mut salt = [0u8; SALT_LEN];
-    getrandom::fill(&mut salt)
-        .map_err(|e| Error::backend(format!("no randomness for a commitment salt: {e}")))?;
-    Ok(salt)
-}
-
-/// Decodes a salt from 64 hex digits.
-pub fn decode_salt(hex_salt: &str) -> Result<[u8; SALT_LEN]> {
-    let v = hex::decode(hex_salt)
-        .ok()
-        .filter(|v| v.len() == SALT_LEN)
-        .ok_or_else(|| Error::invalid(format!("salt {hex_salt:?} is not 64 hex digits")))?;
-    Ok(v.try_into().expect("32 bytes"))
-}
-
-/// `H(0x03 ‖ salt ‖ LP(content) ‖ u32be(tag count) ‖ LP(tag)… ‖ source)`, where `LP(x)` is
-/// `x`'s UTF-8 length as a big-endian u32 followed by its bytes, and `source` is the byte 0x00
-/// when there is none or 0x01 followed by `LP(source)`.
+/// The commitment to `f` under `salt` ([`crate::ledger::commitment::commit`]).
 pub fn commit(hasher: &dyn Hasher, salt: &[u8; SALT_LEN], f: &FactContent) -> Hash {
-    let mut b = Vec::with_capacity(64 + f.content.len());
-    b.push(COMMIT_PREFIX);
-    b.extend_from_slice(salt);
-    lp(&mut b, &f.content);
-    b.extend_from_slice(&(f.tags.len() as u32).to_be_bytes());
-    for t in &f.tags {
-        lp(&mut b, t);
-    }
-    match &f.source {
-        None => b.push(0),
-        Some(s) => {
-            b.push(1);
-            lp(&mut b, s);
-        }
-    }
-    hasher.digest(&[&b])
-}
-
-fn lp(b: &mut Vec<u8>, s: &str) {
-    b.extend_from_slice(&(s.len() as u32).to_be_bytes());
-    b.extend_from_slice(s.as_bytes());
+    rule::commit(hasher, salt, &f.content, &f.tags, f.source.as_deref())
 }
 
 /// Seals `fields` for fact `fact_id`: a fresh salt, the opening to store, and the commitment's
@@ -113,6 +77,26 @@ pub fn seal(
         },
         c.to_hex(),
     ))
+}
+
+/// The opening an export carries beside `entry` (FORMATS.md §15.3): the stored opening of a
+/// `fact.store` entry, if the fact has one (not erased, not in the plain form). Pass it to
+/// [`write_export_with`](crate::ledger::export::write_export_with).
+pub fn export_opening(
+    store: &dyn crate::memory::store::FactStore,
+    entry: &crate::ledger::entry::EntryRef<'_>,
+) -> Result<Option<crate::ledger::export::ExportOpening>> {
+    if entry.action != crate::memory::fact::ACTION_STORE {
+        return Ok(None);
+    }
+    Ok(store
+        .opening(entry.index)?
+        .map(|o| crate::ledger::export::ExportOpening {
+            salt: o.salt,
+            content: o.fields.content,
+            tags: o.fields.tags,
+            source: o.fields.source,
+        }))
 }
 
 #[cfg(test)]

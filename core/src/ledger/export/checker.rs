@@ -263,6 +263,9 @@ impl<'a> Checker<'a> {
         }
         .leaf_hash(&*hasher, &mut self.buf);
         self.leaves.push(leaf);
+        if let Some(o) = &e.opening {
+            self.opening(e, o, &*hasher);
+        }
         let link = match (Hash::from_hex(&e.prev_hash), Hash::from_hex(&e.hash)) {
             (Ok(prev), Ok(hash)) if hasher.chain(&prev, &leaf) == hash => {
                 self.link(i, prev);
@@ -291,6 +294,49 @@ impl<'a> Checker<'a> {
             self.loose.insert(j, l);
         }
         self.last = Some((i, link));
+    }
+
+    /// An opening must open the commitment in the detail of the entry it accompanies (FORMATS.md
+    /// §15.3): a sealed `fact.store` entry's `commitment`.
+    fn opening(&mut self, e: &ExportEntry, o: &super::ExportOpening, hasher: &dyn Hasher) {
+        let i = e.index;
+        let commitment = serde_json::from_str::<serde_json::Value>(&e.detail)
+            .ok()
+            .filter(|_| e.action == "fact.store")
+            .and_then(|d| {
+                d.get("commitment")
+                    .and_then(|c| c.as_str())
+                    .map(str::to_owned)
+            });
+        match commitment {
+            None => self.flag(
+                ViolationKind::CommitmentMismatch,
+                i,
+                format!(
+                    "entry {i} carries an opening but holds no commitment (not a sealed fact.store)"
+                ),
+            ),
+            Some(c) => {
+                let opens = crate::ledger::commitment::opens(
+                    hasher,
+                    &c,
+                    &o.salt,
+                    &o.content,
+                    &o.tags,
+                    o.source.as_deref(),
+                );
+                if !opens {
+                    self.flag(
+                        ViolationKind::CommitmentMismatch,
+                        i,
+                        format!(
+                            "entry {i}: the content and salt beside it do not open its \
+                             commitment {c}: the content was altered"
+                        ),
+                    );
+                }
+            }
+        }
     }
 
     /// The link check of a correctly hashed entry `i` with `prev_hash` `prev`: against entry

@@ -18,7 +18,7 @@ mod tests;
 mod write;
 
 pub use read::{verify_export, verify_export_with};
-pub use write::write_export;
+pub use write::{write_export, write_export_with};
 
 use crate::error::{Error, Result};
 use crate::ledger::verify::Violation;
@@ -112,7 +112,31 @@ pub struct ExportEntry {
     pub prev_hash: String,
     /// Hex chain hash of this entry.
     pub hash: String,
+    /// For an entry that holds a salted commitment (a sealed `fact.store`), the content it
+    /// commits to and the salt, when still present (FORMATS.md §15.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opening: Option<ExportOpening>,
 }
+
+/// The opening of an entry's commitment, as an export carries it: not part of the entry's
+/// bytes, protected by the commitment ([`crate::ledger::commitment`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportOpening {
+    /// The salt, 64 hex digits.
+    pub salt: String,
+    /// The content.
+    pub content: String,
+    /// The tags, in order.
+    pub tags: Vec<String>,
+    /// The source, if any.
+    pub source: Option<String>,
+}
+
+/// Where [`write_export_with`] finds the opening of an entry's commitment (`None`: no opening,
+/// e.g. the content was erased, or the entry holds no commitment).
+pub type OpeningSource<'a> =
+    &'a dyn Fn(&crate::ledger::entry::EntryRef<'_>) -> Result<Option<ExportOpening>>;
 
 /// What an export wrote.
 #[derive(Debug, Clone, Serialize)]

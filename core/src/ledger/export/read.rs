@@ -210,10 +210,34 @@ pub fn verify_export_with(
                 .map_err(|e| Error::invalid(format!("CSV header row: {e}")))?;
             let mut c = Checker::new(header, verifiers, options, "csv", progress)?;
             let mut n = 2;
+            // An entry row waits for a possible `opening` row after it.
+            let mut pending: Option<ExportEntry> = None;
             while let Some(rec) = row(n + 1)? {
                 n += 1;
+                if rec[0] == "opening" {
+                    let o = serde_json::from_str(&rec[5]).map_err(|e| {
+                        Error::invalid(format!("CSV row {n}: not an opening object: {e}"))
+                    })?;
+                    match &mut pending {
+                        Some(e) if e.opening.is_none() && e.index.to_string() == rec[1] => {
+                            e.opening = Some(o);
+                        }
+                        _ => {
+                            return Err(Error::invalid(format!(
+                                "CSV row {n}: an opening row must directly follow the entry row \
+                                 of its index, once"
+                            )));
+                        }
+                    }
+                    continue;
+                }
                 if rec[0] != "entry" {
-                    return Err(Error::invalid(format!("CSV row {n}: type is not `entry`")));
+                    return Err(Error::invalid(format!(
+                        "CSV row {n}: type is not `entry` or `opening`"
+                    )));
+                }
+                if let Some(e) = pending.take() {
+                    c.entry(&e);
                 }
                 let idx_text = &rec[1];
                 let canonical = !idx_text.is_empty()
@@ -226,7 +250,7 @@ pub fn verify_export_with(
                 })?;
                 let [_, _, timestamp, project, action, detail, prev_hash, hash] =
                     <[String; 8]>::try_from(rec).expect("eight fields");
-                c.entry(&ExportEntry {
+                pending = Some(ExportEntry {
                     index,
                     timestamp,
                     project,
@@ -234,7 +258,11 @@ pub fn verify_export_with(
                     detail,
                     prev_hash,
                     hash,
+                    opening: None,
                 });
+            }
+            if let Some(e) = pending.take() {
+                c.entry(&e);
             }
             Ok(c.finish())
         }

@@ -2,7 +2,8 @@
 //! in any of the three formats.
 
 use super::{
-    CSV_COLUMNS, EXPORT_FORMAT, ExportEntry, ExportFormat, ExportHeader, ExportSummary, SubtreeHash,
+    CSV_COLUMNS, EXPORT_FORMAT, ExportEntry, ExportFormat, ExportHeader, ExportSummary,
+    OpeningSource, SubtreeHash,
 };
 use crate::error::{Error, Result};
 use crate::ledger::Ledger;
@@ -12,7 +13,8 @@ use crate::ledger::note::SignedNote;
 use crate::ledger::tiles::TileNodes;
 use std::io::Write;
 
-/// Writes an export of entries `from..=to` (default: everything the latest checkpoint covers).
+/// Writes an export of entries `from..=to` (default: everything the latest checkpoint covers),
+/// with no openings (see [`write_export_with`]).
 pub fn write_export(
     ledger: &Ledger,
     format: ExportFormat,
@@ -20,6 +22,20 @@ pub fn write_export(
     to: Option<u64>,
     out: &mut dyn Write,
     progress: &dyn Fn(u64),
+) -> Result<ExportSummary> {
+    write_export_with(ledger, format, from, to, out, progress, &|_| Ok(None))
+}
+
+/// [`write_export`], carrying beside each entry the opening `openings` gives for it (the
+/// content a sealed `fact.store` entry commits to, and its salt; FORMATS.md §15.3).
+pub fn write_export_with(
+    ledger: &Ledger,
+    format: ExportFormat,
+    from: Option<u64>,
+    to: Option<u64>,
+    out: &mut dyn Write,
+    progress: &dyn Fn(u64),
+    openings: OpeningSource<'_>,
 ) -> Result<ExportSummary> {
     let cp = ledger.store().latest_checkpoint()?.ok_or_else(|| {
         Error::invalid("the ledger has no checkpoint yet: run `cortex ledger checkpoint` first")
@@ -91,6 +107,7 @@ pub fn write_export(
             detail: r.entry.detail.to_owned(),
             prev_hash: hex::encode(r.prev_hash),
             hash: hex::encode(r.hash),
+            opening: openings(&r.entry)?,
         };
         line.clear();
         match format {
@@ -118,6 +135,11 @@ pub fn write_export(
                         &e.hash,
                     ],
                 );
+                if let Some(o) = &e.opening {
+                    let json =
+                        serde_json::to_string(o).map_err(|e| Error::backend(e.to_string()))?;
+                    write_csv_row(&mut line, &["opening", &idx, "", "", "", &json, "", ""]);
+                }
             }
         }
         out.write_all(&line).map_err(io)?;
