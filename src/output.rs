@@ -49,3 +49,26 @@ pub fn progress(as_json: bool, len: u64, what: &str) -> ProgressBar {
     pb.set_message(what.to_owned());
     pb
 }
+
+/// One finding for humans: `kind at index I [table fact F agent "A" column C]: message`.
+pub fn violation(v: &cortex_core::ledger::verify::Violation) -> String {
+    let at = v
+        .index
+        .map(|i| format!(" at index {i}"))
+        .unwrap_or_default();
+    let row = v.memory.as_ref().map_or(String::new(), |m| {
+        let mut r = format!(" [{}", m.table);
+        if let Some(f) = m.fact_id {
+            r.push_str(&format!(" fact {f}"));
+        }
+        if let Some(a) = &m.agent {
+            r.push_str(&format!(" agent {a:?}"));
+        }
+        if let Some(c) = m.column {
+            r.push_str(&format!(" column {c}"));
+        }
+        r.push(']');
+        r
+    });
+    format!("{}{at}{row}: {}", v.kind.name(), v.message)
+}

@@ -1372,44 +1372,6 @@ fn trailing_and_blank_lines_are_accepted_where_formats_md_says() {
     }
 }
 
-/// Splits a CSV text written by `cortex ledger export` into rows of fields (RFC 4180 quoting).
-fn csv_rows(text: &str) -> Vec<Vec<String>> {
-    let (mut rows, mut row, mut field) = (Vec::new(), Vec::new(), String::new());
-    let mut chars = text.chars().peekable();
-    let mut quoted = false;
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                chars.next();
-                field.push('"');
-            }
-            (true, '"') => quoted = false,
-            (true, c) => field.push(c),
-            (false, '"') => quoted = true,
-            (false, ',') => row.push(std::mem::take(&mut field)),
-            (false, '\n') => {
-                row.push(std::mem::take(&mut field));
-                rows.push(std::mem::take(&mut row));
-            }
-            (false, c) => field.push(c),
-        }
-    }
-    rows
-}
-
-/// Rows rendered with every field quoted and `eol` after each row.
-fn csv_quoted(rows: &[Vec<String>], eol: &str) -> String {
-    rows.iter()
-        .map(|r| {
-            let fields: Vec<String> = r
-                .iter()
-                .map(|f| format!("\"{}\"", f.replace('"', "\"\"")))
-                .collect();
-            fields.join(",") + eol
-        })
-        .collect()
-}
-
 #[test]
 fn csv_with_crlf_or_cr_rows_and_quoted_fields_is_accepted_and_bad_quoting_refused() {
     let s = Sandbox::new();
@@ -1437,14 +1399,14 @@ fn csv_with_crlf_or_cr_rows_and_quoted_fields_is_accepted_and_bad_quoting_refuse
     s.run(&["ledger", "export", "--format", "csv", "-o", "all.csv"])
         .ok();
     let text = std::fs::read_to_string(s.path("all.csv")).unwrap();
-    let rows = csv_rows(&text);
+    let rows = common::csv_rows(&text);
     assert_eq!(rows.len(), 8);
     assert!(rows[5][5].contains("\r\n") && rows[6][5].contains('\n') && rows[7][5].contains('\r'));
     for (name, text) in [
         ("crlf.csv", text.clone()),
-        ("quoted-crlf.csv", csv_quoted(&rows, "\r\n")),
-        ("quoted-lf.csv", csv_quoted(&rows, "\n")),
-        ("quoted-cr.csv", csv_quoted(&rows, "\r")),
+        ("quoted-crlf.csv", common::csv_text(&rows, true, "\r\n")),
+        ("quoted-lf.csv", common::csv_text(&rows, true, "\n")),
+        ("quoted-cr.csv", common::csv_text(&rows, true, "\r")),
     ] {
         // crlf.csv: CRLF only where the writer ended a row, never inside a quoted field.
         let text = if name == "crlf.csv" {

@@ -229,70 +229,19 @@ fn finding(kind: &str, index: u64) -> Finding {
     (kind.to_owned(), Some(index))
 }
 
-/// Splits CSV text into rows of fields by the reading rules of FORMATS.md 9.5 (enough for the
-/// files the writer makes: quoted fields may hold `,`, `"`, CR and LF).
-fn csv_rows(text: &str) -> Vec<Vec<String>> {
-    let (mut rows, mut row, mut field) = (Vec::new(), Vec::new(), String::new());
-    let mut chars = text.chars().peekable();
-    let mut quoted = false;
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                chars.next();
-                field.push('"');
-            }
-            (true, '"') => quoted = false,
-            (true, c) => field.push(c),
-            (false, '"') => quoted = true,
-            (false, ',') => row.push(std::mem::take(&mut field)),
-            (false, '\n') => {
-                row.push(std::mem::take(&mut field));
-                rows.push(std::mem::take(&mut row));
-            }
-            (false, c) => field.push(c),
-        }
-    }
-    assert!(
-        row.is_empty() && field.is_empty(),
-        "the writer ends every row in \\n"
-    );
-    rows
-}
-
-/// Rows as CSV text: every field quoted if `quote_all`, else as the writer quotes (9.5); `eol`
-/// after each row.
-fn csv_text(rows: &[Vec<String>], quote_all: bool, eol: &str) -> String {
-    let mut out = String::new();
-    for r in rows {
-        let fields: Vec<String> = r
-            .iter()
-            .map(|f| {
-                if quote_all || f.contains([',', '"', '\n', '\r']) {
-                    format!("\"{}\"", f.replace('"', "\"\""))
-                } else {
-                    f.clone()
-                }
-            })
-            .collect();
-        out.push_str(&fields.join(","));
-        out.push_str(eol);
-    }
-    out
-}
-
 /// The export `text` (of entries `from..`) in `format` with entry lines or rows edited by `edit`
 /// (which gets them in file order, the header and column rows excluded).
 fn edit_entries(format: &str, text: &str, edit: Edit) -> String {
     match format {
         "csv" => {
-            let mut rows = csv_rows(text);
+            let mut rows = common::csv_rows(text);
             let mut entries: Vec<String> = rows
                 .split_off(2)
                 .iter()
-                .map(|r| csv_text(std::slice::from_ref(r), false, "\n"))
+                .map(|r| common::csv_text(std::slice::from_ref(r), false, "\n"))
                 .collect();
             edit(&mut entries);
-            csv_text(&rows, false, "\n") + &entries.concat()
+            common::csv_text(&rows, false, "\n") + &entries.concat()
         }
         _ => {
             // One entry per line after the header line; JSON ends with a `]}` line.
@@ -501,12 +450,12 @@ fn files_for(l: &Ledger, size: u64, dir: &Path, other_vkey: &Path) -> Vec<Case> 
             ];
             match format {
                 "csv" => {
-                    let rows = csv_rows(&text);
-                    variants.push(("crlf-quoted", csv_text(&rows, true, "\r\n")));
-                    variants.push(("cr", csv_text(&rows, false, "\r")));
+                    let rows = common::csv_rows(&text);
+                    variants.push(("crlf-quoted", common::csv_text(&rows, true, "\r\n")));
+                    variants.push(("cr", common::csv_text(&rows, false, "\r")));
                     variants.push((
                         "crlf-no-final",
-                        csv_text(&rows, false, "\r\n").trim_end().to_owned(),
+                        common::csv_text(&rows, false, "\r\n").trim_end().to_owned(),
                     ));
                 }
                 _ => variants.push(("crlf", text.replace('\n', "\r\n"))),

@@ -324,7 +324,7 @@ pub fn run(s: &Settings, a: DemoArgs) -> Result<u8> {
     let mut buf = Vec::new();
     let store = memory.store().clone();
     let openings =
-        |e: &cortex_core::EntryRef<'_>| cortex_core::memory::commitment::export_opening(&*store, e);
+        |e: &cortex_core::EntryRef<'_>| cortex_core::memory::audit::export_opening(&*store, e);
     write_export_with(
         &ledger,
         ExportFormat::Json,

@@ -418,25 +418,7 @@ pub fn verify(s: &Settings, a: VerifyArgs) -> Result<u8> {
             num(report.checkpoints_checked)
         );
         for v in report.violations.iter().take(20) {
-            let at = v
-                .index
-                .map(|i| format!(" at index {i}"))
-                .unwrap_or_default();
-            let row = v.memory.as_ref().map_or(String::new(), |m| {
-                let mut r = format!(" [{}", m.table);
-                if let Some(f) = m.fact_id {
-                    r.push_str(&format!(" fact {f}"));
-                }
-                if let Some(a) = &m.agent {
-                    r.push_str(&format!(" agent {a:?}"));
-                }
-                if let Some(c) = m.column {
-                    r.push_str(&format!(" column {c}"));
-                }
-                r.push(']');
-                r
-            });
-            println!("  {}{at}{row}: {}", v.kind.name(), v.message);
+            println!("  {}", output::violation(v));
         }
         if total > 20 {
             println!("  … and {} more (use --json for the list)", num(total - 20));
@@ -483,7 +465,7 @@ pub fn export(s: &Settings, a: ExportArgs) -> Result<u8> {
     // Sealed facts' contents and salts ride beside their entries, so an auditor checks the
     // commitments offline.
     let openings =
-        |e: &cortex_core::EntryRef<'_>| cortex_core::memory::commitment::export_opening(&*store, e);
+        |e: &cortex_core::EntryRef<'_>| cortex_core::memory::audit::export_opening(&*store, e);
     let result = write_export_with(
         &ledger,
         format,
@@ -617,25 +599,7 @@ pub fn verify_external(s: &Settings, a: VerifyExternalArgs) -> Result<u8> {
             num(report.violation_count)
         );
         for v in report.violations.iter().take(20) {
-            let at = v
-                .index
-                .map(|i| format!(" at index {i}"))
-                .unwrap_or_default();
-            let row = v.memory.as_ref().map_or(String::new(), |m| {
-                let mut r = format!(" [{}", m.table);
-                if let Some(f) = m.fact_id {
-                    r.push_str(&format!(" fact {f}"));
-                }
-                if let Some(a) = &m.agent {
-                    r.push_str(&format!(" agent {a:?}"));
-                }
-                if let Some(c) = m.column {
-                    r.push_str(&format!(" column {c}"));
-                }
-                r.push(']');
-                r
-            });
-            println!("  {}{at}{row}: {}", v.kind.name(), v.message);
+            println!("  {}", output::violation(v));
         }
     }
     Ok(if report.valid { 0 } else { 1 })

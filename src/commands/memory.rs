@@ -703,8 +703,7 @@ pub fn rebuild(s: &Settings, a: RebuildArgs) -> Result<u8> {
         (false, n) => println!("✓ Memory rebuilt: {what}; {} differences put right", num(n)),
     }
     for c in r.changes.iter().take(20) {
-        let at = c.index.map(|i| format!(" (entry {i})")).unwrap_or_default();
-        println!("  {}{at}: {}", c.kind.name(), c.message);
+        println!("  {}", output::violation(c));
     }
     if r.change_count > 20 {
         println!(

@@ -217,3 +217,54 @@ pub fn python_or_skip(
         .map_err(|why| cortex_core::testkit::skip(what, &why))
         .ok()
 }
+
+/// Splits CSV text into rows of fields by the reading rules of FORMATS.md 9.5 (enough for the
+/// files the writer makes: quoted fields may hold `,`, `"`, CR and LF).
+pub fn csv_rows(text: &str) -> Vec<Vec<String>> {
+    let (mut rows, mut row, mut field) = (Vec::new(), Vec::new(), String::new());
+    let mut chars = text.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut field)),
+            (false, '\n') => {
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    assert!(
+        row.is_empty() && field.is_empty(),
+        "the writer ends every row in \\n"
+    );
+    rows
+}
+
+/// Rows as CSV text: every field quoted if `quote_all`, else as the writer quotes (9.5); `eol`
+/// after each row.
+pub fn csv_text(rows: &[Vec<String>], quote_all: bool, eol: &str) -> String {
+    let mut out = String::new();
+    for r in rows {
+        let fields: Vec<String> = r
+            .iter()
+            .map(|f| {
+                if quote_all || f.contains([',', '"', '\n', '\r']) {
+                    format!("\"{}\"", f.replace('"', "\"\""))
+                } else {
+                    f.clone()
+                }
+            })
+            .collect();
+        out.push_str(&fields.join(","));
+        out.push_str(eol);
+    }
+    out
+}

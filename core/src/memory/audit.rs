@@ -27,16 +27,56 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
+/// Rows by id, in id order: what the store streams (in key order), kept as it comes (cheaper
+/// than a tree for 100,000 rows) and looked up by binary search.
+#[derive(Debug)]
+struct ById<V>(Vec<(u64, V)>);
+
+impl<V> Default for ById<V> {
+    fn default() -> Self {
+        ById(Vec::new())
+    }
+}
+
+impl<V> ById<V> {
+    fn insert(&mut self, id: u64, v: V) {
+        if self.0.last().is_some_and(|(last, _)| *last >= id) {
+            // Out of order (not what stores stream, but allowed): keep it sorted and unique.
+            match self.0.binary_search_by_key(&id, |(k, _)| *k) {
+                Ok(k) => self.0[k] = (id, v),
+                Err(k) => self.0.insert(k, (id, v)),
+            }
+        } else {
+            self.0.push((id, v));
+        }
+    }
+    fn get(&self, id: &u64) -> Option<&V> {
+        self.0
+            .binary_search_by_key(id, |(k, _)| *k)
+            .ok()
+            .map(|k| &self.0[k].1)
+    }
+    fn contains_key(&self, id: &u64) -> bool {
+        self.get(id).is_some()
+    }
+    fn keys(&self) -> impl Iterator<Item = &u64> {
+        self.0.iter().map(|(k, _)| k)
+    }
+    fn iter(&self) -> impl Iterator<Item = (&u64, &V)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+}
+
 /// The stored memory, read in one snapshot.
 #[derive(Debug, Default)]
 struct Stored {
     head: u64,
-    facts: BTreeMap<u64, Fact>,
-    openings: BTreeMap<u64, FactOpening>,
+    facts: ById<Fact>,
+    openings: ById<FactOpening>,
     votes: BTreeMap<(u64, String), Vote>,
     agents: BTreeMap<String, AgentReputation>,
     events: BTreeSet<(u64, u64)>,
-    index_texts: BTreeMap<u64, String>,
+    index_texts: ById<String>,
     undecodable: Vec<(&'static str, String, String)>,
 }
 
@@ -124,10 +164,9 @@ fn verify_inner(
             Ok(())
         })?;
     }
+    entries.retain(|e| e.index < stored.head);
     let mut replay = Replay::new();
-    for e in entries.iter().filter(|e| e.index < stored.head) {
-        replay.apply(e.as_ref());
-    }
+    replay.apply_all(&entries);
     let (found, checked) = compare(hasher, &replay, &stored, store.keeps_index_text());
     // Freeing a few hundred thousand rows takes a while: not on the caller's time.
     std::thread::spawn(move || drop((replay, stored, entries)));
@@ -471,13 +510,15 @@ fn compare(
     }
 
     // Facts, their openings and index texts: independent per fact, so checked in parallel
-    // chunks (the commitment hashes and the index texts are most of the work).
+    // chunks (the commitment hashes and the index texts are most of the work), while another
+    // thread looks for rows no entry accounts for and checks votes, agents and history.
     let facts: Vec<(&u64, &ReplayedFact)> = replay.facts.iter().collect();
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(facts.len().div_ceil(4096).max(1));
     let per = facts.len().div_ceil(threads).max(1);
-    let parts: Vec<(Findings, u64, u64)> = std::thread::scope(|sc| {
+    let (parts, others): (Vec<(Findings, u64, u64)>, Findings) = std::thread::scope(|sc| {
+        let others = sc.spawn(|| compare_others(replay, stored, keeps_index_text));
         let workers: Vec<_> = facts
             .chunks(per)
             .map(|chunk| {
@@ -494,17 +535,26 @@ fn compare(
                 })
             })
             .collect();
-        workers
+        let parts = workers
             .into_iter()
             .map(|w| w.join().expect("memory check worker panicked"))
-            .collect()
+            .collect();
+        (parts, others.join().expect("memory check worker panicked"))
     });
     for (f, erased, opened) in parts {
         out.0.extend(f.0);
         checked.facts_erased += erased;
         checked.commitments_checked += opened;
     }
-    for (id, have) in &stored.facts {
+    out.0.extend(others.0);
+    (out.0, checked)
+}
+
+/// The checks that are not per replayed fact: rows no entry accounts for, votes, agents and
+/// history pairs.
+fn compare_others(replay: &Replay, stored: &Stored, keeps_index_text: bool) -> Findings {
+    let mut out = Findings(Vec::new());
+    for (id, have) in stored.facts.iter() {
         if !replay.facts.contains_key(id) {
             out.push(
                 ViolationKind::MemoryUnrecorded,
@@ -641,7 +691,7 @@ fn compare(
             format!("fact {f}'s history lists entry {e}, which is not one of its entries"),
         );
     }
-    (out.0, checked)
+    out
 }
 
 /// What [`rebuild`] did or, on a dry run, would do.
@@ -753,4 +803,24 @@ pub fn replayed_state(store: &dyn Store, hasher: &dyn Hasher) -> Result<(MemoryS
         Ok(())
     })?;
     Ok(replay.into_state(hasher, &|id| store.opening(id).ok().flatten()))
+}
+
+/// The opening an export carries beside `entry` (FORMATS.md §15.3): the stored opening of a
+/// `fact.store` entry, if the fact has one (not erased, not in the plain form). Pass it to
+/// [`write_export_with`](crate::ledger::export::write_export_with).
+pub fn export_opening(
+    store: &dyn crate::memory::store::FactStore,
+    entry: &crate::ledger::entry::EntryRef<'_>,
+) -> Result<Option<crate::ledger::export::ExportOpening>> {
+    if entry.action != crate::memory::fact::ACTION_STORE {
+        return Ok(None);
+    }
+    Ok(store
+        .opening(entry.index)?
+        .map(|o| crate::ledger::export::ExportOpening {
+            salt: o.salt,
+            content: o.fields.content,
+            tags: o.fields.tags,
+            source: o.fields.source,
+        }))
 }

@@ -79,26 +79,6 @@ pub fn seal(
     ))
 }
 
-/// The opening an export carries beside `entry` (FORMATS.md §15.3): the stored opening of a
-/// `fact.store` entry, if the fact has one (not erased, not in the plain form). Pass it to
-/// [`write_export_with`](crate::ledger::export::write_export_with).
-pub fn export_opening(
-    store: &dyn crate::memory::store::FactStore,
-    entry: &crate::ledger::entry::EntryRef<'_>,
-) -> Result<Option<crate::ledger::export::ExportOpening>> {
-    if entry.action != crate::memory::fact::ACTION_STORE {
-        return Ok(None);
-    }
-    Ok(store
-        .opening(entry.index)?
-        .map(|o| crate::ledger::export::ExportOpening {
-            salt: o.salt,
-            content: o.fields.content,
-            tags: o.fields.tags,
-            source: o.fields.source,
-        }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

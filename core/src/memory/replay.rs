@@ -44,6 +44,40 @@ pub struct Unreplayable {
     pub problem: String,
 }
 
+/// A memory entry's detail, parsed (independently of every other entry).
+enum Parsed {
+    Store(StoreRecord),
+    Vote(VoteDetail),
+    Deprecate(DeprecateDetail),
+    Erase(EraseDetail),
+    /// The detail does not parse as its action's.
+    Bad(String),
+}
+
+impl Parsed {
+    /// The parsed detail of a memory entry; `None` for any other entry.
+    fn of(e: &EntryRef<'_>) -> Option<Parsed> {
+        fn parse<T: serde::de::DeserializeOwned>(
+            detail: &str,
+            what: &str,
+            wrap: fn(T) -> Parsed,
+        ) -> Parsed {
+            serde_json::from_str(detail)
+                .map_or_else(|x| Parsed::Bad(format!("not a {what} detail: {x}")), wrap)
+        }
+        Some(match e.action {
+            ACTION_STORE => match StoreRecord::parse(e.detail) {
+                Ok(d) => Parsed::Store(d),
+                Err(x) => Parsed::Bad(x.to_string()),
+            },
+            ACTION_VOTE => parse(e.detail, "fact.vote", Parsed::Vote),
+            ACTION_DEPRECATE => parse(e.detail, "fact.deprecate", Parsed::Deprecate),
+            ACTION_ERASE => parse(e.detail, "fact.erase", Parsed::Erase),
+            _ => return None,
+        })
+    }
+}
+
 /// The replay's state.
 #[derive(Debug, Clone, Default)]
 pub struct Replay {
@@ -70,12 +104,44 @@ impl Replay {
     /// Applies one ledger entry (entries must come in index order; non-memory entries are
     /// ignored).
     pub fn apply(&mut self, e: EntryRef<'_>) {
-        let r = match e.action {
-            ACTION_STORE => self.store(e),
-            ACTION_VOTE => self.vote(e),
-            ACTION_DEPRECATE => self.deprecate(e),
-            ACTION_ERASE => self.erase(e),
-            _ => return,
+        if let Some(p) = Parsed::of(&e) {
+            self.apply_parsed(e, p);
+        }
+    }
+
+    /// Applies `entries` (in index order): their details are parsed in parallel chunks, then
+    /// applied in order (votes depend on what came before).
+    pub fn apply_all(&mut self, entries: &[crate::ledger::entry::Entry]) {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(entries.len().div_ceil(8192).max(1));
+        let per = entries.len().div_ceil(threads).max(1);
+        let parsed: Vec<Vec<Option<Parsed>>> = std::thread::scope(|sc| {
+            let workers: Vec<_> = entries
+                .chunks(per)
+                .map(|chunk| {
+                    sc.spawn(move || chunk.iter().map(|e| Parsed::of(&e.as_ref())).collect())
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("replay parser panicked"))
+                .collect()
+        });
+        for (e, p) in entries.iter().zip(parsed.into_iter().flatten()) {
+            if let Some(p) = p {
+                self.apply_parsed(e.as_ref(), p);
+            }
+        }
+    }
+
+    fn apply_parsed(&mut self, e: EntryRef<'_>, p: Parsed) {
+        let r = match p {
+            Parsed::Store(d) => self.store(e, d),
+            Parsed::Vote(d) => self.vote(e, d),
+            Parsed::Deprecate(d) => self.deprecate(e, d),
+            Parsed::Erase(d) => self.erase(e, d),
+            Parsed::Bad(problem) => Err(problem),
         };
         self.entries += 1;
         if let Err(problem) = r {
@@ -86,8 +152,8 @@ impl Replay {
         }
     }
 
-    fn store(&mut self, e: EntryRef<'_>) -> Result<(), String> {
-        let (fact, commitment) = match StoreRecord::parse(e.detail).map_err(|x| x.to_string())? {
+    fn store(&mut self, e: EntryRef<'_>, d: StoreRecord) -> Result<(), String> {
+        let (fact, commitment) = match d {
             StoreRecord::Plain(d) => (d.into_fact(e.index, e.project, e.timestamp), None),
             StoreRecord::Sealed(d) => {
                 let c = d.commitment.clone();
@@ -129,9 +195,7 @@ impl Replay {
         Ok(())
     }
 
-    fn vote(&mut self, e: EntryRef<'_>) -> Result<(), String> {
-        let d: VoteDetail =
-            serde_json::from_str(e.detail).map_err(|x| format!("not a fact.vote detail: {x}"))?;
+    fn vote(&mut self, e: EntryRef<'_>, d: VoteDetail) -> Result<(), String> {
         self.open_fact(e, d.fact_id, "a vote")?;
         let current: Vec<Vote> = self
             .votes
@@ -163,9 +227,7 @@ impl Replay {
         Ok(())
     }
 
-    fn deprecate(&mut self, e: EntryRef<'_>) -> Result<(), String> {
-        let d: DeprecateDetail = serde_json::from_str(e.detail)
-            .map_err(|x| format!("not a fact.deprecate detail: {x}"))?;
+    fn deprecate(&mut self, e: EntryRef<'_>, d: DeprecateDetail) -> Result<(), String> {
         self.open_fact(e, d.fact_id, "a deprecation")?;
         let f = self.facts.get_mut(&d.fact_id).expect("checked above");
         f.fact.deprecated_at = Some(e.timestamp.to_owned());
@@ -175,9 +237,7 @@ impl Replay {
         Ok(())
     }
 
-    fn erase(&mut self, e: EntryRef<'_>) -> Result<(), String> {
-        let d: EraseDetail =
-            serde_json::from_str(e.detail).map_err(|x| format!("not a fact.erase detail: {x}"))?;
+    fn erase(&mut self, e: EntryRef<'_>, d: EraseDetail) -> Result<(), String> {
         let f = self.facts.get_mut(&d.fact_id).ok_or_else(|| {
             format!(
                 "an erasure of fact {}, which no earlier entry stored",
