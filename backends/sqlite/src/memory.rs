@@ -411,6 +411,17 @@ impl FactStore for SqliteStore {
         self.with_reader(|c| read_fact(c, &self.path, id))
     }
 
+    fn facts_in(&self, ids: std::ops::Range<u64>) -> Result<Vec<Fact>> {
+        self.with_reader(|c| {
+            read_facts(
+                c,
+                &self.path,
+                &format!("SELECT {FACT_COLUMNS} FROM facts WHERE id >= ?1 AND id < ?2 ORDER BY id"),
+                params![to_i64(ids.start), to_i64(ids.end)],
+            )
+        })
+    }
+
     fn opening(&self, fact_id: u64) -> Result<Option<FactOpening>> {
         self.with_reader(|c| {
             // Never the opening of an erased fact, even one written back behind the store.

@@ -69,7 +69,12 @@ impl State {
     /// `store` (as it is now: an erased fact is not indexed). A detail that does not parse is
     /// tampering, which `verify` reports; the store's own rows stay authoritative for what is
     /// returned.
-    fn apply(&mut self, e: EntryRef<'_>, store: &dyn Store) -> Result<()> {
+    fn apply(
+        &mut self,
+        e: EntryRef<'_>,
+        store: &dyn Store,
+        known: &HashMap<u64, crate::memory::fact::Fact>,
+    ) -> Result<()> {
         match e.action {
             ACTION_STORE => {
                 let Ok(record) = StoreRecord::parse(e.detail) else {
@@ -83,8 +88,16 @@ impl State {
                         d.valid_until,
                     ),
                     StoreRecord::Sealed(d) => {
-                        let Some(f) = store.fact(e.index)? else {
-                            return Ok(());
+                        let read;
+                        let f = match known.get(&e.index) {
+                            Some(f) => f,
+                            None => match store.fact(e.index)? {
+                                Some(f) => {
+                                    read = f;
+                                    &read
+                                }
+                                None => return Ok(()),
+                            },
                         };
                         if f.is_erased() {
                             return Ok(());
@@ -207,8 +220,23 @@ impl SearchIndex {
                 Ok(())
             })?;
             let mut st = self.state.write().map_err(poisoned)?;
-            for e in &entries {
-                st.apply(e.as_ref(), store)?;
+            // The sealed facts' texts, read a few thousand at a time (one range read each, and
+            // little memory held at once).
+            for group in entries.chunks(4096) {
+                let known: HashMap<u64, crate::memory::fact::Fact> =
+                    match (group.first(), group.last()) {
+                        (Some(a), Some(b)) if group.iter().any(|e| e.action == ACTION_STORE) => {
+                            store
+                                .facts_in(a.index..b.index + 1)?
+                                .into_iter()
+                                .map(|f| (f.id, f))
+                                .collect()
+                        }
+                        _ => HashMap::new(),
+                    };
+                for e in group {
+                    st.apply(e.as_ref(), store, &known)?;
+                }
             }
             st.synced = to;
             if to - from > 1024 {

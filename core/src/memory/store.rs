@@ -58,6 +58,16 @@ pub trait FactStore: Send + Sync {
 
     /// A fact by id.
     fn fact(&self, id: u64) -> Result<Option<Fact>>;
+    /// The facts whose ids are in `ids`, in id order (for the search index's catch-up, which
+    /// needs the text of every sealed fact of a stretch of ledger). The default reads them one
+    /// by one; a store with a range scan does better.
+    fn facts_in(&self, ids: std::ops::Range<u64>) -> Result<Vec<Fact>> {
+        let mut out = Vec::new();
+        for id in ids {
+            out.extend(self.fact(id)?);
+        }
+        Ok(out)
+    }
     /// The opening of a fact's commitment (content, tags, source and salt), stored beside its
     /// `fact.store` entry; `None` if the fact was erased, stored in the plain form, or never
     /// existed.
