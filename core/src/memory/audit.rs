@@ -3,9 +3,9 @@
 //! The memory tables are a view of the ledger: [`verify`] runs the ledger's own verification
 //! (which hands back the memory entries as it scans), replays those entries
 //! ([`crate::memory::replay`]), and compares the result with every stored memory row
-//! ([`FactStore::scan_memory`]): each fact column, each vote, each agent record, each history
-//! pair, each opening against its commitment, and the search index's source text where the
-//! store keeps one. Each difference is a [`Violation`] naming the table, the fact or agent, the
+//! ([`scan_memory`](crate::memory::store::FactStore::scan_memory)): each fact column, each
+//! vote, each agent record, each history pair, each opening against its commitment, and the
+//! search index's source text where the store keeps one. Each difference is a [`Violation`] naming the table, the fact or agent, the
 //! column, and the ledger index that defines the true value. Erased facts are counted as
 //! erased, never reported as tampered. [`rebuild`] writes the replay in place of the tables.
 
