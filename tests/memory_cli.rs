@@ -710,3 +710,32 @@ fn authors_filters_forget_and_a_poisoned_memory_end_to_end() {
         .unwrap();
     assert_eq!(rebuilds, 1, "the rebuild is recorded");
 }
+
+#[test]
+fn history_of_a_fact_whose_entry_was_tampered_does_not_panic() {
+    let s = Sandbox::new();
+    let id = s.store("p", "a fact whose entry someone edits");
+    // A sealed detail with a short, non-ASCII commitment: still parses, never sliceable.
+    let detail: String = s
+        .conn()
+        .query_row(
+            "SELECT detail FROM entries WHERE idx = ?1",
+            [id as i64],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let mut d: Value = serde_json::from_str(&detail).unwrap();
+    d["commitment"] = Value::String("é".into());
+    s.conn()
+        .execute(
+            "UPDATE entries SET detail = ?1 WHERE idx = ?2",
+            rusqlite::params![d.to_string(), id as i64],
+        )
+        .unwrap();
+    s.run(&["history", "--fact", &id.to_string()])
+        .ok()
+        .out_has("commitment é");
+    s.run(&["ledger", "verify"])
+        .code(1)
+        .out_has("altered_entry at index 0");
+}

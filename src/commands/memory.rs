@@ -613,7 +613,8 @@ fn entry_summary(e: &cortex_core::Entry) -> String {
     );
     let what = match e.action.as_str() {
         "fact.store" => match StoreRecord::parse(&e.detail) {
-            Ok(StoreRecord::Sealed(d)) => format!("commitment {}…", &d.commitment[..16]),
+            // The detail is as stored (perhaps tampered): never slice it blindly.
+            Ok(StoreRecord::Sealed(d)) => format!("commitment {}", short(&d.commitment, 16)),
             Ok(StoreRecord::Plain(_)) => {
                 "content in the entry (stored before erasure existed)".into()
             }
