@@ -270,11 +270,17 @@ fn erased(f: &Fact) -> Error {
     )
 }
 
-/// A fact that votes and deprecations may still change: not erased, not deprecated.
-fn changeable(f: &Fact) -> Result<()> {
+/// A fact that can still be erased: not erased already.
+fn not_erased(f: &Fact) -> Result<()> {
     if f.is_erased() {
         return Err(erased(f));
     }
+    Ok(())
+}
+
+/// A fact that votes and deprecations may still change: not erased, not deprecated.
+fn changeable(f: &Fact) -> Result<()> {
+    not_erased(f)?;
     if f.is_deprecated() {
         return Err(deprecated(f));
     }
@@ -403,11 +409,9 @@ impl AgentMemory {
     /// content, tags and source enter the ledger as a salted commitment
     /// ([`commitment`]); the opening is stored beside the entry.
     pub fn store_facts(&self, facts: &[NewFact]) -> Result<Stored> {
-        let author = &self.author;
         if facts.is_empty() {
             return Err(Error::invalid("nothing to store: the batch is empty"));
         }
-        author.check()?;
         let now = now_timestamp();
         let hasher = self.ledger.hasher();
         let mut sealed = Vec::with_capacity(facts.len());
@@ -430,7 +434,7 @@ impl AgentMemory {
                 })?;
             // The fact id is only known inside the transaction; the opening gets it there.
             let (opening, c) = commitment::seal(hasher, 0, d.content())?;
-            let detail = d.seal(c, author.clone());
+            let detail = d.seal(c, self.author.clone());
             entries.push(NewEntry::new(
                 f.project.clone(),
                 ACTION_STORE,
@@ -462,64 +466,81 @@ impl AgentMemory {
         })
     }
 
+    /// Appends one entry about fact `fact_id` (in the fact's project; facts never move) and the
+    /// changes `apply` derives, inside the transaction, from the fact as it reads it there. The
+    /// fact must pass `check` both before the write lock (so a refusal costs no lock) and inside
+    /// it (so a racing writer cannot slip past): the shape vote, deprecate and forget share.
+    fn append_about(
+        &self,
+        fact_id: u64,
+        check: fn(&Fact) -> Result<()>,
+        action: &str,
+        detail: String,
+        apply: &mut dyn FnMut(&mut dyn FactTx, Fact, &AppendContext<'_>) -> Result<Vec<FactChange>>,
+    ) -> Result<AppendOutcome> {
+        let fact = self.fact(fact_id)?;
+        check(&fact)?;
+        let entry = NewEntry::new(fact.project, action, detail);
+        self.append_with(&[entry], &mut |tx, ctx| {
+            let fact = tx.fact(fact_id)?.ok_or_else(|| no_fact(fact_id))?;
+            check(&fact)?;
+            apply(tx, fact, ctx)
+        })
+    }
+
     /// Records `agent`'s vote (+1 or -1) on a fact, replacing its earlier vote on that fact,
     /// and updates the fact's consensus and the agent's reputation ([`crate::memory::consensus`]).
     /// The entry records this memory's [`Author`] (who wrote it, which may differ from the
-    /// voting agent's name). A missing fact is [`ErrorKind::NotFound`], a deprecated or erased one
-    /// [`ErrorKind::Conflict`]; either way nothing is written.
+    /// voting agent's name). A missing fact is [`ErrorKind::NotFound`], a deprecated or erased
+    /// one [`ErrorKind::Conflict`]; either way nothing is written.
     pub fn vote(&self, fact_id: u64, agent: &str, vote: i8, reason: Option<&str>) -> Result<Voted> {
-        let author = &self.author;
         check_agent(agent)?;
-        author.check()?;
         if vote != 1 && vote != -1 {
             return Err(Error::invalid(format!("vote must be +1 or -1, not {vote}")));
         }
         let reason = normalize_reason(reason)?;
-        // The entry's project is the fact's, known before the write lock (facts never move).
-        let fact = self
-            .store()
-            .fact(fact_id)?
-            .ok_or_else(|| no_fact(fact_id))?;
-        changeable(&fact)?;
         let detail = VoteDetail {
             fact_id,
             agent: agent.to_owned(),
             vote,
             reason: reason.clone(),
-            author: Some(author.clone()),
+            author: Some(self.author.clone()),
         };
-        let entry = NewEntry::new(fact.project, ACTION_VOTE, detail.to_json());
         let mut effect = None;
-        let append = self.append_with(&[entry], &mut |tx, ctx| {
-            let fact = tx.fact(fact_id)?.ok_or_else(|| no_fact(fact_id))?;
-            changeable(&fact)?;
-            let current = tx.votes(fact_id)?;
-            let record = tx.agent_reputation(agent)?;
-            let e = crate::memory::consensus::cast(
-                &current,
-                record,
-                Vote {
-                    fact_id,
-                    agent: agent.to_owned(),
-                    vote,
-                    reason: reason.clone(),
-                    weight: 0.0,
-                    agreed: None,
-                    entry_index: ctx.first_index,
-                    voted_at: ctx.timestamp.to_owned(),
-                },
-            );
-            let changes = vec![
-                FactChange::PutVote(e.vote.clone()),
-                FactChange::SetConsensus {
-                    fact_id,
-                    consensus: e.consensus,
-                },
-                FactChange::PutAgent(e.agent.clone()),
-            ];
-            effect = Some(e);
-            Ok(changes)
-        })?;
+        let append = self.append_about(
+            fact_id,
+            changeable,
+            ACTION_VOTE,
+            detail.to_json(),
+            &mut |tx, _, ctx| {
+                let current = tx.votes(fact_id)?;
+                let record = tx.agent_reputation(agent)?;
+                let e = crate::memory::consensus::cast(
+                    &current,
+                    record,
+                    Vote {
+                        fact_id,
+                        agent: agent.to_owned(),
+                        vote,
+                        reason: reason.clone(),
+                        weight: 0.0,
+                        agreed: None,
+                        entry_index: ctx.first_index,
+                        voted_at: ctx.timestamp.to_owned(),
+                    },
+                );
+                let changes = vec![
+                    FactChange::PutVote(e.vote.clone()),
+                    FactChange::SetConsensus {
+                        fact_id,
+                        consensus: e.consensus,
+                    },
+                    FactChange::PutAgent(e.agent.clone()),
+                ];
+                effect = Some(e);
+                Ok(changes)
+            },
+        )?;
         let e = effect.ok_or_else(|| Error::backend("the store did not run the vote"))?;
         Ok(Voted {
             vote: e.vote,
@@ -534,34 +555,30 @@ impl AgentMemory {
     /// A missing fact is [`ErrorKind::NotFound`]; an already deprecated or erased one
     /// [`ErrorKind::Conflict`].
     pub fn deprecate(&self, fact_id: u64, reason: Option<&str>) -> Result<Deprecated> {
-        let author = &self.author;
-        author.check()?;
         let reason = normalize_reason(reason)?;
-        let fact = self
-            .store()
-            .fact(fact_id)?
-            .ok_or_else(|| no_fact(fact_id))?;
-        changeable(&fact)?;
         let detail = DeprecateDetail {
             fact_id,
             reason: reason.clone(),
-            author: Some(author.clone()),
+            author: Some(self.author.clone()),
         };
-        let entry = NewEntry::new(fact.project, ACTION_DEPRECATE, detail.to_json());
         let mut after = None;
-        let append = self.append_with(&[entry], &mut |tx, ctx| {
-            let mut fact = tx.fact(fact_id)?.ok_or_else(|| no_fact(fact_id))?;
-            changeable(&fact)?;
-            fact.deprecated_at = Some(ctx.timestamp.to_owned());
-            fact.deprecation_reason = reason.clone();
-            after = Some(fact);
-            Ok(vec![FactChange::Deprecate {
-                fact_id,
-                at: ctx.timestamp.to_owned(),
-                reason: reason.clone(),
-                entry_index: ctx.first_index,
-            }])
-        })?;
+        let append = self.append_about(
+            fact_id,
+            changeable,
+            ACTION_DEPRECATE,
+            detail.to_json(),
+            &mut |_, mut fact, ctx| {
+                fact.deprecated_at = Some(ctx.timestamp.to_owned());
+                fact.deprecation_reason = reason.clone();
+                after = Some(fact);
+                Ok(vec![FactChange::Deprecate {
+                    fact_id,
+                    at: ctx.timestamp.to_owned(),
+                    reason: reason.clone(),
+                    entry_index: ctx.first_index,
+                }])
+            },
+        )?;
         let fact = after.ok_or_else(|| Error::backend("the store did not run the deprecation"))?;
         Ok(Deprecated { fact, append })
     }
@@ -573,17 +590,9 @@ impl AgentMemory {
     /// is [`ErrorKind::NotFound`]; an erased one, or one stored before erasure existed (its
     /// content is in its own entry, which cannot change), [`ErrorKind::Conflict`].
     pub fn forget(&self, fact_id: u64, reason: &str) -> Result<Forgotten> {
-        let author = &self.author;
-        author.check()?;
         let reason = normalize_reason(Some(reason))?
             .ok_or_else(|| Error::invalid("a reason is required to forget a fact"))?;
-        let fact = self
-            .store()
-            .fact(fact_id)?
-            .ok_or_else(|| no_fact(fact_id))?;
-        if fact.is_erased() {
-            return Err(erased(&fact));
-        }
+        not_erased(&self.fact(fact_id)?)?;
         let stored = self.ledger.entry(fact_id)?.entry;
         if let fact::StoreRecord::Plain(_) = fact::StoreRecord::parse(&stored.detail)? {
             return Err(Error::new(
@@ -598,26 +607,27 @@ impl AgentMemory {
         let detail = EraseDetail {
             fact_id,
             reason,
-            author: author.clone(),
+            author: self.author.clone(),
         };
-        let entry = NewEntry::new(fact.project, ACTION_ERASE, detail.to_json());
         let mut after = None;
-        let append = self.append_with(&[entry], &mut |tx, ctx| {
-            let mut fact = tx.fact(fact_id)?.ok_or_else(|| no_fact(fact_id))?;
-            if fact.is_erased() {
-                return Err(erased(&fact));
-            }
-            fact.content.clear();
-            fact.tags.clear();
-            fact.source = None;
-            fact.erased_at = Some(ctx.timestamp.to_owned());
-            after = Some(fact);
-            Ok(vec![FactChange::Erase {
-                fact_id,
-                at: ctx.timestamp.to_owned(),
-                entry_index: ctx.first_index,
-            }])
-        })?;
+        let append = self.append_about(
+            fact_id,
+            not_erased,
+            ACTION_ERASE,
+            detail.to_json(),
+            &mut |_, mut fact, ctx| {
+                fact.content.clear();
+                fact.tags.clear();
+                fact.source = None;
+                fact.erased_at = Some(ctx.timestamp.to_owned());
+                after = Some(fact);
+                Ok(vec![FactChange::Erase {
+                    fact_id,
+                    at: ctx.timestamp.to_owned(),
+                    entry_index: ctx.first_index,
+                }])
+            },
+        )?;
         let fact = after.ok_or_else(|| Error::backend("the store did not run the erasure"))?;
         Ok(Forgotten { fact, append })
     }
