@@ -255,6 +255,11 @@ pub struct AppendContext<'a> {
 pub type ApplyFn<'f> =
     dyn FnMut(&mut dyn FactTx, &AppendContext<'_>) -> Result<Vec<FactChange>> + 'f;
 
+/// What [`AgentMemory::append_about`] runs in its transaction: the changes derived from the
+/// fact as the transaction reads it.
+type AboutFn<'f> =
+    dyn FnMut(&mut dyn FactTx, Fact, &AppendContext<'_>) -> Result<Vec<FactChange>> + 'f;
+
 fn no_fact(id: u64) -> Error {
     Error::not_found(format!("no fact with id {id}"))
 }
@@ -476,7 +481,7 @@ impl AgentMemory {
         check: fn(&Fact) -> Result<()>,
         action: &str,
         detail: String,
-        apply: &mut dyn FnMut(&mut dyn FactTx, Fact, &AppendContext<'_>) -> Result<Vec<FactChange>>,
+        apply: &mut AboutFn<'_>,
     ) -> Result<AppendOutcome> {
         let fact = self.fact(fact_id)?;
         check(&fact)?;
