@@ -483,3 +483,22 @@ fn forget_erases_and_verify_names_a_poisoned_fact() {
         "{v}"
     );
 }
+
+#[test]
+fn a_client_name_that_cannot_be_an_author_is_a_clear_tool_error_and_writes_nothing() {
+    let store = Arc::new(InMemoryStore::new());
+    let (memory, s) = memory_server_on(&store);
+    let mut m = meta();
+    m["io.modelcontextprotocol/clientInfo"]["name"] = json!("bad\nname");
+    let r = call(
+        &s,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+            "name": "cortex_store", "_meta": m,
+            "arguments": {"project": "p", "content": "x"}}}),
+    );
+    assert_eq!(r["result"]["isError"], true, "{r}");
+    let text = r["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("clientInfo.name"), "{text}");
+    assert!(text.contains("control character"), "{text}");
+    assert_eq!(memory.ledger().head().unwrap().size, 0, "nothing written");
+}

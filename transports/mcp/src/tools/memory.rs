@@ -177,7 +177,14 @@ fn register_tools(builder: McpServerBuilder, memory: Arc<AgentMemory>) -> McpSer
     let m = |f: fn(&AgentMemory, &Map<String, Value>) -> Result<Value>| {
         let memory = memory.clone();
         Arc::new(move |args: Map<String, Value>, caller: &Caller| {
-            f(&memory.as_author(author_of(caller))?, &args)
+            let writer = memory.as_author(author_of(caller)).map_err(|e| {
+                Error::invalid(format!(
+                    "the client's declared name (clientInfo.name) cannot be recorded as the \
+                     author: {}",
+                    e.message()
+                ))
+            })?;
+            f(&writer, &args)
         })
     };
     let tool = |name: &str, title: &str, description: &str, input: Value, output: Value| Tool {
