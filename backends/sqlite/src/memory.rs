@@ -411,13 +411,18 @@ impl FactStore for SqliteStore {
         self.with_reader(|c| read_fact(c, &self.path, id))
     }
 
-    fn facts_in(&self, ids: std::ops::Range<u64>) -> Result<Vec<Fact>> {
+    fn facts_by_id(&self, ids: &[u64]) -> Result<Vec<Fact>> {
+        let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
+            return Ok(Vec::new());
+        };
+        // One range read: the facts between the first and the last id (the contract allows
+        // the extra ones).
         self.with_reader(|c| {
             read_facts(
                 c,
                 &self.path,
                 &format!("SELECT {FACT_COLUMNS} FROM facts WHERE id >= ?1 AND id < ?2 ORDER BY id"),
-                params![to_i64(ids.start), to_i64(ids.end)],
+                params![to_i64(first), to_i64(last.saturating_add(1))],
             )
         })
     }

@@ -223,17 +223,16 @@ impl SearchIndex {
             // The sealed facts' texts, read a few thousand at a time (one range read each, and
             // little memory held at once).
             for group in entries.chunks(4096) {
-                let known: HashMap<u64, crate::memory::fact::Fact> =
-                    match (group.first(), group.last()) {
-                        (Some(a), Some(b)) if group.iter().any(|e| e.action == ACTION_STORE) => {
-                            store
-                                .facts_in(a.index..b.index + 1)?
-                                .into_iter()
-                                .map(|f| (f.id, f))
-                                .collect()
-                        }
-                        _ => HashMap::new(),
-                    };
+                let ids: Vec<u64> = group
+                    .iter()
+                    .filter(|e| e.action == ACTION_STORE)
+                    .map(|e| e.index)
+                    .collect();
+                let known: HashMap<u64, crate::memory::fact::Fact> = store
+                    .facts_by_id(&ids)?
+                    .into_iter()
+                    .map(|f| (f.id, f))
+                    .collect();
                 for e in group {
                     st.apply(e.as_ref(), store, &known)?;
                 }

@@ -58,12 +58,13 @@ pub trait FactStore: Send + Sync {
 
     /// A fact by id.
     fn fact(&self, id: u64) -> Result<Option<Fact>>;
-    /// The facts whose ids are in `ids`, in id order (for the search index's catch-up, which
-    /// needs the text of every sealed fact of a stretch of ledger). The default reads them one
-    /// by one; a store with a range scan does better.
-    fn facts_in(&self, ids: std::ops::Range<u64>) -> Result<Vec<Fact>> {
-        let mut out = Vec::new();
-        for id in ids {
+    /// The facts of `ids` (ascending) that exist, for the search index's catch-up, which needs
+    /// the text of every sealed fact of a stretch of ledger. It may also return other facts
+    /// whose ids lie between the first and the last of `ids` (a range read). The default reads
+    /// them one by one; a store with a range scan does better.
+    fn facts_by_id(&self, ids: &[u64]) -> Result<Vec<Fact>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for &id in ids {
             out.extend(self.fact(id)?);
         }
         Ok(out)
