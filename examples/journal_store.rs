@@ -291,6 +291,10 @@ impl LedgerStore for JournalStore {
         g.write(&self.path, json!({"meta": [key, value]}))?;
         Ok(value.to_owned())
     }
+    fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.lock()?
+            .write(&self.path, json!({"meta": [key, value]}))
+    }
     fn head(&self) -> Result<Head> {
         Ok(self.lock()?.state.head)
     }

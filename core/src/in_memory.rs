@@ -378,6 +378,10 @@ impl LedgerStore for InMemoryStore {
             .or_insert_with(|| value.to_owned())
             .clone())
     }
+    fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.lock()?.meta.insert(key.to_owned(), value.to_owned());
+        Ok(())
+    }
     fn head(&self) -> Result<Head> {
         Ok(self.lock()?.head)
     }

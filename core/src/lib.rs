@@ -26,7 +26,7 @@ pub mod testkit;
 
 pub use error::{Error, ErrorKind, Result};
 pub use in_memory::InMemoryStore;
-pub use ledger::anchor::{Anchor, BoxFuture, InMemoryAnchor};
+pub use ledger::anchor::{Anchor, BoxFuture, ConsistencyProver, InMemoryAnchor, Submission};
 pub use ledger::checkpoint::{Checkpoint, CheckpointRecord, ExtraSignature, Receipt};
 pub use ledger::entry::{Entry, EntryRef, NewEntry, StoredEntry, StoredEntryRef};
 pub use ledger::hash::{Blake3Hasher, Hash, HashAlgorithm, Hasher, Sha256Hasher};

@@ -184,6 +184,17 @@ impl LedgerStore for PostgresStore {
         Ok(v)
     }
 
+    fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.conn()?
+            .execute(
+                "INSERT INTO meta (key, value) VALUES ($1, $2) \
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                &[&key, &value],
+            )
+            .map_err(pg_err)?;
+        Ok(())
+    }
+
     fn head(&self) -> Result<Head> {
         let mut c = self.conn()?;
         let sql = c.prepared(HEAD_SQL)?;

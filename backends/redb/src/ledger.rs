@@ -154,6 +154,16 @@ impl LedgerStore for RedbStore {
         Ok(stored)
     }
 
+    fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        let _w = self.lock_writer()?;
+        let tx = self.write()?;
+        {
+            let mut meta = table!(&self.path, tx, META)?;
+            meta.insert(key, value).map_err(|e| db_err(&self.path, e))?;
+        }
+        self.commit(tx)
+    }
+
     fn head(&self) -> Result<Head> {
         let tx = self.read()?;
         read_head_in(&self.path, &table!(&self.path, tx, STATE)?)

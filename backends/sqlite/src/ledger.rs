@@ -191,6 +191,17 @@ impl LedgerStore for SqliteStore {
         Ok(v)
     }
 
+    fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        let conn = self.writer()?;
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        )
+        .map_err(sql_err(&self.path))?;
+        Ok(())
+    }
+
     fn head(&self) -> Result<Head> {
         self.with_reader(|c| read_head(c, &self.path))
     }

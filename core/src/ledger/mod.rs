@@ -8,6 +8,7 @@
 //! writers. Nothing here knows of the agent memory, which rides on [`Ledger::append_via`].
 
 pub mod anchor;
+pub mod anchoring;
 pub mod checkpoint;
 pub mod commitment;
 pub mod entry;
@@ -16,6 +17,7 @@ pub mod group_commit;
 pub mod hash;
 pub mod merkle;
 pub mod note;
+pub mod policy;
 pub mod proof_file;
 pub mod signer;
 pub mod store;
@@ -613,5 +615,15 @@ impl Drop for CheckpointTimer {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+impl crate::ledger::anchor::ConsistencyProver for Ledger {
+    fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<Vec<Hash>> {
+        if old_size == 0 || old_size == new_size {
+            self.check_size(new_size)?;
+            return Ok(Vec::new());
+        }
+        Ledger::consistency_proof(self, old_size, new_size)
     }
 }

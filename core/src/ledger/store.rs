@@ -118,6 +118,10 @@ pub trait LedgerStore: TileReader + Send + Sync {
     /// first start of many processes fixes the hasher and the origin (the signing key's name)
     /// through it, and each loser must get the winner's value back, not an error.
     fn init_meta(&self, key: &str, value: &str) -> Result<String>;
+    /// Sets a piece of operational state (for example an anchor's retry state, under
+    /// `anchor.<kind>.<target>`), replacing any value. Never used for settings that fix the
+    /// ledger's identity (hasher, origin): those are set once with [`LedgerStore::init_meta`].
+    fn set_meta(&self, key: &str, value: &str) -> Result<()>;
 
     /// The committed head.
     fn head(&self) -> Result<Head>;
