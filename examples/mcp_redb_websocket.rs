@@ -69,7 +69,12 @@ fn main() -> Result<()> {
     let builder = McpServer::builder("agent-memory", "Agent memory", env!("CARGO_PKG_VERSION"))
         .instructions("An agent memory on a signed ledger: store facts, search them, vote.")
         .metrics(metrics.clone());
-    let builder = ledger_tools::register(builder, ledger, vec![verifier], Some(memory.clone()));
+    let builder = ledger_tools::register(
+        builder,
+        ledger,
+        ledger_tools::Trust::keys(vec![verifier]),
+        Some(memory.clone()),
+    );
     let server = Arc::new(memory_tools::register(builder, memory).build());
 
     // 4. The WebSocket transport: bind first (to print the address), then serve until Ctrl-C.

@@ -1,6 +1,7 @@
 //! Resolves where things live (database, keys) from flags, environment and defaults, and reads
 //! and writes key files. Wiring only: no ledger logic here; plugins are opened in `plugins`.
 
+use cortex_core::ledger::policy::Policy;
 use cortex_core::{Error, HashAlgorithm, Result};
 use cortex_ed25519::Ed25519Verifier;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,15 @@ pub struct Settings {
     pub json: bool,
     /// `--agent` / `CORTEX_AGENT`: the author of memory writes.
     pub agent: Option<String>,
+    /// The home directory (default database, keys, policy).
+    pub home: PathBuf,
+    /// `--policy` / `CORTEX_POLICY`, and whether it was given (else `<home>/policy.txt` is used
+    /// when it exists).
+    pub policy: Option<PathBuf>,
+    /// `--signer KIND:PATH`: signers beside the ledger's own note key.
+    pub signers: Vec<String>,
+    /// `--anchor KIND+URL`: the anchors to submit to.
+    pub anchors: Vec<String>,
 }
 
 impl Settings {
@@ -34,6 +44,23 @@ impl Settings {
     /// The verifier key written beside a signing key.
     pub fn vkey_path(skey: &Path) -> PathBuf {
         cortex_ed25519::vkey_path(skey)
+    }
+}
+
+impl Settings {
+    /// The policy file in effect: `--policy`, or `<home>/policy.txt` if it exists.
+    pub fn policy_path(&self) -> Option<PathBuf> {
+        self.policy.clone().or_else(|| {
+            let p = self.home.join("policy.txt");
+            p.is_file().then_some(p)
+        })
+    }
+
+    /// Reads the ledger policy in effect, if any.
+    pub fn load_policy(&self) -> Result<Option<std::sync::Arc<Policy>>> {
+        self.policy_path()
+            .map(|p| Policy::read_file(&p, &crate::plugins::signers::verifier).map(Into::into))
+            .transpose()
     }
 }
 

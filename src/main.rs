@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+mod anchoring;
 mod commands;
 mod config;
 mod output;
@@ -36,6 +37,19 @@ struct Cli {
     /// Who is writing: recorded as the author of every memory entry this command appends.
     #[arg(long, global = true, env = "CORTEX_AGENT")]
     agent: Option<String>,
+    /// Ledger policy file: the keys that must sign each checkpoint (with the tree sizes each is
+    /// valid for) and the anchors that must hold its receipts. Default: HOME/policy.txt if it
+    /// exists.
+    #[arg(long, global = true, env = "CORTEX_POLICY")]
+    policy: Option<PathBuf>,
+    /// Another checkpoint signer beside the note key, KIND:PATH (ed25519:…, ssh:…,
+    /// sigstore:…); repeatable.
+    #[arg(long, global = true, env = "CORTEX_SIGNERS", value_delimiter = ',')]
+    signer: Vec<String>,
+    /// An anchor to submit checkpoints to, KIND+URL, declared in the policy (default: all the
+    /// policy's anchors); repeatable.
+    #[arg(long, global = true, env = "CORTEX_ANCHORS", value_delimiter = ',')]
+    anchor: Vec<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -102,18 +116,26 @@ enum LedgerCommand {
     VerifyExternal(commands::ledger::VerifyExternalArgs),
     /// Write a c2sp.org/tlog-proof@v1 inclusion proof for one entry.
     Proof(commands::ledger::ProofArgs),
-    /// Show the ledger head and latest checkpoint.
+    /// Submit the newest checkpoint to every anchor that holds no receipt for it, now.
+    Anchor,
+    /// Show the ledger head, latest checkpoint and anchors.
     Status,
 }
 
 #[derive(Subcommand, Debug)]
 enum KeysCommand {
-    /// Generate an Ed25519 checkpoint signing key and its verifier key.
+    /// Generate a checkpoint signing key (Ed25519 note key, SSH or Sigstore) and its public key.
     Generate(KeysGenerate),
 }
 
 #[derive(Args, Debug)]
 struct KeysGenerate {
+    /// Key type: ed25519 (the ledger's note key), ssh (an SSHSIG signer) or sigstore.
+    #[arg(long = "type", default_value = "ed25519")]
+    kind: String,
+    /// For --type ssh: ed25519, ecdsa-p256 or ecdsa-p384.
+    #[arg(long, default_value = "ed25519")]
+    algorithm: String,
     /// Key name; for a ledger key this is the checkpoint origin (e.g. example.com/audit).
     #[arg(long)]
     name: Option<String>,
@@ -147,6 +169,10 @@ fn settings(cli: &Cli) -> Result<Settings, Error> {
         key_explicit,
         json: cli.json,
         agent: cli.agent.clone(),
+        home,
+        policy: cli.policy.clone(),
+        signers: cli.signer.clone(),
+        anchors: cli.anchor.clone(),
     })
 }
 
@@ -176,9 +202,17 @@ fn main() -> ExitCode {
         }
         Command::Ledger(LedgerCommand::Proof(a)) => commands::ledger::proof(&s, a),
         Command::Ledger(LedgerCommand::Status) => commands::ledger::status(&s),
-        Command::Keys(KeysCommand::Generate(k)) => {
-            commands::keys::generate(&s, k.name, k.out, k.force)
-        }
+        Command::Ledger(LedgerCommand::Anchor) => commands::ledger::anchor(&s),
+        Command::Keys(KeysCommand::Generate(k)) => commands::keys::generate(
+            &s,
+            commands::keys::KeySpec {
+                kind: k.kind,
+                algorithm: k.algorithm,
+                name: k.name,
+                out: k.out,
+                force: k.force,
+            },
+        ),
         Command::Benchmark(a) => commands::bench::run(&s, a),
         Command::Demo(a) => commands::demo::run(&s, a),
         Command::Store(a) => commands::memory::store(&s, a),

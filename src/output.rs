@@ -72,3 +72,29 @@ pub fn violation(v: &cortex_core::ledger::verify::Violation) -> String {
     });
     format!("{}{at}{row}: {}", v.kind.name(), v.message)
 }
+
+/// One anchor's standing, for humans: `witness http://…: anchored up to checkpoint 3000`.
+pub fn anchor_status(a: &cortex_core::ledger::anchoring::AnchorStatus) -> String {
+    let head = format!("{} {}", a.kind, a.target);
+    let upto = a.anchored_size.map_or_else(
+        || "no receipt yet".to_owned(),
+        |s| format!("anchored up to checkpoint {s}"),
+    );
+    match a.status {
+        "anchored" => format!("✓ {head}: {upto}"),
+        "failing" => format!(
+            "! {head}: failing ({} tries; last: {}); {upto}; {} entries in {} checkpoint(s) wait",
+            a.failures,
+            a.last_error.as_deref().unwrap_or("?"),
+            a.lag_entries,
+            a.lag_checkpoints
+        ),
+        "missing" => format!(
+            "! {head}: missing: no checkpoint has its receipt and none was submitted (run `cortex ledger anchor`)"
+        ),
+        _ => format!(
+            "… {head}: pending; {upto}; {} entries in {} checkpoint(s) wait",
+            a.lag_entries, a.lag_checkpoints
+        ),
+    }
+}

@@ -102,6 +102,10 @@ fn open_home(home: &Path) -> Result<(DynStore, Ledger)> {
         key_explicit: false,
         json: true,
         agent: None,
+        home: home.to_path_buf(),
+        policy: None,
+        signers: Vec::new(),
+        anchors: Vec::new(),
     };
     let (store, mut ledger) = super::ledger::open_store_and_ledger(
         &settings,

@@ -136,6 +136,10 @@ pub fn run(s: &Settings, a: DemoArgs) -> Result<u8> {
         key_explicit: false,
         json: false,
         agent: Some("demo".into()),
+        home: dir.to_path_buf(),
+        policy: None,
+        signers: Vec::new(),
+        anchors: Vec::new(),
     };
     let hasher = settings
         .hasher

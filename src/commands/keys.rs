@@ -2,29 +2,50 @@
 
 use crate::config::{self, Settings};
 use crate::output;
-use cortex_core::{HashAlgorithm, Result, Signer};
+use cortex_core::{Error, HashAlgorithm, Result, Signer};
 use cortex_ed25519::Ed25519Signer;
 use std::path::PathBuf;
 
-pub fn generate(
-    s: &Settings,
-    name: Option<String>,
-    out: Option<PathBuf>,
-    force: bool,
-) -> Result<u8> {
+/// What `keys generate` was asked for.
+pub struct KeySpec {
+    /// `ed25519`, `ssh` or `sigstore`.
+    pub kind: String,
+    /// For SSH keys: `ed25519`, `ecdsa-p256`, `ecdsa-p384`.
+    pub algorithm: String,
+    /// For note keys: the key name (the checkpoint origin).
+    pub name: Option<String>,
+    /// Where to write the secret key.
+    pub out: Option<PathBuf>,
+    /// Replace an existing key file.
+    pub force: bool,
+}
+
+pub fn generate(s: &Settings, k: KeySpec) -> Result<u8> {
+    match k.kind.as_str() {
+        "ed25519" => ed25519(s, k),
+        #[cfg(feature = "ssh")]
+        "ssh" => ssh(s, k),
+        other => Err(Error::config(format!(
+            "unknown key type {other:?}; this binary makes: ed25519{}",
+            if cfg!(feature = "ssh") { ", ssh" } else { "" }
+        ))),
+    }
+}
+
+fn ed25519(s: &Settings, k: KeySpec) -> Result<u8> {
     let hasher = s.hasher.unwrap_or(HashAlgorithm::Sha256);
-    let name = match name {
+    let name = match k.name {
         Some(n) => n,
         None => config::default_origin(hasher)?,
     };
     cortex_core::ledger::checkpoint::validate_origin(&name, hasher)?;
-    let path = out.unwrap_or_else(|| s.key.clone());
+    let path = k.out.unwrap_or_else(|| s.key.clone());
     let signer = Ed25519Signer::generate(&name)?;
-    let vkey_path = signer.write_files(&path, force)?;
+    let vkey_path = signer.write_files(&path, k.force)?;
     if s.json {
         output::json(&serde_json::json!({
-            "ok": true, "name": signer.key_name(), "skey_path": path, "vkey_path": vkey_path,
-            "vkey": signer.to_vkey(),
+            "ok": true, "type": "ed25519", "name": signer.key_name(), "skey_path": path,
+            "vkey_path": vkey_path, "vkey": signer.to_vkey(),
         }));
     } else {
         println!("✓ Generated Ed25519 checkpoint key {:?}", signer.key_name());
@@ -34,6 +55,42 @@ pub fn generate(
             vkey_path.display()
         );
         println!("  {}", signer.to_vkey());
+        println!("  policy line:  signer ed25519 {}", vkey_path.display());
+    }
+    Ok(0)
+}
+
+#[cfg(feature = "ssh")]
+fn ssh(s: &Settings, k: KeySpec) -> Result<u8> {
+    let key_type: cortex_ssh::SshKeyType = k.algorithm.parse()?;
+    let path = k
+        .out
+        .unwrap_or_else(|| s.home.join("keys").join(format!("ssh_{}", key_type.name())));
+    let comment = k.name.unwrap_or_else(|| "cortex checkpoint signer".into());
+    let signer = cortex_ssh::SshSigner::generate(&path, key_type, &comment, k.force)?;
+    let public = cortex_ssh::public_key_path(&path);
+    if s.json {
+        output::json(&serde_json::json!({
+            "ok": true, "type": "ssh", "algorithm": key_type.name(), "key_name": signer.key_name(),
+            "key_path": path, "public_key_path": public, "namespace": signer.namespace(),
+        }));
+    } else {
+        println!(
+            "✓ Generated SSH {} checkpoint signer {}",
+            key_type.name(),
+            signer.key_name()
+        );
+        println!("  private key: {} (keep it private)", path.display());
+        println!("  public key:  {}", public.display());
+        println!(
+            "  sign with:   cortex --signer ssh:{} ledger checkpoint",
+            path.display()
+        );
+        println!("  policy line: signer ssh {}", public.display());
+        println!(
+            "  check by hand: ssh-keygen -Y verify -n {} -f allowed_signers -I <id> -s sig < body",
+            signer.namespace()
+        );
     }
     Ok(0)
 }

@@ -4,6 +4,7 @@ use crate::config::{self, Settings};
 use crate::output::{self, num};
 use clap::Args;
 use cortex_core::ledger::DEFAULT_CHECKPOINT_EVERY;
+use cortex_core::ledger::anchoring::{anchor_pending, statuses};
 use cortex_core::ledger::export::{
     ExportFormat, ExportVerifyOptions, verify_export_with, write_export_with,
 };
@@ -79,8 +80,9 @@ pub struct ExportArgs {
 pub struct VerifyExternalArgs {
     /// An export (json, jsonl, csv) or a .tlog-proof file.
     file: PathBuf,
-    /// Trusted verifier key (text or file); repeatable.
-    #[arg(long, required = true)]
+    /// Trusted verifier key (text or file); repeatable. With --policy, the policy's keys are
+    /// used (and must all be satisfied).
+    #[arg(long)]
     vkey: Vec<String>,
     /// Require an export of the whole tree of its checkpoint (entries 0 to its size − 1). An
     /// export's `from` and `to` are not signed: without this, a copy with entries cut off
@@ -116,7 +118,7 @@ pub fn open_store_and_ledger(s: &Settings, checkpoint_every: u64) -> Result<(Dyn
 }
 
 /// Attaches the signing key, creating one on first use of the default location (and saying so
-/// on stderr).
+/// on stderr), then the `--signer` signers beside it.
 pub fn attach_signer(s: &Settings, ledger: &mut Ledger) -> Result<()> {
     let (signer, created) = signing_key(s, ledger)?;
     if let Some(vkey) = created {
@@ -127,7 +129,11 @@ pub fn attach_signer(s: &Settings, ledger: &mut Ledger) -> Result<()> {
             vkey.display()
         );
     }
-    ledger.add_signer(Arc::new(signer))
+    ledger.add_signer(Arc::new(signer))?;
+    for spec in &s.signers {
+        ledger.add_signer(crate::plugins::signers::open(spec)?)?;
+    }
+    Ok(())
 }
 
 /// The ledger's signing key: read from `s.key`, or made there (with its verifier key beside it)
@@ -316,6 +322,8 @@ pub fn append(s: &Settings, a: AppendArgs) -> Result<u8> {
 pub fn checkpoint(s: &Settings, a: CheckpointArgs) -> Result<u8> {
     let mut ledger = open_ledger(s, 0)?;
     attach_signer(s, &mut ledger)?;
+    let policy = s.load_policy()?;
+    let anchors = crate::plugins::anchors::selected(&s.anchors, policy.as_deref(), &s.home)?;
     let print = |o: &cortex_core::CheckpointOutcome| {
         let r = &o.record;
         if s.json {
@@ -341,8 +349,17 @@ pub fn checkpoint(s: &Settings, a: CheckpointArgs) -> Result<u8> {
     };
     let Some(interval) = a.interval else {
         print(&ledger.checkpoint()?);
+        if !anchors.is_empty() {
+            // A one-shot checkpoint is submitted at once; a failure is recorded and retried by
+            // `cortex ledger anchor` or a running server, and never undoes the checkpoint.
+            for o in run_async(anchor_pending(&ledger, &anchors, true))?? {
+                crate::anchoring::report(&o);
+            }
+        }
         return Ok(0);
     };
+    let ledger = Arc::new(ledger);
+    let _worker = crate::anchoring::AnchorWorker::spawn(ledger.clone(), anchors, Box::new(|_| {}))?;
     if !(interval.is_finite() && interval > 0.0) {
         return Err(Error::invalid(format!(
             "--interval {interval} must be a positive number of seconds"
@@ -366,16 +383,26 @@ pub fn checkpoint(s: &Settings, a: CheckpointArgs) -> Result<u8> {
 
 pub fn verify(s: &Settings, a: VerifyArgs) -> Result<u8> {
     let (store, ledger) = open_store_and_ledger(s, 0)?;
-    let verifiers = verifiers(s, &a.vkey)?;
+    let policy = s.load_policy()?;
+    // With a policy its keys are the trusted ones; --vkey still adds keys for the note check.
+    let verifiers = match (&policy, a.vkey.is_empty()) {
+        (Some(_), true) => Vec::new(),
+        _ => verifiers(s, &a.vkey)?,
+    };
+    let anchors = match &policy {
+        Some(p) => crate::plugins::anchors::from_policy(p, &s.home)?,
+        None => Vec::new(),
+    };
     let size = ledger.head()?.size;
     let pb = output::progress(s.json, size, "verifying");
     let pbc = pb.clone();
     let opts = VerifyOptions {
         verifiers,
+        anchors,
+        policy,
         threads: a.threads,
         progress: Some(Arc::new(move |d| pbc.set_position(d))),
         record: true,
-        ..Default::default()
     };
     let report =
         cortex_core::memory::audit::verify(&*store, ledger.hasher(), ledger.origin(), &opts)?;
@@ -409,6 +436,7 @@ pub fn verify(s: &Settings, a: VerifyArgs) -> Result<u8> {
             num(rate as u64),
             report.hasher
         );
+        print_anchors(&report);
     } else {
         let total: u64 = report.violation_counts.values().sum();
         println!(
@@ -423,8 +451,77 @@ pub fn verify(s: &Settings, a: VerifyArgs) -> Result<u8> {
         if total > 20 {
             println!("  … and {} more (use --json for the list)", num(total - 20));
         }
+        print_anchors(&report);
     }
     Ok(if report.valid { 0 } else { 1 })
+}
+
+/// The receipts checked, and each policy anchor's status (pending and failing anchors are
+/// reported, never violations: an anchor that is down does not make the ledger invalid).
+fn print_anchors(report: &cortex_core::VerifyReport) {
+    if report.receipts_checked + report.receipts_unchecked > 0 {
+        println!(
+            "  anchor receipts: {} verified offline, {} from anchors not in the policy (not checked)",
+            num(report.receipts_checked),
+            num(report.receipts_unchecked)
+        );
+    }
+    for a in &report.anchors {
+        println!("  {}", output::anchor_status(a));
+    }
+}
+
+/// Runs a future to completion on a small runtime of its own (one-shot commands).
+fn run_async<F: std::future::Future>(f: F) -> Result<F::Output> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::backend(format!("cannot start an async runtime: {e}")))?;
+    Ok(rt.block_on(f))
+}
+
+pub fn anchor(s: &Settings) -> Result<u8> {
+    let ledger = open_ledger(s, 0)?;
+    let policy = s.load_policy()?;
+    let anchors = crate::plugins::anchors::selected(&s.anchors, policy.as_deref(), &s.home)?;
+    if anchors.is_empty() {
+        return Err(Error::config(
+            "no anchor to submit to: declare anchors in the policy (`anchor KIND URL KEY`) and \
+             pass --policy FILE (or put it at HOME/policy.txt)",
+        ));
+    }
+    let outcomes = run_async(anchor_pending(&ledger, &anchors, true))??;
+    let failed = outcomes.iter().any(|o| o.result == "failed");
+    if s.json {
+        output::json(&json!({"ok": !failed, "outcomes": outcomes}));
+    } else if outcomes.is_empty() {
+        println!("✓ Nothing to anchor: the ledger has no checkpoint yet");
+    } else {
+        for o in &outcomes {
+            match o.result {
+                "anchored" => println!(
+                    "✓ checkpoint {} anchored by {} {}",
+                    num(o.size),
+                    o.kind,
+                    o.target
+                ),
+                "already" => println!(
+                    "✓ checkpoint {} already anchored by {} {}",
+                    num(o.size),
+                    o.kind,
+                    o.target
+                ),
+                _ => println!(
+                    "✗ checkpoint {} not anchored by {} {}: {}",
+                    num(o.size),
+                    o.kind,
+                    o.target,
+                    o.detail.as_deref().unwrap_or("?")
+                ),
+            }
+        }
+    }
+    Ok(if failed { 3 } else { 0 })
 }
 
 /// A writer that hashes what passes through, for the audit_exports record.
@@ -517,12 +614,25 @@ pub fn export(s: &Settings, a: ExportArgs) -> Result<u8> {
 }
 
 pub fn verify_external(s: &Settings, a: VerifyExternalArgs) -> Result<u8> {
+    let policy = s.load_policy()?;
+    if a.vkey.is_empty() && policy.is_none() {
+        return Err(Error::config(
+            "no verifier key: pass --vkey (the log's .vkey) or --policy FILE",
+        ));
+    }
     let keys: Vec<Box<dyn Verifier>> = a
         .vkey
         .iter()
         .map(|v| Ok(Box::new(config::load_verifier(v)?) as Box<dyn Verifier>))
         .collect::<Result<_>>()?;
-    let refs: Vec<&dyn Verifier> = keys.iter().map(|k| &**k).collect();
+    let mut refs: Vec<&dyn Verifier> = keys.iter().map(|k| &**k).collect();
+    if let Some(p) = &policy {
+        refs.extend(p.note_verifiers());
+    }
+    let anchors = match &policy {
+        Some(p) => crate::plugins::anchors::from_policy(p, &s.home)?,
+        None => Vec::new(),
+    };
     let file = std::fs::File::open(&a.file)
         .map_err(|e| Error::invalid(format!("cannot read {}", a.file.display())).with_source(e))?;
     let mut input = std::io::BufReader::with_capacity(1 << 20, file);
@@ -570,7 +680,11 @@ pub fn verify_external(s: &Settings, a: VerifyExternalArgs) -> Result<u8> {
     }
     let size = std::fs::metadata(&a.file).map(|m| m.len()).unwrap_or(0);
     let pb = output::progress(s.json, size / 200, "verifying");
-    let options = ExportVerifyOptions { full: a.full };
+    let options = ExportVerifyOptions {
+        full: a.full,
+        policy: policy.as_deref(),
+        anchors: &anchors,
+    };
     let report = verify_export_with(&mut input, &refs, &options, &|n| pb.set_position(n))?;
     pb.finish_and_clear();
     if s.json {
@@ -650,12 +764,23 @@ pub fn status(s: &Settings) -> Result<u8> {
     let latest = ledger.store().latest_checkpoint()?;
     let last_check = ledger.store().integrity_checks(1)?.pop();
     let hasher: HashAlgorithm = ledger.hasher().algorithm();
+    let anchors = match s.load_policy()? {
+        Some(p) => {
+            let wanted: Vec<(String, String)> = p
+                .anchors
+                .iter()
+                .map(|a| (a.kind.clone(), a.target.clone()))
+                .collect();
+            statuses(&**ledger.store(), &ledger.store().checkpoints()?, &wanted)?
+        }
+        None => Vec::new(),
+    };
     if s.json {
         output::json(&json!({
             "ok": true, "db": s.db, "hasher": hasher.name(), "origin": ledger.origin(),
             "size": head.size, "last_hash": head.last_hash.to_hex(),
             "latest_checkpoint": latest.as_ref().map(|c| json!({"size": c.size, "root": c.root.to_base64(), "created_at": c.created_at})),
-            "last_verify": last_check,
+            "last_verify": last_check, "anchors": anchors,
         }));
     } else {
         println!(
@@ -676,6 +801,9 @@ pub fn status(s: &Settings) -> Result<u8> {
         }
         if let Some(c) = last_check {
             println!("  last verify: {} at {}", c.status, c.completed_at);
+        }
+        for a in &anchors {
+            println!("  anchor:     {}", output::anchor_status(a));
         }
     }
     Ok(0)

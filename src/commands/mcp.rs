@@ -2,11 +2,12 @@
 //! stdio, Streamable HTTP, legacy HTTP+SSE or WebSocket. Wiring only: the protocol is
 //! `cortex_mcp`, the transports are their own crates.
 
+use crate::anchoring::AnchorWorker;
 use crate::commands::ledger::{attach_signer, open_store_and_ledger, verifiers};
 use crate::config::Settings;
 use clap::{Args, ValueEnum};
 use cortex_core::memory::AgentMemory;
-use cortex_core::{Error, Result, Verifier};
+use cortex_core::{Error, Result};
 use cortex_mcp::MessageHandler;
 use cortex_mcp::metrics::Metrics;
 use cortex_mcp::tools::{ledger as ledger_tools, memory as memory_tools};
@@ -68,12 +69,27 @@ fn env_number(name: &str) -> Result<Option<u64>> {
 }
 
 /// Builds the MCP server over the configured ledger, recording into `metrics` (pass the same
-/// `Arc` to the transport so `/metrics` shows both layers).
-pub fn build_server(s: &Settings, metrics: Arc<Metrics>) -> Result<McpServer> {
+/// `Arc` to the transport so `/metrics` shows both layers), and starts the anchoring thread
+/// when anchors are configured (it runs until the returned worker is dropped).
+pub fn build_server(
+    s: &Settings,
+    metrics: Arc<Metrics>,
+) -> Result<(McpServer, Option<AnchorWorker>)> {
     let (store, mut ledger) =
         open_store_and_ledger(s, cortex_core::ledger::DEFAULT_CHECKPOINT_EVERY)?;
     attach_signer(s, &mut ledger)?;
-    let trusted: Vec<Arc<dyn Verifier>> = verifiers(s, &[])?.into_iter().map(Arc::from).collect();
+    let policy = s.load_policy()?;
+    let trust = ledger_tools::Trust {
+        verifiers: match policy {
+            Some(_) => Vec::new(),
+            None => verifiers(s, &[])?.into_iter().map(Arc::from).collect(),
+        },
+        anchors: match &policy {
+            Some(p) => crate::plugins::anchors::from_policy(p, &s.home)?,
+            None => Vec::new(),
+        },
+        policy: policy.clone(),
+    };
     let builder = McpServer::builder("cortex", "CORTEX", env!("CARGO_PKG_VERSION")).instructions(
         "CORTEX is an agent memory on a tamper-evident audit ledger with signed C2SP \
          checkpoints. Store facts with cortex_store, find them with cortex_search and \
@@ -89,8 +105,16 @@ pub fn build_server(s: &Settings, metrics: Arc<Metrics>) -> Result<McpServer> {
     let capacity = env_number(CACHE_ENTRIES_ENV)?.map_or(cache::DEFAULT_CAPACITY, |n| n as usize);
     let now_ttl = env_number(CACHE_NOW_TTL_ENV)?
         .map_or(cache::DEFAULT_NOW_TTL, std::time::Duration::from_millis);
-    let builder = builder.metrics(metrics).query_cache(capacity, now_ttl);
+    let anchors = crate::plugins::anchors::selected(&s.anchors, policy.as_deref(), &s.home)?;
+    let builder = builder
+        .metrics(metrics.clone())
+        .query_cache(capacity, now_ttl);
     let ledger = Arc::new(ledger);
+    let worker = AnchorWorker::spawn(
+        ledger.clone(),
+        anchors,
+        Box::new(move |s| metrics.set_anchor_statuses(s)),
+    )?;
     // An in-memory BM25 index answers searches (p99 in milliseconds at 100k facts, where FTS5's
     // bm25() needs ~0.75 µs per matching row); it is built off the request path, and until then
     // searches go to the store. CORTEX_SEARCH_INDEX=0 turns it off.
@@ -109,8 +133,8 @@ pub fn build_server(s: &Settings, metrics: Arc<Metrics>) -> Result<McpServer> {
             }
         });
     }
-    let builder = ledger_tools::register(builder, ledger, trusted, Some(memory.clone()));
-    Ok(memory_tools::register(builder, memory).build())
+    let builder = ledger_tools::register(builder, ledger, trust, Some(memory.clone()));
+    Ok((memory_tools::register(builder, memory).build(), worker))
 }
 
 pub fn start(s: &Settings, a: StartArgs) -> Result<u8> {
@@ -124,7 +148,7 @@ pub fn start(s: &Settings, a: StartArgs) -> Result<u8> {
             metrics: metrics.clone(),
         },
     )?;
-    let server = build_server(s, metrics.clone())?;
+    let (server, _anchoring) = build_server(s, metrics.clone())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

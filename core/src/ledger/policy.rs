@@ -375,3 +375,171 @@ fn key_text(word: &str, base: &Path) -> Result<(String, Option<PathBuf>)> {
         .map_err(|e| Error::config(format!("cannot read key file {}: {e}", path.display())))?;
     Ok((text, Some(path)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::hash::{Hasher, Sha256Hasher};
+    use crate::ledger::signer::SignatureScheme;
+
+    /// A detached test key: its signature is SHA-256(name ‖ message) in hex.
+    #[derive(Debug)]
+    struct TestKey(String);
+    fn sign(name: &str, msg: &[u8]) -> String {
+        Sha256Hasher.digest(&[name.as_bytes(), msg]).to_hex()
+    }
+    impl Verifier for TestKey {
+        fn scheme(&self) -> SignatureScheme {
+            SignatureScheme::SshSig
+        }
+        fn key_name(&self) -> &str {
+            &self.0
+        }
+        fn note_key_id(&self) -> Option<[u8; 4]> {
+            None
+        }
+        fn verify(&self, message: &[u8], signature: &[u8]) -> Result<()> {
+            if signature == sign(&self.0, message).as_bytes() {
+                Ok(())
+            } else {
+                Err(Error::integrity("bad test signature"))
+            }
+        }
+    }
+    fn resolve(kind: &str, key: &str) -> Result<Box<dyn Verifier>> {
+        match kind {
+            "test" => Ok(Box::new(TestKey(key.to_owned()))),
+            other => Err(Error::config(format!("unknown signer kind {other:?}"))),
+        }
+    }
+    fn policy(text: &str) -> Result<Policy> {
+        Policy::parse(text, Path::new("."), &resolve)
+    }
+    fn note(size: u64) -> SignedNote {
+        SignedNote {
+            text: format!(
+                "example.com/log\n{size}\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n"
+            ),
+            signatures: Vec::new(),
+        }
+    }
+    fn sig(key: &str, n: &SignedNote) -> ExtraSignature {
+        ExtraSignature {
+            scheme: "sshsig".into(),
+            key_name: key.into(),
+            signature: sign(key, n.text.as_bytes()),
+        }
+    }
+
+    #[test]
+    fn a_rotated_key_verifies_what_it_signed_and_nothing_after() {
+        let p = policy("signer test old until 10\nsigner test new from 11\nquorum 1\n").unwrap();
+        let (n5, n20) = (note(5), note(20));
+        assert!(p.check(5, &n5, &[sig("old", &n5)]).problems.is_empty());
+        assert!(p.check(20, &n20, &[sig("new", &n20)]).problems.is_empty());
+        let late = p.check(20, &n20, &[sig("old", &n20), sig("new", &n20)]);
+        assert_eq!(late.problems.len(), 1, "{:?}", late.problems);
+        assert!(late.problems[0].contains("accepts only for sizes 0 to 10"));
+        let early = p.check(5, &n5, &[sig("new", &n5)]);
+        assert!(
+            early
+                .problems
+                .iter()
+                .any(|m| m.contains("missing: test key old"))
+        );
+    }
+
+    #[test]
+    fn the_quorum_counts_valid_signatures_and_names_the_missing_ones() {
+        let p = policy("signer test a\nsigner test b\nsigner test c # ops\nquorum 2\n").unwrap();
+        let n = note(7);
+        assert!(
+            p.check(7, &n, &[sig("a", &n), sig("c", &n)])
+                .problems
+                .is_empty()
+        );
+        let one = p.check(7, &n, &[sig("a", &n)]);
+        assert_eq!(
+            one.problems,
+            ["1 valid signature(s) of the 2 the policy requires; missing: test key b, test key c"]
+        );
+        let mut bad = sig("b", &n);
+        bad.signature = sign("b", b"other text");
+        let forged = p.check(7, &n, &[sig("a", &n), bad]);
+        assert!(forged.problems[0].starts_with("the signature by test key b does not verify"));
+        assert_eq!(forged.problems.len(), 2);
+        // Without a quorum line every valid key must sign.
+        let all = policy("signer test a\nsigner test b\n").unwrap();
+        assert_eq!(all.check(7, &n, &[sig("a", &n)]).problems.len(), 1);
+        // A key the policy does not list is ignored.
+        assert!(
+            all.check(7, &n, &[sig("a", &n), sig("b", &n), sig("z", &n)])
+                .problems
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn bad_policies_are_refused_with_their_line() {
+        for (text, why) in [
+            ("", "lists no signer"),
+            ("signer test a\nquorum 2\n", "quorum 2 is more than the 1"),
+            ("signer test a\nquorum 0\n", "line 2: quorum \"0\""),
+            (
+                "signer test a\nquorum 1\nquorum 1\n",
+                "line 3: a second quorum line",
+            ),
+            ("signer nope a\n", "line 1: unknown signer kind \"nope\""),
+            (
+                "signer test a from x\n",
+                "line 1: from \"x\": not a tree size",
+            ),
+            (
+                "signer test a from 5 until 4\n",
+                "line 1: until 4 is before from 5",
+            ),
+            (
+                "signer test a until\n",
+                "line 1: \"until\" needs a tree size",
+            ),
+            (
+                "signer test a since 4\n",
+                "line 1: unknown option \"since\"",
+            ),
+            ("signer test\n", "line 1: expected `signer"),
+            ("signers test a\n", "line 1: unknown directive \"signers\""),
+            (
+                "signer test a\nanchor witness http://w\n",
+                "line 2: expected `anchor",
+            ),
+            (
+                "signer test a\nanchor witness http://w k\nanchor witness http://w k2\n",
+                "listed twice",
+            ),
+            ("signer test ./missing.vkey\n", "cannot read key file"),
+        ] {
+            let e = policy(text).expect_err(text);
+            assert!(e.message().contains(why), "{text:?}: {}", e.message());
+        }
+    }
+
+    #[test]
+    fn keys_and_anchors_can_be_files_beside_the_policy() {
+        let dir = std::env::temp_dir().join(format!("cortex-policy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("ops.pub"), "opskey\n").unwrap();
+        std::fs::write(dir.join("w.vkey"), "witness-key\n").unwrap();
+        let path = dir.join("policy.txt");
+        std::fs::write(
+            &path,
+            "signer test ops.pub from 3\nanchor witness http://127.0.0.1:1 w.vkey\n",
+        )
+        .unwrap();
+        let p = Policy::read_file(&path, &resolve).unwrap();
+        assert_eq!(p.signers[0].verifier.key_name(), "opskey");
+        assert_eq!(p.anchors[0].trust.trim(), "witness-key");
+        assert_eq!(p.anchors[0].target, "http://127.0.0.1:1");
+        assert!(p.signers_at(2).next().is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -4,6 +4,7 @@
 //! a [`MetricsSnapshot`] (the metrics MCP tool). Hand-written so that core keeps no metrics
 //! dependency; the text follows the Prometheus exposition format 0.0.4.
 
+use cortex_core::ledger::anchoring::AnchorStatus;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
@@ -27,6 +28,7 @@ pub struct Metrics {
     latency_sum_nanos: AtomicU64,
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
+    anchors: Mutex<Vec<AnchorStatus>>,
 }
 
 /// A point-in-time copy of [`Metrics`], for reporting as JSON.
@@ -50,6 +52,9 @@ pub struct MetricsSnapshot {
     pub cache_misses: u64,
     /// Hits over lookups, or 0 when there were none.
     pub cache_hit_rate: f64,
+    /// Where each anchor stands (lag behind the newest checkpoint, failures).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub anchors: Vec<AnchorStatus>,
 }
 
 /// One bucket of the latency histogram in a [`MetricsSnapshot`].
@@ -143,6 +148,11 @@ impl Metrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Replaces the anchor gauges with the latest statuses (the anchoring thread's).
+    pub fn set_anchor_statuses(&self, statuses: Vec<AnchorStatus>) {
+        *self.anchors.lock().unwrap_or_else(|e| e.into_inner()) = statuses;
+    }
+
     fn add_active(&self, transport: &str, delta: i64) {
         let mut map = self.active.lock().unwrap_or_else(|e| e.into_inner());
         *map.entry(transport.to_owned()).or_insert(0) += delta;
@@ -202,6 +212,11 @@ impl Metrics {
             } else {
                 hits as f64 / (hits + misses) as f64
             },
+            anchors: self
+                .anchors
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 
@@ -284,6 +299,38 @@ impl Metrics {
             "cortex_cache_misses_total {}",
             self.cache_misses.load(Ordering::Relaxed)
         );
+        let anchors = self.anchors.lock().unwrap_or_else(|e| e.into_inner());
+        type Gauge = fn(&AnchorStatus) -> u64;
+        let gauges: [(&str, &str, Gauge); 3] = [
+            (
+                "cortex_anchor_lag_entries",
+                "Entries signed in checkpoints that the anchor holds no receipt for yet.",
+                |a| a.lag_entries,
+            ),
+            (
+                "cortex_anchor_lag_checkpoints",
+                "Checkpoints newer than the last one the anchor holds a receipt for.",
+                |a| a.lag_checkpoints,
+            ),
+            (
+                "cortex_anchor_failures",
+                "Failed submissions to the anchor since its last success.",
+                |a| u64::from(a.failures),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} gauge");
+            for a in anchors.iter() {
+                let _ = writeln!(
+                    out,
+                    "{name}{{kind=\"{}\",target=\"{}\"}} {}",
+                    escape_label(&a.kind),
+                    escape_label(&a.target),
+                    value(a)
+                );
+            }
+        }
         out
     }
 }

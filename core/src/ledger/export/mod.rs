@@ -90,6 +90,12 @@ pub struct ExportHeader {
     pub tree_size: u64,
     /// The signed checkpoint note.
     pub checkpoint: String,
+    /// Detached signatures of the checkpoint's text (SSH, Sigstore), checked against a policy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signatures: Vec<crate::ledger::checkpoint::ExtraSignature>,
+    /// Anchor receipts of the checkpoint (witness cosignatures, timestamps, Rekor entries).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub receipts: Vec<crate::ledger::checkpoint::Receipt>,
     /// Hashes of the perfect subtrees outside `[from, to]`.
     pub subtrees: Vec<SubtreeHash>,
 }
@@ -165,13 +171,18 @@ const CSV_COLUMNS: [&str; 8] = [
 ];
 
 /// What [`verify_export_with`] requires beyond a valid export.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ExportVerifyOptions {
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExportVerifyOptions<'a> {
     /// Require the export to hold the whole tree of its checkpoint (entries 0 to size − 1).
     /// The header's `from` and `to` are not signed, so without this a copy with entries cut
     /// off either end (and `from`/`to`/`subtrees` rewritten to match) verifies as a partial
     /// export; with it, the missing ends are `missing_entry` and `truncated` findings.
     pub full: bool,
+    /// Check the checkpoint's signatures (note lines and the export's detached `signatures`)
+    /// against this policy instead of the verifier keys alone.
+    pub policy: Option<&'a crate::ledger::policy::Policy>,
+    /// Anchors whose receipts (the export's `receipts`, matched by kind and target) to check.
+    pub anchors: &'a [std::sync::Arc<dyn crate::ledger::anchor::Anchor>],
 }
 
 /// The outcome of verifying an export offline.
@@ -191,6 +202,10 @@ pub struct ExternalReport {
     pub to: u64,
     /// Entries read.
     pub entries_checked: u64,
+    /// Receipts verified by a given anchor.
+    pub receipts_checked: u64,
+    /// Receipts of anchors not given (not checked).
+    pub receipts_unchecked: u64,
     /// Findings (at most 1000 listed).
     pub violations: Vec<Violation>,
     /// Total findings.

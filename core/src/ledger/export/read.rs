@@ -14,7 +14,7 @@ use std::io::BufRead;
 /// before `entries` (as the writer puts them).
 struct JsonExportSeed<'a, 'v> {
     verifiers: &'a [&'v dyn Verifier],
-    options: &'a ExportVerifyOptions,
+    options: &'a ExportVerifyOptions<'a>,
     progress: &'a dyn Fn(u64),
 }
 
@@ -123,7 +123,7 @@ fn is_json_space(b: u8) -> bool {
 pub fn verify_export_with(
     input: &mut dyn BufRead,
     verifiers: &[&dyn Verifier],
-    options: &ExportVerifyOptions,
+    options: &ExportVerifyOptions<'_>,
     progress: &dyn Fn(u64),
 ) -> Result<ExternalReport> {
     // Leading JSON whitespace (blank lines included) is skipped in every format (9.6).

@@ -48,7 +48,10 @@ impl Fixture {
     }
     fn check_with(&self, text: &str, full: bool) -> Result<ExternalReport> {
         let v = self.signer.verifier();
-        let options = ExportVerifyOptions { full };
+        let options = ExportVerifyOptions {
+            full,
+            ..Default::default()
+        };
         verify_export_with(&mut text.as_bytes(), &[&*v], &options, &|_| {})
     }
     /// `(kind, index)` of every finding; panics if the file does not parse.

@@ -75,6 +75,8 @@ pub fn write_export_with(
         to,
         tree_size: cp.size,
         checkpoint: cp.note.clone(),
+        signatures: cp.extra_signatures.clone(),
+        receipts: cp.receipts.clone(),
         subtrees,
     };
     let io = |e: std::io::Error| Error::from(e);

@@ -66,14 +66,30 @@ pub(super) fn check_checkpoints(
                 continue;
             }
         };
-        if verifiers.is_empty() {
-            push(
-                ViolationKind::BadSignature,
-                format!("{label}: no verifier key was given, so its signature cannot be trusted"),
-            );
-        } else if let Err(e) = note.verify(&verifiers) {
-            push(ViolationKind::BadSignature, format!("{label}: {e}"));
-        }
+        let policy_names = match &options.policy {
+            Some(policy) => {
+                let outcome = policy.check(cp.size, &note, &cp.extra_signatures);
+                for p in outcome.problems {
+                    push(ViolationKind::BadSignature, format!("{label}: {p}"));
+                }
+                Some(outcome.verified_note_names)
+            }
+            None if verifiers.is_empty() => {
+                push(
+                    ViolationKind::BadSignature,
+                    format!(
+                        "{label}: no verifier key was given, so its signature cannot be trusted"
+                    ),
+                );
+                None
+            }
+            None => {
+                if let Err(e) = note.verify(&verifiers) {
+                    push(ViolationKind::BadSignature, format!("{label}: {e}"));
+                }
+                None
+            }
+        };
         let body = match Checkpoint::parse(&note.text) {
             Ok(b) => b,
             Err(e) => {
@@ -81,6 +97,17 @@ pub(super) fn check_checkpoints(
                 continue;
             }
         };
+        if let Some(names) = policy_names
+            && !names.contains(&body.origin)
+        {
+            push(
+                ViolationKind::BadSignature,
+                format!(
+                    "{label}: no verified signature by the log's own key (named {:?}, the origin)",
+                    body.origin
+                ),
+            );
+        }
         if origin.is_some_and(|o| o != body.origin) || !body.extensions.is_empty() {
             push(
                 ViolationKind::BadSignature,
@@ -114,7 +141,11 @@ pub(super) fn check_checkpoints(
             }
         }
         for rc in &cp.receipts {
-            match options.anchors.iter().find(|a| a.kind() == rc.anchor) {
+            match options
+                .anchors
+                .iter()
+                .find(|a| a.kind() == rc.anchor && a.target() == rc.target)
+            {
                 Some(a) => {
                     checked += 1;
                     if let Err(e) = a.verify_receipt(&cp.note, rc) {

@@ -148,8 +148,12 @@ pub struct VerifyReport {
     pub checkpoints_checked: u64,
     /// Receipts verified by a configured anchor.
     pub receipts_checked: u64,
-    /// Receipts of anchor kinds not configured for this run (not checked).
+    /// Receipts of anchors not configured for this run (not checked).
     pub receipts_unchecked: u64,
+    /// Where each anchor the policy lists stands: anchored up to which checkpoint, pending or
+    /// failing (not violations: an anchor that is down never makes the ledger invalid).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub anchors: Vec<crate::ledger::anchoring::AnchorStatus>,
     /// Violations by index order (at most [`MAX_LISTED_VIOLATIONS`]).
     pub violations: Vec<Violation>,
     /// Total violations per kind.
@@ -211,8 +215,12 @@ pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
 pub struct VerifyOptions {
     /// Keys trusted to sign checkpoints (at least one is needed to check signatures).
     pub verifiers: Vec<Box<dyn Verifier>>,
-    /// Anchors whose receipts to check.
+    /// Anchors whose receipts to check (matched to receipts by kind and target).
     pub anchors: Vec<Arc<dyn Anchor>>,
+    /// The ledger's policy: when set, every checkpoint's signatures (note lines and detached
+    /// ones) are checked against it instead of against `verifiers`, and the anchors it lists
+    /// are reported with their status.
+    pub policy: Option<Arc<crate::ledger::policy::Policy>>,
     /// Worker threads (0 = one per core).
     pub threads: usize,
     /// Progress reporting.
@@ -503,8 +511,20 @@ fn verify_inner(
         &mut out,
     );
 
+    let anchors = match &options.policy {
+        Some(p) => {
+            let wanted: Vec<(String, String)> = p
+                .anchors
+                .iter()
+                .map(|a| (a.kind.clone(), a.target.clone()))
+                .collect();
+            crate::ledger::anchoring::statuses(store, &checkpoints, &wanted)?
+        }
+        None => Vec::new(),
+    };
     let mut report = VerifyReport {
         valid: true,
+        anchors,
         tree_size: size,
         entries_checked,
         checkpoints_checked: checkpoints.len() as u64,

@@ -108,19 +108,24 @@ fn ledger(signed: bool) -> Arc<Ledger> {
 
 fn server_for(l: &Arc<Ledger>) -> McpServer {
     let b = McpServer::builder("cortex", "CORTEX", "0.0.0-test").instructions("test server");
-    ledger_tools::register(b, l.clone(), vec![Arc::new(FakeKey)], None)
-        .tool(Tool {
-            name: "boom".into(),
-            title: "panics".into(),
-            description: "a tool that panics".into(),
-            input_schema: json!({"type": "object"}),
-            output_schema: json!({"type": "object"}),
-            read_only: true,
-            idempotent: true,
-            exec: Exec::Inline,
-            run: Arc::new(|_, _| panic!("boom")),
-        })
-        .build()
+    ledger_tools::register(
+        b,
+        l.clone(),
+        ledger_tools::Trust::keys(vec![Arc::new(FakeKey)]),
+        None,
+    )
+    .tool(Tool {
+        name: "boom".into(),
+        title: "panics".into(),
+        description: "a tool that panics".into(),
+        input_schema: json!({"type": "object"}),
+        output_schema: json!({"type": "object"}),
+        read_only: true,
+        idempotent: true,
+        exec: Exec::Inline,
+        run: Arc::new(|_, _| panic!("boom")),
+    })
+    .build()
 }
 
 fn send_with(s: &McpServer, incoming: Incoming) -> Option<Value> {
@@ -176,6 +181,6 @@ fn cached_server(store: &Arc<InMemoryStore>, metrics: &Arc<Metrics>) -> McpServe
     );
     let memory = Arc::new(AgentMemory::new(store.clone(), l.clone()).unwrap());
     let b = McpServer::builder("cortex", "CORTEX", "0.0.0-test").metrics(metrics.clone());
-    let with_ledger = ledger_tools::register(b, l, vec![], Some(memory.clone()));
+    let with_ledger = ledger_tools::register(b, l, Default::default(), Some(memory.clone()));
     memory_tools::register(with_ledger, memory).build()
 }

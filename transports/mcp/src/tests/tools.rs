@@ -215,7 +215,8 @@ fn memory_server() -> (Arc<Ledger>, McpServer) {
     let l = Arc::new(Ledger::open(store.clone(), options).unwrap());
     let b = McpServer::builder("cortex", "CORTEX", "0.0.0-test");
     let memory = Arc::new(AgentMemory::new(store, l.clone()).unwrap());
-    let with_ledger = ledger_tools::register(b, l.clone(), vec![], Some(memory.clone()));
+    let with_ledger =
+        ledger_tools::register(b, l.clone(), Default::default(), Some(memory.clone()));
     let s = memory_tools::register(with_ledger, memory).build();
     (l, s)
 }
@@ -350,7 +351,7 @@ fn memory_server_on(store: &Arc<InMemoryStore>) -> (Arc<AgentMemory>, McpServer)
     let l = Arc::new(Ledger::open(store.clone(), LedgerOptions::default()).unwrap());
     let memory = Arc::new(AgentMemory::new(store.clone(), l.clone()).unwrap());
     let b = McpServer::builder("cortex", "CORTEX", "0.0.0-test");
-    let with_ledger = ledger_tools::register(b, l, vec![], Some(memory.clone()));
+    let with_ledger = ledger_tools::register(b, l, Default::default(), Some(memory.clone()));
     (
         memory.clone(),
         memory_tools::register(with_ledger, memory).build(),

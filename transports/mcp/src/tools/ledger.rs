@@ -8,6 +8,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use cortex_core::error::{Error, Result};
 use cortex_core::ledger::Ledger;
+use cortex_core::ledger::anchor::Anchor;
+use cortex_core::ledger::policy::Policy;
 use cortex_core::ledger::signer::{SignatureScheme, Verifier};
 use cortex_core::ledger::verify::{VerifyOptions, verify_store};
 use cortex_core::memory::AgentMemory;
@@ -17,14 +19,36 @@ use std::sync::Arc;
 /// URI of the latest signed checkpoint.
 pub const CHECKPOINT_URI: &str = "cortex://ledger/checkpoint";
 
-/// Adds the ledger tools, resource and prompt. `verifiers` are the keys trusted to have signed
-/// checkpoints (verify checks signatures only against these, never against keys in the store).
+/// What the verify tool trusts: the keys that sign checkpoints (never keys read from the
+/// store), or the ledger's policy with the anchors whose receipts it checks.
+#[derive(Debug, Clone, Default)]
+pub struct Trust {
+    /// Keys trusted to have signed checkpoints (used when there is no policy).
+    pub verifiers: Vec<Arc<dyn Verifier>>,
+    /// The ledger policy: signers with their validity, quorum, and anchors.
+    pub policy: Option<Arc<Policy>>,
+    /// The anchors whose receipts to check.
+    pub anchors: Vec<Arc<dyn Anchor>>,
+}
+
+impl Trust {
+    /// Trust in these keys alone.
+    pub fn keys(verifiers: Vec<Arc<dyn Verifier>>) -> Trust {
+        Trust {
+            verifiers,
+            ..Trust::default()
+        }
+    }
+}
+
+/// Adds the ledger tools, resource and prompt. `trust` says which keys (or which policy) the
+/// verify tool checks signatures against.
 /// With the agent `memory` kept beside the ledger, verify also replays the memory entries and
 /// compares every stored memory row with them ([`cortex_core::memory::audit`]).
 pub fn register(
     builder: McpServerBuilder,
     ledger: Arc<Ledger>,
-    verifiers: Vec<Arc<dyn Verifier>>,
+    trust: Trust,
     memory: Option<Arc<AgentMemory>>,
 ) -> McpServerBuilder {
     let l1 = ledger.clone();
@@ -64,7 +88,7 @@ pub fn register(
             read_only: false,
             idempotent: true,
             exec: Exec::Thread,
-            run: Arc::new(move |args, _| verify(&l2, memory.as_deref(), &verifiers, &args)),
+            run: Arc::new(move |args, _| verify(&l2, memory.as_deref(), &trust, &args)),
         })
         .tool(Tool {
             name: "cortex_ledger_proof".into(),
@@ -164,7 +188,7 @@ impl Verifier for Shared {
 fn verify(
     ledger: &Ledger,
     memory: Option<&AgentMemory>,
-    verifiers: &[Arc<dyn Verifier>],
+    trust: &Trust,
     args: &Map<String, Value>,
 ) -> Result<Value> {
     let max = args
@@ -172,10 +196,13 @@ fn verify(
         .and_then(Value::as_u64)
         .unwrap_or(20) as usize;
     let opts = VerifyOptions {
-        verifiers: verifiers
+        verifiers: trust
+            .verifiers
             .iter()
             .map(|v| Box::new(Shared(v.clone())) as Box<dyn Verifier>)
             .collect(),
+        policy: trust.policy.clone(),
+        anchors: trust.anchors.clone(),
         record: true,
         ..Default::default()
     };

@@ -311,3 +311,6 @@ impl Drop for BenchStores {
         }
     }
 }
+
+pub mod anchors;
+pub mod signers;
