@@ -188,10 +188,10 @@ fn check_proof_fields(proof: &InclusionProof, cp: &Checkpoint) -> Result<()> {
             )));
         }
     }
-    if let Some(root) = &proof.root_hash {
-        if decode_root(root)? != cp.root {
-            return Err(bad("inclusionProof.rootHash is not the checkpoint's root"));
-        }
+    if let Some(root) = &proof.root_hash
+        && decode_root(root)? != cp.root
+    {
+        return Err(bad("inclusionProof.rootHash is not the checkpoint's root"));
     }
     Ok(())
 }

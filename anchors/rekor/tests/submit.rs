@@ -448,11 +448,10 @@ fn bad_urls_are_configuration_errors() {
 }
 
 fn openssl(args: &[&str]) -> std::process::Output {
-    let out = std::process::Command::new("openssl")
+    std::process::Command::new("openssl")
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("the openssl binary is needed for this test: {e}"));
-    out
+        .unwrap_or_else(|e| panic!("the openssl binary is needed for this test: {e}"))
 }
 
 #[test]
