@@ -581,3 +581,28 @@ fn signing_keys_are_pkcs8_pem_files_that_openssl_reads_and_checks() {
     assert!(err.message().contains("missing.pem"), "{err}");
     assert!(!format!("{generated:?}").contains("PRIVATE"));
 }
+
+#[test]
+fn a_checkpoint_the_log_key_signed_for_another_origin_is_rejected() {
+    let log = rekor_local_signer();
+    let trust = RekorTrust::new(&[LOCAL_VKEY], &[]).unwrap();
+    let sign = |origin: &str| {
+        let text = Checkpoint {
+            origin: origin.into(),
+            size: 1,
+            root: Sha256Hasher.leaf(b"x"),
+            extensions: vec![],
+        }
+        .to_text();
+        let mut note = SignedNote::new(text.clone()).unwrap();
+        note.signatures.push(NoteSignature {
+            name: "rekor-local".into(),
+            key_id: log.note_key_id().unwrap(),
+            signature: log.sign(text.as_bytes()).unwrap(),
+        });
+        note.to_text()
+    };
+    assert!(cortex_rekor::verify_checkpoint(&sign("rekor-local"), &trust).is_ok());
+    let err = cortex_rekor::verify_checkpoint(&sign("rekor-other"), &trust).unwrap_err();
+    assert!(err.message().contains("origin"), "{err}");
+}
