@@ -18,6 +18,8 @@ pub const ENTRIES_PATH: &str = "/api/v2/log/entries";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most bytes of an error reply quoted in an error message.
 const QUOTED_REPLY: usize = 512;
+/// Most bytes of a reply read: a TransparencyLogEntry is a few kilobytes.
+pub const MAX_REPLY: usize = 1 << 20;
 
 /// A Sigstore Rekor v2 log as a CORTEX anchor.
 #[derive(Debug)]
@@ -74,7 +76,7 @@ impl RekorAnchor {
             )
             .with_source(e)
         };
-        let reply = self
+        let mut reply = self
             .client
             .post(&self.endpoint)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -84,11 +86,20 @@ impl RekorAnchor {
             .await
             .map_err(unreachable)?;
         let status = reply.status();
-        let body = reply.bytes().await.map_err(unreachable)?;
+        let mut body = Vec::new();
+        while let Some(chunk) = reply.chunk().await.map_err(unreachable)? {
+            if body.len() + chunk.len() > MAX_REPLY {
+                return Err(Error::backend(format!(
+                    "Rekor at {} sent a reply larger than {MAX_REPLY} bytes (HTTP {status})",
+                    self.endpoint
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
         if !status.is_success() {
             return Err(refused(&self.endpoint, status, &body));
         }
-        Ok(body.to_vec())
+        Ok(body)
     }
 }
 

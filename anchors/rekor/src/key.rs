@@ -192,7 +192,8 @@ fn pem_body(pem: &str) -> Result<Vec<u8>> {
         .collect();
     if !pem.contains("-----BEGIN PRIVATE KEY-----") {
         return Err(Error::invalid(
-            "the Rekor signing key is not a PKCS#8 PEM file (-----BEGIN PRIVATE KEY-----)",
+            "the Rekor signing key is not a PKCS#8 PEM file (-----BEGIN PRIVATE KEY-----); \
+             convert an EC PRIVATE KEY with `openssl pkcs8 -topk8 -nocrypt`",
         ));
     }
     B64.decode(b64)

@@ -18,7 +18,7 @@ mod checkpoint;
 mod entry;
 mod key;
 
-pub use anchor::{DEFAULT_TIMEOUT, ENTRIES_PATH, KIND, RekorAnchor, verify_receipt};
+pub use anchor::{DEFAULT_TIMEOUT, ENTRIES_PATH, KIND, MAX_REPLY, RekorAnchor, verify_receipt};
 pub use body::{Artifact, ECDSA_P256_SHA_256, ED25519, ED25519_PH, certificate_public_key};
 pub use checkpoint::{RekorTrust, VerifiedCheckpoint, log_vkey_from_spki, verify_checkpoint};
 pub use entry::{VerifiedEntry, verify_entry};

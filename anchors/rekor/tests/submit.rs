@@ -75,6 +75,8 @@ enum Reply {
     Overloaded,
     /// Never answers.
     Hang,
+    /// Answers 201 with 2 MiB.
+    Huge,
 }
 
 struct StandIn {
@@ -216,6 +218,7 @@ async fn create_entry(State(s): State<Arc<StandIn>>, Json(req): Json<Value>) -> 
         }
         Reply::Overloaded => return (StatusCode::SERVICE_UNAVAILABLE, "try later").into_response(),
         Reply::Hang => tokio::time::sleep(Duration::from_secs(60)).await,
+        Reply::Huge => return (StatusCode::CREATED, "x".repeat(2 << 20)).into_response(),
         Reply::OtherBody => {
             spec["data"]["digest"] =
                 Value::String(B64.encode(sha2::Sha256::digest(b"another note")));
@@ -379,6 +382,11 @@ async fn wrong_replies_are_refused_and_named() {
             Reply::Overloaded,
             ErrorKind::Unavailable,
             &["HTTP 503", "try later"],
+        ),
+        (
+            Reply::Huge,
+            ErrorKind::Backend,
+            &["larger than 1048576 bytes"],
         ),
     ] {
         let (url, _) = stand_in(reply, &note).await;
