@@ -344,12 +344,16 @@ async fn a_submitted_note_comes_back_as_a_receipt_that_verifies_offline() {
 }
 
 fn ed25519_entry_key() -> EntrySigningKey {
-    let seed = [7u8; 32];
+    ed25519_key_from_seed(&[7u8; 32])
+}
+
+/// An Ed25519 PKCS#8 PEM key (RFC 8410) with this seed.
+fn ed25519_key_from_seed(seed: &[u8]) -> EntrySigningKey {
     let mut der = vec![
         0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
         0x20,
     ];
-    der.extend_from_slice(&seed);
+    der.extend_from_slice(seed);
     let pem = format!(
         "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
         B64.encode(der)
@@ -357,6 +361,38 @@ fn ed25519_entry_key() -> EntrySigningKey {
     let key = EntrySigningKey::from_pkcs8_pem(&pem).unwrap();
     assert_eq!(key.key_details(), "PKIX_ED25519_PH");
     key
+}
+
+#[test]
+fn ed25519_entries_are_signed_as_rfc_8032_ed25519ph() {
+    // RFC 8032 section 7.3, the Ed25519ph test vector "abc".
+    let hex = |s: &str| {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect::<Vec<u8>>()
+    };
+    let key = ed25519_key_from_seed(&hex(
+        "833fe62409237b9d62ec77587520911e9a759cec1d19755b7da901b96dca3d42",
+    ));
+    let req = key.hashedrekord_request(b"abc").unwrap();
+    let hr = &req["hashedRekordRequestV002"];
+    assert_eq!(
+        hr["signature"]["content"],
+        B64.encode(hex(
+            "98a70222f0b8121aa9d30f813d683f809e462b469c7ff87639499bb94e6dae41\
+                        31f85042463c2a355a2003d062adf5aaa10b8c61e636062aaad11c2a26083406"
+        ))
+    );
+    assert_eq!(hr["digest"], B64.encode(sha2::Sha512::digest(b"abc")));
+    let mut spki = hex("302a300506032b6570032100");
+    spki.extend(hex(
+        "ec172b93ad5e563bf4932c70e1245034c35467ef2efd4d64ebf819683467e2bf",
+    ));
+    assert_eq!(
+        hr["signature"]["verifier"]["publicKey"]["rawBytes"],
+        B64.encode(spki)
+    );
 }
 
 #[tokio::test]
