@@ -3,30 +3,123 @@
 //! command submits to (all of the policy's when none is given).
 
 use cortex_core::ledger::policy::{Policy, PolicyAnchor};
-use cortex_core::{Anchor, Error, Result};
+use cortex_core::ledger::anchor::Submission;
+use cortex_core::{Anchor, BoxFuture, Error, Receipt, Result};
 use std::path::Path;
 use std::sync::Arc;
 
-/// The anchor kinds this binary knows.
-const KINDS: &[&str] = &[];
+/// The anchor kinds this binary knows, with the cargo feature that brings each.
+const KINDS: &[(&str, &str)] = &[("witness", "witness"), ("rfc3161", "rfc3161"), ("rekor", "rekor")];
+
+/// What an anchor is opened for: submitting checkpoints (the operator's machine, which may
+/// need a key of its own) or only checking receipts (anyone's, offline).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Submit,
+    Check,
+}
 
 /// Opens the anchor a policy line declares. `home` holds keys an anchor keeps for itself.
-pub fn open(line: &PolicyAnchor, _home: &Path) -> Result<Arc<dyn Anchor>> {
-    Err(Error::config(format!(
-        "policy line {}: unknown anchor kind {:?}; known: {}",
-        line.line,
-        line.kind,
-        if KINDS.is_empty() {
-            "none compiled in".to_owned()
-        } else {
-            KINDS.join(", ")
+pub fn open(line: &PolicyAnchor, home: &Path, purpose: Purpose) -> Result<Arc<dyn Anchor>> {
+    let bad = |e: Error| {
+        Error::config(format!(
+            "policy line {} (anchor {} {}): {}",
+            line.line,
+            line.kind,
+            line.target,
+            e.message()
+        ))
+    };
+    match line.kind.as_str() {
+        #[cfg(feature = "rekor")]
+        "rekor" => rekor(line, home, purpose).map_err(bad),
+        other => {
+            let _ = (home, purpose);
+            Err(bad(match KINDS.iter().find(|(k, _)| *k == other) {
+                Some((_, feature)) => Error::config(format!(
+                    "the {other} anchor is not compiled into this binary: rebuild with \
+                     `--features {feature}`"
+                )),
+                None => Error::config(format!(
+                    "unknown anchor kind {other:?}; known: {}",
+                    KINDS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+                )),
+            }))
         }
-    )))
+    }
+}
+
+/// An anchor opened only to check receipts: it holds no key to submit with.
+struct CheckOnly {
+    kind: &'static str,
+    target: String,
+    check: Box<dyn Fn(&str, &Receipt) -> Result<()> + Send + Sync>,
+}
+
+impl std::fmt::Debug for CheckOnly {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CheckOnly({} {})", self.kind, self.target)
+    }
+}
+
+impl Anchor for CheckOnly {
+    fn kind(&self) -> &'static str {
+        self.kind
+    }
+    fn target(&self) -> &str {
+        &self.target
+    }
+    fn submit<'a>(&'a self, _: Submission<'a>) -> BoxFuture<'a, Result<Receipt>> {
+        Box::pin(async move {
+            Err(Error::config(format!(
+                "the {} anchor {} was opened to check receipts only",
+                self.kind, self.target
+            )))
+        })
+    }
+    fn verify_receipt(&self, note: &str, receipt: &Receipt) -> Result<()> {
+        (self.check)(note, receipt)
+    }
+}
+
+/// A Rekor v2 log. Trust: the log's signed-note key (or lines `log <vkey>` / `witness <vkey>`).
+/// Submitting signs each entry with the operator's own P-256 key, made on first use at
+/// `HOME/keys/rekor-entry.pem`; checking a receipt needs no key.
+#[cfg(feature = "rekor")]
+fn rekor(line: &PolicyAnchor, home: &Path, purpose: Purpose) -> Result<Arc<dyn Anchor>> {
+    let trust = cortex_rekor::RekorTrust::from_text(&line.trust)?;
+    if purpose == Purpose::Check {
+        return Ok(Arc::new(CheckOnly {
+            kind: cortex_rekor::KIND,
+            target: line.target.clone(),
+            check: Box::new(move |note, r| {
+                cortex_rekor::verify_receipt(note, r, &trust, None).map(|_| ())
+            }),
+        }));
+    }
+    let path = home.join("keys").join("rekor-entry.pem");
+    let key = if path.exists() {
+        cortex_rekor::EntrySigningKey::read_file(&path)?
+    } else {
+        let key = cortex_rekor::EntrySigningKey::generate()?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Error::config(format!("cannot create {}", dir.display())).with_source(e)
+            })?;
+        }
+        match key.write_new_file(&path) {
+            Ok(()) => key,
+            // Another process made it first: use that one.
+            Err(_) if path.exists() => cortex_rekor::EntrySigningKey::read_file(&path)?,
+            Err(e) => return Err(e),
+        }
+    };
+    Ok(Arc::new(cortex_rekor::RekorAnchor::new(&line.target, trust, key)?))
 }
 
 /// Every anchor the policy declares (to check receipts, and to submit to by default).
-pub fn from_policy(policy: &Policy, home: &Path) -> Result<Vec<Arc<dyn Anchor>>> {
-    policy.anchors.iter().map(|a| open(a, home)).collect()
+pub fn from_policy(policy: &Policy, home: &Path, purpose: Purpose) -> Result<Vec<Arc<dyn Anchor>>> {
+    policy.anchors.iter().map(|a| open(a, home, purpose)).collect()
 }
 
 /// The anchors to submit to: those `--anchor KIND+URL` names (each must be declared in the
@@ -48,7 +141,7 @@ pub fn selected(
         };
     };
     if specs.is_empty() {
-        return from_policy(policy, home);
+        return from_policy(policy, home, Purpose::Submit);
     }
     specs
         .iter()
@@ -68,7 +161,7 @@ pub fn selected(
                          (an anchor's receipts are checked with the key the policy gives)"
                     ))
                 })?;
-            open(line, home)
+            open(line, home, Purpose::Submit)
         })
         .collect()
 }
