@@ -85,6 +85,12 @@ fn signer(key: &Path, name: Option<&str>) -> Result<WitnessSigner> {
 pub fn serve(json: bool, paths: Paths, args: ServeArgs) -> Result<u8> {
     let signer = signer(&paths.key, args.name.as_deref())?;
     let logs = KnownLogs::read_file(&args.logs)?;
+    if logs.origins().next().is_none() {
+        return Err(Error::config(format!(
+            "the logs file {} lists no log keys: a witness for no log would refuse everything",
+            args.logs.display()
+        )));
+    }
     let state = WitnessState::open(&paths.db)?;
     let (name, vkey) = (signer.name().to_owned(), signer.to_vkey());
     let origins: Vec<String> = logs.origins().map(str::to_owned).collect();
