@@ -74,17 +74,18 @@ impl WitnessState {
             Error::config(format!("cannot open the witness state {}", path.display()))
                 .with_source(e)
         })?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(db_error("set busy timeout"))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(db_error("enable WAL"))?;
-        conn.execute_batch(SCHEMA).map_err(|e| {
+        let unusable = |e: rusqlite::Error| {
             Error::config(format!(
                 "{} is not a usable witness state file",
                 path.display()
             ))
             .with_source(e)
-        })?;
+        };
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(unusable)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(unusable)?;
+        conn.execute_batch(SCHEMA).map_err(unusable)?;
         Ok(WitnessState {
             conn: Mutex::new(conn),
         })
@@ -182,4 +183,74 @@ fn read_head(conn: &Connection, origin: &str) -> Result<Option<LogHead>> {
         root: Hash::from_slice(&root).map_err(|_| corrupt("root is not 32 bytes"))?,
         note,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(size: u64, byte: u8) -> LogHead {
+        LogHead {
+            size,
+            root: Hash([byte; 32]),
+            note: format!("note {size}\n"),
+        }
+    }
+
+    /// The race of c2sp.org/tlog-witness: requests A (size 6) and B (size 9) are both checked
+    /// against size 4; B is written first. A's write must then fail, not roll B back.
+    #[test]
+    fn a_write_checked_against_a_stale_state_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = WitnessState::open(&dir.path().join("w.db")).unwrap();
+        assert_eq!(
+            state.advance("o", None, &head(4, 1), "n4", 1).unwrap(),
+            Advance::Advanced
+        );
+        let checked = state.latest("o").unwrap().unwrap();
+        assert_eq!(
+            state
+                .advance("o", Some(&checked), &head(9, 3), "n9", 2)
+                .unwrap(),
+            Advance::Advanced
+        );
+        assert_eq!(
+            state
+                .advance("o", Some(&checked), &head(6, 2), "n6", 3)
+                .unwrap(),
+            Advance::Conflict(9)
+        );
+        // A first cosignature racing another first one is refused the same way.
+        assert_eq!(
+            state.advance("o", None, &head(2, 5), "n2", 4).unwrap(),
+            Advance::Conflict(9)
+        );
+        assert_eq!(state.latest("o").unwrap().unwrap(), head(9, 3));
+        assert_eq!(state.cosigned_notes("o").unwrap(), ["n4", "n9"]);
+    }
+
+    #[test]
+    fn state_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let state = WitnessState::open(&path).unwrap();
+        state.advance("o", None, &head(4, 1), "n4", 1).unwrap();
+        drop(state);
+        let again = WitnessState::open(&path).unwrap();
+        assert_eq!(again.latest("o").unwrap().unwrap(), head(4, 1));
+        assert!(again.latest("other").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_file_that_is_not_sqlite_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        std::fs::write(
+            &path,
+            "not a database, just text that is long enough to matter\n".repeat(20),
+        )
+        .unwrap();
+        let e = WitnessState::open(&path).unwrap_err();
+        assert!(e.to_string().contains("w.db"), "{e}");
+    }
 }
