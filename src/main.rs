@@ -88,6 +88,16 @@ enum Command {
     /// Serve the ledger over the Model Context Protocol.
     #[command(subcommand)]
     Mcp(McpCommand),
+    /// Act as a C2SP tlog-witness for other logs.
+    #[command(subcommand)]
+    Witness(WitnessCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum WitnessCommand {
+    /// Serve add-checkpoint: cosign the known logs' checkpoints that extend the last one seen
+    /// (key: --key or <home>/witness.skey; state: --db or <home>/witness.db).
+    Serve(commands::witness::ServeArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -191,6 +201,11 @@ fn exit_code(e: &Error) -> u8 {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
+    let witness_paths = commands::witness::Paths::new(
+        &cli.home.clone().unwrap_or_else(Settings::default_home),
+        cli.key.clone(),
+        cli.db.as_deref(),
+    );
     let result = settings(&cli).and_then(|s| match cli.command {
         Command::Migrate => commands::ledger::migrate(&s),
         Command::Ledger(LedgerCommand::Append(a)) => commands::ledger::append(&s, a),
@@ -224,6 +239,9 @@ fn main() -> ExitCode {
         Command::Forget(a) => commands::memory::forget(&s, a),
         Command::Memory(MemoryCommand::Rebuild(a)) => commands::memory::rebuild(&s, a),
         Command::Mcp(McpCommand::Start(a)) => commands::mcp::start(&s, a),
+        Command::Witness(WitnessCommand::Serve(a)) => {
+            commands::witness::serve(json, witness_paths, a)
+        }
     });
     match result {
         Ok(code) => ExitCode::from(code),

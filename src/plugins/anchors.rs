@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// The anchor kinds this binary knows, with the cargo feature that brings each.
-const KINDS: &[(&str, &str)] = &[("witness", "witness"), ("rfc3161", "rfc3161"), ("rekor", "rekor")];
+const KINDS: &[(&str, &str)] = &[("witness", ""), ("rfc3161", "rfc3161"), ("rekor", "rekor")];
 
 /// What an anchor is opened for: submitting checkpoints (the operator's machine, which may
 /// need a key of its own) or only checking receipts (anyone's, offline).
@@ -31,6 +31,10 @@ pub fn open(line: &PolicyAnchor, home: &Path, purpose: Purpose) -> Result<Arc<dy
         ))
     };
     match line.kind.as_str() {
+        // A C2SP tlog-witness; trust: its cosignature/v1 verifier key.
+        "witness" => cortex_witness::client::WitnessAnchor::new(&line.target, line.trust.trim())
+            .map(|a| Arc::new(a) as Arc<dyn Anchor>)
+            .map_err(bad),
         #[cfg(feature = "rekor")]
         "rekor" => rekor(line, home, purpose).map_err(bad),
         other => {

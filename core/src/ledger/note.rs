@@ -200,6 +200,13 @@ pub fn key_id(name: &str, algorithm: u8, key: &[u8]) -> [u8; 4] {
     [d[0], d[1], d[2], d[3]]
 }
 
+/// The bytes a `cosignature/v1` signature covers (c2sp.org/tlog-cosignature): the header line
+/// `cosignature/v1`, the line `time <timestamp>` (decimal, no leading zeros), then the cosigned
+/// note's whole text (the checkpoint body with its final newline, no signature lines).
+pub fn cosignature_v1_message(timestamp: u64, text: &str) -> Vec<u8> {
+    format!("cosignature/v1\ntime {timestamp}\n{text}").into_bytes()
+}
+
 /// A parsed verifier key `<name>+<hex key ID>+<base64(algorithm ‖ key)>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifierKey {
@@ -303,6 +310,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(k.key_id, n.signatures[0].key_id);
+    }
+
+    #[test]
+    fn cosignature_message_is_the_c2sp_example() {
+        let body =
+            "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n";
+        assert_eq!(
+            cosignature_v1_message(1679315147, body),
+            format!("cosignature/v1\ntime 1679315147\n{body}").as_bytes()
+        );
     }
 
     #[test]
