@@ -2,8 +2,8 @@
 //! certificate attributes), declared with the `der` crate's derive macros. CMS itself
 //! (`ContentInfo`, `SignedData`, `SignerInfo`) comes from the `cms` crate.
 
-use der::asn1::{Any, Int, ObjectIdentifier, OctetString};
 use der::Sequence;
+use der::asn1::{Any, Int, ObjectIdentifier, OctetString};
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::ext::Extensions;
 use x509_cert::ext::pkix::name::GeneralNames;
@@ -19,8 +19,7 @@ pub(crate) const ID_MESSAGE_DIGEST: ObjectIdentifier = oid("1.2.840.113549.1.9.4
 /// `id-aa-signingCertificate` (RFC 2634 §5.4): ESSCertID with a SHA-1 certificate hash.
 pub(crate) const ID_AA_SIGNING_CERTIFICATE: ObjectIdentifier = oid("1.2.840.113549.1.9.16.2.12");
 /// `id-aa-signingCertificateV2` (RFC 5035 §3): ESSCertIDv2 with any hash.
-pub(crate) const ID_AA_SIGNING_CERTIFICATE_V2: ObjectIdentifier =
-    oid("1.2.840.113549.1.9.16.2.47");
+pub(crate) const ID_AA_SIGNING_CERTIFICATE_V2: ObjectIdentifier = oid("1.2.840.113549.1.9.16.2.47");
 /// `id-kp-timeStamping` (RFC 5280 §4.2.1.12).
 pub(crate) const ID_KP_TIME_STAMPING: ObjectIdentifier = oid("1.3.6.1.5.5.7.3.8");
 

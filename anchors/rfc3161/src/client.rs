@@ -56,8 +56,12 @@ impl TimestampRequest {
 
 fn random_nonce() -> Result<u64> {
     let mut bytes = [0u8; 8];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| Error::new(ErrorKind::Unavailable, format!("no randomness for the nonce: {e}")))?;
+    getrandom::fill(&mut bytes).map_err(|e| {
+        Error::new(
+            ErrorKind::Unavailable,
+            format!("no randomness for the nonce: {e}"),
+        )
+    })?;
     Ok(u64::from_be_bytes(bytes) >> 1)
 }
 

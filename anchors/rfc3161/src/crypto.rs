@@ -34,9 +34,16 @@ pub(crate) enum DigestAlg {
 }
 
 impl DigestAlg {
-    /// The SHA-2 function with this OID; SHA-1 and others are refused.
-    pub(crate) fn sha2_from_oid(oid: &ObjectIdentifier) -> Result<Self> {
-        match *oid {
+    /// The SHA-2 function this identifier names (parameters absent or NULL, RFC 5754 §2);
+    /// SHA-1 and others are refused.
+    pub(crate) fn sha2_from_identifier(id: &AlgorithmIdentifierOwned) -> Result<Self> {
+        if id.parameters.as_ref().is_some_and(|p| !p.is_null()) {
+            return Err(Error::integrity(format!(
+                "hash algorithm {} has parameters; it takes none",
+                id.oid
+            )));
+        }
+        match id.oid {
             ID_SHA256 => Ok(DigestAlg::Sha256),
             ID_SHA384 => Ok(DigestAlg::Sha384),
             ID_SHA512 => Ok(DigestAlg::Sha512),

@@ -71,9 +71,9 @@ impl Rfc3161Anchor {
 
     /// Checks a receipt body (base64 of a token's DER) against `message`, offline.
     pub fn verify_body(&self, message: &[u8], body: &str) -> Result<Timestamp> {
-        let token = STANDARD.decode(body.trim()).map_err(|e| {
-            Error::integrity(format!("RFC 3161 receipt body is not base64: {e}"))
-        })?;
+        let token = STANDARD
+            .decode(body.trim())
+            .map_err(|e| Error::integrity(format!("RFC 3161 receipt body is not base64: {e}")))?;
         verify_token(&token, message, &self.trust)
     }
 }
@@ -106,7 +106,6 @@ impl Anchor for Rfc3161Anchor {
                 receipt.anchor
             )));
         }
-        self.verify_body(note.as_bytes(), &receipt.body)
-            .map(|_| ())
+        self.verify_body(note.as_bytes(), &receipt.body).map(|_| ())
     }
 }

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use cortex_core::{Error, Result};
-use der::{Tag, Tagged};
 use der::asn1::Any;
+use der::{Tag, Tagged};
 use x509_cert::Certificate;
 
 /// Parses a `GeneralizedTime` as RFC 3161 §2.4.2 allows it: `YYYYMMDDhhmmss[.s…]Z`, with
@@ -18,7 +18,11 @@ pub(crate) fn parse_gen_time(raw: &Any) -> Result<DateTime<Utc>> {
     }
     let text = std::str::from_utf8(raw.value())
         .map_err(|_| Error::integrity("TSTInfo genTime is not ASCII"))?;
-    let bad = || Error::integrity(format!("TSTInfo genTime {text:?} is not YYYYMMDDhhmmss[.f]Z"));
+    let bad = || {
+        Error::integrity(format!(
+            "TSTInfo genTime {text:?} is not YYYYMMDDhhmmss[.f]Z"
+        ))
+    };
     let body = text.strip_suffix('Z').ok_or_else(bad)?;
     let (whole, fraction) = body.split_once('.').unwrap_or((body, ""));
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
@@ -82,7 +86,12 @@ mod tests {
 
     #[test]
     fn refuses_local_times_and_junk() {
-        for bad in ["20241008154032", "2024100815403Z", "20241008154032.Z", "2024-10-08Z"] {
+        for bad in [
+            "20241008154032",
+            "2024100815403Z",
+            "20241008154032.Z",
+            "2024-10-08Z",
+        ] {
             let err = gen_time(bad).unwrap_err();
             assert!(err.to_string().contains("genTime"), "{bad}: {err}");
         }

@@ -12,7 +12,7 @@ use crate::time::parse_gen_time;
 use crate::trust::TrustStore;
 use chrono::{DateTime, Utc};
 use cms::cert::CertificateChoices;
-use cms::content_info::ContentInfo;
+use cms::content_info::{CmsVersion, ContentInfo};
 use cms::signed_data::{SignedData, SignerIdentifier, SignerInfo};
 use cortex_core::{Error, Result};
 use der::asn1::{ObjectIdentifier, OctetString};
@@ -53,7 +53,11 @@ pub fn verify_token(token: &[u8], message: &[u8], trust: &TrustStore) -> Result<
     check_signed_attributes(signer_info, &parsed.tst_der, signer)?;
     check_signer_signature(signer_info, signer)?;
     check_tsa_certificate(signer)?;
-    let intermediates: Vec<&Certificate> = embedded.iter().chain(&trust.pinned).collect();
+    let intermediates: Vec<&Certificate> = embedded
+        .iter()
+        .chain(&trust.pinned)
+        .chain(&trust.intermediates)
+        .collect();
     check_chain(signer, &intermediates, &trust.roots, gen_time)?;
     Ok(Timestamp {
         gen_time,
@@ -193,7 +197,7 @@ impl ParsedToken {
 /// The imprint must be SHA-256, SHA-384 or SHA-512 of `message`.
 fn check_imprint(tst: &TstInfo, message: &[u8]) -> Result<&'static str> {
     let imprint = &tst.message_imprint;
-    let alg = DigestAlg::sha2_from_oid(&imprint.hash_algorithm.oid)?;
+    let alg = DigestAlg::sha2_from_identifier(&imprint.hash_algorithm)?;
     if alg.digest(message).as_slice() != imprint.hashed_message.as_bytes() {
         return Err(Error::integrity(format!(
             "timestamp token covers other data: its message imprint is not the {} of the \
@@ -204,15 +208,43 @@ fn check_imprint(tst: &TstInfo, message: &[u8]) -> Result<&'static str> {
     Ok(alg.name())
 }
 
+/// RFC 3161 §2.4.2 allows exactly one signer. RFC 5652 §5.1 and §5.3 fix the versions
+/// (SignedData 3, as the content is not id-data; SignerInfo 1 with issuerAndSerialNumber, 3
+/// with subjectKeyIdentifier), and the SignedData lists the signer's digest algorithm.
 fn single_signer(signed_data: &SignedData) -> Result<&SignerInfo> {
     let infos = signed_data.signer_infos.0.as_slice();
-    match infos {
-        [one] => Ok(one),
-        _ => Err(Error::integrity(format!(
+    let [si] = infos else {
+        return Err(Error::integrity(format!(
             "timestamp token has {} SignerInfos instead of exactly one",
             infos.len()
-        ))),
+        )));
+    };
+    if signed_data.version != CmsVersion::V3 {
+        return Err(Error::integrity(format!(
+            "timestamp SignedData version is {:?}, not 3",
+            signed_data.version
+        )));
     }
+    let expected = match si.sid {
+        SignerIdentifier::IssuerAndSerialNumber(_) => CmsVersion::V1,
+        SignerIdentifier::SubjectKeyIdentifier(_) => CmsVersion::V3,
+    };
+    if si.version != expected {
+        return Err(Error::integrity(format!(
+            "timestamp SignerInfo version is {:?}, not {expected:?} for its signer identifier",
+            si.version
+        )));
+    }
+    if !signed_data
+        .digest_algorithms
+        .iter()
+        .any(|a| a.oid == si.digest_alg.oid)
+    {
+        return Err(Error::integrity(
+            "timestamp SignedData does not list its signer's digest algorithm",
+        ));
+    }
+    Ok(si)
 }
 
 fn embedded_certificates(signed_data: &SignedData) -> Vec<Certificate> {
@@ -296,13 +328,14 @@ fn check_signed_attributes(si: &SignerInfo, tst_der: &[u8], signer: &Certificate
         .signed_attrs
         .as_ref()
         .ok_or_else(|| Error::integrity("timestamp SignerInfo has no signed attributes"))?;
-    let content_type: ObjectIdentifier = single_value(attrs.iter(), ID_CONTENT_TYPE, "content-type")?;
+    let content_type: ObjectIdentifier =
+        single_value(attrs.iter(), ID_CONTENT_TYPE, "content-type")?;
     if content_type != ID_CT_TST_INFO {
         return Err(Error::integrity(format!(
             "signed content-type attribute is {content_type}, not id-ct-TSTInfo"
         )));
     }
-    let digest_alg = DigestAlg::sha2_from_oid(&si.digest_alg.oid)?;
+    let digest_alg = DigestAlg::sha2_from_identifier(&si.digest_alg)?;
     let digest: OctetString = single_value(attrs.iter(), ID_MESSAGE_DIGEST, "message-digest")?;
     if digest.as_bytes() != digest_alg.digest(tst_der).as_slice() {
         return Err(Error::integrity(
@@ -327,10 +360,16 @@ fn check_signing_certificate<'a>(
             .first()
             .ok_or_else(|| Error::integrity("signingCertificateV2 lists no certificate"))?;
         let alg = match &id.hash_algorithm {
-            Some(a) => DigestAlg::sha2_from_oid(&a.oid)?,
+            Some(a) => DigestAlg::sha2_from_identifier(a)?,
             None => DigestAlg::Sha256,
         };
-        return check_ess_cert_id(alg, &id.cert_hash, id.issuer_serial.as_ref(), signer, &cert_der);
+        return check_ess_cert_id(
+            alg,
+            &id.cert_hash,
+            id.issuer_serial.as_ref(),
+            signer,
+            &cert_der,
+        );
     }
     if has_attribute(attrs.clone(), ID_AA_SIGNING_CERTIFICATE) {
         let v1: SigningCertificate =
@@ -375,8 +414,7 @@ fn check_ess_cert_id(
         GeneralName::DirectoryName(n) => n == tbs.issuer(),
         _ => false,
     });
-    if !issuer_matches || issuer_serial.serial_number.as_bytes() != tbs.serial_number().as_bytes()
-    {
+    if !issuer_matches || issuer_serial.serial_number.as_bytes() != tbs.serial_number().as_bytes() {
         return Err(Error::integrity(
             "ESS signing-certificate issuer and serial do not match the signer certificate",
         ));
@@ -391,7 +429,7 @@ fn check_signer_signature(si: &SignerInfo, signer: &Certificate) -> Result<()> {
         .ok_or_else(|| Error::integrity("timestamp SignerInfo has no signed attributes"))?
         .to_der()
         .map_err(|e| Error::integrity(format!("cannot encode the signed attributes: {e}")))?;
-    let digest_alg = DigestAlg::sha2_from_oid(&si.digest_alg.oid)?;
+    let digest_alg = DigestAlg::sha2_from_identifier(&si.digest_alg)?;
     verify_signature(
         signer.tbs_certificate().subject_public_key_info(),
         &si.signature_algorithm,
@@ -408,7 +446,10 @@ fn check_signer_signature(si: &SignerInfo, signer: &Certificate) -> Result<()> {
     })
 }
 
-fn has_attribute<'a>(mut attrs: impl Iterator<Item = &'a Attribute>, oid: ObjectIdentifier) -> bool {
+fn has_attribute<'a>(
+    mut attrs: impl Iterator<Item = &'a Attribute>,
+    oid: ObjectIdentifier,
+) -> bool {
     attrs.any(|a| a.oid == oid)
 }
 

@@ -12,6 +12,7 @@ use x509_cert::Certificate;
 pub struct TrustStore {
     pub(crate) roots: Vec<Certificate>,
     pub(crate) pinned: Vec<Certificate>,
+    pub(crate) intermediates: Vec<Certificate>,
 }
 
 impl TrustStore {
@@ -22,6 +23,7 @@ impl TrustStore {
         Ok(TrustStore {
             roots,
             pinned: Vec::new(),
+            intermediates: Vec::new(),
         })
     }
 
@@ -39,6 +41,7 @@ impl TrustStore {
         Ok(TrustStore {
             roots,
             pinned: Vec::new(),
+            intermediates: Vec::new(),
         })
     }
 
@@ -59,6 +62,16 @@ impl TrustStore {
     }
 }
 
+impl TrustStore {
+    /// Adds intermediate CA certificates (PEM or DER) that may link a TSA certificate to a
+    /// trust anchor without being trusted themselves, like `openssl ts -verify -untrusted`.
+    pub fn with_intermediates(mut self, certs: &[u8]) -> Result<Self> {
+        self.intermediates
+            .extend(parse_certificates(certs, "intermediate CA certificate")?);
+        Ok(self)
+    }
+}
+
 impl fmt::Debug for TrustStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let subjects = |certs: &[Certificate]| -> Vec<String> {
@@ -70,6 +83,7 @@ impl fmt::Debug for TrustStore {
         f.debug_struct("TrustStore")
             .field("roots", &subjects(&self.roots))
             .field("pinned", &subjects(&self.pinned))
+            .field("intermediates", &subjects(&self.intermediates))
             .finish()
     }
 }

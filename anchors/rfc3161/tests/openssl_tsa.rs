@@ -120,8 +120,17 @@ fn openssl_accepts(dir: &Path, note: &str, token: &[u8], ca: &Path) -> bool {
     std::fs::write(dir.join("token.der"), token).unwrap();
     let out = try_openssl(
         dir,
-        &["ts", "-verify", "-data", "note.txt", "-in", "token.der", "-token_in", "-CAfile",
-          ca.to_str().unwrap()],
+        &[
+            "ts",
+            "-verify",
+            "-data",
+            "note.txt",
+            "-in",
+            "token.der",
+            "-token_in",
+            "-CAfile",
+            ca.to_str().unwrap(),
+        ],
     );
     let said = String::from_utf8_lossy(&out.stdout);
     out.status.success() && said.contains("Verification: OK")
@@ -135,20 +144,35 @@ fn anchored_by(tsa: &Arc<TsaIdentity>) {
     assert_eq!(receipt.anchor, "rfc3161");
     assert_eq!(receipt.target, url);
     anchor.verify_receipt(&cp.note, &receipt).unwrap();
-    let timestamp = anchor.verify_body(cp.note.as_bytes(), &receipt.body).unwrap();
+    let timestamp = anchor
+        .verify_body(cp.note.as_bytes(), &receipt.body)
+        .unwrap();
     assert_eq!(timestamp.hash_algorithm, "SHA-256");
     assert!(timestamp.signer.contains("TSA A"), "{}", timestamp.signer);
     let age = chrono::Utc::now() - timestamp.gen_time;
-    assert!(age.num_seconds().abs() < 60, "genTime {}", timestamp.gen_time);
+    assert!(
+        age.num_seconds().abs() < 60,
+        "genTime {}",
+        timestamp.gen_time
+    );
 
     let dir = tempfile::tempdir().unwrap();
     assert!(
-        openssl_accepts(dir.path(), &cp.note, &token_bytes(&receipt), &pki().root_a.cert_path()),
+        openssl_accepts(
+            dir.path(),
+            &cp.note,
+            &token_bytes(&receipt),
+            &pki().root_a.cert_path()
+        ),
         "openssl ts -verify refused the stored token"
     );
     assert!(
-        !openssl_accepts(dir.path(), &format!("{}x", cp.note), &token_bytes(&receipt),
-                         &pki().root_a.cert_path()),
+        !openssl_accepts(
+            dir.path(),
+            &format!("{}x", cp.note),
+            &token_bytes(&receipt),
+            &pki().root_a.cert_path()
+        ),
         "openssl ts -verify must refuse the token for other data (the judge is not blind)"
     );
 }
@@ -167,7 +191,11 @@ fn a_p256_tsa_with_ess_cert_id_v2_timestamps_a_checkpoint_and_openssl_accepts_it
 fn a_token_over_another_note_is_rejected() {
     let cp = signed_checkpoint(3);
     let other = signed_checkpoint(4);
-    let receipt = anchor_receipt(&serve_tsa(pki().tsa_rsa.clone(), "granting"), trust_a(), &cp);
+    let receipt = anchor_receipt(
+        &serve_tsa(pki().tsa_rsa.clone(), "granting"),
+        trust_a(),
+        &cp,
+    );
     let anchor = Rfc3161Anchor::new("http://127.0.0.1:9/", trust_a()).unwrap();
     let err = anchor.verify_receipt(&other.note, &receipt).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Integrity);
@@ -180,9 +208,15 @@ fn a_token_from_another_authority_is_rejected() {
     let url_b = serve_tsa(pki().tsa_b.clone(), "granting");
     // Submitting to B while trusting only A fails before anything is stored.
     let anchor = Rfc3161Anchor::new(&url_b, trust_a()).unwrap();
-    let err = runtime().block_on(anchor.submit(cp.submission())).unwrap_err();
+    let err = runtime()
+        .block_on(anchor.submit(cp.submission()))
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Integrity);
-    assert!(err.to_string().contains("does not chain to a configured trust anchor"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("does not chain to a configured trust anchor"),
+        "{err}"
+    );
     // A receipt B made (trusted by B's root) does not verify under A's root either.
     let trust_b = TrustStore::from_files(&[pki().root_b.cert_path()]).unwrap();
     let receipt = anchor_receipt(&url_b, trust_b, &cp);
@@ -200,20 +234,29 @@ fn every_flipped_byte_is_rejected_or_changes_nothing_the_token_asserts() {
     let token = token_bytes(&receipt);
     let trust = trust_a();
     let genuine = cortex_rfc3161::verify_token(&token, cp.note.as_bytes(), &trust).unwrap();
-    let mut rejected = 0;
+    // `openssl ts -reply -chain` embeds a copy of root A, which nothing trusts: flips there
+    // may leave the token valid. Everywhere else, a flip must be caught or change nothing.
+    let root_copy = find(&token, &der_of_pem(&pki().root_a.cert_pem()));
+    let mut accepted_elsewhere = Vec::new();
     for i in 0..token.len() {
         let mut bad = token.clone();
         bad[i] ^= 0x01;
         match cortex_rfc3161::verify_token(&bad, cp.note.as_bytes(), &trust) {
-            Err(e) => {
-                assert_eq!(e.kind(), ErrorKind::Integrity, "byte {i}: {e}");
-                rejected += 1;
+            Err(e) => assert_eq!(e.kind(), ErrorKind::Integrity, "byte {i}: {e}"),
+            Ok(ts) => {
+                assert_eq!(ts, genuine, "byte {i} changed what the token asserts");
+                if !root_copy.contains(&i) {
+                    accepted_elsewhere.push(i);
+                }
             }
-            Ok(ts) => assert_eq!(ts, genuine, "byte {i} changed what the token asserts"),
         }
     }
-    // Only unsigned bookkeeping (e.g. SignedData's version and digest-algorithm list) may change.
-    assert!(rejected * 100 >= token.len() * 95, "{rejected} of {} flips rejected", token.len());
+    // The one unauthenticated byte left: the NULL parameter tag of SignedData's unsigned
+    // digest-algorithm list (only its OIDs are checked against the SignerInfo).
+    assert!(
+        accepted_elsewhere.len() <= 1,
+        "flips accepted at {accepted_elsewhere:?}"
+    );
     // A flip inside the signature value is one of them, with a message that says so.
     let mut bad = token.clone();
     let last = bad.len() - 3;
@@ -231,11 +274,18 @@ fn garbage_receipts_are_rejected_with_a_clear_error() {
         body: body.into(),
         created_at: "2026-01-01T00:00:00.000000Z".into(),
     };
-    let err = anchor.verify_receipt("n\n", &receipt("not base64!")).unwrap_err();
+    let err = anchor
+        .verify_receipt("n\n", &receipt("not base64!"))
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Integrity);
     assert!(err.to_string().contains("not base64"), "{err}");
-    let err = anchor.verify_receipt("n\n", &receipt("aGVsbG8=")).unwrap_err();
-    assert!(err.to_string().contains("malformed timestamp token"), "{err}");
+    let err = anchor
+        .verify_receipt("n\n", &receipt("aGVsbG8="))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("malformed timestamp token"),
+        "{err}"
+    );
     let mut other_kind = receipt("aGVsbG8=");
     other_kind.anchor = "witness".into();
     let err = anchor.verify_receipt("n\n", &other_kind).unwrap_err();
@@ -248,9 +298,14 @@ fn a_rejection_status_is_an_error_carrying_the_tsa_text() {
     // This section accepts only SHA-512 imprints; the anchor sends SHA-256.
     let url = serve_tsa(pki().tsa_rsa.clone(), "sha512_only");
     let anchor = Rfc3161Anchor::new(&url, trust_a()).unwrap();
-    let err = runtime().block_on(anchor.submit(cp.submission())).unwrap_err();
+    let err = runtime()
+        .block_on(anchor.submit(cp.submission()))
+        .unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("TSA refused the request: status 2 (rejection)"), "{text}");
+    assert!(
+        text.contains("TSA refused the request: status 2 (rejection)"),
+        "{text}"
+    );
     assert!(text.contains("badAlg"), "{text}");
 }
 
@@ -258,12 +313,23 @@ fn a_rejection_status_is_an_error_carrying_the_tsa_text() {
 fn a_pinned_tsa_certificate_refuses_other_signers_of_the_same_ca() {
     let cp = signed_checkpoint(2);
     let pinned_ec = trust_a().with_pinned_file(&pki().tsa_ec.cert).unwrap();
-    let receipt = anchor_receipt(&serve_tsa(pki().tsa_ec.clone(), "granting"), pinned_ec.clone(), &cp);
+    let receipt = anchor_receipt(
+        &serve_tsa(pki().tsa_ec.clone(), "granting"),
+        pinned_ec.clone(),
+        &cp,
+    );
     let anchor = Rfc3161Anchor::new("http://127.0.0.1:9/", pinned_ec).unwrap();
     anchor.verify_receipt(&cp.note, &receipt).unwrap();
-    let rsa_receipt = anchor_receipt(&serve_tsa(pki().tsa_rsa.clone(), "granting"), trust_a(), &cp);
+    let rsa_receipt = anchor_receipt(
+        &serve_tsa(pki().tsa_rsa.clone(), "granting"),
+        trust_a(),
+        &cp,
+    );
     let err = anchor.verify_receipt(&cp.note, &rsa_receipt).unwrap_err();
-    assert!(err.to_string().contains("not a pinned TSA certificate"), "{err}");
+    assert!(
+        err.to_string().contains("not a pinned TSA certificate"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -273,7 +339,11 @@ fn a_token_without_certificates_verifies_only_with_the_pinned_tsa_certificate() 
     // A TSA that sends no certificate: the query reaches `openssl ts -reply` without certReq.
     let url = serve(move |query| tsa.reply(&without_cert_req(query), "granting"));
     let err = runtime()
-        .block_on(Rfc3161Anchor::new(&url, trust_a()).unwrap().submit(cp.submission()))
+        .block_on(
+            Rfc3161Anchor::new(&url, trust_a())
+                .unwrap()
+                .submit(cp.submission()),
+        )
         .unwrap_err();
     assert!(err.to_string().contains("signer not found"), "{err}");
     let pinned = trust_a().with_pinned_file(&pki().tsa_ec.cert).unwrap();
@@ -283,16 +353,52 @@ fn a_token_without_certificates_verifies_only_with_the_pinned_tsa_certificate() 
     std::fs::write(dir.path().join("token.der"), token_bytes(&receipt)).unwrap();
     openssl(
         dir.path(),
-        &["ts", "-verify", "-data", "note.txt", "-in", "token.der", "-token_in", "-CAfile",
-          pki().root_a.cert_path().to_str().unwrap(), "-untrusted",
-          pki().tsa_ec.cert.to_str().unwrap()],
+        &[
+            "ts",
+            "-verify",
+            "-data",
+            "note.txt",
+            "-in",
+            "token.der",
+            "-token_in",
+            "-CAfile",
+            pki().root_a.cert_path().to_str().unwrap(),
+            "-untrusted",
+            pki().tsa_ec.cert.to_str().unwrap(),
+        ],
     );
+}
+
+/// The DER of the first certificate in a PEM file.
+fn der_of_pem(pem: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    let text = String::from_utf8_lossy(pem);
+    let body: String = text
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap()
+}
+
+/// Where `needle` lies in `haystack` (empty if absent).
+fn find(haystack: &[u8], needle: &[u8]) -> std::ops::Range<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map_or(0..0, |at| at..at + needle.len())
 }
 
 /// The query with its trailing `certReq BOOLEAN TRUE` (01 01 FF) removed and the outer
 /// SEQUENCE length (one byte: the query is short) adjusted.
 fn without_cert_req(query: &[u8]) -> Vec<u8> {
-    assert!(query.ends_with(&[0x01, 0x01, 0xff]) && query[1] < 0x80, "{query:02x?}");
+    assert!(
+        query.ends_with(&[0x01, 0x01, 0xff]) && query[1] < 0x80,
+        "{query:02x?}"
+    );
     let mut out = query[..query.len() - 3].to_vec();
     out[1] -= 3;
     out
@@ -307,9 +413,15 @@ fn an_unreachable_tsa_is_unavailable_quickly() {
     let cp = signed_checkpoint(1);
     let anchor = Rfc3161Anchor::new(&format!("http://127.0.0.1:{port}/"), trust_a()).unwrap();
     let started = Instant::now();
-    let err = runtime().block_on(anchor.submit(cp.submission())).unwrap_err();
+    let err = runtime()
+        .block_on(anchor.submit(cp.submission()))
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -322,9 +434,15 @@ fn a_silent_tsa_times_out_as_unavailable() {
         .with_timeout(Duration::from_millis(300))
         .unwrap();
     let started = Instant::now();
-    let err = runtime().block_on(anchor.submit(cp.submission())).unwrap_err();
+    let err = runtime()
+        .block_on(anchor.submit(cp.submission()))
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     drop(listener);
 }
 
@@ -337,7 +455,11 @@ fn bad_configuration_is_refused_with_a_clear_error() {
     assert!(err.to_string().contains("https is not built in"), "{err}");
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.pem");
-    std::fs::write(&junk, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap();
+    std::fs::write(
+        &junk,
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
     let err = TrustStore::from_files(&[&junk]).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
     assert!(err.to_string().contains("junk.pem"), "{err}");

@@ -64,9 +64,20 @@ impl Ca {
         openssl(
             dir,
             &[
-                "req", "-x509", "-new", "-key", &format!("{name}.key"), "-out",
-                &format!("{name}.pem"), "-days", "3650", "-subj", &format!("/O=CORTEX tests/CN={name}"),
-                "-addext", "basicConstraints=critical,CA:TRUE", "-addext",
+                "req",
+                "-x509",
+                "-new",
+                "-key",
+                &format!("{}.key", file(name)),
+                "-out",
+                &format!("{}.pem", file(name)),
+                "-days",
+                "3650",
+                "-subj",
+                &format!("/O=CORTEX tests/CN={name}"),
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
                 "keyUsage=critical,keyCertSign,cRLSign",
             ],
         );
@@ -77,7 +88,7 @@ impl Ca {
     }
 
     pub fn cert_path(&self) -> PathBuf {
-        self.dir.join(format!("{}.pem", self.name))
+        self.dir.join(format!("{}.pem", file(&self.name)))
     }
 
     pub fn cert_pem(&self) -> Vec<u8> {
@@ -90,16 +101,40 @@ impl Ca {
         std::fs::write(self.dir.join("ext.cnf"), EXTENSIONS).unwrap();
         openssl(
             &self.dir,
-            &["req", "-new", "-key", &format!("{name}.key"), "-out", &format!("{name}.csr"),
-              "-subj", &format!("/O=CORTEX tests/CN={name}")],
+            &[
+                "req",
+                "-new",
+                "-key",
+                &format!("{}.key", file(name)),
+                "-out",
+                &format!("{}.csr", file(name)),
+                "-subj",
+                &format!("/O=CORTEX tests/CN={name}"),
+            ],
         );
         openssl(
             &self.dir,
-            &["x509", "-req", "-in", &format!("{name}.csr"), "-CA", &format!("{}.pem", self.name),
-              "-CAkey", &format!("{}.key", self.name), "-CAcreateserial", "-out",
-              &format!("{name}.pem"), "-days", "365", "-extfile", "ext.cnf", "-extensions", section],
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{}.csr", file(name)),
+                "-CA",
+                &format!("{}.pem", file(&self.name)),
+                "-CAkey",
+                &format!("{}.key", file(&self.name)),
+                "-CAcreateserial",
+                "-out",
+                &format!("{}.pem", file(name)),
+                "-days",
+                "365",
+                "-extfile",
+                "ext.cnf",
+                "-extensions",
+                section,
+            ],
         );
-        self.dir.join(format!("{name}.pem"))
+        self.dir.join(format!("{}.pem", file(name)))
     }
 }
 
@@ -112,8 +147,13 @@ subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 ";
 
+/// File stem for a certificate name (names have spaces; file names don't).
+fn file(name: &str) -> String {
+    name.replace(' ', "_")
+}
+
 fn gen_key(dir: &Path, name: &str, key: KeyType) {
-    let out = format!("{name}.key");
+    let out = format!("{}.key", file(name));
     let mut args = vec!["genpkey"];
     args.extend(key.genpkey_args());
     args.extend(["-out", out.as_str()]);
@@ -143,13 +183,13 @@ impl TsaIdentity {
     pub fn new(ca: &Ca, name: &str, key: KeyType, ess: EssCertId) -> TsaIdentity {
         let cert = ca.issue(name, key, "tsa_cert");
         let dir = ca.dir.clone();
-        let serial = dir.join(format!("{name}.serial"));
+        let serial = dir.join(format!("{}.serial", file(name)));
         std::fs::write(&serial, "01\n").unwrap();
         let ess_alg = match ess {
             EssCertId::V1Sha1 => "sha1",
             EssCertId::V2Sha256 => "sha256",
         };
-        let config = dir.join(format!("{name}.cnf"));
+        let config = dir.join(format!("{}.cnf", file(name)));
         std::fs::write(
             &config,
             format!(
@@ -166,7 +206,7 @@ impl TsaIdentity {
         .unwrap();
         TsaIdentity {
             cert,
-            key: dir.join(format!("{name}.key")),
+            key: dir.join(format!("{}.key", file(name))),
             chain: ca.cert_path(),
             config,
             dir,
@@ -182,9 +222,24 @@ impl TsaIdentity {
         std::fs::write(&query_path, query).unwrap();
         openssl(
             &self.dir,
-            &["ts", "-reply", "-queryfile", path(&query_path), "-config", path(&self.config),
-              "-section", section, "-inkey", path(&self.key), "-signer", path(&self.cert),
-              "-chain", path(&self.chain), "-out", path(&reply_path)],
+            &[
+                "ts",
+                "-reply",
+                "-queryfile",
+                path(&query_path),
+                "-config",
+                path(&self.config),
+                "-section",
+                section,
+                "-inkey",
+                path(&self.key),
+                "-signer",
+                path(&self.cert),
+                "-chain",
+                path(&self.chain),
+                "-out",
+                path(&reply_path),
+            ],
         );
         std::fs::read(&reply_path).unwrap()
     }
