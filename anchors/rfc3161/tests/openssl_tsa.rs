@@ -310,6 +310,27 @@ fn a_rejection_status_is_an_error_carrying_the_tsa_text() {
 }
 
 #[test]
+fn a_replayed_reply_with_another_nonce_is_refused() {
+    let cp = signed_checkpoint(2);
+    let tsa = pki().tsa_ec.clone();
+    let first: std::sync::Mutex<Option<Vec<u8>>> = std::sync::Mutex::new(None);
+    // A TSA (or a man in the middle) that answers every query with its first reply.
+    let url = serve(move |query| {
+        first
+            .lock()
+            .unwrap()
+            .get_or_insert_with(|| tsa.reply(query, "granting"))
+            .clone()
+    });
+    let anchor = Rfc3161Anchor::new(&url, trust_a()).unwrap();
+    let rt = runtime();
+    rt.block_on(anchor.submit(cp.submission())).unwrap();
+    let err = rt.block_on(anchor.submit(cp.submission())).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Integrity);
+    assert!(err.to_string().contains("another nonce"), "{err}");
+}
+
+#[test]
 fn a_pinned_tsa_certificate_refuses_other_signers_of_the_same_ca() {
     let cp = signed_checkpoint(2);
     let pinned_ec = trust_a().with_pinned_file(&pki().tsa_ec.cert).unwrap();
