@@ -157,3 +157,47 @@ fn malformed(cert: &Certificate, what: &str, e: der::Error) -> Error {
         cert.tbs_certificate().subject()
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// The Sigstore test TSA's chain (leaf, intermediate, root), recorded in the shared vectors.
+    fn test_tsa_chain() -> Vec<Certificate> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/vectors/rfc3161/rfc3161-client/test_tsa/ts_chain.pem");
+        Certificate::load_pem_chain(&std::fs::read(&path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn only_an_end_entity_with_the_critical_time_stamping_usage_may_sign_tokens() {
+        let chain = test_tsa_chain();
+        check_tsa_certificate(&chain[0]).unwrap();
+        for ca in &chain[1..] {
+            let err = check_tsa_certificate(ca).unwrap_err();
+            assert!(
+                err.to_string().contains("extended key usage") || err.to_string().contains("CA"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_chain_is_checked_at_the_given_time() {
+        let chain = test_tsa_chain();
+        let inside = DateTime::parse_from_rfc3339("2024-10-08T15:40:32Z")
+            .unwrap()
+            .to_utc();
+        check_chain(&chain[0], &[&chain[1]], &chain[2..], inside).unwrap();
+        let before = DateTime::parse_from_rfc3339("2001-01-01T00:00:00Z")
+            .unwrap()
+            .to_utc();
+        let err = check_chain(&chain[0], &[&chain[1]], &chain[2..], before).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("is not valid at the token's genTime"),
+            "{err}"
+        );
+    }
+}
