@@ -184,6 +184,20 @@ mod tests {
     }
 
     #[test]
+    fn a_time_stamping_usage_not_marked_critical_is_refused() {
+        use der::{Decode, Encode};
+        let leaf = test_tsa_chain()[0].to_der().unwrap();
+        // extnID 2.5.29.37 (extKeyUsage) followed by critical BOOLEAN TRUE: make it FALSE.
+        let marker = [0x06, 0x03, 0x55, 0x1d, 0x25, 0x01, 0x01, 0xff];
+        let at = leaf.windows(8).position(|w| w == marker).unwrap();
+        let mut edited = leaf.clone();
+        edited[at + 7] = 0x00;
+        let cert = Certificate::from_ber(&edited).unwrap();
+        let err = check_tsa_certificate(&cert).unwrap_err();
+        assert!(err.to_string().contains("not marked critical"), "{err}");
+    }
+
+    #[test]
     fn the_chain_is_checked_at_the_given_time() {
         let chain = test_tsa_chain();
         let inside = DateTime::parse_from_rfc3339("2024-10-08T15:40:32Z")
