@@ -426,6 +426,63 @@ fn without_cert_req(query: &[u8]) -> Vec<u8> {
 }
 
 #[test]
+fn a_substituted_signer_certificate_with_the_same_key_and_serial_is_refused() {
+    // A second certificate for TSA A EC's key, issuer and serial, validly signed by root A but
+    // not the one the TSA signed with: only the ESS signing-certificate hash tells them apart.
+    let tsa = pki().tsa_ec.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let serial = openssl(
+        &tsa.dir,
+        &[
+            "x509",
+            "-in",
+            tsa.cert.to_str().unwrap(),
+            "-noout",
+            "-serial",
+        ],
+    );
+    let serial = String::from_utf8(serial.stdout).unwrap();
+    let serial = format!("0x{}", serial.trim().trim_start_matches("serial="));
+    let twin = dir.path().join("twin.pem");
+    openssl(
+        &tsa.dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "TSA_A_EC.csr",
+            "-CA",
+            "Root_A.pem",
+            "-CAkey",
+            "Root_A.key",
+            "-set_serial",
+            &serial,
+            "-days",
+            "30",
+            "-extfile",
+            "ext.cnf",
+            "-extensions",
+            "tsa_cert",
+            "-out",
+            twin.to_str().unwrap(),
+        ],
+    );
+    let cp = signed_checkpoint(2);
+    let url = serve(move |query| tsa.reply(&without_cert_req(query), "granting"));
+    let genuine = trust_a().with_pinned_file(&pki().tsa_ec.cert).unwrap();
+    let receipt = anchor_receipt(&url, genuine, &cp);
+    let twin_pinned = trust_a().with_pinned_file(&twin).unwrap();
+    let err = Rfc3161Anchor::new(&url, twin_pinned)
+        .unwrap()
+        .verify_receipt(&cp.note, &receipt)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("ESS signing-certificate hash"),
+        "{err}"
+    );
+}
+
+#[test]
 fn an_unreachable_tsa_is_unavailable_quickly() {
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
