@@ -37,6 +37,12 @@ pub fn open(line: &PolicyAnchor, home: &Path, purpose: Purpose) -> Result<Arc<dy
             .map_err(bad),
         #[cfg(feature = "rekor")]
         "rekor" => rekor(line, home, purpose).map_err(bad),
+        // An RFC 3161 timestamp authority; trust: the CA certificate(s) its tokens chain to (PEM).
+        #[cfg(feature = "rfc3161")]
+        "rfc3161" => cortex_rfc3161::TrustStore::new(line.trust.as_bytes())
+            .and_then(|t| cortex_rfc3161::Rfc3161Anchor::new(&line.target, t))
+            .map(|a| Arc::new(a) as Arc<dyn Anchor>)
+            .map_err(bad),
         other => {
             let _ = (home, purpose);
             Err(bad(match KINDS.iter().find(|(k, _)| *k == other) {
