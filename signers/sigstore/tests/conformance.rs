@@ -192,3 +192,29 @@ fn the_production_rekor_v2_bundles_are_refused_by_sigstore_verify_0_15_1_for_kno
         "{err}"
     );
 }
+
+#[test]
+fn unusable_trusted_roots_get_errors_naming_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.json");
+    let err = BundleVerifier::from_trusted_root_file(&missing).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("cannot read Sigstore trusted root"),
+        "{err}"
+    );
+    let garbage = dir.path().join("root.json");
+    fs::write(&garbage, "{\"mediaType\": 7}").unwrap();
+    let err = BundleVerifier::from_trusted_root_file(&garbage).unwrap_err();
+    assert!(
+        err.to_string().contains("trusted root does not parse"),
+        "{err}"
+    );
+    assert!(
+        format!("{:?}", err.context()).contains("root.json"),
+        "{:?}",
+        err.context()
+    );
+    let production = vectors().join("trusted_root.production.json");
+    BundleVerifier::from_trusted_root_file(&production).unwrap();
+}
