@@ -25,9 +25,12 @@ pub fn generate(s: &Settings, k: KeySpec) -> Result<u8> {
         "ed25519" => ed25519(s, k),
         #[cfg(feature = "ssh")]
         "ssh" => ssh(s, k),
+        #[cfg(feature = "sigstore")]
+        "sigstore" => sigstore(s, k),
         other => Err(Error::config(format!(
-            "unknown key type {other:?}; this binary makes: ed25519{}",
-            if cfg!(feature = "ssh") { ", ssh" } else { "" }
+            "unknown key type {other:?}; this binary makes: ed25519{}{}",
+            if cfg!(feature = "ssh") { ", ssh" } else { "" },
+            if cfg!(feature = "sigstore") { ", sigstore" } else { "" }
         ))),
     }
 }
@@ -91,6 +94,47 @@ fn ssh(s: &Settings, k: KeySpec) -> Result<u8> {
             "  check by hand: ssh-keygen -Y verify -n {} -f allowed_signers -I <id> -s sig < body",
             signer.namespace()
         );
+    }
+    Ok(0)
+}
+
+#[cfg(feature = "sigstore")]
+fn sigstore(s: &Settings, k: KeySpec) -> Result<u8> {
+    let algorithm = match k.algorithm.as_str() {
+        "ecdsa-p256" | "p256" => cortex_sigstore::KeyAlgorithm::EcdsaP256Sha256,
+        "ed25519" => cortex_sigstore::KeyAlgorithm::Ed25519,
+        other => {
+            return Err(Error::config(format!(
+                "--algorithm {other:?} is not a Sigstore key type; use ecdsa-p256 or ed25519"
+            )));
+        }
+    };
+    let path = k
+        .out
+        .unwrap_or_else(|| s.home.join("keys").join(format!("sigstore_{}.pem", algorithm.name())));
+    if path.exists() && !k.force {
+        return Err(Error::config(format!(
+            "{} already exists; pass --force to replace it",
+            path.display()
+        )));
+    }
+    if k.force {
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(cortex_sigstore::public_key_path(&path));
+    }
+    let signer = cortex_sigstore::SigstoreSigner::generate(&path, algorithm)?;
+    let public = cortex_sigstore::public_key_path(&path);
+    if s.json {
+        output::json(&serde_json::json!({
+            "ok": true, "type": "sigstore", "algorithm": algorithm.name(),
+            "key_name": signer.key_name(), "key_path": path, "public_key_path": public,
+        }));
+    } else {
+        println!("✓ Generated Sigstore {} checkpoint signer {}", algorithm.name(), signer.key_name());
+        println!("  private key: {} (keep it private)", path.display());
+        println!("  public key:  {}", public.display());
+        println!("  sign with:   cortex --signer sigstore:{} ledger checkpoint", path.display());
+        println!("  policy line: signer sigstore {}", public.display());
     }
     Ok(0)
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// The signer kinds this binary knows, with the cargo feature that brings each.
-const KINDS: &[(&str, &str)] = &[("ed25519", ""), ("ssh", "ssh")];
+const KINDS: &[(&str, &str)] = &[("ed25519", ""), ("ssh", "ssh"), ("sigstore", "sigstore")];
 
 fn unknown(kind: &str, what: &str) -> Error {
     if let Some((_, feature)) = KINDS.iter().find(|(k, _)| *k == kind) {
@@ -32,6 +32,8 @@ pub fn open(spec: &str) -> Result<Arc<dyn Signer>> {
         "ed25519" => Ok(Arc::new(cortex_ed25519::Ed25519Signer::read_file(&path)?)),
         #[cfg(feature = "ssh")]
         "ssh" => Ok(Arc::new(cortex_ssh::SshSigner::from_file(&path)?)),
+        #[cfg(feature = "sigstore")]
+        "sigstore" => Ok(Arc::new(cortex_sigstore::SigstoreSigner::from_file(&path)?)),
         other => Err(unknown(other, &format!("--signer {spec:?}"))),
     }
 }
@@ -42,6 +44,8 @@ pub fn verifier(kind: &str, key: &str) -> Result<Box<dyn Verifier>> {
         "ed25519" => Ok(Box::new(cortex_ed25519::Ed25519Verifier::from_vkey(key)?)),
         #[cfg(feature = "ssh")]
         "ssh" => Ok(Box::new(cortex_ssh::SshVerifier::from_public_key(key)?)),
+        #[cfg(feature = "sigstore")]
+        "sigstore" => Ok(Box::new(cortex_sigstore::SigstoreVerifier::from_pem(key)?)),
         other => Err(unknown(other, "the policy")),
     }
 }
