@@ -61,7 +61,8 @@ fn verified_checkpoint(served: &Served, vkey: &str) -> (Checkpoint, String) {
         .verify(&verifiers)
         .expect("the checkpoint signature verifies");
     assert_eq!(verified.len(), 1);
-    (Checkpoint::from_bytes(note.text()).unwrap(), r.text())
+    let text = String::from_utf8(r.body).unwrap();
+    (Checkpoint::from_bytes(note.text()).unwrap(), text)
 }
 
 /// Splits an entry bundle with nothing but the spec: big-endian u16 length, then the bytes.

@@ -76,8 +76,10 @@ impl Reply {
             .map(|v| v.to_str().unwrap())
             .unwrap_or("")
     }
+    /// The body as text (binary bodies are shown lossily, for assertion messages).
     pub fn text(&self) -> String {
-        String::from_utf8(self.body.clone()).unwrap()
+        let text = String::from_utf8_lossy(&self.body);
+        text.chars().take(300).collect()
     }
 }
 
