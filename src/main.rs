@@ -74,6 +74,9 @@ enum Command {
     /// Serve the ledger over the Model Context Protocol.
     #[command(subcommand)]
     Mcp(McpCommand),
+    /// Publish the ledger as a read-only tlog-tiles log.
+    #[command(subcommand)]
+    Tiles(TilesCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -86,6 +89,12 @@ enum MemoryCommand {
 enum McpCommand {
     /// Start an MCP server (stdio, Streamable HTTP, legacy SSE or WebSocket).
     Start(commands::mcp::StartArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum TilesCommand {
+    /// Serve /checkpoint, /tile/<L>/<N> and /tile/entries/<N> for the latest checkpoint.
+    Serve(commands::tiles::ServeArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -190,6 +199,7 @@ fn main() -> ExitCode {
         Command::Forget(a) => commands::memory::forget(&s, a),
         Command::Memory(MemoryCommand::Rebuild(a)) => commands::memory::rebuild(&s, a),
         Command::Mcp(McpCommand::Start(a)) => commands::mcp::start(&s, a),
+        Command::Tiles(TilesCommand::Serve(a)) => commands::tiles::serve(&s, a),
     });
     match result {
         Ok(code) => ExitCode::from(code),
