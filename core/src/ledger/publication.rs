@@ -94,7 +94,9 @@ impl PublicTile {
     /// Parses a path relative to the log prefix, accepting only the canonical form (the one
     /// [`PublicTile::path`] writes): anything else is an invalid-input error naming the problem.
     pub fn parse(path: &str) -> Result<PublicTile> {
-        let bad = |why: String| Error::invalid(format!("bad tile path {path:?}: {why}"));
+        let shown: String = path.chars().take(80).collect();
+        let ellipsis = if shown.len() < path.len() { "…" } else { "" };
+        let bad = |why: String| Error::invalid(format!("bad tile path {shown:?}{ellipsis}: {why}"));
         let rest = path
             .strip_prefix("tile/")
             .ok_or_else(|| bad("it does not start with \"tile/\"".into()))?;

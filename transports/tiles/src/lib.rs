@@ -13,25 +13,35 @@
 //! tlog-tiles is `400` with a body naming the problem. `HEAD` works on every resource.
 //!
 //! The bytes come from [`cortex_core::ledger::publication`]; this crate only serves them. Store
-//! reads run on tokio's blocking pool. A ledger that hashes with BLAKE3 has no tlog-tiles view
+//! reads run on tokio's blocking pool. Full tiles and bundles are kept in a small in-memory cache
+//! ([`FULL_TILE_CACHE_ENTRIES`]): their bytes never change, and once the latest checkpoint covers
+//! one, every later checkpoint does too (the ledger refuses to sign a shorter tree), so a cached
+//! one is served without reading the store. A ledger that hashes with BLAKE3 has no tlog-tiles view
 //! (the format assumes SHA-256): [`router`] refuses it.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use cortex_core::ledger::publication::{PublicTile, read_public_tile, require_sha256};
 use cortex_core::{DynLedgerStore, Error, ErrorKind, Ledger, Result};
+use quick_cache::sync::Cache;
 use std::future::Future;
+use std::sync::Arc;
 
 /// `Cache-Control` of tiles and entry bundles: their bytes never change.
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// `Cache-Control` of the checkpoint and of errors: they change when a checkpoint is made.
 pub const MUTABLE: &str = "no-cache";
+
+/// Full tiles and entry bundles kept in memory: at most 8 KiB each for hash tiles, about 256
+/// entries' canonical bytes for a bundle (some 40 MB at 160-byte entries).
+pub const FULL_TILE_CACHE_ENTRIES: usize = 1024;
 
 const TEXT: &str = "text/plain; charset=utf-8";
 const OCTETS: &str = "application/octet-stream";
@@ -46,7 +56,16 @@ pub fn router(ledger: &Ledger) -> Result<Router> {
         .route("/checkpoint", get(checkpoint))
         .route("/tile/{*path}", get(tile))
         .fallback(unknown)
-        .with_state(ledger.store().clone()))
+        .with_state(Arc::new(View {
+            store: ledger.store().clone(),
+            full_tiles: Cache::new(FULL_TILE_CACHE_ENTRIES),
+        })))
+}
+
+/// What the handlers share: the store and the cache of full tiles.
+struct View {
+    store: DynLedgerStore,
+    full_tiles: Cache<PublicTile, Bytes>,
 }
 
 /// Binds `host:port` (port 0 picks a free one), with an error naming the address.
@@ -75,26 +94,37 @@ pub async fn serve(
         .map_err(|e| Error::new(ErrorKind::Unavailable, "the tiles server failed").with_source(e))
 }
 
-async fn checkpoint(State(store): State<DynLedgerStore>) -> Response {
+async fn checkpoint(State(view): State<Arc<View>>) -> Response {
+    let store = view.store.clone();
     match blocking(move || latest_note(&*store)).await {
         Ok(note) => reply(StatusCode::OK, TEXT, MUTABLE, note.into_bytes()),
         Err(e) => error_reply(&e),
     }
 }
 
-async fn tile(State(store): State<DynLedgerStore>, uri: Uri) -> Response {
+async fn tile(State(view): State<Arc<View>>, uri: Uri) -> Response {
     // The raw path (not the percent-decoded parameter): only the canonical spelling is a tile.
     let path = uri.path().trim_start_matches('/');
     let tile = match PublicTile::parse(path) {
         Ok(t) => t,
         Err(e) => return error_reply(&e),
     };
+    if let Some(bytes) = view.full_tiles.get(&tile) {
+        return reply(StatusCode::OK, OCTETS, IMMUTABLE, bytes);
+    }
+    let store = view.store.clone();
     let read = blocking(move || {
         let size = latest_size(&*store)?;
         read_public_tile(&*store, size, &tile)
     });
     match read.await {
-        Ok(bytes) => reply(StatusCode::OK, OCTETS, IMMUTABLE, bytes),
+        Ok(bytes) => {
+            let bytes = Bytes::from(bytes);
+            if tile.is_full() {
+                view.full_tiles.insert(tile, bytes.clone());
+            }
+            reply(StatusCode::OK, OCTETS, IMMUTABLE, bytes)
+        }
         Err(e) => error_reply(&e),
     }
 }
@@ -142,7 +172,7 @@ fn reply(
     status: StatusCode,
     content_type: &'static str,
     cache: &'static str,
-    body: Vec<u8>,
+    body: impl Into<Bytes>,
 ) -> Response {
     (
         status,
@@ -150,7 +180,7 @@ fn reply(
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
             (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
         ],
-        body,
+        body.into(),
     )
         .into_response()
 }
