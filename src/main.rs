@@ -91,6 +91,9 @@ enum Command {
     /// Act as a C2SP tlog-witness for other logs.
     #[command(subcommand)]
     Witness(WitnessCommand),
+    /// Publish the ledger as a read-only tlog-tiles log.
+    #[command(subcommand)]
+    Tiles(TilesCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -110,6 +113,12 @@ enum MemoryCommand {
 enum McpCommand {
     /// Start an MCP server (stdio, Streamable HTTP, legacy SSE or WebSocket).
     Start(commands::mcp::StartArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum TilesCommand {
+    /// Serve /checkpoint, /tile/<L>/<N> and /tile/entries/<N> for the latest checkpoint.
+    Serve(commands::tiles::ServeArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -242,6 +251,7 @@ fn main() -> ExitCode {
         Command::Witness(WitnessCommand::Serve(a)) => {
             commands::witness::serve(json, witness_paths, a)
         }
+        Command::Tiles(TilesCommand::Serve(a)) => commands::tiles::serve(&s, a),
     });
     match result {
         Ok(code) => ExitCode::from(code),

@@ -101,6 +101,10 @@ fn a_sqlite_only_binary_works_and_names_what_is_compiled_out() {
             .err_has(&format!("the {transport} transport is not compiled into"))
             .err_has(feature);
     }
+    run(&["tiles", "serve", "--port", "0"])
+        .code(2)
+        .err_has("tlog-tiles view is not compiled into this binary")
+        .err_has("--features tiles");
     run(&["benchmark", "--backend", "redb", "--entries", "10000"])
         .code(2)
         .err_has("--features redb");

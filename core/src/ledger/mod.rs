@@ -19,6 +19,7 @@ pub mod merkle;
 pub mod note;
 pub mod policy;
 pub mod proof_file;
+pub mod publication;
 pub mod signer;
 pub mod store;
 pub mod tiles;
