@@ -30,7 +30,11 @@ pub fn generate(s: &Settings, k: KeySpec) -> Result<u8> {
         other => Err(Error::config(format!(
             "unknown key type {other:?}; this binary makes: ed25519{}{}",
             if cfg!(feature = "ssh") { ", ssh" } else { "" },
-            if cfg!(feature = "sigstore") { ", sigstore" } else { "" }
+            if cfg!(feature = "sigstore") {
+                ", sigstore"
+            } else {
+                ""
+            }
         ))),
     }
 }
@@ -109,9 +113,11 @@ fn sigstore(s: &Settings, k: KeySpec) -> Result<u8> {
             )));
         }
     };
-    let path = k
-        .out
-        .unwrap_or_else(|| s.home.join("keys").join(format!("sigstore_{}.pem", algorithm.name())));
+    let path = k.out.unwrap_or_else(|| {
+        s.home
+            .join("keys")
+            .join(format!("sigstore_{}.pem", algorithm.name()))
+    });
     if path.exists() && !k.force {
         return Err(Error::config(format!(
             "{} already exists; pass --force to replace it",
@@ -130,10 +136,17 @@ fn sigstore(s: &Settings, k: KeySpec) -> Result<u8> {
             "key_name": signer.key_name(), "key_path": path, "public_key_path": public,
         }));
     } else {
-        println!("✓ Generated Sigstore {} checkpoint signer {}", algorithm.name(), signer.key_name());
+        println!(
+            "✓ Generated Sigstore {} checkpoint signer {}",
+            algorithm.name(),
+            signer.key_name()
+        );
         println!("  private key: {} (keep it private)", path.display());
         println!("  public key:  {}", public.display());
-        println!("  sign with:   cortex --signer sigstore:{} ledger checkpoint", path.display());
+        println!(
+            "  sign with:   cortex --signer sigstore:{} ledger checkpoint",
+            path.display()
+        );
         println!("  policy line: signer sigstore {}", public.display());
     }
     Ok(0)

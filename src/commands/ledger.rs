@@ -390,7 +390,11 @@ pub fn verify(s: &Settings, a: VerifyArgs) -> Result<u8> {
         _ => verifiers(s, &a.vkey)?,
     };
     let anchors = match &policy {
-        Some(p) => crate::plugins::anchors::from_policy(p, &s.home, crate::plugins::anchors::Purpose::Check)?,
+        Some(p) => crate::plugins::anchors::from_policy(
+            p,
+            &s.home,
+            crate::plugins::anchors::Purpose::Check,
+        )?,
         None => Vec::new(),
     };
     let size = ledger.head()?.size;
@@ -630,7 +634,11 @@ pub fn verify_external(s: &Settings, a: VerifyExternalArgs) -> Result<u8> {
         refs.extend(p.note_verifiers());
     }
     let anchors = match &policy {
-        Some(p) => crate::plugins::anchors::from_policy(p, &s.home, crate::plugins::anchors::Purpose::Check)?,
+        Some(p) => crate::plugins::anchors::from_policy(
+            p,
+            &s.home,
+            crate::plugins::anchors::Purpose::Check,
+        )?,
         None => Vec::new(),
     };
     let file = std::fs::File::open(&a.file)

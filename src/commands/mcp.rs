@@ -85,7 +85,11 @@ pub fn build_server(
             None => verifiers(s, &[])?.into_iter().map(Arc::from).collect(),
         },
         anchors: match &policy {
-            Some(p) => crate::plugins::anchors::from_policy(p, &s.home, crate::plugins::anchors::Purpose::Check)?,
+            Some(p) => crate::plugins::anchors::from_policy(
+                p,
+                &s.home,
+                crate::plugins::anchors::Purpose::Check,
+            )?,
             None => Vec::new(),
         },
         policy: policy.clone(),

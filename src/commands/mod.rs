@@ -6,8 +6,8 @@ pub mod keys;
 pub mod ledger;
 pub mod mcp;
 pub mod memory;
-pub mod witness;
 pub mod tiles;
+pub mod witness;
 
 /// Reads JSON Lines from stdin: `parse(line_number, line)` for every non-blank line, in order.
 /// `nothing` is the error message when no line was given.

@@ -2,8 +2,8 @@
 //! or certificate their receipts are checked with; `--anchor KIND+URL` picks which of them a
 //! command submits to (all of the policy's when none is given).
 
-use cortex_core::ledger::policy::{Policy, PolicyAnchor};
 use cortex_core::ledger::anchor::Submission;
+use cortex_core::ledger::policy::{Policy, PolicyAnchor};
 use cortex_core::{Anchor, BoxFuture, Error, Receipt, Result};
 use std::path::Path;
 use std::sync::Arc;
@@ -59,11 +59,14 @@ pub fn open(line: &PolicyAnchor, home: &Path, purpose: Purpose) -> Result<Arc<dy
     }
 }
 
+/// Checks one receipt against its checkpoint note.
+type ReceiptCheck = Box<dyn Fn(&str, &Receipt) -> Result<()> + Send + Sync>;
+
 /// An anchor opened only to check receipts: it holds no key to submit with.
 struct CheckOnly {
     kind: &'static str,
     target: String,
-    check: Box<dyn Fn(&str, &Receipt) -> Result<()> + Send + Sync>,
+    check: ReceiptCheck,
 }
 
 impl std::fmt::Debug for CheckOnly {
@@ -124,12 +127,20 @@ fn rekor(line: &PolicyAnchor, home: &Path, purpose: Purpose) -> Result<Arc<dyn A
             Err(e) => return Err(e),
         }
     };
-    Ok(Arc::new(cortex_rekor::RekorAnchor::new(&line.target, trust, key)?))
+    Ok(Arc::new(cortex_rekor::RekorAnchor::new(
+        &line.target,
+        trust,
+        key,
+    )?))
 }
 
 /// Every anchor the policy declares (to check receipts, and to submit to by default).
 pub fn from_policy(policy: &Policy, home: &Path, purpose: Purpose) -> Result<Vec<Arc<dyn Anchor>>> {
-    policy.anchors.iter().map(|a| open(a, home, purpose)).collect()
+    policy
+        .anchors
+        .iter()
+        .map(|a| open(a, home, purpose))
+        .collect()
 }
 
 /// The anchors to submit to: those `--anchor KIND+URL` names (each must be declared in the

@@ -1,0 +1,285 @@
+//! Anchoring through the binary, against a real `cortex witness serve` on loopback: the newest
+//! checkpoint is submitted in the background while appends go on; a witness that goes away
+//! never blocks an append, its anchor is reported as failing, and the receipt arrives once it is
+//! back; `verify` re-checks every receipt offline and catches an altered one.
+
+mod common;
+
+use common::{KillOnDrop, Sandbox, free_port};
+use serde_json::Value;
+use std::io::BufRead;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// A `cortex witness serve` on `port`, witnessing the log whose verifier key is in `logs`; its
+/// own verifier key.
+fn witness(home: &Path, logs: &Path, port: u16) -> (KillOnDrop, String) {
+    let mut child = common::cortex_in(home, &[])
+        .args([
+            "--json",
+            "witness",
+            "serve",
+            "--name",
+            "example.com/witness",
+        ])
+        .arg("--port")
+        .arg(port.to_string())
+        .arg("--logs")
+        .arg(logs)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("run cortex witness serve");
+    let mut text = String::new();
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        text.push_str(&line);
+        if line == "}" {
+            break;
+        }
+    }
+    let v: Value = serde_json::from_str(&text).expect("the witness's startup JSON");
+    (KillOnDrop(child), v["vkey"].as_str().unwrap().to_owned())
+}
+
+impl Sandbox {
+    fn append_some(&self, n: usize) {
+        let lines: String = (0..n)
+            .map(|i| format!("{{\"project\":\"p\",\"action\":\"a\",\"detail\":{{\"i\":{i}}}}}\n"))
+            .collect();
+        self.run_with_stdin(&["ledger", "append"], &lines).ok();
+    }
+    /// A fresh ledger with its key, a witness home beside it that knows the ledger's key, and a
+    /// policy declaring the witness at `port`.
+    fn anchored_setup(&self, port: u16) -> (String, std::path::PathBuf) {
+        self.append_some(2);
+        self.run(&["ledger", "checkpoint"]).ok();
+        let whome = self.path("witness-home");
+        std::fs::create_dir_all(&whome).unwrap();
+        let logs = whome.join("logs.txt");
+        std::fs::copy(self.vkey(), &logs).unwrap();
+        let policy = self.path("policy.txt");
+        std::fs::write(
+            &policy,
+            format!(
+                "signer ed25519 {}\nanchor witness http://127.0.0.1:{port} witness.vkey\n",
+                self.vkey()
+            ),
+        )
+        .unwrap();
+        (policy.display().to_string(), whome)
+    }
+    fn anchor_status(&self, policy: &str) -> Value {
+        let s = self
+            .run(&["--json", "--policy", policy, "ledger", "status"])
+            .ok()
+            .json();
+        s["anchors"][0].clone()
+    }
+    /// Waits until the witness anchor's status satisfies `done` (60 s at most).
+    fn wait_for(&self, policy: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let a = self.anchor_status(policy);
+            if done(&a) {
+                return a;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; last status {a:#}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+#[test]
+fn appends_go_on_while_the_witness_is_down_and_receipts_arrive_after_it_returns() {
+    let sb = Sandbox::new();
+    let port = free_port();
+    let (policy, whome) = sb.anchored_setup(port);
+    let logs = whome.join("logs.txt");
+    let (w, wvkey) = witness(&whome, &logs, port);
+    std::fs::write(sb.path("witness.vkey"), &wvkey).unwrap();
+    // The long-running checkpointer anchors in the background.
+    let _checkpointer = KillOnDrop(
+        sb.std_command()
+            .args([
+                "--policy",
+                &policy,
+                "ledger",
+                "checkpoint",
+                "--interval",
+                "0.2",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    sb.append_some(5);
+    let a = sb.wait_for(&policy, "the first receipt", |a| {
+        a["status"] == "anchored" && a["anchored_size"].as_u64() >= Some(7)
+    });
+    assert_eq!(a["failures"], 0, "{a:#}");
+
+    // The witness goes away: appends still succeed, and checkpoints go on being made.
+    drop(w);
+    for _ in 0..5 {
+        sb.append_some(3);
+    }
+    let a = sb.wait_for(&policy, "the anchor to fail", |a| {
+        a["status"] == "failing" && a["latest_checkpoint"].as_u64() == Some(22)
+    });
+    assert!(
+        a["last_error"].as_str().unwrap().contains("127.0.0.1"),
+        "{a:#}"
+    );
+    assert!(a["lag_entries"].as_u64().unwrap() > 0, "{a:#}");
+    sb.run(&["--policy", &policy, "ledger", "status"])
+        .ok()
+        .out_has("! witness http://127.0.0.1:");
+
+    // It comes back (same key and state): the newest checkpoint gets its receipt.
+    let (_w, again) = witness(&whome, &logs, port);
+    assert_eq!(again, wvkey);
+    let a = sb.wait_for(&policy, "the receipt after the witness returned", |a| {
+        a["status"] == "anchored" && a["anchored_size"].as_u64() == Some(22)
+    });
+    assert_eq!(
+        (a["failures"].as_u64(), a["lag_entries"].as_u64()),
+        (Some(0), Some(0))
+    );
+
+    // verify re-checks every receipt offline with the witness key from the policy.
+    let v = sb
+        .run(&["--json", "--policy", &policy, "ledger", "verify"])
+        .ok()
+        .json();
+    assert!(v["receipts_checked"].as_u64().unwrap() >= 2, "{v:#}");
+    assert_eq!(v["receipts_unchecked"], 0);
+    assert_eq!(v["anchors"][0]["status"], "anchored");
+
+    // An altered cosignature is a bad receipt, located at its checkpoint.
+    let conn = sb.conn();
+    let body: String = conn
+        .query_row(
+            "SELECT body FROM checkpoint_receipts WHERE tree_size = 22",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let forged = body.replacen('A', "B", 1).replacen("w=", "x=", 1);
+    assert_ne!(forged, body);
+    conn.execute(
+        "UPDATE checkpoint_receipts SET body = ?1 WHERE tree_size = 22",
+        [&forged],
+    )
+    .unwrap();
+    let run = sb
+        .run(&["--json", "--policy", &policy, "ledger", "verify"])
+        .code(1);
+    let vs = run.json()["violations"].as_array().unwrap().clone();
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_eq!(vs[0]["kind"], "bad_receipt");
+    assert_eq!(vs[0]["checkpoint"], 22);
+}
+
+#[test]
+fn ledger_anchor_submits_now_and_reports_an_unreachable_witness() {
+    let sb = Sandbox::new();
+    let port = free_port();
+    let (policy, whome) = sb.anchored_setup(port);
+    let logs = whome.join("logs.txt");
+    // The witness made its key once, then went away.
+    let (w, wvkey) = witness(&whome, &logs, port);
+    drop(w);
+    std::fs::write(sb.path("witness.vkey"), &wvkey).unwrap();
+    // Nothing listens: a clear failure, recorded, and no receipt.
+    let r = sb.run(&["--policy", &policy, "ledger", "anchor"]).code(3);
+    assert!(
+        r.stdout
+            .contains("✗ checkpoint 2 not anchored by witness http://127.0.0.1:"),
+        "{r:#?}"
+    );
+    let a = sb.anchor_status(&policy);
+    assert_eq!(
+        (a["status"].as_str(), a["failures"].as_u64()),
+        (Some("failing"), Some(1))
+    );
+    // With the witness back, `ledger anchor` tries at once, whatever the backoff, and a second
+    // run finds the receipt.
+    let (_w, again) = witness(&whome, &logs, port);
+    assert_eq!(again, wvkey);
+    sb.run(&["--policy", &policy, "ledger", "anchor"])
+        .ok()
+        .out_has("✓ checkpoint 2 anchored by witness");
+    sb.run(&["--policy", &policy, "ledger", "anchor"])
+        .ok()
+        .out_has("✓ checkpoint 2 already anchored by witness");
+    assert_eq!(sb.anchor_status(&policy)["status"], "anchored");
+    // A cosignature by a key the policy does not name (here the policy names another key) is
+    // refused before anything is stored.
+    std::fs::copy(sb.vkey(), sb.path("witness.vkey")).unwrap();
+    sb.append_some(1);
+    sb.run(&["ledger", "checkpoint"]).ok();
+    let r = sb.run(&["--policy", &policy, "ledger", "anchor"]).code(3);
+    assert!(r.stdout.contains("✗ checkpoint 3 not anchored"), "{r:#?}");
+    let stored: i64 = sb
+        .conn()
+        .query_row(
+            "SELECT count(*) FROM checkpoint_receipts WHERE tree_size = 3",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(stored, 0);
+}
+
+#[test]
+fn anchor_flags_and_policy_lines_are_checked() {
+    let sb = Sandbox::new();
+    sb.append_some(1);
+    sb.run(&["ledger", "checkpoint"]).ok();
+    sb.run(&["ledger", "anchor"])
+        .code(2)
+        .err_has("no anchor to submit to");
+    sb.run(&["--anchor", "witness+http://127.0.0.1:1", "ledger", "anchor"])
+        .code(2)
+        .err_has("needs a policy that declares it");
+    let p = sb.path("p.txt");
+    std::fs::write(
+        &p,
+        format!(
+            "signer ed25519 {}\nanchor carrier-pigeon http://x k\n",
+            sb.vkey()
+        ),
+    )
+    .unwrap();
+    let p = p.display().to_string();
+    sb.run(&["--policy", &p, "ledger", "anchor"])
+        .code(2)
+        .err_has("unknown anchor kind \"carrier-pigeon\"");
+    std::fs::write(
+        &p,
+        format!(
+            "signer ed25519 {}\nanchor witness http://127.0.0.1:1 not-a-key\n",
+            sb.vkey()
+        ),
+    )
+    .unwrap();
+    sb.run(&[
+        "--policy",
+        &p,
+        "--anchor",
+        "witness+http://127.0.0.1:2",
+        "ledger",
+        "anchor",
+    ])
+    .code(2)
+    .err_has("the policy declares no `anchor witness http://127.0.0.1:2 KEY` line");
+    sb.run(&["--policy", &p, "ledger", "anchor"])
+        .code(2)
+        .err_has("policy line 2 (anchor witness http://127.0.0.1:1)");
+}
