@@ -152,9 +152,10 @@ struct KeysGenerate {
     /// Key type: ed25519 (the ledger's note key), ssh (an SSHSIG signer) or sigstore.
     #[arg(long = "type", default_value = "ed25519")]
     kind: String,
-    /// For --type ssh: ed25519, ecdsa-p256 or ecdsa-p384.
-    #[arg(long, default_value = "ed25519")]
-    algorithm: String,
+    /// For --type ssh: ed25519 (default), ecdsa-p256 or ecdsa-p384; for --type sigstore:
+    /// ecdsa-p256 (default) or ed25519.
+    #[arg(long)]
+    algorithm: Option<String>,
     /// Key name; for a ledger key this is the checkpoint origin (e.g. example.com/audit).
     #[arg(long)]
     name: Option<String>,

@@ -267,3 +267,87 @@ fn bad_policies_and_signer_specs_are_clear_errors() {
         Value::Null
     );
 }
+
+#[test]
+fn keys_generated_by_cortex_sign_checkpoints_that_the_policy_and_ssh_keygen_accept() {
+    let sb = Sandbox::new();
+    let ssh = sb.path("ops_ssh").display().to_string();
+    let sig = sb.path("ops_sigstore.pem").display().to_string();
+    sb.run(&["keys", "generate", "--type", "ssh", "--out", &ssh])
+        .ok()
+        .out_has("policy line: signer ssh");
+    sb.run(&["keys", "generate", "--type", "sigstore", "--out", &sig])
+        .ok()
+        .out_has("Generated Sigstore ecdsa-p256");
+    sb.run(&["keys", "generate", "--algorithm", "ed25519"])
+        .code(2)
+        .err_has("--algorithm applies to --type ssh");
+    sb.run(&["keys", "generate", "--type", "pgp"])
+        .code(2)
+        .err_has("unknown key type \"pgp\"");
+    sb.append(4);
+    sb.run(&[
+        "--signer",
+        &format!("ssh:{ssh},sigstore:{sig}"),
+        "ledger",
+        "checkpoint",
+    ])
+    .ok();
+    let policy = sb.write(
+        "policy.txt",
+        &format!(
+            "signer ed25519 {}\nsigner ssh {ssh}.pub\nsigner sigstore {sig}.pub\n",
+            sb.vkey()
+        ),
+    );
+    sb.run(&["--policy", &policy, "ledger", "verify"])
+        .ok()
+        .out_has("✓ Chain valid (4 transactions, 1 checkpoints)");
+    // The SSH signature is a real SSHSIG: ssh-keygen accepts it over the checkpoint body.
+    let conn = sb.conn();
+    let (note, extras): (String, String) = conn
+        .query_row(
+            "SELECT signed_note, extra_signatures FROM checkpoints WHERE tree_size = 4",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let extras: Value = serde_json::from_str(&extras).unwrap();
+    let schemes: Vec<&str> = extras
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["scheme"].as_str().unwrap())
+        .collect();
+    assert_eq!(schemes, ["sshsig", "sigstore-bundle"]);
+    let body = note.split("\n\n").next().unwrap().to_owned() + "\n";
+    let sig_file = sb.write("cp.sig", extras[0]["signature"].as_str().unwrap());
+    let public = std::fs::read_to_string(format!("{ssh}.pub")).unwrap();
+    let allowed = sb.write("allowed", &format!("auditor {public}"));
+    let mut child = Command::new("ssh-keygen")
+        .args([
+            "-Y",
+            "verify",
+            "-f",
+            &allowed,
+            "-I",
+            "auditor",
+            "-n",
+            "cortex-checkpoint",
+            "-s",
+            &sig_file,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "ssh-keygen refused: {out:?}");
+}

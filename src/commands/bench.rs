@@ -4,15 +4,17 @@
 use crate::config::Settings;
 use crate::output;
 use clap::Args;
+use cortex_bench::anchors_suite::{self, BenchAnchor, SignerSet};
 use cortex_bench::{Cleanup, Report, ledger_suite, mcp_suite};
-use cortex_core::{DynStore, Error, Ledger, Result};
+use cortex_core::ledger::policy::PolicyAnchor;
+use cortex_core::{DynStore, Error, Ledger, Result, Signer};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Which suite: ledger, mcp or all.
+    /// Which suite: ledger, mcp, anchors (signers and anchors) or all.
     #[arg(long, default_value = "ledger")]
     suite: String,
     /// Ledger size for the large verify, proof and export runs (ledger suite), or the ledger
@@ -40,18 +42,26 @@ pub struct BenchArgs {
     /// SQLite synchronous mode: full (power-loss durable) or normal (process-crash durable).
     #[arg(long, default_value = "full")]
     synchronous: String,
+    /// Checkpoints timed per signer set and per anchor (anchors suite).
+    #[arg(long, default_value_t = 200)]
+    rounds: u64,
+    /// Entries appended before each checkpoint (anchors suite).
+    #[arg(long, default_value_t = 10)]
+    appends: u64,
 }
 
 pub fn run(s: &Settings, a: BenchArgs) -> Result<u8> {
     match a.suite.as_str() {
         "ledger" => ledger(s, &a),
         "mcp" => mcp(s, &a),
+        "anchors" => anchors(s, &a),
         "all" => {
             ledger(s, &a)?;
-            mcp(s, &a)
+            mcp(s, &a)?;
+            anchors(s, &a)
         }
         x => Err(Error::invalid(format!(
-            "unknown suite {x:?}; available: ledger, mcp, all"
+            "unknown suite {x:?}; available: ledger, mcp, anchors, all"
         ))),
     }
 }
@@ -138,4 +148,169 @@ fn mcp(s: &Settings, a: &BenchArgs) -> Result<u8> {
         }));
     }
     Ok(0)
+}
+
+/// `--suite anchors`: the signer sets and anchors compiled into this binary, each anchor's
+/// service on loopback (this binary's witness server; an `openssl ts -reply` authority and a
+/// Rekor stand-in from the harness), opened the way a policy's `anchor` line opens them.
+fn anchors(s: &Settings, a: &BenchArgs) -> Result<u8> {
+    let dir = base_dir(a).join(format!("cortex-bench-anchors-{}", std::process::id()));
+    let stores = crate::plugins::BenchStores::new(&a.backend, &a.synchronous, &s.db, &dir)?;
+    std::fs::create_dir_all(&dir)?;
+    let _cleanup = Cleanup(dir.clone());
+    // The witness server's runtime; the harness drives the clients on its own.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::backend("cannot start the async runtime").with_source(e))?;
+    let open_anchors = |logs: &[String]| bench_anchors(&runtime, &dir, logs);
+    let mut report = Report::new(s.json);
+    anchors_suite::run(
+        &anchors_suite::AnchorsSuite {
+            rounds: a.rounds,
+            appends: a.appends,
+            backend: stores.describe(),
+            open: &|name| stores.open(name),
+            signer_sets: signer_sets(&dir)?,
+            anchors: &open_anchors,
+        },
+        &mut report,
+    )?;
+    drop(stores);
+    if s.json {
+        output::json(&json!({
+            "suite": "anchors", "rounds": a.rounds, "appends": a.appends,
+            "results": report.rows
+        }));
+    }
+    Ok(0)
+}
+
+/// The signers beside the Ed25519 note key: SSH (an Ed25519 key), Sigstore (a P-256 key
+/// bundle), both.
+#[allow(unused_mut)] // a build without the ssh and sigstore features measures the note key only
+fn signer_sets(dir: &Path) -> Result<Vec<SignerSet>> {
+    let mut sets = Vec::new();
+    let mut both: Vec<Arc<dyn Signer>> = Vec::new();
+    #[cfg(feature = "ssh")]
+    {
+        let ssh: Arc<dyn Signer> = Arc::new(cortex_ssh::SshSigner::generate(
+            &dir.join("id_ed25519"),
+            cortex_ssh::SshKeyType::Ed25519,
+            "cortex benchmark",
+            false,
+        )?);
+        sets.push(SignerSet {
+            name: "note + ssh".into(),
+            extra: vec![ssh.clone()],
+        });
+        both.push(ssh);
+    }
+    #[cfg(feature = "sigstore")]
+    {
+        let sigstore: Arc<dyn Signer> = Arc::new(cortex_sigstore::SigstoreSigner::random(
+            cortex_sigstore::KeyAlgorithm::EcdsaP256Sha256,
+        )?);
+        sets.push(SignerSet {
+            name: "note + sigstore".into(),
+            extra: vec![sigstore.clone()],
+        });
+        both.push(sigstore);
+    }
+    if both.len() > 1 {
+        sets.push(SignerSet {
+            name: "note + ssh + sigstore".into(),
+            extra: both,
+        });
+    }
+    let _ = dir;
+    Ok(sets)
+}
+
+/// Opens an anchor as the policy line `anchor KIND URL TRUST` would.
+fn policy_anchor(
+    kind: &str,
+    url: &str,
+    trust: &str,
+    home: &Path,
+) -> Result<Arc<dyn cortex_core::Anchor>> {
+    let line = PolicyAnchor {
+        kind: kind.to_owned(),
+        target: url.to_owned(),
+        trust: trust.to_owned(),
+        trust_path: None,
+        line: 0,
+    };
+    crate::plugins::anchors::open(&line, home, crate::plugins::anchors::Purpose::Submit)
+}
+
+/// The anchors compiled in, each with its service started on loopback.
+fn bench_anchors(
+    runtime: &tokio::runtime::Runtime,
+    dir: &Path,
+    logs: &[String],
+) -> Result<Vec<BenchAnchor>> {
+    let mut out = Vec::new();
+    let (url, vkey) = start_witness(runtime, dir, logs)?;
+    out.push(BenchAnchor {
+        name: "witness".into(),
+        anchor: policy_anchor("witness", &url, &vkey, dir)?,
+        peer: None,
+        service: "this binary's witness server, in process (SQLite state)".into(),
+    });
+    #[cfg(feature = "rfc3161")]
+    {
+        let tsa = cortex_bench::peers::Tsa::create(&dir.join("tsa"))?;
+        let ca = tsa.ca_pem()?;
+        let peer = tsa.serve()?;
+        out.push(BenchAnchor {
+            name: "rfc3161".into(),
+            anchor: policy_anchor("rfc3161", &peer.url, &ca, dir)?,
+            peer: Some(peer),
+            service: "local TSA, one `openssl ts -reply` process per request (P-256)".into(),
+        });
+    }
+    #[cfg(feature = "rekor")]
+    {
+        let log = cortex_bench::peers::RekorStandIn::new("rekor.bench.local")?;
+        let vkey = log.vkey();
+        let peer = log.serve()?;
+        out.push(BenchAnchor {
+            name: "rekor".into(),
+            anchor: policy_anchor("rekor", &peer.url, &vkey, dir)?,
+            peer: Some(peer),
+            service: "Rekor v2 stand-in (growing RFC 6962 tree, signed checkpoint)".into(),
+        });
+    }
+    Ok(out)
+}
+
+/// A witness server for `logs` on 127.0.0.1, running on `runtime`: its URL and verifier key.
+fn start_witness(
+    runtime: &tokio::runtime::Runtime,
+    dir: &Path,
+    logs: &[String],
+) -> Result<(String, String)> {
+    use cortex_witness::{KnownLogs, WitnessServer, WitnessSigner, WitnessState};
+    let signer = WitnessSigner::generate("bench.cortex.local/witness")?;
+    let vkey = signer.to_vkey();
+    let logs = KnownLogs::parse(&logs.join("\n"))?;
+    let state = WitnessState::open(&dir.join("witness.db"))?;
+    let server = Arc::new(WitnessServer::new(signer, logs, state));
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .map_err(|e| Error::backend("cannot listen on 127.0.0.1").with_source(e))?;
+    let url = format!(
+        "http://{}",
+        listener
+            .local_addr()
+            .map_err(|e| Error::backend("no local address").with_source(e))?
+    );
+    runtime.spawn(cortex_witness::server::serve(
+        server,
+        listener,
+        std::future::pending(),
+    ));
+    Ok((url, vkey))
 }

@@ -10,8 +10,9 @@ use std::path::PathBuf;
 pub struct KeySpec {
     /// `ed25519`, `ssh` or `sigstore`.
     pub kind: String,
-    /// For SSH keys: `ed25519`, `ecdsa-p256`, `ecdsa-p384`.
-    pub algorithm: String,
+    /// For SSH keys: `ed25519` (default), `ecdsa-p256`, `ecdsa-p384`; for Sigstore keys:
+    /// `ecdsa-p256` (default) or `ed25519`.
+    pub algorithm: Option<String>,
     /// For note keys: the key name (the checkpoint origin).
     pub name: Option<String>,
     /// Where to write the secret key.
@@ -21,6 +22,11 @@ pub struct KeySpec {
 }
 
 pub fn generate(s: &Settings, k: KeySpec) -> Result<u8> {
+    if k.kind == "ed25519" && k.algorithm.is_some() {
+        return Err(Error::config(
+            "--algorithm applies to --type ssh and --type sigstore; an ed25519 note key has none",
+        ));
+    }
     match k.kind.as_str() {
         "ed25519" => ed25519(s, k),
         #[cfg(feature = "ssh")]
@@ -69,7 +75,7 @@ fn ed25519(s: &Settings, k: KeySpec) -> Result<u8> {
 
 #[cfg(feature = "ssh")]
 fn ssh(s: &Settings, k: KeySpec) -> Result<u8> {
-    let key_type: cortex_ssh::SshKeyType = k.algorithm.parse()?;
+    let key_type: cortex_ssh::SshKeyType = k.algorithm.as_deref().unwrap_or("ed25519").parse()?;
     let path = k
         .out
         .unwrap_or_else(|| s.home.join("keys").join(format!("ssh_{}", key_type.name())));
@@ -104,8 +110,9 @@ fn ssh(s: &Settings, k: KeySpec) -> Result<u8> {
 
 #[cfg(feature = "sigstore")]
 fn sigstore(s: &Settings, k: KeySpec) -> Result<u8> {
-    let algorithm = match k.algorithm.as_str() {
-        "ecdsa-p256" | "p256" => cortex_sigstore::KeyAlgorithm::EcdsaP256Sha256,
+    let chosen = k.algorithm.as_deref().unwrap_or("ecdsa-p256");
+    let algorithm = match chosen {
+        "ecdsa-p256" => cortex_sigstore::KeyAlgorithm::EcdsaP256Sha256,
         "ed25519" => cortex_sigstore::KeyAlgorithm::Ed25519,
         other => {
             return Err(Error::config(format!(
@@ -113,11 +120,9 @@ fn sigstore(s: &Settings, k: KeySpec) -> Result<u8> {
             )));
         }
     };
-    let path = k.out.unwrap_or_else(|| {
-        s.home
-            .join("keys")
-            .join(format!("sigstore_{}.pem", algorithm.name()))
-    });
+    let path = k
+        .out
+        .unwrap_or_else(|| s.home.join("keys").join(format!("sigstore_{chosen}.pem")));
     if path.exists() && !k.force {
         return Err(Error::config(format!(
             "{} already exists; pass --force to replace it",
@@ -132,13 +137,12 @@ fn sigstore(s: &Settings, k: KeySpec) -> Result<u8> {
     let public = cortex_sigstore::public_key_path(&path);
     if s.json {
         output::json(&serde_json::json!({
-            "ok": true, "type": "sigstore", "algorithm": algorithm.name(),
+            "ok": true, "type": "sigstore", "algorithm": chosen, "key_details": algorithm.name(),
             "key_name": signer.key_name(), "key_path": path, "public_key_path": public,
         }));
     } else {
         println!(
-            "✓ Generated Sigstore {} checkpoint signer {}",
-            algorithm.name(),
+            "✓ Generated Sigstore {chosen} checkpoint signer {}",
             signer.key_name()
         );
         println!("  private key: {} (keep it private)", path.display());

@@ -389,14 +389,7 @@ pub fn verify(s: &Settings, a: VerifyArgs) -> Result<u8> {
         (Some(_), true) => Vec::new(),
         _ => verifiers(s, &a.vkey)?,
     };
-    let anchors = match &policy {
-        Some(p) => crate::plugins::anchors::from_policy(
-            p,
-            &s.home,
-            crate::plugins::anchors::Purpose::Check,
-        )?,
-        None => Vec::new(),
-    };
+    let anchors = crate::plugins::anchors::to_check(policy.as_deref(), &s.home)?;
     let size = ledger.head()?.size;
     let pb = output::progress(s.json, size, "verifying");
     let pbc = pb.clone();
@@ -633,14 +626,7 @@ pub fn verify_external(s: &Settings, a: VerifyExternalArgs) -> Result<u8> {
     if let Some(p) = &policy {
         refs.extend(p.note_verifiers());
     }
-    let anchors = match &policy {
-        Some(p) => crate::plugins::anchors::from_policy(
-            p,
-            &s.home,
-            crate::plugins::anchors::Purpose::Check,
-        )?,
-        None => Vec::new(),
-    };
+    let anchors = crate::plugins::anchors::to_check(policy.as_deref(), &s.home)?;
     let file = std::fs::File::open(&a.file)
         .map_err(|e| Error::invalid(format!("cannot read {}", a.file.display())).with_source(e))?;
     let mut input = std::io::BufReader::with_capacity(1 << 20, file);
@@ -773,14 +759,11 @@ pub fn status(s: &Settings) -> Result<u8> {
     let last_check = ledger.store().integrity_checks(1)?.pop();
     let hasher: HashAlgorithm = ledger.hasher().algorithm();
     let anchors = match s.load_policy()? {
-        Some(p) => {
-            let wanted: Vec<(String, String)> = p
-                .anchors
-                .iter()
-                .map(|a| (a.kind.clone(), a.target.clone()))
-                .collect();
-            statuses(&**ledger.store(), &ledger.store().checkpoints()?, &wanted)?
-        }
+        Some(p) => statuses(
+            &**ledger.store(),
+            &ledger.store().checkpoints()?,
+            &p.anchor_ids(),
+        )?,
         None => Vec::new(),
     };
     if s.json {

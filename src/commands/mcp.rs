@@ -84,14 +84,7 @@ pub fn build_server(
             Some(_) => Vec::new(),
             None => verifiers(s, &[])?.into_iter().map(Arc::from).collect(),
         },
-        anchors: match &policy {
-            Some(p) => crate::plugins::anchors::from_policy(
-                p,
-                &s.home,
-                crate::plugins::anchors::Purpose::Check,
-            )?,
-            None => Vec::new(),
-        },
+        anchors: crate::plugins::anchors::to_check(policy.as_deref(), &s.home)?,
         policy: policy.clone(),
     };
     let builder = McpServer::builder("cortex", "CORTEX", env!("CARGO_PKG_VERSION")).instructions(

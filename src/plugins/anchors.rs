@@ -143,6 +143,15 @@ pub fn from_policy(policy: &Policy, home: &Path, purpose: Purpose) -> Result<Vec
         .collect()
 }
 
+/// The anchors whose receipts `verify` checks: every one the policy declares, opened to check
+/// only (none without a policy).
+pub fn to_check(policy: Option<&Policy>, home: &Path) -> Result<Vec<Arc<dyn Anchor>>> {
+    match policy {
+        Some(p) => from_policy(p, home, Purpose::Check),
+        None => Ok(Vec::new()),
+    }
+}
+
 /// The anchors to submit to: those `--anchor KIND+URL` names (each must be declared in the
 /// policy, which holds the key its receipts are checked with), or all of the policy's.
 pub fn selected(

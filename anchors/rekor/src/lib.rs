@@ -7,7 +7,7 @@
 //! [`verify_entry`] recomputes the leaf `SHA-256(0x00 ‖ canonicalizedBody)`, checks the inclusion
 //! proof against the checkpoint, the checkpoint's signature against the configured log key (and
 //! counts configured witnesses' cosignatures), and the body's digest and signature against the
-//! note. docs/drafts/rekor.md gives the byte-level formats.
+//! note. docs/FORMATS.md §18.4 gives the byte-level formats.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

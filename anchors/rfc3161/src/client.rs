@@ -73,22 +73,24 @@ pub(crate) struct TsaClient {
 }
 
 impl TsaClient {
-    /// Checks the URL (`http://` only: this build's HTTP client has no TLS) and builds a client
+    /// Checks the URL (`http://`, or `https://` with the `https` feature) and builds a client
     /// whose every request ends within `timeout`.
     pub(crate) fn new(url: &str, timeout: Duration) -> Result<Self> {
         let parsed = reqwest::Url::parse(url)
             .map_err(|e| Error::config(format!("RFC 3161 TSA URL {url:?} is not a URL: {e}")))?;
         match parsed.scheme() {
             "http" => {}
+            "https" if cfg!(feature = "https") => {}
             "https" => {
                 return Err(Error::config(format!(
-                    "RFC 3161 TSA URL {url:?}: https is not built in (the HTTP client has no \
-                     TLS); tokens are signed, so the TSA's http:// endpoint is safe to use"
+                    "RFC 3161 TSA URL {url:?}: https is not built in (cortex-rfc3161 was built \
+                     without its `https` feature); tokens are signed, so the TSA's http:// \
+                     endpoint is safe to use"
                 )));
             }
             other => {
                 return Err(Error::config(format!(
-                    "RFC 3161 TSA URL {url:?} has scheme {other:?}; expected http://"
+                    "RFC 3161 TSA URL {url:?} has scheme {other:?}; expected http or https"
                 )));
             }
         }

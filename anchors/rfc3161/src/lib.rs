@@ -5,7 +5,7 @@
 //! a CMS `ContentInfo` of `SignedData`). The receipt proves the checkpoint existed at the
 //! token's `genTime`, and anyone can check it offline: with [`verify_token`] here, or with
 //! `openssl ts -verify -data note.txt -in token.der -token_in -CAfile root.pem`.
-//! The byte-level format is in `docs/drafts/rfc3161.md`.
+//! The byte-level format is in `docs/FORMATS.md §18.3`.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

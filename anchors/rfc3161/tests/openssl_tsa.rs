@@ -529,8 +529,14 @@ fn bad_configuration_is_refused_with_a_clear_error() {
     let err = Rfc3161Anchor::new("not a url", trust_a()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
     assert!(err.to_string().contains("not a URL"), "{err}");
-    let err = Rfc3161Anchor::new("https://tsa.example/", trust_a()).unwrap_err();
-    assert!(err.to_string().contains("https is not built in"), "{err}");
+    // https is there exactly when the crate's `https` feature is on (the binary turns it on).
+    let https = Rfc3161Anchor::new("https://tsa.example/", trust_a());
+    assert_eq!(https.is_ok(), cfg!(feature = "https"));
+    if let Err(err) = https {
+        assert!(err.to_string().contains("https is not built in"), "{err}");
+    }
+    let err = Rfc3161Anchor::new("ftp://tsa.example/", trust_a()).unwrap_err();
+    assert!(err.to_string().contains("has scheme \"ftp\""), "{err}");
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.pem");
     std::fs::write(

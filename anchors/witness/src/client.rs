@@ -50,10 +50,20 @@ impl WitnessAnchor {
         let parsed = reqwest::Url::parse(&url).map_err(|e| {
             Error::config(format!("witness URL {url:?} is not a URL")).with_source(e)
         })?;
-        if parsed.scheme() != "http" {
-            return Err(Error::config(format!(
-                "witness URL {url:?}: only http:// is built in (this build has no TLS client)"
-            )));
+        match parsed.scheme() {
+            "http" => {}
+            "https" if cfg!(feature = "https") => {}
+            "https" => {
+                return Err(Error::config(format!(
+                    "witness URL {url:?} is https, but cortex-witness was built without its \
+                     `https` feature"
+                )));
+            }
+            other => {
+                return Err(Error::config(format!(
+                    "witness URL {url:?} has scheme {other:?}; expected http or https"
+                )));
+            }
         }
         let http = reqwest::Client::builder()
             .timeout(timeout)

@@ -243,12 +243,22 @@ async fn client_errors_name_the_problem() {
     // Bad configuration is refused up front.
     for (url, key, why) in [
         ("not a url", witness_vkey.as_str(), "is not a URL"),
-        ("https://w.example", witness_vkey.as_str(), "only http://"),
+        (
+            "ftp://w.example",
+            witness_vkey.as_str(),
+            "has scheme \"ftp\"",
+        ),
         ("http://w.example", "nonsense", "wrong number of parts"),
     ] {
         let e = WitnessAnchor::new(url, key).unwrap_err();
         assert!(e.to_string().contains(why), "{url} {key}: {e}");
     }
+
+    // https exactly when the crate's `https` feature is on (the binary turns it on).
+    assert_eq!(
+        WitnessAnchor::new("https://w.example", &witness_vkey).is_ok(),
+        cfg!(feature = "https")
+    );
 
     // A receipt that is not a cosignature line fails to verify, it does not panic.
     let bad = Receipt {

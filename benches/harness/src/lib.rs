@@ -7,17 +7,23 @@
 //!   whatever store the caller opens per ledger (the binary maps `--backend` to a store plugin);
 //! - [`mcp_suite`]: a `cortex mcp start` child process on a seeded ledger, driven by the lean
 //!   clients of [`client`] (stdio and Streamable HTTP), plus `wrk` when it is on `PATH`;
-//! - [`workload`]: the deterministic entries, facts and queries both suites use.
+//! - [`anchors_suite`]: checkpoint latency per signer set (sign + store) and `anchor_pending`
+//!   latency per anchor, with the signers and anchors the binary hands it and the loopback
+//!   stand-ins of [`peers`] (an `openssl ts -reply` authority, a Rekor v2 log);
+//! - [`workload`]: the deterministic entries, facts and queries the suites use.
 //!
-//! The harness depends on no backend or transport crate: the binary hands it stores and the
-//! path of its own executable, so the figures are those of the `cortex` a user runs.
+//! The harness depends on no backend, transport, signer or anchor plugin crate: the binary hands
+//! it stores, signers, anchors and the path of its own executable, so the figures are those of
+//! the `cortex` a user runs.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod anchors_suite;
 pub mod client;
 pub mod ledger_suite;
 pub mod mcp_suite;
+pub mod peers;
 pub mod workload;
 
 use serde_json::{Value, json};

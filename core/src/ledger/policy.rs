@@ -202,6 +202,14 @@ impl Policy {
         Ok(policy)
     }
 
+    /// The `(kind, target)` of each anchor the policy lists (how receipts name their anchor).
+    pub fn anchor_ids(&self) -> Vec<(String, String)> {
+        self.anchors
+            .iter()
+            .map(|a| (a.kind.clone(), a.target.clone()))
+            .collect()
+    }
+
     /// The signers valid at `size`.
     pub fn signers_at(&self, size: u64) -> impl Iterator<Item = &PolicySigner> {
         self.signers.iter().filter(move |s| s.valid_at(size))
@@ -222,6 +230,9 @@ impl Policy {
     pub fn check(&self, size: u64, note: &SignedNote, extras: &[ExtraSignature]) -> PolicyOutcome {
         let mut out = PolicyOutcome::default();
         let message = note.text.as_bytes();
+        // One key may be listed on several lines (several size ranges): it may sign `size` if
+        // any of its lines allows it.
+        let allowed: Vec<String> = self.signers_at(size).map(PolicySigner::label).collect();
         for s in &self.signers {
             let v = &*s.verifier;
             // Every signature this key made on the checkpoint (normally at most one).
@@ -242,6 +253,7 @@ impl Policy {
             for sig in sigs {
                 match v.verify(message, sig) {
                     Ok(()) if s.valid_at(size) => good = true,
+                    Ok(()) if allowed.contains(&s.label()) => {}
                     Ok(()) => out.problems.push(format!(
                         "signed by {}, which the policy (line {}) accepts only for {}",
                         s.label(),
@@ -347,7 +359,8 @@ fn parse_anchor(words: &[&str], base: &Path, line: usize) -> Result<PolicyAnchor
     let (trust, trust_path) = key_text(trust, base).map_err(|e| bad(e.message().to_owned()))?;
     Ok(PolicyAnchor {
         kind: (*kind).to_owned(),
-        target: (*target).to_owned(),
+        // Anchors name themselves without a trailing slash; so do their receipts.
+        target: target.trim_end_matches('/').to_owned(),
         trust,
         trust_path,
         line,
@@ -447,6 +460,24 @@ mod tests {
                 .iter()
                 .any(|m| m.contains("missing: test key old"))
         );
+    }
+
+    #[test]
+    fn a_key_on_two_lines_signs_in_either_range() {
+        let p = policy("signer test k until 5\nsigner test k from 10\nsigner test j\nquorum 1\n")
+            .unwrap();
+        for size in [3, 12] {
+            let n = note(size);
+            assert!(
+                p.check(size, &n, &[sig("k", &n)]).problems.is_empty(),
+                "{size}"
+            );
+        }
+        let n = note(7);
+        let gap = p.check(7, &n, &[sig("k", &n), sig("j", &n)]);
+        assert_eq!(gap.problems.len(), 2, "{:?}", gap.problems);
+        let trailing = policy("signer test a\nanchor witness http://w.example/ k\n").unwrap();
+        assert_eq!(trailing.anchors[0].target, "http://w.example");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The SSHSIG bytes CORTEX writes are exactly those docs/drafts/ssh.md describes: this test
+//! The SSHSIG bytes CORTEX writes are exactly those docs/FORMATS.md §17.2 describes: this test
 //! re-implements the check from that description alone (armor, blob fields, signed data) with
 //! base64, SHA-512 and Ed25519 primitives, without the `ssh-key` crate.
 

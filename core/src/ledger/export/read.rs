@@ -32,7 +32,17 @@ impl<'de, 'a, 'v> serde::de::Visitor<'de> for JsonExportSeed<'a, 'v> {
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         use serde::de::Error as _;
-        const HEADER_FIELDS: usize = 8;
+        // The header's required fields; `signatures` and `receipts` are optional.
+        const HEADER_FIELDS: [&str; 8] = [
+            "format",
+            "hasher",
+            "origin",
+            "from",
+            "to",
+            "tree_size",
+            "checkpoint",
+            "subtrees",
+        ];
         let mut header = serde_json::Map::new();
         let mut checker = None;
         // Entries that came before the header (a re-serialized file): checked at the end.
@@ -49,7 +59,7 @@ impl<'de, 'a, 'v> serde::de::Visitor<'de> for JsonExportSeed<'a, 'v> {
                 if checker.is_some() || early.is_some() {
                     return Err(A::Error::custom("duplicate field `entries`"));
                 }
-                if header.len() == HEADER_FIELDS {
+                if HEADER_FIELDS.iter().all(|k| header.contains_key(*k)) {
                     checker = Some(map.next_value_seed(EntriesSeed(make(&mut header)?))?);
                 } else {
                     early = Some(map.next_value()?);

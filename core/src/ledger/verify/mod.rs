@@ -512,14 +512,7 @@ fn verify_inner(
     );
 
     let anchors = match &options.policy {
-        Some(p) => {
-            let wanted: Vec<(String, String)> = p
-                .anchors
-                .iter()
-                .map(|a| (a.kind.clone(), a.target.clone()))
-                .collect();
-            crate::ledger::anchoring::statuses(store, &checkpoints, &wanted)?
-        }
+        Some(p) => crate::ledger::anchoring::statuses(store, &checkpoints, &p.anchor_ids())?,
         None => Vec::new(),
     };
     let mut report = VerifyReport {
