@@ -99,7 +99,7 @@ enum Command {
 #[derive(Subcommand, Debug)]
 enum WitnessCommand {
     /// Serve add-checkpoint: cosign the known logs' checkpoints that extend the last one seen
-    /// (key: --key or <home>/witness.skey; state: --db or <home>/witness.db).
+    /// (key: --key or HOME/witness.skey; state: --db or HOME/witness.db).
     Serve(commands::witness::ServeArgs),
 }
 
@@ -117,7 +117,7 @@ enum McpCommand {
 
 #[derive(Subcommand, Debug)]
 enum TilesCommand {
-    /// Serve /checkpoint, /tile/<L>/<N> and /tile/entries/<N> for the latest checkpoint.
+    /// Serve /checkpoint, /tile/L/N and /tile/entries/N for the latest checkpoint.
     Serve(commands::tiles::ServeArgs),
 }
 
