@@ -283,3 +283,58 @@ fn anchor_flags_and_policy_lines_are_checked() {
         .code(2)
         .err_has("policy line 2 (anchor witness http://127.0.0.1:1)");
 }
+
+#[test]
+fn a_postgres_ledger_is_anchored_and_its_receipts_verified() {
+    // The sync Postgres client must never run on the anchoring runtime's thread (it panicked
+    // there: "Cannot start a runtime from within a runtime").
+    let Some(base) = cortex_core::testkit::postgres_url("anchoring a Postgres ledger") else {
+        return;
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let schema = format!("anchor_{}_{nanos}", std::process::id());
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}schema={schema}");
+    let sb = Sandbox::new();
+    let lines = "{\"project\":\"p\",\"action\":\"a\",\"detail\":{}}\n".repeat(3);
+    sb.run_with_stdin(&["--db", &url, "ledger", "append"], &lines)
+        .ok();
+    sb.run(&["--db", &url, "ledger", "checkpoint"]).ok();
+    let whome = sb.path("witness-home");
+    std::fs::create_dir_all(&whome).unwrap();
+    std::fs::copy(sb.vkey(), whome.join("logs.txt")).unwrap();
+    let port = free_port();
+    let (_w, wvkey) = witness(&whome, &whome.join("logs.txt"), port);
+    std::fs::write(sb.path("witness.vkey"), &wvkey).unwrap();
+    let policy = sb.path("policy.txt");
+    std::fs::write(
+        &policy,
+        format!(
+            "signer ed25519 {}\nanchor witness http://127.0.0.1:{port} witness.vkey\n",
+            sb.vkey()
+        ),
+    )
+    .unwrap();
+    let policy = policy.display().to_string();
+    sb.run(&["--db", &url, "--policy", &policy, "ledger", "anchor"])
+        .ok()
+        .out_has("✓ checkpoint 3 anchored by witness");
+    let v = sb
+        .run(&[
+            "--json", "--db", &url, "--policy", &policy, "ledger", "verify",
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        (v["valid"].as_bool(), v["receipts_checked"].as_u64()),
+        (Some(true), Some(1))
+    );
+    assert_eq!(v["anchors"][0]["status"], "anchored");
+    let _ = std::process::Command::new("psql")
+        .arg(&base)
+        .args(["-qc", &format!("DROP SCHEMA IF EXISTS {schema} CASCADE")])
+        .output();
+}

@@ -245,3 +245,39 @@ async fn a_server_composed_from_crates_serves_mcp_over_websocket() {
     assert_eq!(proof["result"]["isError"], false, "{proof}");
     assert!(dir.path().join("memory.redb").exists());
 }
+
+#[test]
+fn postgres_ssh_witness_signs_twice_anchors_and_verifies_against_its_policy() {
+    let Some(url) = cortex_core::testkit::postgres_url("the postgres_ssh_witness example") else {
+        return;
+    };
+    let out = run(Command::new(example("postgres_ssh_witness")).arg(&url));
+    for size in [500, 1000, 1500] {
+        assert!(
+            out.contains(&format!("checkpoint {size}: signed and stored in")),
+            "{out}"
+        );
+    }
+    assert_eq!(out.matches(": anchored in ").count(), 3, "{out}");
+    assert!(out.contains("example.com/audited/blake3\n1500\n"), "{out}");
+    assert!(
+        out.contains("sshsig signature by SHA256:")
+            && out.contains("-----BEGIN SSH SIGNATURE-----"),
+        "the SSH signature is stored beside the checkpoint: {out}"
+    );
+    assert!(
+        out.contains("witness receipt from http://127.0.0.1:")
+            && out.contains("\u{2014} witness.example.org "),
+        "the witness's cosignature is stored as the receipt: {out}"
+    );
+    assert!(out.contains("quorum 2\n"), "{out}");
+    assert!(
+        out.contains("verify: valid=true entries=1500 checkpoints=3 receipts verified offline=3"),
+        "{out}"
+    );
+    assert!(
+        out.contains(": anchored at size 1500, 0 entries behind"),
+        "{out}"
+    );
+    assert!(out.contains("dropped the example's schema"), "{out}");
+}

@@ -15,9 +15,10 @@
 
 use crate::error::{Error, Result};
 use crate::ledger::Ledger;
-use crate::ledger::anchor::{Anchor, Submission};
+use crate::ledger::anchor::{Anchor, ConsistencyProver, Submission};
 use crate::ledger::checkpoint::{Checkpoint, CheckpointRecord};
 use crate::ledger::entry::now_timestamp;
+use crate::ledger::hash::Hash;
 use crate::ledger::note::SignedNote;
 use crate::ledger::store::LedgerStore;
 use serde::{Deserialize, Serialize};
@@ -184,7 +185,7 @@ pub async fn anchor_pending(
     now: bool,
 ) -> Result<Vec<AnchorOutcome>> {
     let store = &**ledger.store();
-    let Some(cp) = store.latest_checkpoint()? else {
+    let Some(cp) = off_runtime(|| store.latest_checkpoint())? else {
         return Ok(Vec::new());
     };
     let note = SignedNote::parse(cp.note.as_bytes())?;
@@ -203,7 +204,7 @@ pub async fn anchor_pending(
             out.push(outcome("already", None));
             continue;
         }
-        let mut state = read_state(store, kind, target)?;
+        let mut state = off_runtime(|| read_state(store, kind, target))?;
         if !now && state.retry_after_unix > unix_now() {
             out.push(outcome(
                 "waiting",
@@ -218,7 +219,7 @@ pub async fn anchor_pending(
         let submission = Submission {
             note: &cp.note,
             checkpoint: &body,
-            proofs: ledger,
+            proofs: &OffRuntime(ledger),
         };
         state.last_attempt_at = Some(now_timestamp());
         let receipt = match a.submit(submission).await {
@@ -237,12 +238,14 @@ pub async fn anchor_pending(
         match receipt {
             Ok(r) => {
                 // A store failure ends the round; the next one tries again.
-                store.add_receipt(cp.size, &r)?;
                 let done = AnchorState {
                     last_attempt_at: state.last_attempt_at,
                     ..AnchorState::default()
                 };
-                write_state(store, kind, target, &done)?;
+                off_runtime(|| {
+                    store.add_receipt(cp.size, &r)?;
+                    write_state(store, kind, target, &done)
+                })?;
                 out.push(outcome("anchored", None));
             }
             Err(e) => {
@@ -250,10 +253,32 @@ pub async fn anchor_pending(
                 state.last_error = Some(e.to_string());
                 state.last_error_size = Some(cp.size);
                 state.retry_after_unix = unix_now() + backoff(state.failures).as_secs();
-                write_state(store, kind, target, &state)?;
+                off_runtime(|| write_state(store, kind, target, &state))?;
                 out.push(outcome("failed", Some(e.to_string())));
             }
         }
     }
     Ok(out)
+}
+
+/// Runs `f` (a store call) on a thread of its own and waits for it. [`anchor_pending`] runs on
+/// its caller's async runtime, and a store may be a blocking client that must not run on a
+/// runtime's thread: the sync `postgres` client drives a runtime of its own and panics
+/// ("Cannot start a runtime from within a runtime") inside another. A fresh thread carries no
+/// runtime context. The wait blocks the runtime's thread as the call itself would have.
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| match s.spawn(f).join() {
+        Ok(v) => v,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
+}
+
+/// The ledger's consistency proofs, each computed off the runtime's thread (see
+/// [`off_runtime`]): an anchor asks for them from inside its async `submit`.
+struct OffRuntime<'a>(&'a Ledger);
+
+impl ConsistencyProver for OffRuntime<'_> {
+    fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<Vec<Hash>> {
+        off_runtime(|| ConsistencyProver::consistency_proof(self.0, old_size, new_size))
+    }
 }
