@@ -18,6 +18,7 @@
 
 pub mod error;
 pub mod in_memory;
+pub mod keyfile;
 pub mod ledger;
 pub mod memory;
 

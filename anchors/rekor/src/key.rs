@@ -101,22 +101,14 @@ impl EntrySigningKey {
     /// Writes the key as PKCS#8 PEM to a new file (mode 0600 on Unix); an existing file is an
     /// error, never overwritten.
     pub fn write_new_file(&self, path: &Path) -> Result<()> {
-        use std::io::Write as _;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let cannot = |e: std::io::Error| {
-            Error::config(format!(
-                "cannot create Rekor signing key {}",
+        if cortex_core::keyfile::create_secret(path, self.to_pkcs8_pem()?.as_bytes())? {
+            Ok(())
+        } else {
+            Err(Error::config(format!(
+                "cannot create Rekor signing key {}: it already exists",
                 path.display()
-            ))
-            .with_source(e)
-        };
-        let mut file = options.open(path).map_err(cannot)?;
-        file.write_all(self.to_pkcs8_pem()?.as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(cannot)
+            )))
+        }
     }
 
     /// The public key as DER SubjectPublicKeyInfo (what the entry records as `publicKey.rawBytes`).

@@ -17,9 +17,8 @@ use cortex_core::ledger::note::{
     ALG_COSIGNATURE_V1, ALG_ED25519, NoteSignature, SignedNote, VerifierKey,
     cosignature_v1_message, key_id, validate_key_name,
 };
-use cortex_core::{Error, Result};
+use cortex_core::{Error, Result, keyfile};
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Prefix of a signer (private) key.
@@ -233,71 +232,13 @@ impl WitnessSigner {
     /// hard-linked to `skey`, which fails if `skey` exists: of several processes doing this at
     /// once exactly one creates it, and no reader sees half a key.
     pub fn create_files(&self, skey: &Path) -> Result<Option<PathBuf>> {
-        let cannot = |what: &Path, e: std::io::Error| {
-            Error::config(format!("cannot write {}", what.display())).with_source(e)
-        };
-        if let Some(dir) = skey.parent().filter(|d| !d.as_os_str().is_empty()) {
-            private_dir(dir).map_err(|e| cannot(dir, e))?;
-        }
-        let tmp = temp_path(skey)?;
-        let written = private_file(&tmp).and_then(|mut f| {
-            writeln!(f, "{}", self.to_skey())?;
-            f.sync_all()
-        });
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(cannot(&tmp, e));
-        }
-        let linked = std::fs::hard_link(&tmp, skey);
-        let _ = std::fs::remove_file(&tmp);
-        match linked {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(None),
-            Err(e) => return Err(cannot(skey, e)),
+        if !keyfile::create_secret(skey, format!("{}\n", self.to_skey()).as_bytes())? {
+            return Ok(None);
         }
         let vkey = vkey_path(skey);
-        std::fs::write(&vkey, format!("{}\n", self.to_vkey())).map_err(|e| cannot(&vkey, e))?;
+        keyfile::replace(&vkey, format!("{}\n", self.to_vkey()).as_bytes(), false)?;
         Ok(Some(vkey))
     }
-}
-
-/// A fresh file, failing if anything is there; mode 0600 on Unix from the start.
-fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    opts.open(path)
-}
-
-/// Creates a directory (and missing parents) private to its owner on Unix.
-fn private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(dir)
-}
-
-/// A temporary name beside `path`, unique to this process and call.
-fn temp_path(path: &Path) -> Result<PathBuf> {
-    let mut nonce = [0u8; 8];
-    getrandom::fill(&mut nonce)
-        .map_err(|e| Error::backend(format!("the system random source failed: {e}")))?;
-    let name = path
-        .file_name()
-        .map_or_else(|| "key".into(), |n| n.to_string_lossy().into_owned());
-    Ok(path.with_file_name(format!(
-        ".{name}.{}.{}.tmp",
-        std::process::id(),
-        hex::encode(nonce)
-    )))
 }
 
 /// Verifies one witness's cosignatures.

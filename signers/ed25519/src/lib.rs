@@ -11,9 +11,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use cortex_core::ledger::note::{ALG_ED25519, VerifierKey, key_id, validate_key_name};
-use cortex_core::{Error, Result, SignatureScheme, Signer, Verifier};
+use cortex_core::{Error, Result, SignatureScheme, Signer, Verifier, keyfile};
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -35,7 +34,7 @@ impl std::fmt::Debug for Ed25519Signer {
 }
 
 fn hex_id(id: [u8; 4]) -> String {
-    hex(&id)
+    id.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Ed25519Signer {
@@ -153,14 +152,7 @@ impl Ed25519Signer {
         if !force {
             return self.create_files(skey)?.ok_or_else(exists);
         }
-        let tmp = self.write_temp_skey(skey)?;
-        let placed = std::fs::rename(&tmp, skey);
-        if placed.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        placed.map_err(|e| {
-            Error::config(format!("cannot write {}", skey.display())).with_source(e)
-        })?;
+        keyfile::replace(skey, self.skey_line().as_bytes(), true)?;
         self.write_vkey(skey)
     }
 
@@ -177,134 +169,27 @@ impl Ed25519Signer {
     /// `create_new` and written in place instead; [`read_file`](Self::read_file) waits for
     /// such a file to be complete.
     pub fn create_files(&self, skey: &Path) -> Result<Option<PathBuf>> {
-        if skey.exists() {
+        if !keyfile::create_secret(skey, self.skey_line().as_bytes())? {
             return Ok(None);
         }
-        let tmp = self.write_temp_skey(skey)?;
-        let linked = std::fs::hard_link(&tmp, skey);
-        let _ = std::fs::remove_file(&tmp);
-        match linked {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(None),
-            // No hard links here (e.g. FAT): create the file itself exclusively.
-            Err(_) => match exclusive_file(skey) {
-                Ok(f) => {
-                    if let Err(e) = self.write_skey_to(f, skey) {
-                        // Ours and unusable: leave no half key behind.
-                        let _ = std::fs::remove_file(skey);
-                        return Err(e);
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(None),
-                Err(e) => {
-                    return Err(
-                        Error::config(format!("cannot create {}", skey.display())).with_source(e)
-                    );
-                }
-            },
-        }
-        sync_dir(skey);
         self.write_vkey(skey).map(Some)
     }
 
-    /// Writes the secret key to a new temporary file beside `skey` (its directory created);
-    /// returns the temporary file's path.
-    fn write_temp_skey(&self, skey: &Path) -> Result<PathBuf> {
-        if let Some(dir) = skey.parent().filter(|d| !d.as_os_str().is_empty()) {
-            key_dir(dir).map_err(|e| {
-                Error::config(format!("cannot create {}", dir.display())).with_source(e)
-            })?;
-        }
-        let tmp = temp_path(skey)?;
-        let file = exclusive_file(&tmp)
-            .map_err(|e| Error::config(format!("cannot write {}", tmp.display())).with_source(e))?;
-        if let Err(e) = self.write_skey_to(file, &tmp) {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-        Ok(tmp)
-    }
-
-    fn write_skey_to(&self, mut file: std::fs::File, path: &Path) -> Result<()> {
-        writeln!(file, "{}", self.to_skey())
-            .and_then(|()| file.sync_all())
-            .map_err(|e| Error::config(format!("cannot write {}", path.display())).with_source(e))
+    fn skey_line(&self) -> String {
+        format!("{}\n", self.to_skey())
     }
 
     /// Writes the verifier key beside `skey` through a temporary file renamed into place, so a
     /// reader sees the old file or the whole new one.
     fn write_vkey(&self, skey: &Path) -> Result<PathBuf> {
         let vkey = vkey_path(skey);
-        let tmp = temp_path(&vkey)?;
-        let written = std::fs::write(&tmp, format!("{}\n", self.to_vkey()))
-            .and_then(|()| std::fs::rename(&tmp, &vkey));
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        written.map_err(|e| {
-            Error::config(format!("cannot write {}", vkey.display())).with_source(e)
-        })?;
-        sync_dir(&vkey);
+        keyfile::replace(&vkey, format!("{}\n", self.to_vkey()).as_bytes(), false)?;
         Ok(vkey)
     }
 }
 
 /// How long [`Ed25519Signer::read_file`] waits for a key file another process is writing.
 const INCOMPLETE_KEY_WAIT: Duration = Duration::from_secs(1);
-
-/// A fresh file at `path`, failing if anything is there; mode 0600 on Unix from the start, so
-/// the secret is never readable by others, not even for an instant.
-fn exclusive_file(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    opts.open(path)
-}
-
-/// Creates a key directory (and its missing parents) private to its owner on Unix.
-fn key_dir(dir: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(dir)
-}
-
-/// A temporary name beside `path`, unique to this process and call: `.NAME.PID.RANDOM.tmp`.
-fn temp_path(path: &Path) -> Result<PathBuf> {
-    let mut nonce = [0u8; 8];
-    getrandom::fill(&mut nonce)
-        .map_err(|e| Error::backend(format!("the system random source failed: {e}")))?;
-    let name = path
-        .file_name()
-        .map_or_else(|| "key".into(), |n| n.to_string_lossy().into_owned());
-    Ok(path.with_file_name(format!(
-        ".{name}.{}.{}.tmp",
-        std::process::id(),
-        hex(&nonce)
-    )))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Makes a new name in `path`'s directory durable (best effort: not every platform can open
-/// a directory to sync it).
-fn sync_dir(path: &Path) {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-        && let Ok(d) = std::fs::File::open(dir)
-    {
-        let _ = d.sync_all();
-    }
-}
 
 impl Signer for Ed25519Signer {
     fn scheme(&self) -> SignatureScheme {

@@ -10,7 +10,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use cortex_core::{Error, Result};
 use sha2::{Digest as _, Sha256};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// The key types a [`SigstoreSigner`](crate::SigstoreSigner) signs with.
@@ -147,27 +146,12 @@ pub fn public_key_path(key: &Path) -> PathBuf {
 /// Writes a new private key file (created exclusively, mode 0600 on Unix from the start) and
 /// its public key beside it ([`public_key_path`]). Refuses to replace an existing key.
 pub(crate) fn write_key_files(path: &Path, private_pem: &str, public_pem: &str) -> Result<()> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        opts.mode(0o600);
+    if !cortex_core::keyfile::create_secret(path, private_pem.as_bytes())? {
+        return Err(Error::config(format!(
+            "cannot create key file {}: it already exists (a key is never replaced: signatures \
+             made with it need it)",
+            path.display()
+        )));
     }
-    let cannot = |e: std::io::Error| {
-        let why = if e.kind() == std::io::ErrorKind::AlreadyExists {
-            "it already exists (a key is never replaced: signatures made with it need it)"
-        } else {
-            "write failed"
-        };
-        Error::config(format!("cannot create key file {}: {why}", path.display())).with_source(e)
-    };
-    let mut file = opts.open(path).map_err(cannot)?;
-    file.write_all(private_pem.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(cannot)?;
-    let public = public_key_path(path);
-    std::fs::write(&public, public_pem).map_err(|e| {
-        Error::config(format!("cannot write public key {}", public.display())).with_source(e)
-    })
+    cortex_core::keyfile::replace(&public_key_path(path), public_pem.as_bytes(), false)
 }
