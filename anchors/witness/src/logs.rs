@@ -5,59 +5,13 @@
 //! rest of the line and may contain spaces, e.g. `go.sum database tree`). Several lines may
 //! name the same origin (key rotation). Blank lines and lines starting with `#` are ignored.
 
-use cortex_core::ledger::note::{ALG_ED25519, VerifierKey};
-use cortex_core::{Error, Result, SignatureScheme, Verifier};
-use ed25519_dalek::VerifyingKey;
+use cortex_core::{Error, Result, Verifier};
+use cortex_ed25519::Ed25519Verifier;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// A log's Ed25519 note key (algorithm 0x01).
-#[derive(Debug, Clone)]
-pub struct LogKey {
-    name: String,
-    key_id: [u8; 4],
-    key: VerifyingKey,
-}
-
-impl LogKey {
-    /// Parses a log's verifier key; it must be an Ed25519 (0x01) note key.
-    pub fn from_vkey(text: &str) -> Result<LogKey> {
-        let k = VerifierKey::parse(text)?;
-        if k.algorithm != ALG_ED25519 {
-            return Err(Error::invalid(format!(
-                "log key {} is algorithm 0x{:02x}, not an Ed25519 note key (0x01)",
-                k.name, k.algorithm
-            )));
-        }
-        let bytes: [u8; 32] = k.key.as_slice().try_into().expect("checked by parse");
-        let key = VerifyingKey::from_bytes(&bytes).map_err(|_| {
-            Error::invalid(format!("log key {}: not a valid Ed25519 point", k.name))
-        })?;
-        Ok(LogKey {
-            name: k.name,
-            key_id: k.key_id,
-            key,
-        })
-    }
-}
-
-impl Verifier for LogKey {
-    fn scheme(&self) -> SignatureScheme {
-        SignatureScheme::Ed25519Note
-    }
-    fn key_name(&self) -> &str {
-        &self.name
-    }
-    fn note_key_id(&self) -> Option<[u8; 4]> {
-        Some(self.key_id)
-    }
-    fn verify(&self, message: &[u8], signature: &[u8]) -> Result<()> {
-        let sig = ed25519_dalek::Signature::from_slice(signature)
-            .map_err(|_| Error::integrity("signature is not 64 bytes"))?;
-        ed25519_dalek::Verifier::verify(&self.key, message, &sig)
-            .map_err(|_| Error::integrity(format!("invalid Ed25519 signature by {}", self.name)))
-    }
-}
+/// A log's Ed25519 note key (algorithm 0x01): the ledger's own verifier key type.
+pub type LogKey = Ed25519Verifier;
 
 /// The known logs: origin → trusted keys.
 #[derive(Debug, Clone, Default)]
@@ -73,7 +27,7 @@ impl KnownLogs {
 
     /// Trusts `key` for `origin` (`None`: the key's name).
     pub fn add(&mut self, key: LogKey, origin: Option<&str>) -> Result<()> {
-        let origin = origin.unwrap_or(&key.name).to_owned();
+        let origin = origin.unwrap_or(key.key_name()).to_owned();
         if origin.is_empty() || origin.contains('\n') {
             return Err(Error::invalid(format!(
                 "origin {origin:?} is empty or has a newline"
