@@ -2,9 +2,8 @@
 //! or certificate their receipts are checked with; `--anchor KIND+URL` picks which of them a
 //! command submits to (all of the policy's when none is given).
 
-use cortex_core::ledger::anchor::Submission;
 use cortex_core::ledger::policy::{Policy, PolicyAnchor};
-use cortex_core::{Anchor, BoxFuture, Error, Receipt, Result};
+use cortex_core::{Anchor, Error, Result};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -59,42 +58,6 @@ pub fn open(line: &PolicyAnchor, home: &Path, purpose: Purpose) -> Result<Arc<dy
     }
 }
 
-/// Checks one receipt against its checkpoint note.
-type ReceiptCheck = Box<dyn Fn(&str, &Receipt) -> Result<()> + Send + Sync>;
-
-/// An anchor opened only to check receipts: it holds no key to submit with.
-struct CheckOnly {
-    kind: &'static str,
-    target: String,
-    check: ReceiptCheck,
-}
-
-impl std::fmt::Debug for CheckOnly {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "CheckOnly({} {})", self.kind, self.target)
-    }
-}
-
-impl Anchor for CheckOnly {
-    fn kind(&self) -> &'static str {
-        self.kind
-    }
-    fn target(&self) -> &str {
-        &self.target
-    }
-    fn submit<'a>(&'a self, _: Submission<'a>) -> BoxFuture<'a, Result<Receipt>> {
-        Box::pin(async move {
-            Err(Error::config(format!(
-                "the {} anchor {} was opened to check receipts only",
-                self.kind, self.target
-            )))
-        })
-    }
-    fn verify_receipt(&self, note: &str, receipt: &Receipt) -> Result<()> {
-        (self.check)(note, receipt)
-    }
-}
-
 /// A Rekor v2 log. Trust: the log's signed-note key (or lines `log <vkey>` / `witness <vkey>`).
 /// Submitting signs each entry with the operator's own P-256 key, made on first use at
 /// `HOME/keys/rekor-entry.pem`; checking a receipt needs no key.
@@ -102,13 +65,10 @@ impl Anchor for CheckOnly {
 fn rekor(line: &PolicyAnchor, home: &Path, purpose: Purpose) -> Result<Arc<dyn Anchor>> {
     let trust = cortex_rekor::RekorTrust::from_text(&line.trust)?;
     if purpose == Purpose::Check {
-        return Ok(Arc::new(CheckOnly {
-            kind: cortex_rekor::KIND,
-            target: line.target.clone(),
-            check: Box::new(move |note, r| {
-                cortex_rekor::verify_receipt(note, r, &trust, None).map(|_| ())
-            }),
-        }));
+        return Ok(Arc::new(cortex_rekor::RekorAnchor::checker(
+            &line.target,
+            trust,
+        )?));
     }
     let path = home.join("keys").join("rekor-entry.pem");
     let key = if path.exists() {

@@ -27,7 +27,8 @@ pub struct RekorAnchor {
     base_url: String,
     endpoint: String,
     trust: RekorTrust,
-    key: EntrySigningKey,
+    /// The key entries are signed with; `None` for an anchor opened only to check receipts.
+    key: Option<EntrySigningKey>,
     client: reqwest::Client,
 }
 
@@ -39,11 +40,27 @@ impl RekorAnchor {
         Self::with_timeout(base_url, trust, key, DEFAULT_TIMEOUT)
     }
 
+    /// An anchor that only checks receipts (an auditor holds no entry key): `verify_receipt`
+    /// accepts an entry signed by any key, as long as it logs the checkpoint note in a
+    /// checkpoint signed by a log key of `trust`; `submit` is refused.
+    pub fn checker(base_url: &str, trust: RekorTrust) -> Result<RekorAnchor> {
+        Self::build(base_url, trust, None, DEFAULT_TIMEOUT)
+    }
+
     /// As [`new`](Self::new), with another timeout for each submission (connect, send, reply).
     pub fn with_timeout(
         base_url: &str,
         trust: RekorTrust,
         key: EntrySigningKey,
+        timeout: Duration,
+    ) -> Result<RekorAnchor> {
+        Self::build(base_url, trust, Some(key), timeout)
+    }
+
+    fn build(
+        base_url: &str,
+        trust: RekorTrust,
+        key: Option<EntrySigningKey>,
         timeout: Duration,
     ) -> Result<RekorAnchor> {
         let base_url = check_base_url(base_url)?;
@@ -63,11 +80,18 @@ impl RekorAnchor {
 
     /// Verifies a receipt's entry and returns what it proves (index, checkpoint, witnesses).
     pub fn verify_receipt_entry(&self, note: &str, receipt: &Receipt) -> Result<VerifiedEntry> {
-        verify_receipt(note, receipt, &self.trust, Some(&self.key.public_key_der()))
+        let signer = self.key.as_ref().map(EntrySigningKey::public_key_der);
+        verify_receipt(note, receipt, &self.trust, signer.as_deref())
     }
 
     async fn post_entry(&self, note: &str) -> Result<Vec<u8>> {
-        let request = serde_json::to_vec(&self.key.hashedrekord_request(note.as_bytes())?)
+        let key = self.key.as_ref().ok_or_else(|| {
+            Error::config(format!(
+                "the Rekor anchor {} was opened to check receipts only: it has no entry key",
+                self.base_url
+            ))
+        })?;
+        let request = serde_json::to_vec(&key.hashedrekord_request(note.as_bytes())?)
             .map_err(|e| Error::backend(format!("cannot encode the Rekor request: {e}")))?;
         let unreachable = |e: reqwest::Error| {
             Error::new(

@@ -340,6 +340,15 @@ async fn a_submitted_note_comes_back_as_a_receipt_that_verifies_offline() {
         let mut wrong_kind = receipt.clone();
         wrong_kind.anchor = "witness".into();
         assert!(anchor.verify_receipt(&note, &wrong_kind).is_err());
+        // An auditor's anchor holds no entry key: it checks the same receipt, refuses the
+        // edited one, and cannot submit.
+        let checker =
+            RekorAnchor::checker(&url, RekorTrust::new(&[LOCAL_VKEY], &[]).unwrap()).unwrap();
+        checker.verify_receipt(&note, &receipt).unwrap();
+        assert!(checker.verify_receipt(&note, &edited).is_err());
+        assert!(checker.verify_receipt(&other, &receipt).is_err());
+        let e = submit(&checker, &note, &cp).await.unwrap_err();
+        assert!(e.to_string().contains("check receipts only"), "{e}");
     }
 }
 
