@@ -274,8 +274,14 @@ impl Policy {
                 }
             }
         }
-        let due: Vec<&PolicySigner> = self.signers_at(size).collect();
-        let need = self.quorum.unwrap_or(due.len()).min(due.len().max(1));
+        // Each key counts once, however many of its lines are valid at this size.
+        let mut due: Vec<&PolicySigner> = Vec::new();
+        for s in self.signers_at(size) {
+            if !due.iter().any(|d| d.label() == s.label()) {
+                due.push(s);
+            }
+        }
+        let need = self.quorum.unwrap_or(due.len());
         let have = due
             .iter()
             .filter(|s| out.verified.contains(&s.label()))
@@ -289,9 +295,21 @@ impl Policy {
                 .filter(|s| !out.verified.contains(&s.label()))
                 .map(|s| s.label())
                 .collect();
+            let short = if due.len() < need {
+                format!(
+                    " (and only {} of its keys are valid for this size, so it cannot be met)",
+                    due.len()
+                )
+            } else {
+                String::new()
+            };
             out.problems.push(format!(
-                "{have} valid signature(s) of the {need} the policy requires; missing: {}",
-                missing.join(", ")
+                "{have} valid signature(s) of the {need} the policy requires{short}; missing: {}",
+                if missing.is_empty() {
+                    "none".to_owned()
+                } else {
+                    missing.join(", ")
+                }
             ));
         }
         out
@@ -476,6 +494,31 @@ mod tests {
         let n = note(7);
         let gap = p.check(7, &n, &[sig("k", &n), sig("j", &n)]);
         assert_eq!(gap.problems.len(), 2, "{:?}", gap.problems);
+        // A quorum more keys than are valid at a size is never met quietly.
+        let two = policy("signer test a until 5\nsigner test b\nquorum 2\n").unwrap();
+        let n9 = note(9);
+        let found = two.check(9, &n9, &[sig("b", &n9)]).problems;
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].contains("only 1 of its keys are valid for this size"),
+            "{found:?}"
+        );
+        let n3 = note(3);
+        assert!(
+            two.check(3, &n3, &[sig("a", &n3), sig("b", &n3)])
+                .problems
+                .is_empty()
+        );
+        // A key on two lines valid at once counts once.
+        let twice =
+            policy("signer test k\nsigner test k from 2\nsigner test j\nquorum 2\n").unwrap();
+        assert_eq!(
+            twice
+                .check(4, &note(4), &[sig("k", &note(4))])
+                .problems
+                .len(),
+            1
+        );
         let trailing = policy("signer test a\nanchor witness http://w.example/ k\n").unwrap();
         assert_eq!(trailing.anchors[0].target, "http://w.example");
     }
