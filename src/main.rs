@@ -99,7 +99,7 @@ enum Command {
 #[derive(Subcommand, Debug)]
 enum WitnessCommand {
     /// Serve add-checkpoint: cosign the known logs' checkpoints that extend the last one seen
-    /// (key: --key or HOME/witness.skey; state: --db or HOME/witness.db).
+    /// (key: --witness-key or HOME/witness.skey; state: --state or HOME/witness.db).
     Serve(commands::witness::ServeArgs),
 }
 
@@ -211,11 +211,6 @@ fn exit_code(e: &Error) -> u8 {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
-    let witness_paths = commands::witness::Paths::new(
-        &cli.home.clone().unwrap_or_else(Settings::default_home),
-        cli.key.clone(),
-        cli.db.as_deref(),
-    );
     let result = settings(&cli).and_then(|s| match cli.command {
         Command::Migrate => commands::ledger::migrate(&s),
         Command::Ledger(LedgerCommand::Append(a)) => commands::ledger::append(&s, a),
@@ -249,9 +244,7 @@ fn main() -> ExitCode {
         Command::Forget(a) => commands::memory::forget(&s, a),
         Command::Memory(MemoryCommand::Rebuild(a)) => commands::memory::rebuild(&s, a),
         Command::Mcp(McpCommand::Start(a)) => commands::mcp::start(&s, a),
-        Command::Witness(WitnessCommand::Serve(a)) => {
-            commands::witness::serve(json, witness_paths, a)
-        }
+        Command::Witness(WitnessCommand::Serve(a)) => commands::witness::serve(json, &s.home, a),
         Command::Tiles(TilesCommand::Serve(a)) => commands::tiles::serve(&s, a),
     });
     match result {

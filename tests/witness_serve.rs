@@ -158,7 +158,14 @@ fn witness_serve_refuses_bad_setups_by_name() {
     // The ledger's checkpoint key is not a witness key.
     refused(
         &[
-            "--key", key_s, "witness", "serve", "--port", "0", "--logs", logs_s,
+            "witness",
+            "serve",
+            "--witness-key",
+            key_s,
+            "--port",
+            "0",
+            "--logs",
+            logs_s,
         ],
         "not a witness (cosignature/v1) key",
     );

@@ -8,9 +8,17 @@ use cortex_witness::{KnownLogs, WitnessServer, WitnessSigner, WitnessState};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// `cortex witness serve` flags (`--key` and `--db` are the global flags).
+/// `cortex witness serve` flags. The witness's key and state have flags of their own: the global
+/// `--key`/`--db` (and `CORTEX_SIGNING_KEY`/`CORTEX_DB`) name the ledger's, which must never serve
+/// as the witness's.
 #[derive(Args, Debug)]
 pub struct ServeArgs {
+    /// The witness's signing key (cosignature/v1). Default: HOME/witness.skey.
+    #[arg(long, env = "CORTEX_WITNESS_KEY")]
+    witness_key: Option<PathBuf>,
+    /// The witness's state file (SQLite). Default: HOME/witness.db.
+    #[arg(long, env = "CORTEX_WITNESS_STATE")]
+    state: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
@@ -26,23 +34,24 @@ pub struct ServeArgs {
     name: Option<String>,
 }
 
-/// Where the witness keeps its key and state: `--key` / `--db` when given, else
-/// `<home>/witness.skey` and `<home>/witness.db` (never the ledger's key or database).
-pub struct Paths {
-    /// The witness signer key file.
-    pub key: PathBuf,
-    /// The witness state file.
-    pub db: PathBuf,
+/// Where the witness keeps its key and state: `--witness-key` / `--state` when given, else
+/// `HOME/witness.skey` and `HOME/witness.db` (never the ledger's key or database).
+struct Paths {
+    key: PathBuf,
+    db: PathBuf,
 }
 
 impl Paths {
-    pub fn new(home: &Path, key: Option<PathBuf>, db: Option<&str>) -> Paths {
+    fn new(home: &Path, args: &ServeArgs) -> Paths {
         Paths {
-            key: key.unwrap_or_else(|| home.join("witness.skey")),
-            db: db.map_or_else(
-                || home.join("witness.db"),
-                |d| PathBuf::from(d.strip_prefix("sqlite://").unwrap_or(d)),
-            ),
+            key: args
+                .witness_key
+                .clone()
+                .unwrap_or_else(|| home.join("witness.skey")),
+            db: args
+                .state
+                .clone()
+                .unwrap_or_else(|| home.join("witness.db")),
         }
     }
 }
@@ -82,7 +91,8 @@ fn signer(key: &Path, name: Option<&str>) -> Result<WitnessSigner> {
     }
 }
 
-pub fn serve(json: bool, paths: Paths, args: ServeArgs) -> Result<u8> {
+pub fn serve(json: bool, home: &Path, args: ServeArgs) -> Result<u8> {
+    let paths = Paths::new(home, &args);
     let signer = signer(&paths.key, args.name.as_deref())?;
     let logs = KnownLogs::read_file(&args.logs)?;
     if logs.origins().next().is_none() {
