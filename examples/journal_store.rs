@@ -295,6 +295,14 @@ impl LedgerStore for JournalStore {
         self.lock()?
             .write(&self.path, json!({"meta": [key, value]}))
     }
+    fn meta_prefixed(&self, prefix: &str) -> Result<Vec<(String, String)>> {
+        let mut found: Vec<(String, String)> = (self.lock()?.state.meta.iter())
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        found.sort();
+        Ok(found)
+    }
     fn head(&self) -> Result<Head> {
         Ok(self.lock()?.state.head)
     }

@@ -94,6 +94,9 @@ enum Command {
     /// Publish the ledger as a read-only tlog-tiles log.
     #[command(subcommand)]
     Tiles(TilesCommand),
+    /// Serve the REST API, MCP over HTTP and the operational endpoints on one port, behind API
+    /// keys.
+    Serve(commands::serve::ServeArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -145,6 +148,29 @@ enum LedgerCommand {
 enum KeysCommand {
     /// Generate a checkpoint signing key (Ed25519 note key, SSH or Sigstore) and its public key.
     Generate(KeysGenerate),
+    /// Manage the API keys of `cortex serve` (stored hashed in the ledger's database).
+    #[command(subcommand)]
+    Api(ApiKeysCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum ApiKeysCommand {
+    /// Create a key; its token is printed once.
+    Create {
+        /// The identity the key acts as: the author of what it writes, the voter of its votes.
+        #[arg(long)]
+        name: String,
+        /// read, write or admin.
+        #[arg(long, default_value = "read")]
+        role: String,
+    },
+    /// List the keys (never their tokens).
+    List,
+    /// Revoke a key by its id (or its token).
+    Revoke {
+        /// The key's id (12 hex digits).
+        id: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -203,7 +229,9 @@ fn exit_code(e: &Error) -> u8 {
         ErrorKind::InvalidInput
         | ErrorKind::Config
         | ErrorKind::NotFound
-        | ErrorKind::Unsupported => 2,
+        | ErrorKind::Unsupported
+        | ErrorKind::Unauthorized
+        | ErrorKind::Forbidden => 2,
         _ => 3,
     }
 }
@@ -233,6 +261,14 @@ fn main() -> ExitCode {
                 force: k.force,
             },
         ),
+        Command::Keys(KeysCommand::Api(ApiKeysCommand::Create { name, role })) => {
+            commands::keys::api_create(&s, &name, &role)
+        }
+        Command::Keys(KeysCommand::Api(ApiKeysCommand::List)) => commands::keys::api_list(&s),
+        Command::Keys(KeysCommand::Api(ApiKeysCommand::Revoke { id })) => {
+            commands::keys::api_revoke(&s, &id)
+        }
+        Command::Serve(a) => commands::serve::serve(&s, a),
         Command::Benchmark(a) => commands::bench::run(&s, a),
         Command::Demo(a) => commands::demo::run(&s, a),
         Command::Store(a) => commands::memory::store(&s, a),

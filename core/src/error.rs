@@ -25,6 +25,10 @@ pub enum ErrorKind {
     Backend,
     /// A remote peer could not be reached; the operation may be retried.
     Unavailable,
+    /// The caller did not prove who it is (no API key, or a wrong, unknown or revoked one).
+    Unauthorized,
+    /// The caller is known but its role does not allow the operation.
+    Forbidden,
 }
 
 impl ErrorKind {
@@ -39,6 +43,8 @@ impl ErrorKind {
             ErrorKind::Config => "config",
             ErrorKind::Backend => "backend",
             ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::Forbidden => "forbidden",
         }
     }
 }
@@ -83,6 +89,18 @@ impl Error {
     /// Shorthand for [`ErrorKind::Integrity`].
     pub fn integrity(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Integrity, message)
+    }
+    /// Shorthand for [`ErrorKind::Conflict`].
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Conflict, message)
+    }
+    /// Shorthand for [`ErrorKind::Unauthorized`].
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unauthorized, message)
+    }
+    /// Shorthand for [`ErrorKind::Forbidden`].
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Forbidden, message)
     }
     /// Adds a context pair (`key = value`) shown after the message.
     pub fn with_context(mut self, key: &'static str, value: impl fmt::Display) -> Self {

@@ -382,6 +382,14 @@ impl LedgerStore for InMemoryStore {
         self.lock()?.meta.insert(key.to_owned(), value.to_owned());
         Ok(())
     }
+    fn meta_prefixed(&self, prefix: &str) -> Result<Vec<(String, String)>> {
+        let mut found: Vec<(String, String)> = (self.lock()?.meta.iter())
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        found.sort();
+        Ok(found)
+    }
     fn head(&self) -> Result<Head> {
         Ok(self.lock()?.head)
     }

@@ -155,3 +155,71 @@ fn sigstore(s: &Settings, k: KeySpec) -> Result<u8> {
     }
     Ok(0)
 }
+
+/// `cortex keys api create`: prints the token once.
+pub fn api_create(s: &Settings, name: &str, role: &str) -> Result<u8> {
+    let role: cortex_core::access::Role = role.parse()?;
+    let keys = api_keys(s)?;
+    let made = keys.create(name, role)?;
+    if s.json {
+        output::json(&serde_json::json!({
+            "ok": true, "token": made.token, "key": made.key, "entry_index": made.entry_index,
+        }));
+    } else {
+        println!("{}", made.token);
+        eprintln!(
+            "✓ API key {} for {} ({} role); shown once: only its SHA-256 is stored (ledger entry {})",
+            made.key.id, made.key.name, made.key.role, made.entry_index
+        );
+    }
+    Ok(0)
+}
+
+/// `cortex keys api list`.
+pub fn api_list(s: &Settings) -> Result<u8> {
+    let keys = api_keys(s)?.list()?;
+    if s.json {
+        output::json(&serde_json::json!({"ok": true, "keys": keys, "count": keys.len()}));
+    } else if keys.is_empty() {
+        println!("No API keys. Create one with `cortex keys api create --name NAME --role ROLE`.");
+    } else {
+        println!(
+            "{:<12}  {:<6}  {:<27}  {:<27}  name",
+            "id", "role", "created", "revoked"
+        );
+        for k in &keys {
+            println!(
+                "{:<12}  {:<6}  {:<27}  {:<27}  {}",
+                k.id,
+                k.role.as_str(),
+                k.created_at,
+                k.revoked_at.as_deref().unwrap_or("-"),
+                k.name
+            );
+        }
+    }
+    Ok(0)
+}
+
+/// `cortex keys api revoke`.
+pub fn api_revoke(s: &Settings, id: &str) -> Result<u8> {
+    let key = api_keys(s)?.revoke(id)?;
+    if s.json {
+        output::json(&serde_json::json!({"ok": true, "key": key}));
+    } else {
+        println!(
+            "✓ API key {} ({}) revoked; servers stop accepting it within {} s",
+            key.id,
+            key.name,
+            cortex_rest::RestConfig::default().key_cache_ttl.as_secs()
+        );
+    }
+    Ok(0)
+}
+
+fn api_keys(s: &Settings) -> Result<cortex_core::access::ApiKeys> {
+    let ledger = crate::commands::ledger::open_ledger(s, 0)?;
+    Ok(cortex_core::access::ApiKeys::new(std::sync::Arc::new(
+        ledger,
+    )))
+}

@@ -4,14 +4,14 @@ use crate::config::{self, Settings};
 use crate::output::{self, num};
 use clap::Args;
 use cortex_core::ledger::DEFAULT_CHECKPOINT_EVERY;
-use cortex_core::ledger::anchoring::{anchor_pending, statuses};
+use cortex_core::ledger::anchoring::anchor_pending;
 use cortex_core::ledger::export::{
     ExportFormat, ExportVerifyOptions, verify_export_with, write_export_with,
 };
 use cortex_core::ledger::store::AuditExport;
 use cortex_core::{
-    DynStore, Error, HashAlgorithm, Ledger, LedgerOptions, NewEntry, ProofFile, Result, Signer,
-    Verifier, VerifyOptions,
+    DynStore, Error, Ledger, LedgerOptions, NewEntry, ProofFile, Result, Signer, Verifier,
+    VerifyOptions,
 };
 use cortex_ed25519::Ed25519Signer;
 use serde::Deserialize;
@@ -754,46 +754,35 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
 
 pub fn status(s: &Settings) -> Result<u8> {
     let ledger = open_ledger(s, 0)?;
-    let head = ledger.head()?;
-    let latest = ledger.store().latest_checkpoint()?;
-    let last_check = ledger.store().integrity_checks(1)?.pop();
-    let hasher: HashAlgorithm = ledger.hasher().algorithm();
-    let anchors = match s.load_policy()? {
-        Some(p) => statuses(
-            &**ledger.store(),
-            &ledger.store().checkpoints()?,
-            &p.anchor_ids(),
-        )?,
-        None => Vec::new(),
-    };
+    let anchors = s.load_policy()?.map(|p| p.anchor_ids()).unwrap_or_default();
+    let st = cortex_core::ledger::status::read_status(&ledger, &anchors)?;
     if s.json {
-        output::json(&json!({
-            "ok": true, "db": s.db, "hasher": hasher.name(), "origin": ledger.origin(),
-            "size": head.size, "last_hash": head.last_hash.to_hex(),
-            "latest_checkpoint": latest.as_ref().map(|c| json!({"size": c.size, "root": c.root.to_base64(), "created_at": c.created_at})),
-            "last_verify": last_check, "anchors": anchors,
-        }));
+        let mut v = serde_json::to_value(&st)
+            .map_err(|e| Error::backend(format!("cannot encode the status: {e}")))?;
+        v["ok"] = json!(true);
+        v["db"] = json!(s.db);
+        output::json(&v);
     } else {
         println!(
             "Ledger {} ({} hasher, origin {})",
             s.db,
-            hasher.name(),
-            ledger.origin().unwrap_or("not set yet")
+            st.hasher,
+            st.origin.as_deref().unwrap_or("not set yet")
         );
-        println!("  entries:    {}", num(head.size));
-        match &latest {
+        println!("  entries:    {}", num(st.size));
+        match &st.latest_checkpoint {
             Some(c) => println!(
                 "  checkpoint: {} entries at {}, root {}",
                 num(c.size),
                 c.created_at,
-                c.root.to_base64()
+                c.root
             ),
             None => println!("  checkpoint: none yet"),
         }
-        if let Some(c) = last_check {
+        if let Some(c) = &st.last_verify {
             println!("  last verify: {} at {}", c.status, c.completed_at);
         }
-        for a in &anchors {
+        for a in &st.anchors {
             println!("  anchor:     {}", output::anchor_status(a));
         }
     }

@@ -68,13 +68,24 @@ fn env_number(name: &str) -> Result<Option<u64>> {
     }
 }
 
+/// The MCP server with what it was built on.
+pub struct Built {
+    /// The server.
+    pub server: McpServer,
+    /// The agent memory its tools use.
+    pub memory: Arc<AgentMemory>,
+    /// The ledger.
+    pub ledger: Arc<cortex_core::Ledger>,
+    /// The anchoring thread, when anchors are configured (it runs until dropped).
+    pub anchoring: Option<AnchorWorker>,
+    /// The policy's anchors (kind, target).
+    pub anchors: Vec<(String, String)>,
+}
+
 /// Builds the MCP server over the configured ledger, recording into `metrics` (pass the same
 /// `Arc` to the transport so `/metrics` shows both layers), and starts the anchoring thread
-/// when anchors are configured (it runs until the returned worker is dropped).
-pub fn build_server(
-    s: &Settings,
-    metrics: Arc<Metrics>,
-) -> Result<(McpServer, Option<AnchorWorker>)> {
+/// when anchors are configured.
+pub fn build_server(s: &Settings, metrics: Arc<Metrics>) -> Result<Built> {
     let (store, mut ledger) =
         open_store_and_ledger(s, cortex_core::ledger::DEFAULT_CHECKPOINT_EVERY)?;
     attach_signer(s, &mut ledger)?;
@@ -130,8 +141,15 @@ pub fn build_server(
             }
         });
     }
-    let builder = ledger_tools::register(builder, ledger, trust, Some(memory.clone()));
-    Ok((memory_tools::register(builder, memory).build(), worker))
+    let anchors = policy.as_ref().map(|p| p.anchor_ids()).unwrap_or_default();
+    let builder = ledger_tools::register(builder, ledger.clone(), trust, Some(memory.clone()));
+    Ok(Built {
+        server: memory_tools::register(builder, memory.clone()).build(),
+        memory,
+        ledger,
+        anchoring: worker,
+        anchors,
+    })
 }
 
 pub fn start(s: &Settings, a: StartArgs) -> Result<u8> {
@@ -145,7 +163,11 @@ pub fn start(s: &Settings, a: StartArgs) -> Result<u8> {
             metrics: metrics.clone(),
         },
     )?;
-    let (server, _anchoring) = build_server(s, metrics.clone())?;
+    let Built {
+        server,
+        anchoring: _anchoring,
+        ..
+    } = build_server(s, metrics.clone())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

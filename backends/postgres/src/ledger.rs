@@ -195,6 +195,19 @@ impl LedgerStore for PostgresStore {
         Ok(())
     }
 
+    fn meta_prefixed(&self, prefix: &str) -> Result<Vec<(String, String)>> {
+        Ok(self
+            .conn()?
+            .query(
+                "SELECT key, value FROM meta WHERE left(key, length($1)) = $1 ORDER BY key",
+                &[&prefix],
+            )
+            .map_err(pg_err)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
     fn head(&self) -> Result<Head> {
         let mut c = self.conn()?;
         let sql = c.prepared(HEAD_SQL)?;

@@ -164,6 +164,21 @@ impl LedgerStore for RedbStore {
         self.commit(tx)
     }
 
+    fn meta_prefixed(&self, prefix: &str) -> Result<Vec<(String, String)>> {
+        let tx = self.read()?;
+        let meta = table!(&self.path, tx, META)?;
+        let e = |x: redb::StorageError| db_err(&self.path, x);
+        let mut found = Vec::new();
+        for row in meta.range(prefix..).map_err(e)? {
+            let (k, v) = row.map_err(e)?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            found.push((k.value().to_owned(), v.value().to_owned()));
+        }
+        Ok(found)
+    }
+
     fn head(&self) -> Result<Head> {
         let tx = self.read()?;
         read_head_in(&self.path, &table!(&self.path, tx, STATE)?)

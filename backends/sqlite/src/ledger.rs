@@ -202,6 +202,22 @@ impl LedgerStore for SqliteStore {
         Ok(())
     }
 
+    fn meta_prefixed(&self, prefix: &str) -> Result<Vec<(String, String)>> {
+        self.with_reader(|c| {
+            let mut s = c
+                .prepare_cached(
+                    "SELECT key, value FROM meta WHERE substr(key, 1, length(?1)) = ?1 \
+                     ORDER BY key",
+                )
+                .map_err(self.err())?;
+            let rows = s
+                .query_map([prefix], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(self.err())?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(self.err())
+        })
+    }
+
     fn head(&self) -> Result<Head> {
         self.with_reader(|c| read_head(c, &self.path))
     }

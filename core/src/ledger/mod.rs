@@ -21,6 +21,7 @@ pub mod policy;
 pub mod proof_file;
 pub mod publication;
 pub mod signer;
+pub mod status;
 pub mod store;
 pub mod tiles;
 pub mod verify;

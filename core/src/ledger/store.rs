@@ -122,6 +122,9 @@ pub trait LedgerStore: TileReader + Send + Sync {
     /// `anchor.<kind>.<target>`), replacing any value. Never used for settings that fix the
     /// ledger's identity (hasher, origin): those are set once with [`LedgerStore::init_meta`].
     fn set_meta(&self, key: &str, value: &str) -> Result<()>;
+    /// Every setting whose key starts with `prefix`, in key order (for example the API keys,
+    /// `api_key.<id>`).
+    fn meta_prefixed(&self, prefix: &str) -> Result<Vec<(String, String)>>;
 
     /// The committed head.
     fn head(&self) -> Result<Head>;

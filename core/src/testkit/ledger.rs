@@ -39,6 +39,22 @@ pub fn meta_is_set_once(store: DynLedgerStore) {
         "init_meta must not overwrite"
     );
     assert_eq!(store.meta("k").unwrap().as_deref(), Some("a"));
+    // Prefix listing, in key order, without neighbours on either side.
+    for (k, v) in [
+        ("p.b", "2"),
+        ("p.a", "1"),
+        ("p", "x"),
+        ("q.a", "y"),
+        ("o.z", "z"),
+    ] {
+        store.set_meta(k, v).unwrap();
+    }
+    store.set_meta("p.b", "3").unwrap();
+    assert_eq!(
+        store.meta_prefixed("p.").unwrap(),
+        vec![("p.a".into(), "1".into()), ("p.b".into(), "3".into())]
+    );
+    assert_eq!(store.meta_prefixed("none.").unwrap(), vec![]);
 }
 
 /// Appends get consecutive indices, rows read back exactly, and the chain links.

@@ -3,6 +3,7 @@
 use cortex_mcp::metrics::Metrics;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Default port for MCP over HTTP (as in the seed).
 pub const DEFAULT_PORT: u16 = 9999;
@@ -28,7 +29,17 @@ pub struct HttpConfig {
     pub legacy_sse_primary: bool,
     /// Where request counts, latencies and connection gauges go; share it with the MCP server.
     pub metrics: Arc<Metrics>,
+    /// Most Streamable HTTP sessions open at once; `initialize` beyond it gets 503 (after
+    /// sessions idle past `session_idle` are ended).
+    pub max_sessions: usize,
+    /// How long a session may go unused before it ends.
+    pub session_idle: Duration,
 }
+
+/// Default cap on open MCP sessions.
+pub const DEFAULT_MAX_SESSIONS: usize = 10_000;
+/// Default idle time after which an MCP session ends.
+pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 
 impl Default for HttpConfig {
     fn default() -> Self {
@@ -39,6 +50,8 @@ impl Default for HttpConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             legacy_sse_primary: false,
             metrics: Arc::default(),
+            max_sessions: DEFAULT_MAX_SESSIONS,
+            session_idle: DEFAULT_SESSION_IDLE,
         }
     }
 }
@@ -51,6 +64,8 @@ impl fmt::Debug for HttpConfig {
             .field("allowed_origins", &self.allowed_origins)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("legacy_sse_primary", &self.legacy_sse_primary)
+            .field("max_sessions", &self.max_sessions)
+            .field("session_idle", &self.session_idle)
             .finish_non_exhaustive()
     }
 }

@@ -56,6 +56,7 @@ pub(crate) async fn open(State(shared): State<Arc<Shared>>) -> Response {
 /// `POST /messages?sessionId=…`.
 pub(crate) async fn post(
     State(shared): State<Arc<Shared>>,
+    principal: Option<axum::Extension<cortex_core::access::Principal>>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Body,
@@ -96,6 +97,7 @@ pub(crate) async fn post(
         protocol_version: header_str(&headers, "mcp-protocol-version").map(str::to_owned),
         origin: header_str(&headers, "origin").map(str::to_owned),
         transport: "sse",
+        principal: principal.map(|p| p.0),
         ..Incoming::default()
     };
     let outbound: Arc<dyn Outbound> = Arc::new(ChannelOutbound(sender.clone()));

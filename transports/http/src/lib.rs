@@ -25,7 +25,8 @@ mod legacy;
 mod streamable;
 
 pub use config::{
-    ALLOWED_ORIGINS_ENV, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, HttpConfig, parse_origins,
+    ALLOWED_ORIGINS_ENV, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_SESSIONS, DEFAULT_PORT,
+    DEFAULT_SESSION_IDLE, HttpConfig, parse_origins,
 };
 
 use axum::Router;
@@ -86,6 +87,27 @@ impl HttpTransport {
         handler: Arc<dyn MessageHandler>,
         shutdown: watch::Receiver<bool>,
     ) -> Router {
+        Self::routes(config, handler, shutdown, true)
+    }
+
+    /// The MCP endpoints alone (`/mcp`, `/sse`, `/messages`), for a server that has its own
+    /// `/health` and `/metrics` (`cortex serve`, which puts its API-key layer around them: the
+    /// [`cortex_core::access::Principal`] that layer leaves in the request's extensions is
+    /// handed to the handler with each message).
+    pub fn mcp_router(
+        config: HttpConfig,
+        handler: Arc<dyn MessageHandler>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Router {
+        Self::routes(config, handler, shutdown, false)
+    }
+
+    fn routes(
+        config: HttpConfig,
+        handler: Arc<dyn MessageHandler>,
+        shutdown: watch::Receiver<bool>,
+        with_ops: bool,
+    ) -> Router {
         let shared = Arc::new(Shared {
             handler,
             config,
@@ -93,7 +115,7 @@ impl HttpTransport {
             legacy: Mutex::default(),
             shutdown,
         });
-        Router::new()
+        let mut router = Router::new()
             .route(
                 "/mcp",
                 get(streamable::get)
@@ -101,9 +123,13 @@ impl HttpTransport {
                     .delete(streamable::delete),
             )
             .route("/sse", get(legacy::open))
-            .route("/messages", axum::routing::post(legacy::post))
-            .route("/health", get(health))
-            .route("/metrics", get(metrics))
+            .route("/messages", axum::routing::post(legacy::post));
+        if with_ops {
+            router = router
+                .route("/health", get(health))
+                .route("/metrics", get(metrics));
+        }
+        router
             .route_layer(middleware::from_fn_with_state(shared.clone(), observe))
             .layer(middleware::from_fn_with_state(shared.clone(), check_origin))
             .with_state(shared)
@@ -186,10 +212,14 @@ impl fmt::Debug for Shared {
 }
 
 /// One Streamable HTTP session.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Session {
     /// The session's `GET` stream, while one is open.
     pub(crate) stream: Option<mpsc::UnboundedSender<String>>,
+    /// The API key that opened it (only that key may use it).
+    pub(crate) key_id: Option<String>,
+    /// When it was last used; sessions idle past `HttpConfig::session_idle` end.
+    pub(crate) last_seen: Instant,
 }
 
 /// Sends into a channel that feeds an SSE stream.

@@ -5,16 +5,19 @@ use crate::{
     Session, Shared, check_shape, error_response, header_str, json_response, new_session_id,
     parse_json, read_body, sse_event, sse_response, until_shutdown,
 };
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use cortex_core::access::Principal;
 use cortex_core::error::{Error, ErrorKind, Result};
 use cortex_mcp::protocol::{self, MirroredHeaders, RpcError, codes::INVALID_REQUEST};
 use cortex_mcp::transport::{Incoming, Outbound};
 use futures_util::StreamExt;
 use serde_json::Value;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::mpsc;
 
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -136,17 +139,64 @@ impl Drop for AbortOnDrop {
     }
 }
 
-fn session_known(shared: &Shared, id: &str) -> bool {
-    shared
-        .sessions
-        .lock()
-        .map(|s| s.contains_key(id))
-        .unwrap_or(false)
+/// Whether session `id` is open for this caller: it exists, has not been idle longer than the
+/// configured limit (an idle one is ended here), and was opened with the same API key (a
+/// session is never shared between keys). A known session's idle clock restarts.
+fn session_known(shared: &Shared, id: &str, key: Option<&Principal>) -> bool {
+    let Ok(mut sessions) = shared.sessions.lock() else {
+        return false;
+    };
+    let idle = shared.config.session_idle;
+    match sessions.get_mut(id) {
+        Some(s) if s.last_seen.elapsed() > idle => {
+            sessions.remove(id);
+            shared.handler.end_session(id);
+            false
+        }
+        Some(s) if s.key_id.as_deref() != key.map(|p| p.key_id.as_str()) => false,
+        Some(s) => {
+            s.last_seen = Instant::now();
+            true
+        }
+        None => false,
+    }
+}
+
+/// Opens a session for `key`, first ending sessions idle past the limit; `None` if the cap on
+/// open sessions is still reached.
+fn open_session(shared: &Shared, key: Option<&Principal>) -> Option<String> {
+    let mut sessions = shared.sessions.lock().ok()?;
+    if sessions.len() >= shared.config.max_sessions {
+        let idle = shared.config.session_idle;
+        let expired: Vec<String> = sessions
+            .iter()
+            .filter(|(_, s)| s.last_seen.elapsed() > idle)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            sessions.remove(&id);
+            shared.handler.end_session(&id);
+        }
+        if sessions.len() >= shared.config.max_sessions {
+            return None;
+        }
+    }
+    let id = new_session_id();
+    sessions.insert(
+        id.clone(),
+        Session {
+            stream: None,
+            key_id: key.map(|p| p.key_id.clone()),
+            last_seen: Instant::now(),
+        },
+    );
+    Some(id)
 }
 
 /// `POST /mcp`.
 pub(crate) async fn post(
     State(shared): State<Arc<Shared>>,
+    principal: Option<Extension<Principal>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -169,6 +219,8 @@ pub(crate) async fn post(
     if let Err(r) = check_shape(&message) {
         return r;
     }
+    let principal = principal.map(|Extension(p)| p);
+    let key = principal.as_ref();
     let stateless = version.as_deref().is_some_and(protocol::is_stateless);
     let is_initialize = message.get("method").and_then(Value::as_str) == Some("initialize");
     let mut minted = None;
@@ -178,10 +230,17 @@ pub(crate) async fn post(
         }
         None
     } else if is_initialize {
-        let id = new_session_id();
-        if let Ok(mut sessions) = shared.sessions.lock() {
-            sessions.insert(id.clone(), Session::default());
-        }
+        let Some(id) = open_session(&shared, key) else {
+            return error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                INVALID_REQUEST,
+                &format!(
+                    "Service Unavailable: {} MCP sessions are open, the most this server keeps; \
+                     end one (DELETE /mcp) or wait until idle ones expire",
+                    shared.config.max_sessions
+                ),
+            );
+        };
         minted = Some(id.clone());
         Some(id)
     } else {
@@ -193,7 +252,7 @@ pub(crate) async fn post(
                     "Bad Request: Mcp-Session-Id header is required (send initialize first, or use protocol revision 2026-07-28)",
                 );
             }
-            Some(id) if !session_known(&shared, id) => {
+            Some(id) if !session_known(&shared, id, key) => {
                 return error_response(
                     StatusCode::NOT_FOUND,
                     INVALID_REQUEST,
@@ -217,6 +276,7 @@ pub(crate) async fn post(
         // Already checked against the body above; handed over decoded.
         mcp_name: header_str(&headers, "mcp-name").and_then(protocol::decode_name_header),
         transport: "http",
+        principal: principal.clone(),
     };
 
     if !protocol::has_request(&message) {
@@ -300,7 +360,11 @@ fn stateless_status(reply: &str) -> StatusCode {
 }
 
 /// Checks the session header of a `GET` or `DELETE`; the session id on success.
-fn require_session(shared: &Shared, headers: &HeaderMap) -> std::result::Result<String, Response> {
+fn require_session(
+    shared: &Shared,
+    headers: &HeaderMap,
+    key: Option<&Principal>,
+) -> std::result::Result<String, Response> {
     if let Ok(Some(_)) = protocol_version(headers).map(|v| v.filter(|v| protocol::is_stateless(v)))
     {
         return Err(error_response(
@@ -315,7 +379,7 @@ fn require_session(shared: &Shared, headers: &HeaderMap) -> std::result::Result<
             INVALID_REQUEST,
             "Bad Request: Mcp-Session-Id header is required",
         )),
-        Some(id) if !session_known(shared, id) => Err(error_response(
+        Some(id) if !session_known(shared, id, key) => Err(error_response(
             StatusCode::NOT_FOUND,
             INVALID_REQUEST,
             "Session not found: it expired or was terminated; initialize a new one",
@@ -342,8 +406,12 @@ impl Drop for StreamSlot {
 }
 
 /// `GET /mcp`: the session's server-to-client stream.
-pub(crate) async fn get(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    let session = match require_session(&shared, &headers) {
+pub(crate) async fn get(
+    State(shared): State<Arc<Shared>>,
+    principal: Option<Extension<Principal>>,
+    headers: HeaderMap,
+) -> Response {
+    let session = match require_session(&shared, &headers, principal.as_ref().map(|e| &e.0)) {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -387,13 +455,18 @@ pub(crate) async fn get(State(shared): State<Arc<Shared>>, headers: HeaderMap) -
 }
 
 /// `DELETE /mcp`: ends a session.
-pub(crate) async fn delete(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    let session = match require_session(&shared, &headers) {
+pub(crate) async fn delete(
+    State(shared): State<Arc<Shared>>,
+    principal: Option<Extension<Principal>>,
+    headers: HeaderMap,
+) -> Response {
+    let session = match require_session(&shared, &headers, principal.as_ref().map(|e| &e.0)) {
         Ok(s) => s,
         Err(r) => return r,
     };
     if let Ok(mut sessions) = shared.sessions.lock() {
         sessions.remove(&session);
     }
+    shared.handler.end_session(&session);
     StatusCode::OK.into_response()
 }

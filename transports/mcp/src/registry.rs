@@ -2,6 +2,7 @@
 //! the memory engine next) registers its items on a [`crate::McpServerBuilder`]; the
 //! protocol layer never names a tool.
 
+use cortex_core::access::{Principal, Role};
 use cortex_core::error::Result;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -19,8 +20,31 @@ pub struct Caller {
     /// era) or of the request's `_meta` (stateless era); `None` if it declared none.
     pub client: Option<String>,
     /// The surface: `mcp-` and the transport's name (`mcp-stdio`, `mcp-http`, `mcp-sse`,
-    /// `mcp-ws`), or `mcp` when the transport did not say.
+    /// `mcp-ws`), `rest`, or `mcp` when the transport did not say.
     pub surface: String,
+    /// The API key the call was made with, where the surface checks keys (`cortex serve`); its
+    /// identity is then the author of what the call writes and the voter of its votes, and its
+    /// role must reach each tool's [`Tool::access`]. `None` on surfaces without keys (stdio).
+    pub principal: Option<Principal>,
+}
+
+impl Caller {
+    /// The agent the call acts as: the key's identity where there is a key, else the client's
+    /// declared name.
+    pub fn agent(&self) -> Option<&str> {
+        match &self.principal {
+            Some(p) => Some(&p.identity),
+            None => self.client.as_deref(),
+        }
+    }
+
+    /// `Ok` if the caller may run `tool` (always, without a key).
+    pub fn may_run(&self, tool: &Tool) -> Result<()> {
+        match &self.principal {
+            Some(p) => p.require(tool.access, &tool.name),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Where a tool runs.
@@ -53,6 +77,9 @@ pub struct Tool {
     pub idempotent: bool,
     /// Where it runs.
     pub exec: Exec,
+    /// The role an API key needs to run it (read for reads, write for writes, admin for
+    /// erasure).
+    pub access: Role,
     /// The body.
     pub run: ToolFn,
 }

@@ -24,6 +24,8 @@ pub struct Incoming {
     pub mcp_name: Option<String>,
     /// The transport's [`Transport::name`] (`stdio`, `http`, `sse`, `ws`); empty if unknown.
     pub transport: &'static str,
+    /// The API key the message came with, where the surface checks keys.
+    pub principal: Option<cortex_core::access::Principal>,
 }
 
 /// The way back to one peer, for messages that are not direct replies (notifications, SSE).
@@ -46,6 +48,10 @@ pub trait MessageHandler: Send + Sync {
     fn health(&self) -> std::result::Result<(), String> {
         Ok(())
     }
+
+    /// Forgets session `id` (the transport ended it: deleted, or idle too long). The default
+    /// keeps nothing per session.
+    fn end_session(&self, _id: &str) {}
 }
 
 /// A way of carrying MCP messages.

@@ -61,6 +61,23 @@ impl WebSocketTransport {
         self.listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    /// The upgrade endpoint alone at `/ws`, for a server with its own `/health` and `/metrics`
+    /// (`cortex serve`, behind its API-key layer: the [`cortex_core::access::Principal`] that
+    /// layer leaves in the upgrade request's extensions is handed on with every message of the
+    /// connection).
+    pub fn upgrade_router(
+        config: HttpConfig,
+        handler: Arc<dyn MessageHandler>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Router {
+        let shared = Arc::new(Shared {
+            config,
+            handler,
+            shutdown,
+        });
+        Router::new().route("/ws", get(upgrade)).with_state(shared)
+    }
+
     /// The axum router, for mounting into a larger server.
     pub fn router(
         config: HttpConfig,
@@ -146,6 +163,10 @@ async fn upgrade(State(shared): State<Arc<Shared>>, request: Request) -> Respons
             "Bad Request: the WebSocket client must offer the 'mcp' subprotocol (Sec-WebSocket-Protocol: mcp)",
         );
     }
+    let principal = request
+        .extensions()
+        .get::<cortex_core::access::Principal>()
+        .cloned();
     let (mut parts, _body) = request.into_parts();
     let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(ws) => ws,
@@ -161,7 +182,7 @@ async fn upgrade(State(shared): State<Arc<Shared>>, request: Request) -> Respons
     ws.protocols([SUBPROTOCOL])
         .max_message_size(limit.saturating_mul(2).max(1024))
         .max_frame_size(limit.saturating_mul(2).max(1024))
-        .on_upgrade(move |socket| connection(shared, socket, origin))
+        .on_upgrade(move |socket| connection(shared, socket, origin, principal))
 }
 
 struct SocketOutbound(mpsc::UnboundedSender<Message>);
@@ -181,7 +202,12 @@ fn close(code: u16, reason: &str) -> Message {
     }))
 }
 
-async fn connection(shared: Arc<Shared>, socket: WebSocket, origin: Option<String>) {
+async fn connection(
+    shared: Arc<Shared>,
+    socket: WebSocket,
+    origin: Option<String>,
+    principal: Option<cortex_core::access::Principal>,
+) {
     let metrics = shared.config.metrics.clone();
     let _open = metrics.connection("ws");
     let session = cortex_http::new_session_id();
@@ -238,6 +264,7 @@ async fn connection(shared: Arc<Shared>, socket: WebSocket, origin: Option<Strin
                     session_id: Some(session.clone()),
                     origin: origin.clone(),
                     transport: "ws",
+                    principal: principal.clone(),
                     ..Incoming::default()
                 };
                 let handler = shared.handler.clone();

@@ -119,6 +119,7 @@ impl McpServer {
         };
         crate::registry::Caller {
             client: client.filter(|c| !c.trim().is_empty()),
+            principal: incoming.principal.clone(),
             surface: if incoming.transport.is_empty() {
                 "mcp".to_owned()
             } else {

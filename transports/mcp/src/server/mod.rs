@@ -69,6 +69,16 @@ impl McpServer {
         self.cache.as_ref()
     }
 
+    /// The input schema of tool `name`, if the server has it.
+    pub fn tool_input_schema(&self, name: &str) -> Option<&Value> {
+        self.tools.get(name).map(|t| &t.input_schema)
+    }
+
+    /// Every tool, by name.
+    pub fn tools(&self) -> impl Iterator<Item = &crate::registry::Tool> {
+        self.tools.values()
+    }
+
     /// Runs the health check: `Err` names what is unreachable.
     pub fn check_health(&self) -> std::result::Result<(), String> {
         match &self.health {
@@ -258,6 +268,10 @@ impl MessageHandler for McpServer {
 
     fn health(&self) -> std::result::Result<(), String> {
         self.check_health()
+    }
+
+    fn end_session(&self, id: &str) {
+        McpServer::end_session(self, Some(id));
     }
 }
 

@@ -62,6 +62,13 @@ impl McpServer {
                 return Ok(Answer::Value(r));
             }
         };
+        if let Err(e) = caller.may_run(tool) {
+            let mut r = tool_error(&format!("{}: {e}", e.kind().as_str()));
+            if modern {
+                self.decorate(&mut r, None);
+            }
+            return Ok(Answer::Value(r));
+        }
         let problems = schema::validate(&tool.input_schema, &Value::Object(args.clone()));
         if !problems.is_empty() {
             let mut r = tool_error(&format!(
@@ -112,6 +119,71 @@ impl McpServer {
         }
     }
 
+    /// Runs tool `name` outside JSON-RPC (the REST API): the same argument validation, access
+    /// check, query cache and body as `tools/call`, answering the structured result as JSON
+    /// text, or the error (`InvalidInput` for arguments the schema refuses, `Forbidden` for a
+    /// key whose role is too low, the tool's own error otherwise).
+    pub async fn invoke(
+        &self,
+        name: &str,
+        args: Map<String, Value>,
+        caller: &Caller,
+    ) -> cortex_core::Result<Arc<str>> {
+        use cortex_core::Error;
+        let tool = self
+            .tools
+            .get(name)
+            .ok_or_else(|| Error::not_found(format!("no operation {name}")))?;
+        caller.may_run(tool)?;
+        let problems = schema::validate(&tool.input_schema, &Value::Object(args.clone()));
+        if !problems.is_empty() {
+            return Err(Error::invalid(problems.join("; ")));
+        }
+        let cached = match (&self.cache, self.cache_keys.get(name), &self.memory_version) {
+            (Some(cache), Some(key_fn), Some(version)) => match (key_fn(&args), version()) {
+                (Some(k), Ok(v)) => Some((cache, format!("{name}\u{0}rest\u{0}{}", k.key), k, v)),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some((cache, key, _, version)) = &cached {
+            let hit = cache.get_text(key, *version);
+            self.metrics.record_cache(hit.is_some());
+            if let Some(text) = hit {
+                return Ok(text);
+            }
+        }
+        let value = match self.execute(tool, args, caller.clone()).await {
+            Ok(outcome) => outcome?,
+            Err(()) => {
+                return Err(Error::backend(format!(
+                    "operation {name} failed unexpectedly"
+                )));
+            }
+        };
+        Ok(match cached {
+            Some((cache, key, k, version)) => cache.insert(key, version, k.now_relative, value),
+            None => Arc::from(value.to_string()),
+        })
+    }
+
+    /// Runs a tool's body where it belongs (inline or on its own thread); `Err(())` if it
+    /// panicked.
+    async fn execute(
+        &self,
+        tool: &Tool,
+        args: Map<String, Value>,
+        caller: Caller,
+    ) -> Result<cortex_core::Result<Value>, ()> {
+        let run = tool.run.clone();
+        match tool.exec {
+            Exec::Inline => catch_unwind(AssertUnwindSafe(|| run(args, &caller))).map_err(|_| ()),
+            Exec::Thread => blocking::run(move || run(args, &caller))
+                .await
+                .map_err(|_| ()),
+        }
+    }
+
     async fn run_tool(
         &self,
         name: &str,
@@ -119,11 +191,7 @@ impl McpServer {
         args: Map<String, Value>,
         caller: Caller,
     ) -> Result<Value, RpcError> {
-        let run = tool.run.clone();
-        let outcome = match tool.exec {
-            Exec::Inline => catch_unwind(AssertUnwindSafe(|| run(args, &caller))),
-            Exec::Thread => blocking::run(move || run(args, &caller)).await,
-        };
+        let outcome = self.execute(tool, args, caller).await;
         match outcome {
             Ok(Ok(structured)) => Ok(json!({
                 "content": [{"type": "text", "text": structured.to_string()}],

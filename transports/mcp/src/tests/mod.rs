@@ -123,6 +123,7 @@ fn server_for(l: &Arc<Ledger>) -> McpServer {
         read_only: true,
         idempotent: true,
         exec: Exec::Inline,
+        access: cortex_core::access::Role::Read,
         run: Arc::new(|_, _| panic!("boom")),
     })
     .build()

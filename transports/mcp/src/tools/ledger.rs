@@ -6,6 +6,7 @@ use crate::McpServerBuilder;
 use crate::registry::{Exec, Prompt, Resource, Tool};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use cortex_core::access::Role;
 use cortex_core::error::{Error, Result};
 use cortex_core::ledger::Ledger;
 use cortex_core::ledger::anchor::Anchor;
@@ -68,6 +69,7 @@ pub fn register(
             read_only: false,
             idempotent: true,
             exec: Exec::Inline,
+            access: Role::Write,
             run: Arc::new(move |_args, _| checkpoint(&l1)),
         })
         .tool(Tool {
@@ -88,6 +90,7 @@ pub fn register(
             read_only: false,
             idempotent: true,
             exec: Exec::Thread,
+            access: Role::Read,
             run: Arc::new(move |args, _| verify(&l2, memory.as_deref(), &trust, &args)),
         })
         .tool(Tool {
@@ -104,6 +107,7 @@ pub fn register(
             read_only: true,
             idempotent: true,
             exec: Exec::Inline,
+            access: Role::Read,
             run: Arc::new(move |args, _| proof(&l3, &args)),
         })
         .resource(Resource {

@@ -14,6 +14,7 @@
 use crate::McpServerBuilder;
 use crate::cache::CacheKey;
 use crate::registry::{Caller, Exec, Prompt, PromptArgument, ResourceTemplate, Tool};
+use cortex_core::access::Role;
 use cortex_core::error::{Error, Result};
 use cortex_core::memory::fact::{Author, Fact, NewFact, parse_timestamp};
 use cortex_core::memory::{
@@ -174,7 +175,7 @@ fn recall_key(args: &Map<String, Value>) -> Option<CacheKey> {
 }
 
 fn register_tools(builder: McpServerBuilder, memory: Arc<AgentMemory>) -> McpServerBuilder {
-    let m = |f: fn(&AgentMemory, &Map<String, Value>) -> Result<Value>| {
+    let m = |f: fn(&AgentMemory, &Map<String, Value>, &Caller) -> Result<Value>| {
         let memory = memory.clone();
         Arc::new(move |args: Map<String, Value>, caller: &Caller| {
             let writer = memory.as_author(author_of(caller)).map_err(|e| {
@@ -184,7 +185,7 @@ fn register_tools(builder: McpServerBuilder, memory: Arc<AgentMemory>) -> McpSer
                     e.message()
                 ))
             })?;
-            f(&writer, &args)
+            f(&writer, &args, caller)
         })
     };
     let tool = |name: &str, title: &str, description: &str, input: Value, output: Value| Tool {
@@ -196,6 +197,7 @@ fn register_tools(builder: McpServerBuilder, memory: Arc<AgentMemory>) -> McpSer
         read_only: true,
         idempotent: true,
         exec: Exec::Inline,
+        access: Role::Read,
         run: Arc::new(|_, _| Err(Error::invalid("unset"))),
     };
     let facts_out = json!({"type": "object", "required": ["facts", "count"], "properties": {
@@ -205,6 +207,7 @@ fn register_tools(builder: McpServerBuilder, memory: Arc<AgentMemory>) -> McpSer
             read_only: false,
             idempotent: false,
             exec: Exec::Thread,
+            access: Role::Write,
             run: m(store),
             ..tool(
                 "cortex_store",
@@ -264,16 +267,20 @@ fn register_tools(builder: McpServerBuilder, memory: Arc<AgentMemory>) -> McpSer
             read_only: false,
             idempotent: false,
             exec: Exec::Thread,
+            access: Role::Write,
             run: m(vote),
             ..tool(
                 "cortex_vote",
                 "Vote on a fact",
                 "An agent votes +1 (agree) or -1 (disagree) on a fact, with an optional reason. \
-                 Returns the fact's reputation-weighted consensus and the agent's reputation.",
+                 Returns the fact's reputation-weighted consensus and the agent's reputation. \
+                 Called with an API key, the voter is the key's identity (an `agent` argument \
+                 must then be that identity or absent); without one, `agent` is required.",
                 json!({"type": "object", "additionalProperties": false,
-                    "required": ["fact_id", "agent", "vote"], "properties": {
+                    "required": ["fact_id", "vote"], "properties": {
                         "fact_id": {"type": "integer", "minimum": 0},
-                        "agent": {"type": "string", "minLength": 1},
+                        "agent": {"type": "string", "minLength": 1,
+                            "description": "the voting agent; with an API key, its identity"},
                         "vote": {"type": "integer", "enum": [1, -1]},
                         "reason": {"type": "string"}}}),
                 json!({"type": "object", "required": ["vote", "consensus", "agent"],
@@ -284,6 +291,7 @@ fn register_tools(builder: McpServerBuilder, memory: Arc<AgentMemory>) -> McpSer
         .tool(Tool {
             read_only: false,
             exec: Exec::Thread,
+            access: Role::Write,
             run: m(deprecate),
             ..tool(
                 "cortex_deprecate",
@@ -300,6 +308,7 @@ fn register_tools(builder: McpServerBuilder, memory: Arc<AgentMemory>) -> McpSer
         .tool(Tool {
             read_only: false,
             exec: Exec::Thread,
+            access: Role::Admin,
             run: m(forget),
             ..tool(
                 "cortex_forget",
@@ -381,7 +390,7 @@ fn fact_schema() -> Value {
 
 /// The author a call writes as.
 fn author_of(caller: &Caller) -> Author {
-    Author::new(caller.client.as_deref(), caller.surface.clone())
+    Author::new(caller.agent(), caller.surface.clone())
 }
 
 fn to_value<T: serde::Serialize>(v: &T) -> Result<Value> {
@@ -396,7 +405,7 @@ fn facts_result(facts: &[Fact]) -> Result<Value> {
     Ok(json!({"facts": to_value(&facts)?, "count": facts.len()}))
 }
 
-fn store(memory: &AgentMemory, args: &Map<String, Value>) -> Result<Value> {
+fn store(memory: &AgentMemory, args: &Map<String, Value>, _: &Caller) -> Result<Value> {
     let facts: Vec<NewFact> = match args.get("facts") {
         Some(list) => {
             if args.len() > 1 {
@@ -417,13 +426,13 @@ fn store(memory: &AgentMemory, args: &Map<String, Value>) -> Result<Value> {
     }))
 }
 
-fn search(memory: &AgentMemory, args: &Map<String, Value>) -> Result<Value> {
+fn search(memory: &AgentMemory, args: &Map<String, Value>, _: &Caller) -> Result<Value> {
     let q: SearchQuery = from_value("search", Value::Object(args.clone()))?;
     let hits = memory.search(&q)?;
     Ok(json!({"hits": to_value(&hits)?, "count": hits.len()}))
 }
 
-fn forget(memory: &AgentMemory, args: &Map<String, Value>) -> Result<Value> {
+fn forget(memory: &AgentMemory, args: &Map<String, Value>, _: &Caller) -> Result<Value> {
     let id = fact_id(args).ok_or_else(|| Error::invalid("fact_id is required"))?;
     let reason = args.get("reason").and_then(Value::as_str).unwrap_or("");
     let f = memory.forget(id, reason)?;
@@ -439,7 +448,7 @@ fn limit(args: &Map<String, Value>) -> Result<usize> {
     Ok(limit)
 }
 
-fn recall(memory: &AgentMemory, args: &Map<String, Value>) -> Result<Value> {
+fn recall(memory: &AgentMemory, args: &Map<String, Value>, _: &Caller) -> Result<Value> {
     let q: RecallQuery = from_value("recall", Value::Object(args.clone()))?;
     facts_result(&memory.recall(&q)?)
 }
@@ -448,9 +457,24 @@ fn fact_id(args: &Map<String, Value>) -> Option<u64> {
     args.get("fact_id").and_then(Value::as_u64)
 }
 
-fn vote(memory: &AgentMemory, args: &Map<String, Value>) -> Result<Value> {
+fn vote(memory: &AgentMemory, args: &Map<String, Value>, caller: &Caller) -> Result<Value> {
     let id = fact_id(args).ok_or_else(|| Error::invalid("fact_id is required"))?;
-    let agent = args.get("agent").and_then(Value::as_str).unwrap_or("");
+    let named = args.get("agent").and_then(Value::as_str);
+    let agent = match (&caller.principal, named) {
+        (Some(p), Some(a)) if a != p.identity => {
+            return Err(Error::forbidden(format!(
+                "the API key {} votes as {:?}; it cannot vote as {a:?}",
+                p.key_id, p.identity
+            )));
+        }
+        (Some(p), _) => p.identity.as_str(),
+        (None, Some(a)) => a,
+        (None, None) => {
+            return Err(Error::invalid(
+                "agent is required: the voting agent (with an API key, the key's identity votes)",
+            ));
+        }
+    };
     let v = args.get("vote").and_then(Value::as_i64).unwrap_or(0);
     let v = i8::try_from(v).map_err(|_| Error::invalid(format!("vote {v} must be 1 or -1")))?;
     let reason = args.get("reason").and_then(Value::as_str);
@@ -463,14 +487,14 @@ fn vote(memory: &AgentMemory, args: &Map<String, Value>) -> Result<Value> {
     }))
 }
 
-fn deprecate(memory: &AgentMemory, args: &Map<String, Value>) -> Result<Value> {
+fn deprecate(memory: &AgentMemory, args: &Map<String, Value>, _: &Caller) -> Result<Value> {
     let id = fact_id(args).ok_or_else(|| Error::invalid("fact_id is required"))?;
     let reason = args.get("reason").and_then(Value::as_str);
     let d = memory.deprecate(id, reason)?;
     Ok(json!({"fact": to_value(&d.fact)?, "entry_index": d.append.first_index}))
 }
 
-fn history(memory: &AgentMemory, args: &Map<String, Value>) -> Result<Value> {
+fn history(memory: &AgentMemory, args: &Map<String, Value>, _: &Caller) -> Result<Value> {
     match (fact_id(args), args.get("project").and_then(Value::as_str)) {
         (Some(id), None) => to_value(&memory.fact_history(id)?),
         (None, Some(project)) => facts_result(&memory.project_history(project, limit(args)?)?),

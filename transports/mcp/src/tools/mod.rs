@@ -40,6 +40,7 @@ pub(crate) fn metrics_tool(metrics: Arc<Metrics>) -> Tool {
         read_only: true,
         idempotent: false,
         exec: Exec::Inline,
+        access: cortex_core::access::Role::Read,
         run: Arc::new(move |_, _| {
             serde_json::to_value(metrics.snapshot()).map_err(|e| {
                 cortex_core::error::Error::backend(format!("cannot encode the metrics: {e}"))

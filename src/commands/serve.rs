@@ -1,0 +1,191 @@
+//! `cortex serve`: the REST API, MCP over HTTP (mounted on the same server, behind the same API
+//! keys) and the operational endpoints, on one port. Wiring only: the routes and layers are
+//! `cortex-rest`, the operations the MCP server's tools.
+
+use crate::commands::mcp::{Built, build_server};
+use crate::config::Settings;
+use clap::Args;
+use cortex_core::access::ApiKeys;
+use cortex_core::{Error, Result};
+use cortex_mcp::metrics::Metrics;
+use cortex_rest::{RATE_LIMIT_ENV, RestConfig, Service};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Interface to bind (loopback by default; 0.0.0.0 in a container).
+    #[arg(long, env = "CORTEX_HOST", default_value = "127.0.0.1")]
+    host: String,
+    /// Port to bind; 0 picks a free one.
+    #[arg(long, env = "CORTEX_PORT", default_value_t = cortex_rest::DEFAULT_PORT)]
+    port: u16,
+    /// Requests per second each API key may make (also its burst); 0 turns the limit off.
+    #[arg(long, env = RATE_LIMIT_ENV, default_value_t = cortex_rest::DEFAULT_RATE_LIMIT)]
+    rate_limit: u32,
+    /// Browser origins allowed, comma-separated (`*` for any); default loopback only.
+    #[arg(long, env = "CORTEX_ALLOWED_ORIGINS", value_delimiter = ',')]
+    allowed_origins: Vec<String>,
+    /// Largest request body in bytes.
+    #[arg(long, env = "CORTEX_MAX_BODY_BYTES", default_value_t = cortex_rest::DEFAULT_MAX_BODY_BYTES)]
+    max_body_bytes: usize,
+    /// Longest a REST request may take, in seconds (408 after it).
+    #[arg(long, env = "CORTEX_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    request_timeout_secs: u64,
+    /// Most MCP sessions open at once (initialize beyond it gets 503).
+    #[arg(long, env = "CORTEX_MAX_SESSIONS", default_value_t = cortex_rest::DEFAULT_MAX_SESSIONS)]
+    max_sessions: usize,
+    /// Seconds an MCP session may stay unused before it ends.
+    #[arg(long, env = "CORTEX_SESSION_IDLE_SECS", default_value_t = 1800)]
+    session_idle_secs: u64,
+    /// Seconds a client may take to send a request's headers before the connection is closed.
+    #[arg(long, env = "CORTEX_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    header_read_timeout_secs: u64,
+    /// Serve without API keys: anyone who reaches the port may read and write. For a loopback
+    /// development server only.
+    #[arg(long)]
+    no_auth: bool,
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// What the binary's plugins add: MCP over WebSocket at `/ws` (behind the keys) and the
+/// tlog-tiles view under `/tiles` (public; SHA-256 ledgers only).
+fn mounts(
+    config: &RestConfig,
+    service: &Arc<Service>,
+    stopped: tokio::sync::watch::Receiver<bool>,
+) -> Result<cortex_rest::Mounts> {
+    let mut mounts = cortex_rest::Mounts::default();
+    #[cfg(feature = "websocket")]
+    {
+        let ws = cortex_http::HttpConfig {
+            host: config.host.clone(),
+            port: config.port,
+            allowed_origins: config.allowed_origins.clone(),
+            max_body_bytes: config.max_body_bytes,
+            legacy_sse_primary: false,
+            metrics: service.metrics.clone(),
+            max_sessions: config.max_sessions,
+            session_idle: config.session_idle,
+        };
+        mounts.protected =
+            cortex_websocket::WebSocketTransport::upgrade_router(ws, service.mcp.clone(), stopped);
+    }
+    #[cfg(not(feature = "websocket"))]
+    let _ = (config, stopped);
+    #[cfg(feature = "tiles")]
+    if service.ledger.hasher().algorithm() == cortex_core::HashAlgorithm::Sha256 {
+        mounts.public = axum::Router::new().nest("/tiles", cortex_tiles::router(&service.ledger)?);
+    }
+    Ok(mounts)
+}
+
+pub fn serve(s: &Settings, a: ServeArgs) -> Result<u8> {
+    let metrics = Arc::new(Metrics::new());
+    let Built {
+        server,
+        memory,
+        ledger,
+        anchoring: _anchoring,
+        anchors,
+    } = build_server(s, metrics.clone())?;
+    let keys = ApiKeys::new(ledger.clone());
+    let config = RestConfig {
+        host: a.host,
+        port: a.port,
+        allowed_origins: a.allowed_origins,
+        max_body_bytes: a.max_body_bytes,
+        rate_limit: a.rate_limit,
+        request_timeout: Duration::from_secs(a.request_timeout_secs.max(1)),
+        max_sessions: a.max_sessions.max(1),
+        session_idle: Duration::from_secs(a.session_idle_secs.max(1)),
+        header_read_timeout: Duration::from_secs(a.header_read_timeout_secs.max(1)),
+        auth: !a.no_auth,
+        ..RestConfig::default()
+    };
+    if config.auth && !keys.any_active()? {
+        eprintln!(
+            "warning: no API key exists yet, so every request to /v1 and /mcp gets 401; create \
+             one with `cortex keys api create --name NAME --role admin`"
+        );
+    }
+    if !config.auth {
+        eprintln!(
+            "warning: --no-auth: anyone who can reach {} may read and write this ledger",
+            config.address()
+        );
+    }
+    let (l, m) = (ledger.clone(), memory.clone());
+    let ready: cortex_rest::ReadyFn = Arc::new(move || {
+        let head = l
+            .head()
+            .map_err(|e| format!("the database is unreachable: {e}"))?;
+        let version = m
+            .version()
+            .map_err(|e| format!("the memory tables cannot be read: {e}"))?;
+        Ok(json!({"database": "reachable", "entries": head.size, "memory_version": version}))
+    });
+    let service = Arc::new(Service {
+        mcp: Arc::new(server),
+        memory,
+        ledger,
+        keys,
+        metrics,
+        ready,
+        anchors,
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::backend("cannot start the async runtime").with_source(e))?;
+    let served = runtime.block_on(async {
+        let listener = cortex_rest::bind(&config).await?;
+        let address = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| config.address());
+        eprintln!(
+            "cortex serve on http://{address} (REST /v1, MCP /mcp, /health, /ready, /metrics, \
+             /openapi.json; auth {})",
+            if config.auth { "on" } else { "OFF" }
+        );
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mounts = mounts(&config, &service, stopped.clone())?;
+        let router = cortex_rest::routes::router(&config, service.clone(), stopped, mounts);
+        cortex_rest::serve(
+            listener,
+            router,
+            config.header_read_timeout,
+            shutdown_signal(),
+            stop,
+        )
+        .await
+    });
+    drop(runtime);
+    drop(service);
+    served?;
+    Ok(0)
+}

@@ -1,0 +1,668 @@
+//! `cortex serve` as a separate process on loopback: API keys with roles (401 and 403 with JSON
+//! bodies, the key's identity as author and voter, revocation), the REST routes against the
+//! same operations as MCP, MCP over HTTP and WebSocket behind the same keys, bad input of many
+//! kinds, the rate limit, the cap on MCP sessions with idle expiry, the header-read timeout and
+//! graceful shutdown.
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn cortex(home: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cortex"));
+    c.env("CORTEX_HOME", home)
+        .env_remove("CORTEX_DB")
+        .env_remove("CORTEX_SIGNING_KEY")
+        .env_remove("CORTEX_RATE_LIMIT")
+        .env_remove("CORTEX_ALLOWED_ORIGINS")
+        .env_remove("CORTEX_POLICY");
+    c
+}
+
+/// Creates an API key and returns its token.
+fn key(home: &Path, name: &str, role: &str) -> String {
+    let out = cortex(home)
+        .args(["keys", "api", "create", "--name", name, "--role", role])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// A running `cortex serve`, killed when dropped.
+struct Server {
+    child: Child,
+    base: String,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(home: &Path, args: &[&str]) -> Server {
+    let mut child = cortex(home)
+        .args(["serve", "--port", "0"])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    let addr = loop {
+        let Some(Ok(line)) = lines.next() else {
+            panic!("cortex serve ended before listening:\n{seen}");
+        };
+        seen.push_str(&line);
+        seen.push('\n');
+        if let Some(rest) = line.strip_prefix("cortex serve on http://") {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Server {
+        child,
+        base: format!("http://{addr}"),
+        addr,
+    }
+}
+
+/// One HTTP request: status, headers (lowercase names) and body as JSON (Null if not JSON).
+fn call(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, Vec<(String, String)>, Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let mut r = client.request(method.parse().unwrap(), url);
+        if let Some(t) = token {
+            r = r.header("authorization", format!("Bearer {t}"));
+        }
+        if let Some(b) = body {
+            r = r
+                .header("content-type", "application/json")
+                .body(b.to_owned());
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            headers,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+        )
+    })
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Asserts an error answer: the status, and a JSON body whose kind and message are as expected.
+fn refused(answer: (u16, Vec<(String, String)>, Value), status: u16, kind: &str, says: &str) {
+    let (s, _, body) = answer;
+    assert_eq!(s, status, "{body}");
+    assert_eq!(body["error"]["kind"], kind, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or("");
+    assert!(message.contains(says), "{message:?} should say {says:?}");
+}
+
+fn mcp_post(
+    server: &Server,
+    token: &str,
+    session: Option<&str>,
+    msg: Value,
+) -> (u16, Vec<(String, String)>, Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut r = reqwest::Client::new()
+            .post(format!("{}/mcp", server.base))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-06-18")
+            .body(msg.to_string());
+        if let Some(s) = session {
+            r = r.header("mcp-session-id", s);
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            headers,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+        )
+    })
+}
+
+fn initialize(server: &Server, token: &str) -> (u16, Option<String>) {
+    let (s, h, _) = mcp_post(
+        server,
+        token,
+        None,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "declared-name", "version": "1"}}}),
+    );
+    (s, header(&h, "mcp-session-id").map(str::to_owned))
+}
+
+#[test]
+fn api_keys_decide_who_may_do_what_and_who_wrote_it() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let admin = key(h, "ops", "admin");
+    let writer = key(h, "agent-7", "write");
+    let reader = key(h, "dashboard", "read");
+    let server = start(h, &[]);
+    let url = |p: &str| format!("{}{p}", server.base);
+
+    // Open endpoints need no key; everything under /v1 does.
+    assert_eq!(call("GET", &url("/health"), None, None).0, 200);
+    assert_eq!(call("GET", &url("/ready"), None, None).0, 200);
+    let (s, headers, body) = call("GET", &url("/v1/ledger/status"), None, None);
+    assert_eq!(s, 401, "{body}");
+    assert!(header(&headers, "www-authenticate").is_some_and(|v| v.starts_with("Bearer")));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cortex keys api create")
+    );
+    refused(
+        call("GET", &url("/v1/ledger/status"), Some("cortex_nope"), None),
+        401,
+        "unauthorized",
+        "malformed",
+    );
+    let mut wrong = writer.clone();
+    wrong.pop();
+    wrong.push(if writer.ends_with('A') { 'B' } else { 'A' });
+    refused(
+        call("GET", &url("/v1/ledger/status"), Some(&wrong), None),
+        401,
+        "unauthorized",
+        "does not match",
+    );
+
+    // A write key stores; the fact's author is the key's identity, on the rest surface.
+    let (s, _, stored) = call(
+        "POST",
+        &url("/v1/facts"),
+        Some(&writer),
+        Some(r#"{"project": "ui", "content": "The user prefers dark mode in the editor"}"#),
+    );
+    assert_eq!(s, 201, "{stored}");
+    let fact = &stored["facts"][0];
+    assert_eq!(
+        (fact["author"].as_str(), fact["surface"].as_str()),
+        (Some("agent-7"), Some("rest"))
+    );
+    let id = fact["id"].as_u64().unwrap();
+
+    // A read key reads but cannot write; the 403 names the role needed and the key's.
+    let (s, _, found) = call(
+        "GET",
+        &url("/v1/search?query=dark%20mode&project=ui"),
+        Some(&reader),
+        None,
+    );
+    assert_eq!((s, found["count"].as_u64()), (200, Some(1)), "{found}");
+    refused(
+        call(
+            "POST",
+            &url("/v1/facts"),
+            Some(&reader),
+            Some(r#"{"project": "ui", "content": "x"}"#),
+        ),
+        403,
+        "forbidden",
+        "needs the write role",
+    );
+    let (s, _, got) = call("GET", &url(&format!("/v1/facts/{id}")), Some(&reader), None);
+    assert_eq!(
+        (s, got["content"].as_str()),
+        (200, Some("The user prefers dark mode in the editor"))
+    );
+
+    // Votes are cast as the key's identity; voting as someone else is refused.
+    refused(
+        call(
+            "POST",
+            &url(&format!("/v1/facts/{id}/votes")),
+            Some(&writer),
+            Some(r#"{"vote": -1, "agent": "someone-else"}"#),
+        ),
+        403,
+        "forbidden",
+        "cannot vote as \"someone-else\"",
+    );
+    let (s, _, voted) = call(
+        "POST",
+        &url(&format!("/v1/facts/{id}/votes")),
+        Some(&writer),
+        Some(r#"{"vote": 1}"#),
+    );
+    assert_eq!(s, 200, "{voted}");
+    assert_eq!(voted["vote"]["agent"], "agent-7", "{voted}");
+    let (_, _, votes) = call(
+        "GET",
+        &url(&format!("/v1/facts/{id}/votes")),
+        Some(&reader),
+        None,
+    );
+    assert_eq!(votes["votes"][0]["agent"], "agent-7", "{votes}");
+
+    // Forget is admin-only.
+    refused(
+        call(
+            "POST",
+            &url(&format!("/v1/facts/{id}/forget")),
+            Some(&writer),
+            Some(r#"{"reason": "GDPR"}"#),
+        ),
+        403,
+        "forbidden",
+        "needs the admin role",
+    );
+    let (s, _, gone) = call(
+        "POST",
+        &url(&format!("/v1/facts/{id}/forget")),
+        Some(&admin),
+        Some(r#"{"reason": "GDPR request"}"#),
+    );
+    assert_eq!(s, 200, "{gone}");
+    let (_, _, found) = call(
+        "GET",
+        &url("/v1/search?query=dark%20mode"),
+        Some(&reader),
+        None,
+    );
+    assert_eq!(
+        found["count"], 0,
+        "an erased fact is never found again: {found}"
+    );
+
+    // Key management is recorded in the ledger, and the chain verifies.
+    let (_, _, entries) = call(
+        "GET",
+        &url("/v1/ledger/entries?limit=3"),
+        Some(&reader),
+        None,
+    );
+    assert_eq!(
+        entries["entries"][0]["action"], "api_key.create",
+        "{entries}"
+    );
+    assert!(
+        !entries.to_string().contains(&admin[20..]),
+        "no token in the ledger"
+    );
+    let (s, _, cp) = call("POST", &url("/v1/ledger/checkpoint"), Some(&writer), None);
+    assert_eq!(s, 200, "{cp}");
+    let (_, _, verified) = call("GET", &url("/v1/ledger/verify"), Some(&reader), None);
+    assert_eq!(verified["valid"], true, "{verified}");
+
+    // MCP over HTTP: the same keys, the same roles, the key's identity as author.
+    let (s, _, _) = call("POST", &url("/mcp"), None, Some("{}"));
+    assert_eq!(s, 401);
+    let (s, session) = initialize(&server, &reader);
+    assert_eq!(s, 200);
+    let session = session.expect("a session id");
+    let store = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+        "name": "cortex_store", "arguments": {"project": "ui", "content": "from mcp"}}});
+    let (_, _, r) = mcp_post(&server, &reader, Some(&session), store.clone());
+    assert_eq!(r["result"]["isError"], true, "{r}");
+    assert!(
+        r["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("needs the write role"),
+        "{r}"
+    );
+    // A session belongs to the key that opened it.
+    let (s, _, _) = mcp_post(&server, &writer, Some(&session), store.clone());
+    assert_eq!(s, 404, "another key cannot use the session");
+    let (_, writer_session) = initialize(&server, &writer);
+    let (_, _, r) = mcp_post(&server, &writer, writer_session.as_deref(), store);
+    assert_eq!(r["result"]["isError"], false, "{r}");
+    assert_eq!(
+        r["result"]["structuredContent"]["facts"][0]["author"], "agent-7",
+        "the key's identity, not the client's declared name: {r}"
+    );
+
+    // Revoking a key stops it within the cache time.
+    let reader_id = &reader[7..19];
+    let out = cortex(h)
+        .args(["keys", "api", "revoke", reader_id])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::thread::sleep(Duration::from_millis(2600));
+    refused(
+        call("GET", &url("/v1/ledger/status"), Some(&reader), None),
+        401,
+        "unauthorized",
+        "revoked",
+    );
+    let (_, _, listed) = {
+        let out = cortex(h)
+            .args(["--json", "keys", "api", "list"])
+            .output()
+            .unwrap();
+        (0, (), serde_json::from_slice::<Value>(&out.stdout).unwrap())
+    };
+    assert_eq!(listed["count"], 3);
+    assert!(
+        !listed.to_string().contains(&writer[20..]),
+        "list never shows a token"
+    );
+}
+
+#[test]
+fn bad_input_gets_a_json_error_that_names_it_and_writes_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let token = key(h, "ops", "admin");
+    let server = start(h, &["--max-body-bytes", "4096"]);
+    let url = |p: &str| format!("{}{p}", server.base);
+    let t = Some(token.as_str());
+    let size = || {
+        call("GET", &url("/v1/ledger/status"), t, None).2["size"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = size();
+    refused(
+        call("POST", &url("/v1/facts"), t, Some("{bad")),
+        400,
+        "invalid_input",
+        "not valid JSON",
+    );
+    refused(
+        call("POST", &url("/v1/facts"), t, Some("[1,2]")),
+        400,
+        "invalid_input",
+        "JSON object",
+    );
+    refused(
+        call("POST", &url("/v1/facts"), t, Some(r#"{"project": "p"}"#)),
+        400,
+        "invalid_input",
+        "content",
+    );
+    refused(
+        call(
+            "POST",
+            &url("/v1/facts"),
+            t,
+            Some(r#"{"project": "p", "content": 5}"#),
+        ),
+        400,
+        "invalid_input",
+        "content",
+    );
+    refused(
+        call(
+            "POST",
+            &url("/v1/facts"),
+            t,
+            Some(r#"{"project": "p", "content": "x", "colour": "red"}"#),
+        ),
+        400,
+        "invalid_input",
+        "colour",
+    );
+    let big = format!(r#"{{"project": "p", "content": "{}"}}"#, "x".repeat(5000));
+    refused(
+        call("POST", &url("/v1/facts"), t, Some(&big)),
+        413,
+        "invalid_input",
+        "larger",
+    );
+    refused(
+        call("GET", &url("/v1/search?query=x&top_k=abc"), t, None),
+        400,
+        "invalid_input",
+        "top_k must be an integer",
+    );
+    refused(
+        call("GET", &url("/v1/search?query=x&colour=red"), t, None),
+        400,
+        "invalid_input",
+        "colour",
+    );
+    refused(
+        call("GET", &url("/v1/facts/abc"), t, None),
+        400,
+        "invalid_input",
+        "fact_id",
+    );
+    refused(
+        call("GET", &url("/v1/facts/999999"), t, None),
+        404,
+        "not_found",
+        "999999",
+    );
+    refused(
+        call("GET", &url("/v1/ledger/entries?limit=5000"), t, None),
+        400,
+        "invalid_input",
+        "limit",
+    );
+    refused(
+        call(
+            "GET",
+            &url("/v1/ledger/proofs/consistency?old=5&new=2"),
+            t,
+            None,
+        ),
+        400,
+        "invalid_input",
+        "",
+    );
+    refused(
+        call("GET", &url("/v1/nowhere"), t, None),
+        404,
+        "not_found",
+        "openapi.json",
+    );
+    refused(
+        call("DELETE", &url("/v1/facts"), t, None),
+        405,
+        "invalid_input",
+        "not allowed",
+    );
+    refused(
+        call("POST", &url("/v1/facts/1/votes"), t, Some(r#"{"vote": 3}"#)),
+        400,
+        "invalid_input",
+        "vote",
+    );
+    refused(
+        call(
+            "POST",
+            &url("/v1/facts/1/votes"),
+            t,
+            Some(r#"{"vote": 1, "fact_id": 2}"#),
+        ),
+        400,
+        "invalid_input",
+        "given by the path",
+    );
+    assert_eq!(size(), before, "nothing was written");
+}
+
+#[test]
+fn the_rate_limit_answers_429_with_retry_after() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let token = key(h, "ops", "read");
+    let other = key(h, "other", "read");
+    let server = start(h, &["--rate-limit", "5"]);
+    let url = format!("{}/v1/ledger/status", server.base);
+    let answers: Vec<_> = (0..20)
+        .map(|_| call("GET", &url, Some(&token), None))
+        .collect();
+    let ok = answers.iter().filter(|a| a.0 == 200).count();
+    let limited: Vec<_> = answers.iter().filter(|a| a.0 == 429).collect();
+    assert!((5..=7).contains(&ok), "{ok} of 20 passed a limit of 5/s");
+    let (_, headers, body) = limited[0];
+    assert!(header(headers, "retry-after").is_some(), "{headers:?}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("rate limit"),
+        "{body}"
+    );
+    // Each key has its own quota.
+    assert_eq!(call("GET", &url, Some(&other), None).0, 200);
+}
+
+#[test]
+fn mcp_sessions_are_capped_and_idle_ones_expire() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let token = key(h, "ops", "read");
+    let server = start(
+        h,
+        &[
+            "--max-sessions",
+            "3",
+            "--session-idle-secs",
+            "1",
+            "--rate-limit",
+            "0",
+        ],
+    );
+    for _ in 0..3 {
+        assert_eq!(initialize(&server, &token).0, 200);
+    }
+    let (s, h2, body) = mcp_post(
+        &server,
+        &token,
+        None,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "x", "version": "1"}}}),
+    );
+    assert_eq!(s, 503, "{body} {h2:?}");
+    assert!(
+        body.to_string().contains("3 MCP sessions are open"),
+        "{body}"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        initialize(&server, &token).0,
+        200,
+        "idle sessions ended and made room"
+    );
+}
+
+#[test]
+fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    let home = tempfile::tempdir().unwrap();
+    let server = start(home.path(), &["--header-read-timeout-secs", "1"]);
+    let mut slow = std::net::TcpStream::connect(&server.addr).unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let _ = slow.read_to_end(&mut rest);
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(5),
+        "the connection stayed open {waited:?}"
+    );
+    // Other clients are served meanwhile and after.
+    assert_eq!(
+        call("GET", &format!("{}/health", server.base), None, None).0,
+        200
+    );
+}
+
+#[test]
+fn openapi_describes_every_route_with_the_tools_schemas() {
+    let home = tempfile::tempdir().unwrap();
+    let server = start(home.path(), &[]);
+    let (s, _, doc) = call("GET", &format!("{}/openapi.json", server.base), None, None);
+    assert_eq!(s, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    for (path, method) in [
+        ("/v1/facts", "post"),
+        ("/v1/search", "get"),
+        ("/v1/ledger/verify", "get"),
+        ("/v1/ledger/proofs/consistency", "get"),
+        ("/v1/facts/{fact_id}/votes", "post"),
+        ("/v1/agents/{agent}", "get"),
+    ] {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} is missing"
+        );
+    }
+    // The search parameters are the MCP tool's, typed as the tool types them.
+    let params = doc["paths"]["/v1/search"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let top_k = params.iter().find(|p| p["name"] == "top_k").unwrap();
+    assert_eq!(top_k["schema"]["type"], "integer");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+}
+
+#[test]
+fn no_auth_serves_without_keys_and_says_so() {
+    let home = tempfile::tempdir().unwrap();
+    let server = start(home.path(), &["--no-auth"]);
+    let (s, _, body) = call(
+        "POST",
+        &format!("{}/v1/facts", server.base),
+        None,
+        Some(r#"{"project": "p", "content": "open server"}"#),
+    );
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(body["facts"][0]["author"], Value::Null);
+}
