@@ -139,3 +139,34 @@ fn the_same_flow_runs_on_a_postgres_url() {
         .args(["-qc", &format!("DROP SCHEMA IF EXISTS {schema} CASCADE")])
         .output();
 }
+
+/// An unreachable server, a database that does not exist and an unknown role each fail at once
+/// with their cause (the pool used to wait 30 s and say "timed out waiting for connection").
+#[test]
+fn an_unreachable_postgres_fails_fast_and_names_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let fails = |url: &str, says: &str| {
+        let started = std::time::Instant::now();
+        let o = cortex(dir.path(), &["--db", url, "ledger", "status"], None);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(3), "{err}");
+        assert!(err.contains(says), "{err:?} should say {says:?}");
+        assert!(!err.contains("timed out"), "{err}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    };
+    fails("postgres://postgres@127.0.0.1:1/x", "Connection refused");
+    let Some(base) = cortex_core::testkit::postgres_url("a missing Postgres database") else {
+        return;
+    };
+    let (address, query) = base.split_once('?').unwrap_or((&base, ""));
+    let (server, _) = address.rsplit_once('/').expect("a database in the URL");
+    let sep = if query.is_empty() { "" } else { "?" };
+    fails(
+        &format!("{server}/cortex_no_such_db{sep}{query}"),
+        "\"cortex_no_such_db\" does not exist",
+    );
+}

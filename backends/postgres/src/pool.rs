@@ -93,6 +93,28 @@ pub(crate) type Conn = PooledConnection<Manager>;
 
 /// The pool for `config`: at most `pool_size` connections, each pointed at the store's schema.
 pub(crate) fn connect(config: &PostgresConfig) -> Result<Pool<Manager>> {
+    // One direct connection first: the pool would wait its whole timeout for a server that
+    // refuses (or a database that does not exist, or a wrong password) and then say only
+    // "timed out waiting for connection"; this says why, at once.
+    let mut probe = config.client.clone();
+    if probe.get_connect_timeout().is_none() {
+        probe.connect_timeout(
+            config
+                .connect_timeout
+                .min(std::time::Duration::from_secs(10)),
+        );
+    }
+    if let Err(e) = probe.connect(NoTls) {
+        let cause = match e.as_db_error() {
+            Some(db) => db.message().to_owned(),
+            None => std::error::Error::source(&e).map_or_else(|| e.to_string(), |s| s.to_string()),
+        };
+        return Err(Error::new(
+            ErrorKind::Unavailable,
+            format!("cannot connect to {}: {cause}", redact(&config.url)),
+        )
+        .with_source(e));
+    }
     let manager = Manager(PostgresConnectionManager::new(config.client.clone(), NoTls));
     Pool::builder()
         .max_size(config.pool_size)
