@@ -6,10 +6,11 @@
 mod anchoring;
 mod commands;
 mod config;
+mod config_file;
 mod output;
 mod plugins;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use config::Settings;
 use cortex_core::{Error, ErrorKind, HashAlgorithm};
 use std::path::PathBuf;
@@ -18,7 +19,7 @@ use std::process::ExitCode;
 /// CORTEX: a tamper-evident audit ledger with signed C2SP checkpoints.
 #[derive(Parser, Debug)]
 #[command(name = "cortex", version, about, propagate_version = true)]
-struct Cli {
+pub(crate) struct Cli {
     /// Database URL or path (sqlite:///path/cortex.db or a plain path).
     #[arg(long, global = true, env = "CORTEX_DB")]
     db: Option<String>,
@@ -50,6 +51,10 @@ struct Cli {
     /// policy's anchors); repeatable.
     #[arg(long, global = true, env = "CORTEX_ANCHORS", value_delimiter = ',')]
     anchor: Vec<String>,
+    /// Configuration file (TOML). Default: HOME/config.toml if it exists. A flag beats its
+    /// environment variable, which beats the file, which beats the default.
+    #[arg(long, global = true, env = "CORTEX_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -97,6 +102,16 @@ enum Command {
     /// Serve the REST API, MCP over HTTP and the operational endpoints on one port, behind API
     /// keys.
     Serve(commands::serve::ServeArgs),
+    /// The effective configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Print every effective setting and where it came from (flag, env, file, default),
+    /// passwords hidden.
+    Show,
 }
 
 #[derive(Subcommand, Debug)]
@@ -236,10 +251,77 @@ fn exit_code(e: &Error) -> u8 {
     }
 }
 
+/// Fills every setting that no flag or environment variable gave from the config file.
+fn apply_file(
+    cli: &mut Cli,
+    m: &clap::ArgMatches,
+    f: &config_file::ConfigFile,
+) -> Result<(), Error> {
+    use config_file::given;
+    if given(m, "db").is_none() && f.db.is_some() {
+        cli.db = f.db.clone();
+    }
+    if given(m, "hasher").is_none() && f.hasher.is_some() {
+        cli.hasher = f.hasher.clone();
+    }
+    if given(m, "key").is_none() && f.key.is_some() {
+        cli.key = f.key.clone();
+    }
+    if given(m, "agent").is_none() && f.agent.is_some() {
+        cli.agent = f.agent.clone();
+    }
+    if given(m, "policy").is_none() && f.policy.is_some() {
+        cli.policy = f.policy.clone();
+    }
+    if given(m, "signer").is_none()
+        && let Some(v) = &f.signers
+    {
+        cli.signer = v.clone();
+    }
+    if given(m, "anchor").is_none()
+        && let Some(v) = &f.anchors
+    {
+        cli.anchor = v.clone();
+    }
+    if let Command::Serve(a) = &mut cli.command
+        && let (Some(sm), Some(sf)) = (m.subcommand_matches("serve"), &f.serve)
+    {
+        a.apply_file(sf, sm)?;
+    }
+    Ok(())
+}
+
+/// Parses the command line, reads the config file and applies it under flags and environment.
+fn parse() -> Result<
+    (
+        Cli,
+        clap::ArgMatches,
+        Option<PathBuf>,
+        config_file::ConfigFile,
+    ),
+    Error,
+> {
+    let m = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&m).unwrap_or_else(|e| e.exit());
+    let home = cli.home.clone().unwrap_or_else(Settings::default_home);
+    let (path, file) = config_file::ConfigFile::load(cli.config.as_deref(), &home)?;
+    apply_file(&mut cli, &m, &file)?;
+    Ok((cli, m, path, file))
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let (cli, matches, config_path, file) = match parse() {
+        Ok(p) => p,
+        Err(e) => {
+            output::error(std::env::args().any(|a| a == "--json"), &e);
+            return ExitCode::from(exit_code(&e));
+        }
+    };
     let json = cli.json;
     let result = settings(&cli).and_then(|s| match cli.command {
+        Command::Config(ConfigCommand::Show) => {
+            commands::config::show(&s, &matches, config_path.as_deref(), &file)
+        }
         Command::Migrate => commands::ledger::migrate(&s),
         Command::Ledger(LedgerCommand::Append(a)) => commands::ledger::append(&s, a),
         Command::Ledger(LedgerCommand::Checkpoint(a)) => commands::ledger::checkpoint(&s, a),

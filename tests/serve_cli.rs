@@ -65,7 +65,7 @@ fn start(home: &Path, args: &[&str]) -> Server {
         };
         seen.push_str(&line);
         seen.push('\n');
-        if let Some(rest) = line.strip_prefix("cortex serve on http://") {
+        if let Some((_, rest)) = line.split_once("cortex serve on http://") {
             break rest.split_whitespace().next().unwrap().to_owned();
         }
     };
@@ -665,4 +665,73 @@ fn no_auth_serves_without_keys_and_says_so() {
     );
     assert_eq!(s, 201, "{body}");
     assert_eq!(body["facts"][0]["author"], Value::Null);
+}
+
+#[test]
+fn the_config_file_fills_what_flags_and_environment_leave_and_show_hides_passwords() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    std::fs::write(
+        h.join("config.toml"),
+        "db = \"postgres://cortex:s3cret@127.0.0.1:1/x\"\n[serve]\nrate_limit = 2\nport = 1\n",
+    )
+    .unwrap();
+    let show = |extra: &[&str], env: &[(&str, &str)]| -> Value {
+        let mut c = cortex(h);
+        c.args(extra).args(["--json", "config", "show"]);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()["settings"].clone()
+    };
+    let s = show(&[], &[]);
+    assert_eq!(s["db"]["value"], "postgres://cortex:***@127.0.0.1:1/x");
+    assert_eq!(s["db"]["source"], "file");
+    assert!(!s.to_string().contains("s3cret"), "{s}");
+    assert_eq!(
+        (
+            s["serve.rate_limit"]["value"].as_u64(),
+            s["serve.rate_limit"]["source"].as_str()
+        ),
+        (Some(2), Some("file"))
+    );
+    assert_eq!(s["serve.host"]["source"], "default");
+    // The environment beats the file, and a flag beats both.
+    let s = show(
+        &["--db", "/tmp/flag.db"],
+        &[("CORTEX_RATE_LIMIT", "9"), ("CORTEX_DB", "/tmp/env.db")],
+    );
+    assert_eq!(
+        (s["db"]["value"].as_str(), s["db"]["source"].as_str()),
+        (Some("/tmp/flag.db"), Some("flag"))
+    );
+    assert_eq!(
+        (
+            s["serve.rate_limit"]["value"].as_u64(),
+            s["serve.rate_limit"]["source"].as_str()
+        ),
+        (Some(9), Some("env"))
+    );
+
+    // `serve` takes its settings from the file too: a limit of 2/s answers 429 soon.
+    std::fs::write(h.join("config.toml"), "[serve]\nrate_limit = 2\n").unwrap();
+    let token = key(h, "ops", "read");
+    let server = start(h, &[]);
+    let url = format!("{}/v1/ledger/status", server.base);
+    let statuses: Vec<u16> = (0..6)
+        .map(|_| call("GET", &url, Some(&token), None).0)
+        .collect();
+    assert!(statuses.contains(&429), "{statuses:?}");
+
+    // A file with an unknown key is refused by name.
+    std::fs::write(h.join("config.toml"), "dbb = \"x\"\n").unwrap();
+    let out = cortex(h).args(["config", "show"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `dbb`"));
 }

@@ -15,7 +15,7 @@ use crate::memory::consensus::{AgentReputation, Vote};
 use crate::memory::fact::Fact;
 use crate::memory::store::{
     FactBatch, FactChange, FactRecall, FactSearch, FactStore, FactTx, MemoryRow, MemoryState,
-    SearchHit,
+    ProjectSize, SearchHit,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
@@ -519,6 +519,20 @@ impl FactStore for InMemoryStore {
             .filter(|f| f.project == project)
             .take(limit)
             .cloned()
+            .collect())
+    }
+    fn project_sizes(&self) -> Result<Vec<ProjectSize>> {
+        let g = self.lock()?;
+        let mut sizes: BTreeMap<&str, u64> = BTreeMap::new();
+        for f in g.facts.values() {
+            *sizes.entry(f.project.as_str()).or_insert(0) += 1;
+        }
+        Ok(sizes
+            .into_iter()
+            .map(|(project, facts)| ProjectSize {
+                project: project.to_owned(),
+                facts,
+            })
             .collect())
     }
     fn search_facts(&self, q: &FactSearch) -> Result<Vec<SearchHit>> {

@@ -1,6 +1,7 @@
 //! One module per command group.
 
 pub mod bench;
+pub mod config;
 pub mod demo;
 pub mod keys;
 pub mod ledger;

@@ -13,6 +13,28 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How `cortex serve` writes its logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (for log collectors).
+    Json,
+}
+
+fn init_logs(format: LogFormat, level: tracing::Level) {
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false)
+        .with_ansi(false);
+    // A second init (tests run several servers in one process) keeps the first.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     /// Interface to bind (loopback by default; 0.0.0.0 in a container).
@@ -42,6 +64,12 @@ pub struct ServeArgs {
     /// Seconds a client may take to send a request's headers before the connection is closed.
     #[arg(long, env = "CORTEX_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
     header_read_timeout_secs: u64,
+    /// Log format on stderr: text, or json (one object per line).
+    #[arg(long, env = "CORTEX_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Log level: error, warn, info (default: every request) or debug.
+    #[arg(long, env = "CORTEX_LOG", default_value = "info")]
+    log_level: tracing::Level,
     /// Serve without API keys: anyone who reaches the port may read and write. For a loopback
     /// development server only.
     #[arg(long)]
@@ -67,6 +95,114 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+impl ServeArgs {
+    /// Takes each setting of `[serve]` that no flag or environment variable gave.
+    pub fn apply_file(
+        &mut self,
+        f: &crate::config_file::ServeFile,
+        m: &clap::ArgMatches,
+    ) -> Result<()> {
+        use crate::config_file::given;
+        macro_rules! take {
+            ($($field:ident),*) => {$(
+                if given(m, stringify!($field)).is_none()
+                    && let Some(v) = &f.$field
+                {
+                    self.$field = v.clone();
+                }
+            )*};
+        }
+        take!(
+            host,
+            port,
+            rate_limit,
+            allowed_origins,
+            max_body_bytes,
+            request_timeout_secs,
+            header_read_timeout_secs,
+            max_sessions,
+            session_idle_secs,
+            no_auth
+        );
+        if given(m, "log_format").is_none()
+            && let Some(v) = &f.log_format
+        {
+            self.log_format = <LogFormat as clap::ValueEnum>::from_str(v, true).map_err(|_| {
+                Error::config(format!("[serve] log_format {v:?} is not text or json"))
+            })?;
+        }
+        if given(m, "log_level").is_none()
+            && let Some(v) = &f.log_level
+        {
+            self.log_level = v.parse().map_err(|_| {
+                Error::config(format!(
+                    "[serve] log_level {v:?} is not error, warn, info, debug or trace"
+                ))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Each setting with its value and where it came from, for `cortex config show`.
+    pub fn describe(
+        &self,
+        m: &clap::ArgMatches,
+        f: Option<&crate::config_file::ServeFile>,
+    ) -> Vec<(String, serde_json::Value, &'static str)> {
+        use crate::config_file::source;
+        let f = f.cloned().unwrap_or_default();
+        let row = |id: &str, v: serde_json::Value, in_file: bool| {
+            (format!("serve.{id}"), v, source(m, id, in_file).name())
+        };
+        vec![
+            row("host", json!(self.host), f.host.is_some()),
+            row("port", json!(self.port), f.port.is_some()),
+            row("rate_limit", json!(self.rate_limit), f.rate_limit.is_some()),
+            row(
+                "allowed_origins",
+                json!(self.allowed_origins),
+                f.allowed_origins.is_some(),
+            ),
+            row(
+                "max_body_bytes",
+                json!(self.max_body_bytes),
+                f.max_body_bytes.is_some(),
+            ),
+            row(
+                "request_timeout_secs",
+                json!(self.request_timeout_secs),
+                f.request_timeout_secs.is_some(),
+            ),
+            row(
+                "header_read_timeout_secs",
+                json!(self.header_read_timeout_secs),
+                f.header_read_timeout_secs.is_some(),
+            ),
+            row(
+                "max_sessions",
+                json!(self.max_sessions),
+                f.max_sessions.is_some(),
+            ),
+            row(
+                "session_idle_secs",
+                json!(self.session_idle_secs),
+                f.session_idle_secs.is_some(),
+            ),
+            row(
+                "log_format",
+                json!(format!("{:?}", self.log_format).to_lowercase()),
+                f.log_format.is_some(),
+            ),
+            row(
+                "log_level",
+                json!(self.log_level.to_string().to_lowercase()),
+                f.log_level.is_some(),
+            ),
+            row("no_auth", json!(self.no_auth), f.no_auth.is_some()),
+        ]
     }
 }
 
@@ -103,6 +239,7 @@ fn mounts(
 }
 
 pub fn serve(s: &Settings, a: ServeArgs) -> Result<u8> {
+    init_logs(a.log_format, a.log_level);
     let metrics = Arc::new(Metrics::new());
     let Built {
         server,
@@ -126,14 +263,14 @@ pub fn serve(s: &Settings, a: ServeArgs) -> Result<u8> {
         ..RestConfig::default()
     };
     if config.auth && !keys.any_active()? {
-        eprintln!(
-            "warning: no API key exists yet, so every request to /v1 and /mcp gets 401; create \
-             one with `cortex keys api create --name NAME --role admin`"
+        tracing::warn!(
+            "no API key exists yet, so every request to /v1 and /mcp gets 401; create one with \
+             `cortex keys api create --name NAME --role admin`"
         );
     }
     if !config.auth {
-        eprintln!(
-            "warning: --no-auth: anyone who can reach {} may read and write this ledger",
+        tracing::warn!(
+            "--no-auth: anyone who can reach {} may read and write this ledger",
             config.address()
         );
     }
@@ -167,9 +304,12 @@ pub fn serve(s: &Settings, a: ServeArgs) -> Result<u8> {
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_else(|_| config.address());
-        eprintln!(
-            "cortex serve on http://{address} (REST /v1, MCP /mcp, /health, /ready, /metrics, \
-             /openapi.json; auth {})",
+        tracing::info!(
+            %address,
+            auth = config.auth,
+            rate_limit = config.rate_limit,
+            "cortex serve on http://{address} (REST /v1, MCP /mcp and /ws, /health, /ready, \
+             /metrics, /openapi.json; auth {})",
             if config.auth { "on" } else { "OFF" }
         );
         let (stop, stopped) = tokio::sync::watch::channel(false);

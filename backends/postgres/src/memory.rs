@@ -13,7 +13,7 @@ use cortex_core::memory::consensus::{AgentReputation, Vote};
 use cortex_core::memory::fact::Fact;
 use cortex_core::memory::store::{
     FactBatch, FactChange, FactRecall, FactSearch, FactStore, FactTx, MemoryRow, MemoryState,
-    SearchHit,
+    ProjectSize, SearchHit,
 };
 use cortex_core::{Error, ErrorKind, Result};
 use postgres::error::SqlState;
@@ -429,6 +429,23 @@ impl FactStore for PostgresStore {
         let mut c = self.conn()?;
         let s = c.prepared(PROJECT_FACTS_SQL)?;
         read_facts(&mut c.client, &s, &[&project, &to_i64(limit as u64)])
+    }
+
+    fn project_sizes(&self) -> Result<Vec<ProjectSize>> {
+        // COLLATE "C": byte order, whatever the database's collation.
+        Ok(self
+            .conn()?
+            .query(
+                "SELECT project, COUNT(*) FROM facts GROUP BY project ORDER BY project COLLATE \"C\"",
+                &[],
+            )
+            .map_err(pg_err)?
+            .into_iter()
+            .map(|r| ProjectSize {
+                project: r.get(0),
+                facts: r.get::<_, i64>(1).max(0) as u64,
+            })
+            .collect())
     }
 
     fn search_facts(&self, q: &FactSearch) -> Result<Vec<SearchHit>> {

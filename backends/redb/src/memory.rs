@@ -23,7 +23,7 @@ use cortex_core::memory::consensus::{AgentReputation, Vote};
 use cortex_core::memory::fact::Fact;
 use cortex_core::memory::store::{
     FactBatch, FactChange, FactRecall, FactSearch, FactStore, FactTx, MemoryRow, MemoryState,
-    SearchHit,
+    ProjectSize, SearchHit,
 };
 use cortex_core::{Error, ErrorKind, Result};
 use redb::{ReadableTable, WriteTransaction};
@@ -308,6 +308,26 @@ impl FactStore for RedbStore {
                 out.push(f);
                 out.len() < limit
             })?;
+        }
+        Ok(out)
+    }
+
+    fn project_sizes(&self) -> Result<Vec<ProjectSize>> {
+        // Counts the project index's keys ((project, id), in byte order): no fact is decoded.
+        let e = |x: redb::StorageError| db_err(&self.path, x);
+        let tx = self.read()?;
+        let by_project = table!(&self.path, tx, FACTS_BY_PROJECT)?;
+        let mut out: Vec<ProjectSize> = Vec::new();
+        for row in by_project.iter().map_err(e)? {
+            let key = row.map_err(e)?.0;
+            let (project, _) = key.value();
+            match out.last_mut() {
+                Some(last) if last.project == project => last.facts += 1,
+                _ => out.push(ProjectSize {
+                    project: project.to_owned(),
+                    facts: 1,
+                }),
+            }
         }
         Ok(out)
     }

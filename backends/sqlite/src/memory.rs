@@ -13,7 +13,7 @@ use cortex_core::memory::consensus::{AgentReputation, Vote};
 use cortex_core::memory::fact::Fact;
 use cortex_core::memory::store::{
     FactBatch, FactChange, FactRecall, FactSearch, FactStore, FactTx, MemoryRow, MemoryState,
-    SearchHit,
+    ProjectSize, SearchHit,
 };
 use cortex_core::{Error, ErrorKind, Result};
 use rusqlite::types::Type;
@@ -472,6 +472,27 @@ impl FactStore for SqliteStore {
                 ),
                 params![project, to_i64(limit as u64)],
             )
+        })
+    }
+
+    fn project_sizes(&self) -> Result<Vec<ProjectSize>> {
+        // The project index (facts_project) covers it; BINARY collation is byte order.
+        self.with_reader(|c| {
+            let e = self.err();
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT project, COUNT(*) FROM facts GROUP BY project ORDER BY project",
+                )
+                .map_err(&e)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(ProjectSize {
+                        project: r.get(0)?,
+                        facts: r.get::<_, i64>(1)?.max(0) as u64,
+                    })
+                })
+                .map_err(&e)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(&e)
         })
     }
 

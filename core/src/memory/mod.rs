@@ -661,6 +661,12 @@ impl AgentMemory {
         self.store().project_facts(project, limit)
     }
 
+    /// How many facts each project holds, deprecated and erased ones included, by project
+    /// name ([`store::FactStore::project_sizes`]).
+    pub fn project_sizes(&self) -> Result<Vec<store::ProjectSize>> {
+        self.store().project_sizes()
+    }
+
     /// One fact ([`ErrorKind::NotFound`] if there is none).
     pub fn fact(&self, id: u64) -> Result<Fact> {
         self.store().fact(id)?.ok_or_else(|| no_fact(id))

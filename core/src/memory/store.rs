@@ -80,6 +80,11 @@ pub trait FactStore: Send + Sync {
     /// A project's facts, deprecated and erased ones included, newest (largest id) first, at
     /// most `limit`.
     fn project_facts(&self, project: &str, limit: usize) -> Result<Vec<Fact>>;
+    /// How many facts each project holds (every fact [`FactStore::project_facts`] would list:
+    /// deprecated and erased ones included), one [`ProjectSize`] per project with a fact, in
+    /// byte order of the project name. One counting read (an index scan where the store has a
+    /// project index), for the dashboard's memory size.
+    fn project_sizes(&self) -> Result<Vec<ProjectSize>>;
     /// Ranked full-text search, scored and ordered exactly as [`crate::memory::bm25`] defines,
     /// over facts that are not erased (an erased fact is out of the index) and pass the query's
     /// filters. The statistics (document count, average length, document frequencies) are
@@ -280,6 +285,15 @@ pub struct FactRecall {
     pub author: Option<String>,
     /// Only facts whose consensus is at least this.
     pub min_consensus: Option<f64>,
+}
+
+/// How many facts one project holds, as [`FactStore::project_sizes`] counts them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectSize {
+    /// The project.
+    pub project: String,
+    /// Its facts, deprecated and erased ones included.
+    pub facts: u64,
 }
 
 /// A search result.

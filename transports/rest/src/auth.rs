@@ -109,8 +109,11 @@ pub async fn authenticate(
             }
         }
     };
-    request.extensions_mut().insert(principal);
-    next.run(request).await
+    request.extensions_mut().insert(principal.clone());
+    let mut response = next.run(request).await;
+    // For the request log, which runs outside this layer.
+    response.extensions_mut().insert(principal);
+    response
 }
 
 /// The per-key limiter.

@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod dashboard;
 pub mod openapi;
 pub mod routes;
 pub mod serve;

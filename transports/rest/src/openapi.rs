@@ -68,12 +68,28 @@ fn read_params(op: ReadOp) -> Vec<Value> {
                 "format",
                 "query",
                 false,
-                json!({"type": "string", "enum": ["jsonl", "csv"]}),
+                json!({"type": "string", "enum": ["jsonl", "json", "csv"]}),
             ),
             param("from", "query", false, integer(0)),
             param("to", "query", false, integer(0)),
         ],
         _ => Vec::new(),
+    }
+}
+
+/// The body of `cortex_store`'s routes: one fact, or a batch (`facts` alone), never both. The
+/// tool's input schema lists every field as optional in one flat object (what MCP clients
+/// take); the tool refuses the mixes, so the document states the two shapes, one fact's being
+/// the schema of a batch's item. `batch` keeps the batch shape alone.
+fn store_body(input: &Value, batch: bool) -> Value {
+    let facts = input["properties"]["facts"].clone();
+    let one = facts["items"].clone();
+    let many = json!({"type": "object", "additionalProperties": false, "required": ["facts"],
+        "properties": {"facts": facts}});
+    if batch {
+        many
+    } else {
+        json!({"oneOf": [one, many]})
     }
 }
 
@@ -103,9 +119,16 @@ fn operation(route: &Route, mcp: &McpServer) -> Value {
                 let schema = props.get(*p).cloned().unwrap_or(json!({"type": "string"}));
                 parameters.push(param(p, "path", true, schema));
             }
+            // cortex_history takes exactly one of fact_id or project: the path gives one, so the
+            // other (and, for a fact, the project listing's limit) is no parameter of the route.
+            let unused: &[&str] = match (name, path_params.first()) {
+                ("cortex_history", Some(&"fact_id")) => &["project", "limit"],
+                ("cortex_history", Some(&"project")) => &["fact_id"],
+                _ => &[],
+            };
             if route.method == "GET" {
                 for (k, schema) in &props {
-                    if !path_params.contains(&k.as_str()) {
+                    if !path_params.contains(&k.as_str()) && !unused.contains(&k.as_str()) {
                         parameters.push(param(
                             k,
                             "query",
@@ -122,7 +145,13 @@ fn operation(route: &Route, mcp: &McpServer) -> Value {
                 if let Some(r) = schema["required"].as_array_mut() {
                     r.retain(|k| !k.as_str().is_some_and(|k| path_params.contains(&k)));
                 }
-                body = Some(json!({"required": !required.is_empty(), "content": {
+                if name == "cortex_store" {
+                    schema = store_body(&schema, route.id == "storeFactBatch");
+                }
+                // Required when the body must name something the path does not give.
+                let needed = schema.get("oneOf").is_some()
+                    || schema["required"].as_array().is_some_and(|r| !r.is_empty());
+                body = Some(json!({"required": needed, "content": {
                     "application/json": {"schema": schema}}}));
             }
         }
@@ -141,6 +170,8 @@ fn operation(route: &Route, mcp: &McpServer) -> Value {
     }
     let ok_content = if matches!(route.op, Op::Read(ReadOp::Export)) {
         json!({"application/jsonl": {"schema": {"type": "string"}},
+               "application/json": {"schema": {"type": "object",
+                   "required": ["format", "entries"]}},
                "text/csv": {"schema": {"type": "string"}}})
     } else {
         json!({"application/json": {"schema": out}})

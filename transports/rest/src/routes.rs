@@ -141,7 +141,7 @@ pub const ROUTES: &[Route] = &[
             "/v1/ledger/export",
             ReadOp::Export,
             "ledgerExport",
-            "Streams an export (JSON Lines or CSV) of the entries the latest checkpoint covers",
+            "Streams an export (JSON Lines, JSON or CSV) of the entries the latest checkpoint covers",
         )
     },
     tool(
@@ -567,10 +567,23 @@ async fn export(svc: Arc<Service>, query: HashMap<String, String>) -> Response {
         let format = ExportFormat::parse(query.get("format").map_or("jsonl", String::as_str))?;
         let from: Option<u64> = param(&query, "from", "a non-negative integer")?;
         let to: Option<u64> = param(&query, "to", "a non-negative integer")?;
-        if svc.ledger.store().latest_checkpoint()?.is_none() {
+        let Some(cp) = svc.ledger.store().latest_checkpoint()? else {
             return Err(Error::invalid(
                 "the ledger has no checkpoint yet: POST /v1/ledger/checkpoint first",
             ));
+        };
+        // The range is checked before the 200 goes out: once the body streams, an error can
+        // only cut the transfer short. (A checkpoint covers at least one entry.)
+        let last = cp.size - 1;
+        let (first, end) = (from.unwrap_or(0), to.unwrap_or(last));
+        if end > last {
+            return Err(Error::invalid(format!(
+                "to {end} is not covered by the latest checkpoint (entries 0 to {last}): POST \
+                 /v1/ledger/checkpoint first, or export up to {last}"
+            )));
+        }
+        if first > end {
+            return Err(Error::invalid(format!("from {first} is after to {end}")));
         }
         Ok((format, from, to))
     })();
@@ -603,7 +616,8 @@ async fn export(svc: Arc<Service>, query: HashMap<String, String>) -> Response {
     let mut r = Response::new(Body::from_stream(stream));
     let ct = match format {
         ExportFormat::Csv => "text/csv",
-        _ => "application/jsonl",
+        ExportFormat::Json => "application/json",
+        ExportFormat::Jsonl => "application/jsonl",
     };
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
@@ -617,12 +631,24 @@ async fn observe(State(svc): State<Arc<Service>>, request: Request, next: Next) 
         .get::<MatchedPath>()
         .map_or("unmatched", |p| p.as_str())
         .to_owned();
-    let label = format!("{} {route}", request.method());
+    let method = request.method().clone();
+    let label = format!("{method} {route}");
     let started = Instant::now();
     let response = next.run(request).await;
-    let ok = !(response.status().is_client_error() || response.status().is_server_error());
-    svc.metrics
-        .record_request("rest", &label, started.elapsed(), ok);
+    let key = response
+        .extensions()
+        .get::<Principal>()
+        .map_or_else(|| "-".to_owned(), |p| p.key_id.clone());
+    let status = response.status();
+    let ok = !(status.is_client_error() || status.is_server_error());
+    let elapsed = started.elapsed();
+    svc.metrics.record_request("rest", &label, elapsed, ok);
+    let latency_ms = elapsed.as_secs_f64() * 1e3;
+    if status.is_server_error() {
+        tracing::warn!(%method, %route, status = status.as_u16(), latency_ms, key = %key, "request");
+    } else {
+        tracing::info!(%method, %route, status = status.as_u16(), latency_ms, key = %key, "request");
+    }
     response
 }
 
@@ -814,6 +840,7 @@ pub fn router(
     let protected = v1
         .merge(mcp)
         .merge(mounts.protected)
+        .merge(crate::dashboard::api_router(svc.clone()))
         .layer(middleware::from_fn_with_state(limiter, rate_limit))
         .layer(middleware::from_fn_with_state(auth, authenticate));
     Router::new()
@@ -821,6 +848,7 @@ pub fn router(
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .with_state(svc.clone())
+        .merge(crate::dashboard::page_router())
         .route(
             "/openapi.json",
             get(move || {

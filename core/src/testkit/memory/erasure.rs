@@ -61,6 +61,12 @@ pub fn forgetting_keeps_every_proof(store: DynStore) {
     assert_eq!(read, f.fact, "the stored fact is the erased one");
     assert_eq!(store.opening(id).unwrap(), None, "content and salt deleted");
     assert!(store.opening(other).unwrap().is_some());
+    let sizes = store.project_sizes().unwrap();
+    assert_eq!(
+        (sizes.len(), sizes[0].project.as_str(), sizes[0].facts),
+        (1, "people", 2),
+        "an erased fact still counts in its project's size"
+    );
     for q in ["elm", "address", "street", "bob"] {
         let hits = search(&m, SearchQuery::new(q));
         assert!(!hits.contains(&id), "store search {q}: {hits:?}");

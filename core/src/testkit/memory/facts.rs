@@ -4,7 +4,7 @@
 use super::{fact, open_memory};
 use crate::error::ErrorKind;
 use crate::memory::fact::{Fact, NewFact};
-use crate::memory::store::DynStore;
+use crate::memory::store::{DynStore, ProjectSize};
 use crate::memory::{AgentMemory, RecallQuery, SearchQuery};
 use crate::testkit::sample_entries;
 
@@ -12,9 +12,11 @@ const PAST: &str = "2020-01-01T00:00:00.000000Z";
 const FUTURE: &str = "2999-01-01T00:00:00.000000Z";
 
 /// Facts read back exactly as stored; ids are ledger indices; recall keeps the current facts
-/// of one project, by consensus then recency; project history keeps them all, newest first.
+/// of one project, by consensus then recency; project history keeps them all, newest first;
+/// project sizes count every fact of each project.
 pub fn facts_store_and_recall(store: DynStore) {
     let m = open_memory(&store);
+    assert_eq!(m.project_sizes().unwrap(), [], "no fact, no project");
     m.ledger().append(&sample_entries(2)).unwrap();
     let full = NewFact {
         fact_type: Some("decision".into()),
@@ -115,6 +117,15 @@ pub fn facts_store_and_recall(store: DynStore) {
         "project history: every fact, deprecated ones too, newest first"
     );
     assert_eq!(names(store.project_facts("p", 2).unwrap()), [7, 6]);
+    let size = |project: &str, facts: u64| ProjectSize {
+        project: project.into(),
+        facts,
+    };
+    assert_eq!(
+        store.project_sizes().unwrap(),
+        [size("p", 5), size("q", 1)],
+        "project sizes: facts only (not other entries), deprecated ones too, by name"
+    );
     assert_eq!(names(store.project_facts("q", 10).unwrap()), [4]);
     assert!(
         store
