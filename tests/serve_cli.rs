@@ -335,6 +335,34 @@ fn api_keys_decide_who_may_do_what_and_who_wrote_it() {
     assert_eq!(s, 200, "{cp}");
     let (_, _, verified) = call("GET", &url("/v1/ledger/verify"), Some(&reader), None);
     assert_eq!(verified["valid"], true, "{verified}");
+    // Prometheus: a latency histogram per route, the ledger's size and its checkpoint's age.
+    let metrics = {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            reqwest::get(url("/metrics"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        })
+    };
+    for needle in [
+        "cortex_route_duration_seconds_bucket{transport=\"rest\",method=\"GET /v1/search\",le=\"+Inf\"} 2",
+        "cortex_route_duration_seconds_count{transport=\"tool\",method=\"cortex_search\"} 2",
+        "cortex_route_duration_seconds_count{transport=\"rest\",method=\"POST /v1/facts\"} 2",
+        "cortex_ledger_entries ",
+        "cortex_checkpoint_age_seconds ",
+        "cortex_cache_hit_ratio ",
+    ] {
+        assert!(
+            metrics.contains(needle),
+            "{needle} missing from:\n{metrics}"
+        );
+    }
 
     // MCP over HTTP: the same keys, the same roles, the key's identity as author.
     let (s, _, _) = call("POST", &url("/mcp"), None, Some("{}"));

@@ -284,6 +284,37 @@ pub fn serve(s: &Settings, a: ServeArgs) -> Result<u8> {
             .map_err(|e| format!("the memory tables cannot be read: {e}"))?;
         Ok(json!({"database": "reachable", "entries": head.size, "memory_version": version}))
     });
+    let (l, started) = (ledger.clone(), std::time::Instant::now());
+    metrics.set_gauges(Arc::new(move || {
+        let mut g = vec![(
+            "cortex_uptime_seconds".to_owned(),
+            "Seconds since this server started.".to_owned(),
+            started.elapsed().as_secs_f64(),
+        )];
+        if let Ok(head) = l.head() {
+            g.push((
+                "cortex_ledger_entries".into(),
+                "Entries in the ledger.".into(),
+                head.size as f64,
+            ));
+        }
+        if let Ok(Some(cp)) = l.store().latest_checkpoint() {
+            g.push((
+                "cortex_checkpoint_size".into(),
+                "Entries the latest checkpoint covers.".into(),
+                cp.size as f64,
+            ));
+            if let Ok(at) = chrono::DateTime::parse_from_rfc3339(&cp.created_at) {
+                let age = chrono::Utc::now().signed_duration_since(at);
+                g.push((
+                    "cortex_checkpoint_age_seconds".into(),
+                    "Seconds since the latest checkpoint was signed.".into(),
+                    age.num_milliseconds() as f64 / 1e3,
+                ));
+            }
+        }
+        g
+    }));
     let service = Arc::new(Service {
         mcp: Arc::new(server),
         memory,

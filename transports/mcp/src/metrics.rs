@@ -17,9 +17,23 @@ pub const LATENCY_BUCKETS: [f64; 14] = [
     1.0,
 ];
 
-/// Counters, a histogram and gauges for one serving process.
-#[derive(Debug, Default)]
+/// Gauges read when the metrics are rendered (the ledger's size, its checkpoint's age): each
+/// `(name, help, value)`.
+pub type GaugeFn = std::sync::Arc<dyn Fn() -> Vec<(String, String, f64)> + Send + Sync>;
+
+/// One route's or tool's latency histogram.
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    buckets: [u64; LATENCY_BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// Counters, histograms and gauges for one serving process.
+#[derive(Default)]
 pub struct Metrics {
+    per_route: Mutex<BTreeMap<(String, String), Histogram>>,
+    gauges: Mutex<Option<GaugeFn>>,
     requests: Mutex<BTreeMap<(String, String), u64>>,
     errors: Mutex<BTreeMap<(String, String), u64>>,
     active: Mutex<BTreeMap<String, i64>>,
@@ -109,7 +123,18 @@ fn escape_label(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
 impl Metrics {
+    /// Sets the gauges read at each rendering (replacing any set before).
+    pub fn set_gauges(&self, gauges: GaugeFn) {
+        *self.gauges.lock().unwrap_or_else(|e| e.into_inner()) = Some(gauges);
+    }
+
     /// Empty metrics.
     pub fn new() -> Self {
         Self::default()
@@ -131,6 +156,19 @@ impl Metrics {
         self.latency_count.fetch_add(1, Ordering::Relaxed);
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         self.latency_sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+        let mut routes = self.per_route.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (transport.to_owned(), name.to_owned());
+        let h = match routes.get_mut(&key) {
+            Some(h) => h,
+            None => routes.entry(key).or_default(),
+        };
+        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(h.buckets.iter_mut()) {
+            if secs <= *bound {
+                *bucket += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += secs;
     }
 
     /// Counts an error that is not tied to a timed request (a rejected connection, a bad frame).
@@ -275,6 +313,57 @@ impl Metrics {
         let _ = writeln!(out, "cortex_request_duration_seconds_count {count}");
         let _ = writeln!(
             out,
+            "# HELP cortex_route_duration_seconds Time to answer, per transport and route, \
+             JSON-RPC method or tool."
+        );
+        let _ = writeln!(out, "# TYPE cortex_route_duration_seconds histogram");
+        for ((t, n), h) in self
+            .per_route
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let labels = format!(
+                "transport=\"{}\",method=\"{}\"",
+                escape_label(t),
+                escape_label(n)
+            );
+            for (bound, count) in LATENCY_BUCKETS.iter().zip(&h.buckets) {
+                let _ = writeln!(
+                    out,
+                    "cortex_route_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {count}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "cortex_route_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "cortex_route_duration_seconds_sum{{{labels}}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "cortex_route_duration_seconds_count{{{labels}}} {}",
+                h.count
+            );
+        }
+        let gauges = self
+            .gauges
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(read) = gauges {
+            for (name, help, value) in read() {
+                let _ = writeln!(out, "# HELP {name} {help}");
+                let _ = writeln!(out, "# TYPE {name} gauge");
+                let _ = writeln!(out, "{name} {value}");
+            }
+        }
+        let _ = writeln!(
+            out,
             "# HELP cortex_active_connections Open connections, streams and in-flight requests."
         );
         let _ = writeln!(out, "# TYPE cortex_active_connections gauge");
@@ -299,6 +388,21 @@ impl Metrics {
             "cortex_cache_misses_total {}",
             self.cache_misses.load(Ordering::Relaxed)
         );
+        let (hits, misses) = (
+            self.cache_hits.load(Ordering::Relaxed),
+            self.cache_misses.load(Ordering::Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP cortex_cache_hit_ratio Cache hits over lookups since start (0 before any)."
+        );
+        let _ = writeln!(out, "# TYPE cortex_cache_hit_ratio gauge");
+        let ratio = if hits + misses == 0 {
+            0.0
+        } else {
+            hits as f64 / (hits + misses) as f64
+        };
+        let _ = writeln!(out, "cortex_cache_hit_ratio {ratio}");
         let anchors = self.anchors.lock().unwrap_or_else(|e| e.into_inner());
         type Gauge = fn(&AnchorStatus) -> u64;
         let gauges: [(&str, &str, Gauge); 3] = [

@@ -123,7 +123,21 @@ impl McpServer {
     /// check, query cache and body as `tools/call`, answering the structured result as JSON
     /// text, or the error (`InvalidInput` for arguments the schema refuses, `Forbidden` for a
     /// key whose role is too low, the tool's own error otherwise).
+    /// Each call is timed under the transport label `tool` and the tool's name.
     pub async fn invoke(
+        &self,
+        name: &str,
+        args: Map<String, Value>,
+        caller: &Caller,
+    ) -> cortex_core::Result<Arc<str>> {
+        let started = std::time::Instant::now();
+        let outcome = self.invoke_untimed(name, args, caller).await;
+        self.metrics
+            .record_request("tool", name, started.elapsed(), outcome.is_ok());
+        outcome
+    }
+
+    async fn invoke_untimed(
         &self,
         name: &str,
         args: Map<String, Value>,
