@@ -4,123 +4,12 @@
 //! kinds, the rate limit, the cap on MCP sessions with idle expiry, the header-read timeout and
 //! graceful shutdown.
 
+mod common;
+
+use common::serve::{Server, call, cortex, header, key, start};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
-
-fn cortex(home: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cortex"));
-    c.env("CORTEX_HOME", home)
-        .env_remove("CORTEX_DB")
-        .env_remove("CORTEX_SIGNING_KEY")
-        .env_remove("CORTEX_RATE_LIMIT")
-        .env_remove("CORTEX_ALLOWED_ORIGINS")
-        .env_remove("CORTEX_POLICY");
-    c
-}
-
-/// Creates an API key and returns its token.
-fn key(home: &Path, name: &str, role: &str) -> String {
-    let out = cortex(home)
-        .args(["keys", "api", "create", "--name", name, "--role", role])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-/// A running `cortex serve`, killed when dropped.
-struct Server {
-    child: Child,
-    base: String,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(home: &Path, args: &[&str]) -> Server {
-    let mut child = cortex(home)
-        .args(["serve", "--port", "0"])
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut seen = String::new();
-    let addr = loop {
-        let Some(Ok(line)) = lines.next() else {
-            panic!("cortex serve ended before listening:\n{seen}");
-        };
-        seen.push_str(&line);
-        seen.push('\n');
-        if let Some((_, rest)) = line.split_once("cortex serve on http://") {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    Server {
-        child,
-        base: format!("http://{addr}"),
-        addr,
-    }
-}
-
-/// One HTTP request: status, headers (lowercase names) and body as JSON (Null if not JSON).
-fn call(
-    method: &str,
-    url: &str,
-    token: Option<&str>,
-    body: Option<&str>,
-) -> (u16, Vec<(String, String)>, Value) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let client = reqwest::Client::new();
-        let mut r = client.request(method.parse().unwrap(), url);
-        if let Some(t) = token {
-            r = r.header("authorization", format!("Bearer {t}"));
-        }
-        if let Some(b) = body {
-            r = r
-                .header("content-type", "application/json")
-                .body(b.to_owned());
-        }
-        let resp = r.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let headers = resp
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-            .collect();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            headers,
-            serde_json::from_str(&text).unwrap_or(Value::Null),
-        )
-    })
-}
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
 
 /// Asserts an error answer: the status, and a JSON body whose kind and message are as expected.
 fn refused(answer: (u16, Vec<(String, String)>, Value), status: u16, kind: &str, says: &str) {

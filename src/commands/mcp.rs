@@ -116,7 +116,9 @@ pub fn build_server(s: &Settings, metrics: Arc<Metrics>) -> Result<Built> {
     let anchors = crate::plugins::anchors::selected(&s.anchors, policy.as_deref(), &s.home)?;
     let builder = builder
         .metrics(metrics.clone())
-        .query_cache(capacity, now_ttl);
+        .query_cache(capacity, now_ttl)
+        // The `postgres` client blocks on a runtime of its own: never on an async worker.
+        .blocking_store(ledger.store().scheme() == "postgres");
     let ledger = Arc::new(ledger);
     let worker = AnchorWorker::spawn(
         ledger.clone(),

@@ -6,6 +6,8 @@
 //! Not every test file uses every item, hence the module-wide `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod serve;
+
 use assert_cmd::Command;
 use rusqlite::Connection;
 use serde_json::Value;

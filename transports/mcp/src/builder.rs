@@ -28,6 +28,7 @@ pub struct McpServerBuilder {
     cache_capacity: usize,
     cache_now_ttl: Duration,
     health: Option<HealthFn>,
+    offload: bool,
 }
 
 impl std::fmt::Debug for McpServerBuilder {
@@ -103,6 +104,13 @@ impl McpServerBuilder {
         self.health = Some(check);
         self
     }
+    /// Runs every store read (inline tools, the cache's version, resources, prompts) on the
+    /// blocking pool instead of the executor: for a store whose client blocks on a runtime of
+    /// its own (the `postgres` crate), which must never run on an async worker.
+    pub fn blocking_store(mut self, yes: bool) -> Self {
+        self.offload = yes;
+        self
+    }
     /// Names of the tools registered so far.
     pub fn tool_names(&self) -> Vec<&str> {
         self.tools.iter().map(|t| t.name.as_str()).collect()
@@ -131,6 +139,7 @@ impl McpServerBuilder {
             cache_keys: self.cached,
             memory_version: self.memory_version,
             health: self.health,
+            offload: self.offload,
         }
     }
 }

@@ -189,14 +189,14 @@ impl McpServer {
                 (json!({"resourceTemplates": list}), Some(0))
             }
             "resources/read" if self.has_resources() => {
-                (self.read_resource(&params, &era)?, Some(0))
+                (self.read_resource(&params, &era).await?, Some(0))
             }
             "prompts/list" if !self.prompts.is_empty() => {
                 no_cursor(&params)?;
                 let list: Vec<Value> = self.prompts.iter().map(Prompt::describe).collect();
                 (json!({"prompts": list}), Some(0))
             }
-            "prompts/get" if !self.prompts.is_empty() => (self.get_prompt(&params)?, None),
+            "prompts/get" if !self.prompts.is_empty() => (self.get_prompt(&params).await?, None),
             _ => {
                 let why = if method == "ping" {
                     " (ping was removed in protocol version 2026-07-28)"

@@ -47,6 +47,8 @@ pub struct McpServer {
     pub(crate) cache_keys: BTreeMap<String, CacheKeyFn>,
     pub(crate) memory_version: Option<VersionFn>,
     pub(crate) health: Option<HealthFn>,
+    /// Store reads go to the blocking pool ([`crate::McpServerBuilder::blocking_store`]).
+    pub(crate) offload: bool,
 }
 
 impl std::fmt::Debug for McpServer {
@@ -67,6 +69,25 @@ impl McpServer {
     /// The query cache, if one is configured.
     pub fn query_cache(&self) -> Option<&QueryCache> {
         self.cache.as_ref()
+    }
+
+    /// Runs `f`, a store read, inline or on the blocking pool as the store requires; `Err` if it
+    /// panicked.
+    pub(crate) async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> std::thread::Result<T> {
+        if self.offload {
+            crate::blocking::run(f).await
+        } else {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        }
+    }
+
+    /// The memory version, read as the store requires (`None` without one or on failure).
+    pub(crate) async fn current_version(&self) -> Option<u64> {
+        let version = self.memory_version.clone()?;
+        self.read(move || version().ok()).await.ok().flatten()
     }
 
     /// The input schema of tool `name`, if the server has it.

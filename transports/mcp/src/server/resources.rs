@@ -5,10 +5,9 @@ use super::dispatch::Era;
 use crate::protocol::{RpcError, codes};
 use cortex_core::error::ErrorKind;
 use serde_json::{Map, Value, json};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 
 impl McpServer {
-    pub(super) fn read_resource(
+    pub(super) async fn read_resource(
         &self,
         params: &Map<String, Value>,
         era: &Era,
@@ -34,7 +33,8 @@ impl McpServer {
                 .iter()
                 .find_map(|t| t.matches(uri).map(|v| (t, v)))
             {
-                return match catch_unwind(AssertUnwindSafe(|| (t.read)(&vars))) {
+                let read = t.read.clone();
+                return match self.read(move || read(&vars)).await {
                     Ok(Ok(text)) => Ok(json!({"contents": [
                         {"uri": uri, "mimeType": t.mime_type, "text": text}
                     ]})),
@@ -64,7 +64,8 @@ impl McpServer {
                     .join(", ")
             )));
         };
-        match catch_unwind(AssertUnwindSafe(|| (r.read)())) {
+        let read = r.read.clone();
+        match self.read(move || read()).await {
             Ok(Ok(text)) => Ok(json!({"contents": [
                 {"uri": r.uri, "mimeType": r.mime_type, "text": text}
             ]})),
@@ -82,7 +83,7 @@ impl McpServer {
         }
     }
 
-    pub(super) fn get_prompt(&self, params: &Map<String, Value>) -> Result<Value, RpcError> {
+    pub(super) async fn get_prompt(&self, params: &Map<String, Value>) -> Result<Value, RpcError> {
         let name = params.get("name").and_then(Value::as_str).ok_or_else(|| {
             RpcError::invalid_params("Invalid params: prompts/get requires params.name (a string)")
         })?;
@@ -108,7 +109,18 @@ impl McpServer {
                 )));
             }
         }
-        let messages = (prompt.get)(&args).map_err(|e| match e.kind() {
+        let get = prompt.get.clone();
+        let owned = args.clone();
+        let messages = match self.read(move || get(&owned)).await {
+            Ok(m) => m,
+            Err(_) => {
+                return Err(RpcError::new(
+                    codes::INTERNAL_ERROR,
+                    format!("Internal error building prompt {name}"),
+                ));
+            }
+        };
+        let messages = messages.map_err(|e| match e.kind() {
             ErrorKind::InvalidInput | ErrorKind::NotFound => {
                 RpcError::invalid_params(format!("Invalid params: prompt {name}: {e}"))
             }

@@ -82,14 +82,18 @@ impl McpServer {
         }
         // The query cache: the version is read before the query, so a result is only ever
         // served to a request that read the same version (see `cache`).
-        let cached = match (&self.cache, self.cache_keys.get(name), &self.memory_version) {
-            (Some(cache), Some(key_fn), Some(version)) => match (key_fn(&args), version()) {
-                (Some(k), Ok(v)) => {
+        let version = match (&self.cache, self.cache_keys.get(name)) {
+            (Some(_), Some(_)) => self.current_version().await,
+            _ => None,
+        };
+        let cached = match (&self.cache, self.cache_keys.get(name), version) {
+            (Some(cache), Some(key_fn), Some(v)) => match key_fn(&args) {
+                Some(k) => {
                     let era = if modern { "modern" } else { "legacy" };
                     let key = format!("{name}\u{0}{era}\u{0}{}", k.key);
                     Some((cache, key, k.now_relative, v))
                 }
-                _ => None,
+                None => None,
             },
             _ => None,
         };
@@ -153,11 +157,14 @@ impl McpServer {
         if !problems.is_empty() {
             return Err(Error::invalid(problems.join("; ")));
         }
-        let cached = match (&self.cache, self.cache_keys.get(name), &self.memory_version) {
-            (Some(cache), Some(key_fn), Some(version)) => match (key_fn(&args), version()) {
-                (Some(k), Ok(v)) => Some((cache, format!("{name}\u{0}rest\u{0}{}", k.key), k, v)),
-                _ => None,
-            },
+        let version = match (&self.cache, self.cache_keys.get(name)) {
+            (Some(_), Some(_)) => self.current_version().await,
+            _ => None,
+        };
+        let cached = match (&self.cache, self.cache_keys.get(name), version) {
+            (Some(cache), Some(key_fn), Some(v)) => {
+                key_fn(&args).map(|k| (cache, format!("{name}\u{0}rest\u{0}{}", k.key), k, v))
+            }
             _ => None,
         };
         if let Some((cache, key, _, version)) = &cached {
@@ -191,6 +198,9 @@ impl McpServer {
     ) -> Result<cortex_core::Result<Value>, ()> {
         let run = tool.run.clone();
         match tool.exec {
+            Exec::Inline if self.offload => {
+                self.read(move || run(args, &caller)).await.map_err(|_| ())
+            }
             Exec::Inline => catch_unwind(AssertUnwindSafe(|| run(args, &caller))).map_err(|_| ()),
             Exec::Thread => blocking::run(move || run(args, &caller))
                 .await
