@@ -652,3 +652,123 @@ fn the_config_file_fills_what_flags_and_environment_leave_and_show_hides_passwor
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `dbb`"));
 }
+
+#[test]
+fn sigterm_finishes_the_writes_in_flight_and_loses_none_it_acknowledged() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let token = key(h, "loader", "write");
+    let server = start(h, &["--rate-limit", "0"]);
+    let base = server.base.clone();
+    let pid = server.child.id();
+    let acknowledged = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for w in 0..8 {
+            let (base, token, acknowledged) = (&base, &token, &acknowledged);
+            scope.spawn(move || {
+                for i in 0..200 {
+                    let body = format!(r#"{{"project": "load", "content": "write {w}-{i}"}}"#);
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    let sent = rt.block_on(async {
+                        reqwest::Client::new()
+                            .post(format!("{base}/v1/facts"))
+                            .header("authorization", format!("Bearer {token}"))
+                            .header("content-type", "application/json")
+                            .body(body)
+                            .send()
+                            .await
+                    });
+                    match sent {
+                        Ok(r) if r.status().as_u16() == 201 => {
+                            let v: Value = rt.block_on(r.json()).unwrap();
+                            acknowledged
+                                .lock()
+                                .unwrap()
+                                .push(v["facts"][0]["id"].as_u64().unwrap());
+                        }
+                        // Refused once the server stopped accepting: not acknowledged.
+                        _ => break,
+                    }
+                }
+            });
+        }
+        // A large batch that is still being written when the signal comes: it must finish.
+        let facts: Vec<Value> = (0..20_000)
+            .map(|i| json!({"project": "batch", "content": format!("batch fact {i}")}))
+            .collect();
+        let body = json!({ "facts": facts }).to_string();
+        let (sending, sent) = std::sync::mpsc::channel();
+        let (base, token) = (&base, &token);
+        let batch = scope.spawn(move || {
+            sending.send(()).unwrap();
+            call(
+                "POST",
+                &format!("{base}/v1/facts/batch"),
+                Some(token),
+                Some(&body),
+            )
+        });
+        sent.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let (s, _, body) = batch.join().unwrap();
+        assert_eq!(
+            (s, body["count"].as_u64()),
+            (201, Some(20_000)),
+            "the batch in flight"
+        );
+    });
+    let mut server = server;
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the server did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "a graceful stop exits 0: {status:?}");
+    let acknowledged = acknowledged.into_inner().unwrap();
+    assert!(
+        acknowledged.len() > 8,
+        "some writes were acknowledged before the stop"
+    );
+    // Every acknowledged write is in the ledger, which verifies.
+    let out = cortex(h)
+        .args(["--json", "ledger", "verify"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["valid"], true, "{v}");
+    let out = cortex(h)
+        .args([
+            "--json",
+            "history",
+            "--project",
+            "load",
+            "--limit",
+            "100000",
+        ])
+        .output()
+        .unwrap();
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stored: std::collections::HashSet<u64> = listed["facts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_u64().unwrap())
+        .collect();
+    for id in &acknowledged {
+        assert!(stored.contains(id), "acknowledged fact {id} is missing");
+    }
+}

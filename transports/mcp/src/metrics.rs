@@ -143,10 +143,7 @@ impl Metrics {
     /// Counts one request on `transport` for `name` (a JSON-RPC method or tool name), times it,
     /// and counts an error when `ok` is false.
     pub fn record_request(&self, transport: &str, name: &str, elapsed: Duration, ok: bool) {
-        bump(&self.requests, transport, name);
-        if !ok {
-            bump(&self.errors, transport, name);
-        }
+        self.record_operation(transport, name, elapsed, ok);
         let secs = elapsed.as_secs_f64();
         for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
             if secs <= *bound {
@@ -156,6 +153,16 @@ impl Metrics {
         self.latency_count.fetch_add(1, Ordering::Relaxed);
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         self.latency_sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// Counts and times one operation inside a request (a tool run for a REST route) under
+    /// `label` and `name`, without counting it again in the whole-request histogram.
+    pub fn record_operation(&self, label: &str, name: &str, elapsed: Duration, ok: bool) {
+        let (transport, secs) = (label, elapsed.as_secs_f64());
+        bump(&self.requests, transport, name);
+        if !ok {
+            bump(&self.errors, transport, name);
+        }
         let mut routes = self.per_route.lock().unwrap_or_else(|e| e.into_inner());
         let key = (transport.to_owned(), name.to_owned());
         let h = match routes.get_mut(&key) {

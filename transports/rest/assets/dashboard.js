@@ -25,6 +25,7 @@ function svg(tag, attrs, text) {
   return e;
 }
 const fmt = (n) => Number(n).toLocaleString("en-US");
+const count = (n, one, many = one + "s") => fmt(n) + " " + (n === 1 ? one : many);
 function when(ts) {
   if (!ts) return "";
   const t = Date.parse(ts.slice(0, 23) + "Z");
@@ -87,8 +88,7 @@ function render(d) {
   $("last-verify").className = "big " + (v ? statusKind(v.status) : "warn");
   $("last-verify-age").textContent = v ? when(v.completed_at) : "run one below";
   $("memory-facts").textContent = fmt(d.memory.facts);
-  $("memory-projects").textContent = d.memory.project_count === 1 ? "in 1 project"
-    : "in " + fmt(d.memory.project_count) + " projects";
+  $("memory-projects").textContent = "in " + count(d.memory.project_count, "project");
 
   $("checkpoint-count").textContent = d.checkpoint_count > d.checkpoints.length
     ? "newest " + d.checkpoints.length + " of " + fmt(d.checkpoint_count) : "";
@@ -99,8 +99,8 @@ function render(d) {
     el("td", { class: "num" }, fmt(c.size)),
     el("td", { class: "num" }, "+" + fmt(c.range_count)),
     el("td", { title: c.created_at }, when(c.created_at)),
-    el("td", { title: c.note_signers.concat(c.detached.map((s) => s.scheme + " " + s.key_name))
-      .join(", ") }, String(c.signatures)),
+    el("td", { class: "num", title: c.note_signers
+      .concat(c.detached.map((s) => s.scheme + " " + s.key_name)).join(", ") }, String(c.signatures)),
     el("td", {}, ...(c.receipts.length
       ? c.receipts.map((r) => badge(r.anchor, "ok")) : [badge("none", "none")])))),
   "No checkpoint yet.", 5);
@@ -232,12 +232,13 @@ async function verify() {
     const r = await api("/v1/ledger/verify");
     if (r.valid) {
       out.className = "result ok";
-      out.textContent = `Valid: ${fmt(r.entries_checked)} entries and ${fmt(r.checkpoints_checked)}`
-        + ` checkpoints checked in ${Math.round(r.elapsed_ms)} ms.`;
+      out.textContent = `Valid: ${count(r.entries_checked, "entry", "entries")}`
+        + ` and ${count(r.checkpoints_checked, "checkpoint")} checked in`
+        + ` ${Math.round(r.elapsed_ms)} ms.`;
     } else {
       out.className = "result bad";
       const n = Object.values(r.violation_counts).reduce((a, b) => a + b, 0);
-      out.replaceChildren(`Not valid: ${fmt(n)} violation${n === 1 ? "" : "s"}.`,
+      out.replaceChildren(`Not valid: ${count(n, "violation")}.`,
         el("ul", {}, ...r.violations.map((v) => el("li", {},
           v.kind + (v.index === undefined ? "" : " at entry " + v.index) + ": " + v.message))));
     }

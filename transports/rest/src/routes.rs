@@ -576,13 +576,13 @@ async fn export(svc: Arc<Service>, query: HashMap<String, String>) -> Response {
         // only cut the transfer short. (A checkpoint covers at least one entry.)
         let last = cp.size - 1;
         let (first, end) = (from.unwrap_or(0), to.unwrap_or(last));
-        if end > last && std::env::var_os("XX_BUG").is_none() {
+        if end > last {
             return Err(Error::invalid(format!(
                 "to {end} is not covered by the latest checkpoint (entries 0 to {last}): POST \
                  /v1/ledger/checkpoint first, or export up to {last}"
             )));
         }
-        if first > end && std::env::var_os("XX_BUG").is_none() {
+        if first > end {
             return Err(Error::invalid(format!("from {first} is after to {end}")));
         }
         Ok((format, from, to))

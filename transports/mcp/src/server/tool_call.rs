@@ -137,7 +137,7 @@ impl McpServer {
         let started = std::time::Instant::now();
         let outcome = self.invoke_untimed(name, args, caller).await;
         self.metrics
-            .record_request("tool", name, started.elapsed(), outcome.is_ok());
+            .record_operation("tool", name, started.elapsed(), outcome.is_ok());
         outcome
     }
 
