@@ -14,17 +14,18 @@ use std::sync::Arc;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Which suite: ledger, mcp, anchors (signers and anchors) or all.
+    /// Which suite: ledger, mcp, anchors (signers and anchors), rest (cortex serve under wrk)
+    /// or all.
     #[arg(long, default_value = "ledger")]
     suite: String,
     /// Ledger size for the large verify, proof and export runs (ledger suite), or the ledger
     /// entries behind the server (mcp suite).
     #[arg(long, default_value_t = 1_000_000)]
     entries: u64,
-    /// Facts in the agent memory behind the server (mcp suite).
+    /// Facts in the agent memory behind the server (mcp and rest suites).
     #[arg(long, default_value_t = 100_000)]
     facts: u64,
-    /// Seconds of each throughput run (mcp suite).
+    /// Seconds of each throughput run (mcp and rest suites).
     #[arg(long, default_value_t = 10)]
     duration: u64,
     /// Entries per batch in the batched append.
@@ -55,13 +56,15 @@ pub fn run(s: &Settings, a: BenchArgs) -> Result<u8> {
         "ledger" => ledger(s, &a),
         "mcp" => mcp(s, &a),
         "anchors" => anchors(s, &a),
+        "rest" => rest(s, &a),
         "all" => {
             ledger(s, &a)?;
             mcp(s, &a)?;
-            anchors(s, &a)
+            anchors(s, &a)?;
+            rest(s, &a)
         }
         x => Err(Error::invalid(format!(
-            "unknown suite {x:?}; available: ledger, mcp, anchors, all"
+            "unknown suite {x:?}; available: ledger, mcp, anchors, rest, all"
         ))),
     }
 }
@@ -125,6 +128,26 @@ fn open_home(home: &Path) -> Result<(DynStore, Ledger)> {
     let (signer, _) = super::ledger::signing_key(&settings, &ledger)?;
     ledger.add_signer(Arc::new(signer))?;
     Ok((store, ledger))
+}
+
+fn rest(s: &Settings, a: &BenchArgs) -> Result<u8> {
+    let mut report = Report::new(s.json);
+    cortex_bench::rest_suite::run(
+        &cortex_bench::rest_suite::RestSuite {
+            facts: a.facts,
+            duration: a.duration,
+            dir: base_dir(a),
+            server: std::env::current_exe()?,
+            open_home: &open_home,
+        },
+        &mut report,
+    )?;
+    if s.json {
+        output::json(&json!({
+            "suite": "rest", "facts": a.facts, "duration_s": a.duration, "results": report.rows
+        }));
+    }
+    Ok(0)
 }
 
 fn mcp(s: &Settings, a: &BenchArgs) -> Result<u8> {

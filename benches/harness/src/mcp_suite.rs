@@ -154,7 +154,8 @@ fn throughput(port: u16, conns: usize, secs: u64) -> Result<(f64, u64)> {
     Ok((rate(n, t), failed.load(Ordering::Relaxed)))
 }
 
-fn find_on_path(name: &str) -> Option<PathBuf> {
+/// The first executable `name` on PATH.
+pub fn find_on_path(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|p| {
         std::env::split_paths(&p)
             .map(|d| d.join(name))
@@ -217,7 +218,7 @@ fn rss_mb(pid: u32) -> Result<(f64, f64)> {
 }
 
 /// Seeds `home`'s database: `entries` plain ledger entries, then `facts` facts.
-fn seed(open_home: OpenHome<'_>, home: &Path, entries: u64, facts: u64) -> Result<(f64, f64)> {
+pub fn seed(open_home: OpenHome<'_>, home: &Path, entries: u64, facts: u64) -> Result<(f64, f64)> {
     let (store, ledger) = open_home(home)?;
     let ledger = Arc::new(ledger);
     let t = Instant::now();
