@@ -207,3 +207,106 @@ fn a_key_revoked_through_one_replica_stops_working_on_all() {
     drop((a, b));
     drop_schema(&url, &schema);
 }
+
+/// PostgreSQL crashes (an immediate stop, recovered from its WAL) and comes back while writers
+/// store facts through `cortex serve`: every write the server acknowledged is there afterwards,
+/// the chain verifies, and the server serves again without a restart of its own.
+#[test]
+fn a_postgres_crash_under_load_loses_no_acknowledged_write() {
+    let cluster = match cortex_core::testkit::peers::OwnCluster::create("crash") {
+        Ok(c) => c,
+        Err(why) => {
+            cortex_core::testkit::skip("a Postgres crash under load", &why);
+            return;
+        }
+    };
+    let url = cluster.url();
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let token = {
+        let out = cortex(h)
+            .args([
+                "--db", &url, "keys", "api", "create", "--name", "w", "--role", "write",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let server = start(h, &["--db", url.as_str(), "--rate-limit", "0"]);
+    let base = server.base.clone();
+    let acknowledged = std::sync::Mutex::new(Vec::new());
+    let failed = std::sync::atomic::AtomicU64::new(0);
+    let stop_at = std::time::Instant::now() + std::time::Duration::from_secs(6);
+    std::thread::scope(|scope| {
+        for w in 0..4 {
+            let (base, token, acknowledged, failed) = (&base, &token, &acknowledged, &failed);
+            scope.spawn(move || {
+                let mut i = 0;
+                while std::time::Instant::now() < stop_at {
+                    i += 1;
+                    let body = format!(r#"{{"project": "crash", "content": "write {w}-{i}"}}"#);
+                    let (s, _, v) = call(
+                        "POST",
+                        &format!("{base}/v1/facts"),
+                        Some(token),
+                        Some(&body),
+                    );
+                    if s == 201 {
+                        acknowledged
+                            .lock()
+                            .unwrap()
+                            .push(v["facts"][0]["id"].as_u64().unwrap());
+                    } else {
+                        failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                    }
+                }
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        cluster.restart_immediately().expect("restart Postgres");
+    });
+    let acknowledged = acknowledged.into_inner().unwrap();
+    assert!(
+        acknowledged.len() > 20,
+        "writes before and after the crash: {}",
+        acknowledged.len()
+    );
+    // The server serves again, by itself.
+    let (s, _, body) = call(
+        "POST",
+        &format!("{base}/v1/facts"),
+        Some(&token),
+        Some(r#"{"project": "crash", "content": "after the crash"}"#),
+    );
+    assert_eq!(s, 201, "{body}");
+    for id in &acknowledged {
+        let (s, _, f) = call("GET", &format!("{base}/v1/facts/{id}"), Some(&token), None);
+        assert_eq!(s, 200, "acknowledged fact {id} is lost: {f}");
+    }
+    let (s, _, cp) = call(
+        "POST",
+        &format!("{base}/v1/ledger/checkpoint"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(s, 200, "{cp}");
+    let (_, _, v) = call(
+        "GET",
+        &format!("{base}/v1/ledger/verify"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(v["valid"], true, "{v}");
+    eprintln!(
+        "{} writes acknowledged, {} refused during the crash",
+        acknowledged.len(),
+        failed.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    drop(server);
+}

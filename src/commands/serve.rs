@@ -282,7 +282,16 @@ pub fn serve(s: &Settings, a: ServeArgs) -> Result<u8> {
         let version = m
             .version()
             .map_err(|e| format!("the memory tables cannot be read: {e}"))?;
-        Ok(json!({"database": "reachable", "entries": head.size, "memory_version": version}))
+        // Idempotent: reads the schema version, and refuses a database migrated by a newer
+        // cortex than this one.
+        let schema = l
+            .store()
+            .migrate()
+            .map_err(|e| format!("the database schema is not current: {e}"))?;
+        Ok(
+            json!({"database": "reachable", "entries": head.size, "memory_version": version,
+            "schema_version": schema.to_version}),
+        )
     });
     let (l, started) = (ledger.clone(), std::time::Instant::now());
     metrics.set_gauges(Arc::new(move || {

@@ -33,7 +33,7 @@ mod postgres;
 mod python;
 
 pub use npm::npm_packages;
-pub use postgres::{DATABASE, DEFAULT_IDLE_MINUTES, IDLE_MINUTES_VAR, postgres_url};
+pub use postgres::{DATABASE, DEFAULT_IDLE_MINUTES, IDLE_MINUTES_VAR, OwnCluster, postgres_url};
 pub use python::python_env;
 
 use std::fs::{self, File};

@@ -460,3 +460,117 @@ fn fnv1a(bytes: &[u8]) -> u64 {
         (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })
 }
+
+/// A PostgreSQL cluster of one test's own (not the shared throwaway one), which the test may
+/// crash and restart: `restart_immediately` stops it the way a crash would (`pg_ctl stop -m
+/// immediate`: no checkpoint, recovery from the WAL at the next start) and starts it again on
+/// the same port, so clients' URLs stay valid. Unlike the shared cluster it keeps `fsync` on.
+/// Stopped and removed when dropped.
+#[derive(Debug)]
+pub struct OwnCluster {
+    dir: PathBuf,
+    user: Option<String>,
+    bin: PathBuf,
+    port: u16,
+}
+
+impl OwnCluster {
+    /// Makes and starts a cluster named `name` (a directory beside the shared cluster's).
+    pub fn create(name: &str) -> Result<OwnCluster, String> {
+        let peers = peers_dir()?;
+        let bin = postgres_bindir()?;
+        let user = server_user()?;
+        let base = cluster_dir(&peers, user.as_deref())?;
+        let dir = base
+            .parent()
+            .unwrap_or(&base)
+            .join(format!("postgres-{name}-{}", std::process::id()));
+        remove(&dir)?;
+        mkdir(&dir)?;
+        if let Some(u) = &user {
+            give_to(&dir, u)?;
+        }
+        let data = dir.join("data");
+        run(
+            server_command(user.as_deref(), &bin.join("initdb"))
+                .arg("-D")
+                .arg(&data)
+                .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C"])
+                .current_dir(&dir),
+            &format!("initdb -D {}", data.display()),
+            Duration::from_secs(120),
+        )?;
+        append(
+            &data.join("postgresql.conf"),
+            "\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n",
+        )?;
+        let port = start(user.as_deref(), &bin, &dir)?;
+        run(
+            Command::new(bin.join("createdb"))
+                .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
+                .arg(DATABASE),
+            &format!("createdb {DATABASE}"),
+            Duration::from_secs(60),
+        )?;
+        Ok(OwnCluster {
+            dir,
+            user,
+            bin,
+            port,
+        })
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{DATABASE}", self.port)
+    }
+
+    /// Crashes the server (immediate stop) and starts it again on the same port; returns once
+    /// it accepts connections.
+    pub fn restart_immediately(&self) -> Result<(), String> {
+        let data = self.dir.join("data");
+        run(
+            server_command(self.user.as_deref(), &self.bin.join("pg_ctl"))
+                .arg("-D")
+                .arg(&data)
+                .args(["-m", "immediate", "-w", "stop"])
+                .current_dir(&self.dir),
+            "pg_ctl stop -m immediate",
+            Duration::from_secs(60),
+        )?;
+        run(
+            server_command(self.user.as_deref(), &self.bin.join("pg_ctl"))
+                .arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(self.dir.join("server.log"))
+                .args([
+                    "-w",
+                    "-t",
+                    "60",
+                    "-o",
+                    &format!("-p {}", self.port),
+                    "start",
+                ])
+                .current_dir(&self.dir),
+            "pg_ctl start (after the crash)",
+            Duration::from_secs(90),
+        )?;
+        running_port(&data)
+            .filter(|p| *p == self.port)
+            .map(drop)
+            .ok_or_else(|| {
+                format!(
+                    "the restarted server does not accept connections on {}",
+                    self.port
+                )
+            })
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let _ = stop(&self.dir.join("data"));
+        let _ = remove(&self.dir);
+    }
+}
