@@ -130,11 +130,13 @@ pub fn build_server(s: &Settings, metrics: Arc<Metrics>) -> Result<Built> {
     // searches go to the store. CORTEX_SEARCH_INDEX=0 turns it off.
     let use_index = std::env::var("CORTEX_SEARCH_INDEX").map_or(true, |v| v != "0");
     let memory = AgentMemory::new(store, ledger.clone())?;
-    let memory = Arc::new(if use_index {
+    let memory = if use_index {
         memory.with_search_index()
     } else {
         memory
-    });
+    };
+    // Concurrent stores (many clients of one server) share durable commits.
+    let memory = Arc::new(memory.with_group_commit());
     if use_index {
         let m = memory.clone();
         std::thread::spawn(move || {

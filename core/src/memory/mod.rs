@@ -12,6 +12,7 @@ pub mod bm25;
 pub mod commitment;
 pub mod consensus;
 pub mod fact;
+mod group;
 pub mod replay;
 pub mod search_index;
 pub mod store;
@@ -230,6 +231,14 @@ pub struct AgentMemory {
     ledger: Arc<Ledger>,
     index: Option<Arc<SearchIndex>>,
     author: Author,
+    group: Option<Arc<group::StoreGroups>>,
+}
+
+/// A store checked and sealed, waiting for its transaction.
+#[derive(Clone)]
+pub(crate) struct PreparedStore {
+    entries: Vec<NewEntry>,
+    sealed: Vec<(fact::SealedStoreDetail, commitment::FactOpening, String)>,
 }
 
 impl std::fmt::Debug for AgentMemory {
@@ -333,6 +342,7 @@ impl AgentMemory {
             ledger,
             index: None,
             author: Author::new(None, "library"),
+            group: None,
         })
     }
 
@@ -412,8 +422,23 @@ impl AgentMemory {
 
     /// Stores facts in one transaction: all or none. Errors name the batch item. Each fact's
     /// content, tags and source enter the ledger as a salted commitment
-    /// ([`commitment`]); the opening is stored beside the entry.
+    /// ([`commitment`]); the opening is stored beside the entry. With
+    /// [`AgentMemory::with_group_commit`], concurrent calls share one transaction (each still
+    /// all or none, and acknowledged only once committed).
     pub fn store_facts(&self, facts: &[NewFact]) -> Result<Stored> {
+        let prepared = self.prepare_store(facts)?;
+        match &self.group {
+            Some(g) => g.submit(prepared),
+            None => self
+                .commit_stores(vec![prepared])?
+                .pop()
+                .ok_or_else(|| Error::backend("a store committed nothing")),
+        }
+    }
+
+    /// Checks and seals `facts` as this handle's author: everything a store does before its
+    /// transaction, so a bad fact is refused before it can share a commit with others.
+    fn prepare_store(&self, facts: &[NewFact]) -> Result<PreparedStore> {
         if facts.is_empty() {
             return Err(Error::invalid("nothing to store: the batch is empty"));
         }
@@ -445,30 +470,67 @@ impl AgentMemory {
                 ACTION_STORE,
                 detail.to_json(),
             ));
-            sealed.push((detail, opening));
+            sealed.push((detail, opening, f.project.clone()));
         }
+        Ok(PreparedStore { entries, sealed })
+    }
+
+    /// Commits prepared stores in one transaction; each gets its own facts and its own slice
+    /// of the append.
+    fn commit_stores(&self, groups: Vec<PreparedStore>) -> Result<Vec<Stored>> {
+        let entries: Vec<NewEntry> = groups.iter().flat_map(|g| g.entries.clone()).collect();
         let mut stored = Vec::new();
         let append = self.append_with(&entries, &mut |_, ctx| {
-            let mut changes = Vec::with_capacity(2 * sealed.len());
+            let mut changes = Vec::with_capacity(2 * entries.len());
             stored.clear();
-            for (i, ((d, o), f)) in sealed.iter().zip(facts).enumerate() {
-                let id = ctx.first_index + i as u64;
-                let fact = d
-                    .clone()
-                    .into_fact(id, &f.project, ctx.timestamp, o.fields.clone());
-                stored.push(fact.clone());
-                changes.push(FactChange::Insert(fact));
-                changes.push(FactChange::PutOpening(commitment::FactOpening {
-                    fact_id: id,
-                    ..o.clone()
-                }));
+            let mut id = ctx.first_index;
+            for g in &groups {
+                for (d, o, project) in &g.sealed {
+                    let fact = d
+                        .clone()
+                        .into_fact(id, project, ctx.timestamp, o.fields.clone());
+                    stored.push(fact.clone());
+                    changes.push(FactChange::Insert(fact));
+                    changes.push(FactChange::PutOpening(commitment::FactOpening {
+                        fact_id: id,
+                        ..o.clone()
+                    }));
+                    id += 1;
+                }
             }
             Ok(changes)
         })?;
-        Ok(Stored {
-            facts: stored,
-            append,
-        })
+        let mut facts = stored.into_iter();
+        let mut first = append.first_index;
+        Ok(groups
+            .iter()
+            .map(|g| {
+                let n = g.sealed.len();
+                let out = Stored {
+                    facts: facts.by_ref().take(n).collect(),
+                    append: AppendOutcome {
+                        first_index: first,
+                        count: n as u64,
+                        ..append.clone()
+                    },
+                };
+                first += n as u64;
+                out
+            })
+            .collect())
+    }
+
+    /// Concurrent [`AgentMemory::store_facts`] calls on this memory (and on every handle made
+    /// from it with [`AgentMemory::as_author`]) share durable commits: a committer thread takes
+    /// every store queued during the previous commit and writes them in one transaction. For
+    /// servers with many concurrent writers; each call still returns only once its facts are
+    /// committed, and a bad fact fails only its own call.
+    pub fn with_group_commit(mut self) -> Self {
+        self.group = Some(Arc::new(group::StoreGroups::new(AgentMemory {
+            group: None,
+            ..self.clone()
+        })));
+        self
     }
 
     /// Appends one entry about fact `fact_id` (in the fact's project; facts never move) and the
