@@ -89,7 +89,9 @@ fn commit_loop(memory: &AgentMemory, queue: &Receiver<Job>) {
                 }
             }
             Err(e) if stores.len() == 1 => {
-                let _ = replies.into_iter().next().map(|r| r.send(Err(e)));
+                for r in replies {
+                    let _ = r.send(Err(Error::new(e.kind(), e.message().to_owned())));
+                }
             }
             // Nothing of the group was written: each member alone.
             Err(_) => {
