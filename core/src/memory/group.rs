@@ -89,8 +89,8 @@ fn commit_loop(memory: &AgentMemory, queue: &Receiver<Job>) {
                 }
             }
             Err(e) if stores.len() == 1 => {
-                for r in replies {
-                    let _ = r.send(Err(Error::new(e.kind(), e.message().to_owned())));
+                if let Some(r) = replies.into_iter().next() {
+                    let _ = r.send(Err(e));
                 }
             }
             // Nothing of the group was written: each member alone.
