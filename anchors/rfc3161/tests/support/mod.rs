@@ -177,6 +177,9 @@ pub struct TsaIdentity {
     pub key: PathBuf,
     pub chain: PathBuf,
     pub config: PathBuf,
+    /// `openssl ts -reply` rewrites the serial file: two at once (tests sharing an identity)
+    /// fail with "Error during serial number generation", so replies take turns.
+    serial_lock: std::sync::Mutex<()>,
 }
 
 impl TsaIdentity {
@@ -210,6 +213,7 @@ impl TsaIdentity {
             chain: ca.cert_path(),
             config,
             dir,
+            serial_lock: std::sync::Mutex::new(()),
         }
     }
 
@@ -220,6 +224,7 @@ impl TsaIdentity {
         let query_path = self.dir.join(format!("query-{n}.tsq"));
         let reply_path = self.dir.join(format!("reply-{n}.tsr"));
         std::fs::write(&query_path, query).unwrap();
+        let _turn = self.serial_lock.lock().unwrap_or_else(|e| e.into_inner());
         openssl(
             &self.dir,
             &[
