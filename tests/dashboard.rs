@@ -21,24 +21,7 @@ const WHAT: &str = "the dashboard browser test";
 /// The Python driver (its `driver` bundles Node; the browser is the machine's Chromium).
 const PLAYWRIGHT: &[&str] = &["playwright==1.65.3"];
 
-fn cortex(home: &Path) -> Command {
-    let mut c = common::cortex_in(home, &["CORTEX_RATE_LIMIT", "CORTEX_ALLOWED_ORIGINS"]);
-    c.env_remove("CORTEX_POLICY");
-    c
-}
-
-fn key(home: &Path, name: &str, role: &str) -> String {
-    let out = cortex(home)
-        .args(["keys", "api", "create", "--name", name, "--role", role])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
+use common::serve::{cortex, key};
 
 /// `cortex serve --port 0`, killed when dropped; and its base URL.
 fn serve(home: &Path) -> (common::KillOnDrop, String) {

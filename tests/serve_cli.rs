@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::serve::{Server, call, cortex, header, key, start};
+use common::serve::{Server, call, cortex, header, key, ok, start};
 use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
@@ -283,15 +283,7 @@ fn api_keys_decide_who_may_do_what_and_who_wrote_it() {
 
     // Revoking a key stops it within the cache time.
     let reader_id = &reader[7..19];
-    let out = cortex(h)
-        .args(["keys", "api", "revoke", reader_id])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(h, &["keys", "api", "revoke", reader_id]);
     std::thread::sleep(Duration::from_millis(2600));
     refused(
         call("GET", &url("/v1/ledger/status"), Some(&reader), None),

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::serve::{call, cortex, start};
+use common::serve::{call, ok, start};
 use std::path::Path;
 
 fn pg_url(what: &str) -> Option<(String, String)> {
@@ -40,36 +40,23 @@ fn three_replicas_on_one_postgres_keep_one_chain_and_read_their_writes() {
     let h: &Path = home.path();
     // One key for the ledger's checkpoints (a Kubernetes Secret mounted in every pod), one
     // database; the API key is made once, in the database, and works on every replica.
-    let out = cortex(h)
-        .args([
+    ok(
+        h,
+        &[
             "--db",
             &url,
             "keys",
             "generate",
             "--name",
             "example.com/replicas",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
-    let writer = {
-        let out = cortex(h)
-            .args([
-                "--db", &url, "keys", "api", "create", "--name", "loader", "--role", "write",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    };
+    let writer = ok(
+        h,
+        &[
+            "--db", &url, "keys", "api", "create", "--name", "loader", "--role", "write",
+        ],
+    );
     let args: Vec<String> = global(&url)
         .into_iter()
         .chain(["--rate-limit".into(), "0".into()])
@@ -156,20 +143,12 @@ fn a_key_revoked_through_one_replica_stops_working_on_all() {
     };
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
-    let token = {
-        let out = cortex(h)
-            .args([
-                "--db", &url, "keys", "api", "create", "--name", "r", "--role", "read",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    };
+    let token = ok(
+        h,
+        &[
+            "--db", &url, "keys", "api", "create", "--name", "r", "--role", "read",
+        ],
+    );
     let args = ["--db", url.as_str()];
     let a = start(h, &args);
     let b = start(h, &args);
@@ -185,15 +164,7 @@ fn a_key_revoked_through_one_replica_stops_working_on_all() {
             200
         );
     }
-    let out = cortex(h)
-        .args(["--db", &url, "keys", "api", "revoke", &token[7..19]])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(h, &["--db", &url, "keys", "api", "revoke", &token[7..19]]);
     std::thread::sleep(std::time::Duration::from_millis(2600));
     for s in [&a, &b] {
         let (code, _, body) = call(
@@ -223,20 +194,12 @@ fn a_postgres_crash_under_load_loses_no_acknowledged_write() {
     let url = cluster.url();
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
-    let token = {
-        let out = cortex(h)
-            .args([
-                "--db", &url, "keys", "api", "create", "--name", "w", "--role", "write",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    };
+    let token = ok(
+        h,
+        &[
+            "--db", &url, "keys", "api", "create", "--name", "w", "--role", "write",
+        ],
+    );
     let server = start(h, &["--db", url.as_str(), "--rate-limit", "0"]);
     let base = server.base.clone();
     let acknowledged = std::sync::Mutex::new(Vec::new());

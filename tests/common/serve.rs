@@ -9,29 +9,36 @@ use std::process::{Child, Command, Stdio};
 /// An HTTP answer: status, headers (lowercase names) and body as JSON (Null if not JSON).
 pub type Answer = (u16, Vec<(String, String)>, Value);
 
+/// The binary in `home`, with every setting that could lead it elsewhere cleared.
 pub fn cortex(home: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cortex"));
-    c.env("CORTEX_HOME", home)
-        .env_remove("CORTEX_DB")
-        .env_remove("CORTEX_SIGNING_KEY")
-        .env_remove("CORTEX_RATE_LIMIT")
-        .env_remove("CORTEX_ALLOWED_ORIGINS")
-        .env_remove("CORTEX_POLICY");
-    c
+    super::cortex_in(
+        home,
+        &[
+            "CORTEX_RATE_LIMIT",
+            "CORTEX_ALLOWED_ORIGINS",
+            "CORTEX_POLICY",
+            "CORTEX_CONFIG",
+        ],
+    )
+}
+
+/// Runs `cortex args` in `home`, asserts it succeeded, and returns its stdout, trimmed.
+pub fn ok(home: &Path, args: &[&str]) -> String {
+    let out = cortex(home).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "cortex {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 /// Creates an API key and returns its token.
 pub fn key(home: &Path, name: &str, role: &str) -> String {
-    let out = cortex(home)
-        .args(["keys", "api", "create", "--name", name, "--role", role])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    ok(
+        home,
+        &["keys", "api", "create", "--name", name, "--role", role],
+    )
 }
 
 /// A running `cortex serve`, killed when dropped.

@@ -184,7 +184,15 @@ fn run_wrk(wrk: &Path, dir: &Path, port: u16, secs: u64) -> Result<(f64, String)
         .arg(&script)
         .arg(format!("http://127.0.0.1:{port}/mcp"))
         .output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    let (rps, non2xx) = wrk_figures(&String::from_utf8_lossy(&out.stdout))?;
+    Ok((
+        rps,
+        format!("wrk -t2 -c{CONNECTIONS} -d{secs}s, non-2xx {non2xx}"),
+    ))
+}
+
+/// wrk's Requests/sec and its count of non-2xx answers (`"0"` when it reports none).
+pub fn wrk_figures(text: &str) -> Result<(f64, String)> {
     let rps = text
         .lines()
         .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
@@ -194,10 +202,7 @@ fn run_wrk(wrk: &Path, dir: &Path, port: u16, secs: u64) -> Result<(f64, String)
         .lines()
         .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
         .map_or_else(|| "0".to_owned(), |v| v.trim().to_owned());
-    Ok((
-        rps,
-        format!("wrk -t2 -c{CONNECTIONS} -d{secs}s, non-2xx {non2xx}"),
-    ))
+    Ok((rps, non2xx))
 }
 
 /// VmRSS and VmHWM of `pid`, in MB.

@@ -11,7 +11,7 @@
 //! search each request, and a store of one new fact per request (each a durable commit).
 
 use crate::client::free_port;
-use crate::mcp_suite::{OpenHome, find_on_path, seed};
+use crate::mcp_suite::{OpenHome, find_on_path, seed, wrk_figures};
 use crate::workload::{TOPICS, WARM_QUERY, WORDS};
 use crate::{Cleanup, Report, cores, num};
 use cortex_core::access::{ApiKeys, Role};
@@ -134,20 +134,12 @@ fn wrk(wrk: &Path, dir: &Path, port: u16, secs: u64, lua: &str, name: &str) -> R
         .arg(format!("http://127.0.0.1:{port}"))
         .output()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let rps = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .ok_or_else(|| Error::backend(format!("benchmark: no Requests/sec from wrk: {text}")))?;
+    let (rps, non2xx) = wrk_figures(&text)?;
     let p99_ms = text
         .lines()
         .find_map(|l| l.trim().strip_prefix("99%"))
         .and_then(millis)
         .unwrap_or(f64::NAN);
-    let non2xx = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
-        .map_or_else(|| "0".to_owned(), |v| v.trim().to_owned());
     Ok(Run {
         rps,
         p99_ms,

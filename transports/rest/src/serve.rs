@@ -5,7 +5,7 @@
 
 use crate::RestConfig;
 use axum::Router;
-use cortex_core::{Error, ErrorKind, Result};
+use cortex_core::Result;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -20,15 +20,12 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Binds `config.address()`, naming the address in the error.
 pub async fn bind(config: &RestConfig) -> Result<TcpListener> {
-    let address = config.address();
-    TcpListener::bind(&address).await.map_err(|e| {
-        Error::new(
-            ErrorKind::Unavailable,
-            format!("cannot listen on {address}"),
-        )
-        .with_context("address", &address)
-        .with_source(e)
+    cortex_http::bind(&cortex_http::HttpConfig {
+        host: config.host.clone(),
+        port: config.port,
+        ..cortex_http::HttpConfig::default()
     })
+    .await
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves; then tells open streams to end

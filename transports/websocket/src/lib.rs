@@ -70,11 +70,7 @@ impl WebSocketTransport {
         handler: Arc<dyn MessageHandler>,
         shutdown: watch::Receiver<bool>,
     ) -> Router {
-        let shared = Arc::new(Shared {
-            config,
-            handler,
-            shutdown,
-        });
+        let shared = Shared::new(config, handler, shutdown);
         Router::new().route("/ws", get(upgrade)).with_state(shared)
     }
 
@@ -84,11 +80,7 @@ impl WebSocketTransport {
         handler: Arc<dyn MessageHandler>,
         shutdown: watch::Receiver<bool>,
     ) -> Router {
-        let shared = Arc::new(Shared {
-            config,
-            handler,
-            shutdown,
-        });
+        let shared = Shared::new(config, handler, shutdown);
         Router::new()
             .route("/", get(upgrade))
             .route("/mcp", get(upgrade))
@@ -125,6 +117,20 @@ struct Shared {
     config: HttpConfig,
     handler: Arc<dyn MessageHandler>,
     shutdown: watch::Receiver<bool>,
+}
+
+impl Shared {
+    fn new(
+        config: HttpConfig,
+        handler: Arc<dyn MessageHandler>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Arc<Shared> {
+        Arc::new(Shared {
+            config,
+            handler,
+            shutdown,
+        })
+    }
 }
 
 fn offers_mcp(headers: &HeaderMap) -> bool {
