@@ -13,7 +13,7 @@
 //!
 //! Limits are layers, never code in handlers: API keys ([`auth`]), a per-key rate limit
 //! (`governor`), CORS, body size and request timeouts (`tower-http`), the header-read timeout
-//! and graceful shutdown of the connection loop ([`serve`]), and the cap on MCP sessions with
+//! and graceful shutdown of the connection loop ([`mod@serve`]), and the cap on MCP sessions with
 //! idle expiry (`cortex-http`).
 
 #![forbid(unsafe_code)]
