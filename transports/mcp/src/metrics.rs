@@ -32,9 +32,10 @@ struct Histogram {
 /// Counters, histograms and gauges for one serving process.
 #[derive(Default)]
 pub struct Metrics {
-    per_route: Mutex<BTreeMap<(String, String), Histogram>>,
+    /// Per transport, then per route, method or tool: the count of requests and their latency
+    /// histogram (one lock per request, no allocation once a name is known).
+    per_route: Mutex<BTreeMap<String, BTreeMap<String, Histogram>>>,
     gauges: Mutex<Option<GaugeFn>>,
-    requests: Mutex<BTreeMap<(String, String), u64>>,
     errors: Mutex<BTreeMap<(String, String), u64>>,
     active: Mutex<BTreeMap<String, i64>>,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
@@ -159,15 +160,17 @@ impl Metrics {
     /// `label` and `name`, without counting it again in the whole-request histogram.
     pub fn record_operation(&self, label: &str, name: &str, elapsed: Duration, ok: bool) {
         let (transport, secs) = (label, elapsed.as_secs_f64());
-        bump(&self.requests, transport, name);
         if !ok {
             bump(&self.errors, transport, name);
         }
         let mut routes = self.per_route.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (transport.to_owned(), name.to_owned());
-        let h = match routes.get_mut(&key) {
+        let names = match routes.get_mut(transport) {
+            Some(m) => m,
+            None => routes.entry(transport.to_owned()).or_default(),
+        };
+        let h = match names.get_mut(name) {
             Some(h) => h,
-            None => routes.entry(key).or_default(),
+            None => names.entry(name.to_owned()).or_default(),
         };
         for (bound, bucket) in LATENCY_BUCKETS.iter().zip(h.buckets.iter_mut()) {
             if secs <= *bound {
@@ -233,7 +236,16 @@ impl Metrics {
         let hits = self.cache_hits.load(Ordering::Relaxed);
         let misses = self.cache_misses.load(Ordering::Relaxed);
         MetricsSnapshot {
-            requests: nest(&self.requests),
+            requests: self
+                .per_route
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|(t, names)| {
+                    let counts = names.iter().map(|(n, h)| (n.clone(), h.count)).collect();
+                    (t.clone(), counts)
+                })
+                .collect(),
             errors: nest(&self.errors),
             active_connections: self
                 .active
@@ -283,12 +295,27 @@ impl Metrics {
                 );
             }
         };
-        counters(
-            &mut out,
-            "cortex_requests_total",
-            "Requests handled, per transport and JSON-RPC method or tool.",
-            &self.requests,
+        let _ = writeln!(
+            out,
+            "# HELP cortex_requests_total Requests handled, per transport and JSON-RPC method or tool."
         );
+        let _ = writeln!(out, "# TYPE cortex_requests_total counter");
+        for (t, names) in self
+            .per_route
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            for (n, h) in names {
+                let _ = writeln!(
+                    out,
+                    "cortex_requests_total{{transport=\"{}\",method=\"{}\"}} {}",
+                    escape_label(t),
+                    escape_label(n),
+                    h.count
+                );
+            }
+        }
         counters(
             &mut out,
             "cortex_errors_total",
@@ -324,11 +351,10 @@ impl Metrics {
              JSON-RPC method or tool."
         );
         let _ = writeln!(out, "# TYPE cortex_route_duration_seconds histogram");
-        for ((t, n), h) in self
-            .per_route
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        let routes = self.per_route.lock().unwrap_or_else(|e| e.into_inner());
+        for (t, n, h) in routes
             .iter()
+            .flat_map(|(t, names)| names.iter().map(move |(n, h)| (t, n, h)))
         {
             let labels = format!(
                 "transport=\"{}\",method=\"{}\"",
@@ -357,6 +383,7 @@ impl Metrics {
                 h.count
             );
         }
+        drop(routes);
         let gauges = self
             .gauges
             .lock()
