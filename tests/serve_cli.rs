@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::serve::{Server, call, cortex, header, key, ok, start};
+use common::serve::{Answer, Server, call, call_with, cortex, header, key, ok, start};
 use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
@@ -20,41 +20,21 @@ fn refused(answer: (u16, Vec<(String, String)>, Value), status: u16, kind: &str,
     assert!(message.contains(says), "{message:?} should say {says:?}");
 }
 
-fn mcp_post(
-    server: &Server,
-    token: &str,
-    session: Option<&str>,
-    msg: Value,
-) -> (u16, Vec<(String, String)>, Value) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut r = reqwest::Client::new()
-            .post(format!("{}/mcp", server.base))
-            .header("authorization", format!("Bearer {token}"))
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2025-06-18")
-            .body(msg.to_string());
-        if let Some(s) = session {
-            r = r.header("mcp-session-id", s);
-        }
-        let resp = r.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let headers = resp
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-            .collect();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            headers,
-            serde_json::from_str(&text).unwrap_or(Value::Null),
-        )
-    })
+fn mcp_post(server: &Server, token: &str, session: Option<&str>, msg: Value) -> Answer {
+    let mut headers = vec![
+        ("accept", "application/json, text/event-stream"),
+        ("mcp-protocol-version", "2025-06-18"),
+    ];
+    if let Some(s) = session {
+        headers.push(("mcp-session-id", s));
+    }
+    call_with(
+        "POST",
+        &format!("{}/mcp", server.base),
+        Some(token),
+        Some(&msg.to_string()),
+        &headers,
+    )
 }
 
 fn initialize(server: &Server, token: &str) -> (u16, Option<String>) {
@@ -279,6 +259,39 @@ fn api_keys_decide_who_may_do_what_and_who_wrote_it() {
     assert_eq!(
         r["result"]["structuredContent"]["facts"][0]["author"], "agent-7",
         "the key's identity, not the client's declared name: {r}"
+    );
+
+    // MCP over WebSocket (/ws): refused without a key; with one, writes as its identity.
+    assert_eq!(
+        ws_store(&server.addr, None).unwrap_err(),
+        401,
+        "a WebSocket upgrade without a key"
+    );
+    let r = ws_store(&server.addr, Some(&writer)).unwrap();
+    assert_eq!(
+        r["result"]["structuredContent"]["facts"][0]["author"], "agent-7",
+        "{r}"
+    );
+    assert_eq!(
+        r["result"]["structuredContent"]["facts"][0]["surface"], "mcp-ws",
+        "{r}"
+    );
+    // The tlog-tiles view is public: its checkpoint is the ledger's latest, with no key.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let tiles = rt.block_on(async {
+        let r = reqwest::get(url("/tiles/checkpoint")).await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    });
+    assert_eq!(tiles.0, 200, "{}", tiles.1);
+    assert!(
+        tiles
+            .1
+            .starts_with(cp["note"].as_str().unwrap().lines().next().unwrap()),
+        "{}",
+        tiles.1
     );
 
     // Revoking a key stops it within the cache time.
@@ -763,4 +776,45 @@ fn sigterm_finishes_the_writes_in_flight_and_loses_none_it_acknowledged() {
     for id in &acknowledged {
         assert!(stored.contains(id), "acknowledged fact {id} is missing");
     }
+}
+
+/// Opens `/ws` (subprotocol `mcp`) with `token` as bearer and stores one fact through
+/// `tools/call` (2026-07-28 envelope): the reply, or the HTTP status the upgrade was refused with.
+fn ws_store(addr: &str, token: Option<&str>) -> Result<Value, u16> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::{Error as WsError, Message, http::HeaderValue};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
+        let h = request.headers_mut();
+        h.insert("sec-websocket-protocol", HeaderValue::from_static("mcp"));
+        if let Some(t) = token {
+            h.insert(
+                "authorization",
+                HeaderValue::from_str(&format!("Bearer {t}")).unwrap(),
+            );
+        }
+        let mut ws = match tokio_tungstenite::connect_async(request).await {
+            Ok((ws, _)) => ws,
+            Err(WsError::Http(r)) => return Err(r.status().as_u16()),
+            Err(e) => panic!("WebSocket: {e}"),
+        };
+        let msg = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+            "name": "cortex_store", "arguments": {"project": "ui", "content": "over websocket"},
+            "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": {},
+                "io.modelcontextprotocol/clientInfo": {"name": "ws-client", "version": "1"}}}});
+        ws.send(Message::Text(msg.to_string().into()))
+            .await
+            .unwrap();
+        loop {
+            if let Message::Text(t) = ws.next().await.expect("a reply").unwrap() {
+                return Ok(serde_json::from_str(&t).unwrap());
+            }
+        }
+    })
 }

@@ -216,16 +216,7 @@ fn mounts(
     let mut mounts = cortex_rest::Mounts::default();
     #[cfg(feature = "websocket")]
     {
-        let ws = cortex_http::HttpConfig {
-            host: config.host.clone(),
-            port: config.port,
-            allowed_origins: config.allowed_origins.clone(),
-            max_body_bytes: config.max_body_bytes,
-            legacy_sse_primary: false,
-            metrics: service.metrics.clone(),
-            max_sessions: config.max_sessions,
-            session_idle: config.session_idle,
-        };
+        let ws = config.http_config(service.metrics.clone());
         mounts.protected =
             cortex_websocket::WebSocketTransport::upgrade_router(ws, service.mcp.clone(), stopped);
     }

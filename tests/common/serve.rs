@@ -85,6 +85,17 @@ pub fn start(home: &Path, args: &[&str]) -> Server {
 
 /// One HTTP request: status, headers (lowercase names) and body as JSON (Null if not JSON).
 pub fn call(method: &str, url: &str, token: Option<&str>, body: Option<&str>) -> Answer {
+    call_with(method, url, token, body, &[])
+}
+
+/// [`call`] with extra request headers.
+pub fn call_with(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+    extra: &[(&str, &str)],
+) -> Answer {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -99,6 +110,9 @@ pub fn call(method: &str, url: &str, token: Option<&str>, body: Option<&str>) ->
             r = r
                 .header("content-type", "application/json")
                 .body(b.to_owned());
+        }
+        for (k, v) in extra {
+            r = r.header(*k, *v);
         }
         let resp = r.send().await.unwrap();
         let status = resp.status().as_u16();

@@ -94,10 +94,21 @@ impl Default for RestConfig {
 impl RestConfig {
     /// `host:port`, bracketing IPv6 literals.
     pub fn address(&self) -> String {
-        if self.host.contains(':') && !self.host.starts_with('[') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
+        self.http_config(Arc::default()).address()
+    }
+
+    /// The settings the MCP transports mounted on this server (HTTP, WebSocket) take from it,
+    /// recording into `metrics`.
+    pub fn http_config(&self, metrics: Arc<Metrics>) -> cortex_http::HttpConfig {
+        cortex_http::HttpConfig {
+            host: self.host.clone(),
+            port: self.port,
+            allowed_origins: self.allowed_origins.clone(),
+            max_body_bytes: self.max_body_bytes,
+            legacy_sse_primary: false,
+            metrics,
+            max_sessions: self.max_sessions,
+            session_idle: self.session_idle,
         }
     }
 }

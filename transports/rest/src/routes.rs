@@ -827,16 +827,7 @@ pub fn router(
         ))
         .layer(RequestBodyLimitLayer::new(config.max_body_bytes));
     let mcp = cortex_http::HttpTransport::mcp_router(
-        cortex_http::HttpConfig {
-            host: config.host.clone(),
-            port: config.port,
-            allowed_origins: config.allowed_origins.clone(),
-            max_body_bytes: config.max_body_bytes,
-            legacy_sse_primary: false,
-            metrics: svc.metrics.clone(),
-            max_sessions: config.max_sessions,
-            session_idle: config.session_idle,
-        },
+        config.http_config(svc.metrics.clone()),
         svc.mcp.clone(),
         shutdown,
     );

@@ -20,12 +20,7 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Binds `config.address()`, naming the address in the error.
 pub async fn bind(config: &RestConfig) -> Result<TcpListener> {
-    cortex_http::bind(&cortex_http::HttpConfig {
-        host: config.host.clone(),
-        port: config.port,
-        ..cortex_http::HttpConfig::default()
-    })
-    .await
+    cortex_http::bind(&config.http_config(Default::default())).await
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves; then tells open streams to end
