@@ -12,7 +12,7 @@ use crate::openapi;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{MatchedPath, Query, RawPathParams, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, get, on};
@@ -756,10 +756,10 @@ fn cors(config: &crate::RestConfig) -> CorsLayer {
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             header::ACCEPT,
-            "mcp-session-id".parse().expect("header name"),
-            "mcp-protocol-version".parse().expect("header name"),
+            HeaderName::from_static("mcp-session-id"),
+            HeaderName::from_static("mcp-protocol-version"),
         ])
-        .expose_headers(["mcp-session-id".parse().expect("header name")]);
+        .expose_headers([HeaderName::from_static("mcp-session-id")]);
     if config.allowed_origins.iter().any(|o| o == "*") {
         layer.allow_origin(AllowOrigin::any())
     } else {
