@@ -75,7 +75,7 @@ enum Command {
     Demo(commands::demo::DemoArgs),
     /// Store a fact in the agent memory (or a batch of JSON Lines facts from stdin).
     Store(commands::memory::StoreArgs),
-    /// Ranked full-text search of the facts (BM25).
+    /// Ranked search of the facts: keyword (BM25), semantic or hybrid.
     Search(commands::memory::SearchArgs),
     /// A project's current facts, by consensus then recency.
     Recall(commands::memory::RecallArgs),
@@ -90,6 +90,9 @@ enum Command {
     /// Maintain the agent memory.
     #[command(subcommand)]
     Memory(MemoryCommand),
+    /// The local embedding model for semantic and hybrid search.
+    #[command(subcommand)]
+    Models(ModelsCommand),
     /// Serve the ledger over the Model Context Protocol.
     #[command(subcommand)]
     Mcp(McpCommand),
@@ -125,6 +128,14 @@ enum WitnessCommand {
 enum MemoryCommand {
     /// Recompute the memory tables from the ledger (the source of truth), in one transaction.
     Rebuild(commands::memory::RebuildArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum ModelsCommand {
+    /// Install all-MiniLM-L6-v2 under HOME/models/, checking each file's pinned SHA-256.
+    Install(commands::models::InstallArgs),
+    /// Whether a model is installed and its files intact.
+    Status,
 }
 
 #[derive(Subcommand, Debug)]
@@ -361,6 +372,8 @@ fn main() -> ExitCode {
         Command::History(a) => commands::memory::history(&s, a),
         Command::Forget(a) => commands::memory::forget(&s, a),
         Command::Memory(MemoryCommand::Rebuild(a)) => commands::memory::rebuild(&s, a),
+        Command::Models(ModelsCommand::Install(a)) => commands::models::install(&s, a),
+        Command::Models(ModelsCommand::Status) => commands::models::status(&s),
         Command::Mcp(McpCommand::Start(a)) => commands::mcp::start(&s, a),
         Command::Witness(WitnessCommand::Serve(a)) => commands::witness::serve(json, &s.home, a),
         Command::Tiles(TilesCommand::Serve(a)) => commands::tiles::serve(&s, a),

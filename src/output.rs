@@ -37,7 +37,12 @@ pub use cortex_bench::num;
 
 /// A progress bar on stderr, shown only for humans on a terminal.
 pub fn progress(as_json: bool, len: u64, what: &str) -> ProgressBar {
-    if as_json || !std::io::stderr().is_terminal() || len < 50_000 {
+    progress_over(as_json, len, 50_000, what)
+}
+
+/// A progress bar on stderr, shown only for humans on a terminal and for at least `min` steps.
+pub fn progress_over(as_json: bool, len: u64, min: u64, what: &str) -> ProgressBar {
+    if as_json || !std::io::stderr().is_terminal() || len < min {
         return ProgressBar::hidden();
     }
     let pb = ProgressBar::new(len);

@@ -36,6 +36,8 @@ struct Inner {
     fact_events: BTreeMap<u64, Vec<u64>>,
     openings: BTreeMap<u64, FactOpening>,
     search: Bm25Index,
+    /// Each fact's vector and the model that made it.
+    vectors: HashMap<u64, (String, Vec<f32>)>,
     memory_version: u64,
 }
 
@@ -99,6 +101,7 @@ impl Inner {
                 FactChange::Erase { fact_id, at, .. } => {
                     self.openings.remove(&fact_id);
                     self.search.remove(fact_id);
+                    self.vectors.remove(&fact_id);
                     if let Some(f) = self.facts.get_mut(&fact_id) {
                         f.content.clear();
                         f.tags.clear();
@@ -634,7 +637,30 @@ impl FactStore for InMemoryStore {
             search.add(f.id, &index_text(&f.content, &f.tags));
         }
         g.search = search;
+        let Inner { vectors, facts, .. } = &mut *g;
+        vectors.retain(|id, _| facts.get(id).is_some_and(|f| !f.is_erased()));
         g.memory_version += 1;
+        Ok(())
+    }
+
+    fn vectors(&self, model: &str, ids: &[u64]) -> Result<Vec<(u64, Vec<f32>)>> {
+        let g = self.lock()?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| match g.vectors.get(id) {
+                Some((m, v)) if m == model => Some((*id, v.clone())),
+                _ => None,
+            })
+            .collect())
+    }
+
+    fn put_vectors(&self, model: &str, vectors: &[(u64, Vec<f32>)]) -> Result<()> {
+        let mut g = self.lock()?;
+        for (id, v) in vectors {
+            if g.facts.get(id).is_some_and(|f| !f.is_erased()) {
+                g.vectors.insert(*id, (model.to_owned(), v.clone()));
+            }
+        }
         Ok(())
     }
 }

@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 
 pub mod access;
+pub mod embed;
 pub mod error;
 pub mod in_memory;
 pub mod keyfile;
@@ -26,6 +27,7 @@ pub mod memory;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 
+pub use embed::{Embedder, HashEmbedder};
 pub use error::{Error, ErrorKind, Result};
 pub use in_memory::InMemoryStore;
 pub use ledger::anchor::{Anchor, BoxFuture, ConsistencyProver, InMemoryAnchor, Submission};

@@ -128,18 +128,27 @@ pub fn build_server(s: &Settings, metrics: Arc<Metrics>) -> Result<Built> {
     // An in-memory BM25 index answers searches (p99 in milliseconds at 100k facts, where FTS5's
     // bm25() needs ~0.75 µs per matching row); it is built off the request path, and until then
     // searches go to the store. CORTEX_SEARCH_INDEX=0 turns it off.
-    let use_index = std::env::var("CORTEX_SEARCH_INDEX").map_or(true, |v| v != "0");
+    // With an embedding model installed, the index also holds every fact's vector (semantic
+    // and hybrid search); the model loads in the warm-up thread, not before the first answer.
+    let embedder = crate::plugins::embedders::installed(&s.home);
+    let use_index =
+        embedder.is_some() || std::env::var("CORTEX_SEARCH_INDEX").map_or(true, |v| v != "0");
     let memory = AgentMemory::new(store, ledger.clone())?;
-    let memory = if use_index {
-        memory.with_search_index()
-    } else {
-        memory
+    let memory = match &embedder {
+        Some(e) => memory.with_embedder(e.clone()),
+        None if use_index => memory.with_search_index(),
+        None => memory,
     };
     // Concurrent stores (many clients of one server) share durable commits.
     let memory = Arc::new(memory.with_group_commit());
     if use_index {
         let m = memory.clone();
         std::thread::spawn(move || {
+            if let Some(e) = &embedder
+                && let Err(e) = crate::plugins::embedders::preload(e)
+            {
+                eprintln!("warning: {e}");
+            }
             if let Err(e) = m.warm_up() {
                 eprintln!("warning: the search index could not be built: {e}");
             }

@@ -50,8 +50,12 @@ pub struct StoreArgs {
 
 #[derive(Args, Debug)]
 pub struct SearchArgs {
-    /// Words to look for (a fact matches if it contains any; ranked by BM25).
+    /// What to look for: words (keyword mode) or a question or statement (semantic, hybrid).
     query: String,
+    /// keyword (BM25 over the words), semantic (closest in meaning, needs `cortex models
+    /// install`) or hybrid (both, fused) [default: hybrid with a model installed, else keyword].
+    #[arg(long)]
+    mode: Option<String>,
     /// Only this project's facts.
     #[arg(long)]
     project: Option<String>,
@@ -156,10 +160,20 @@ pub struct HistoryArgs {
     limit: usize,
 }
 
-/// Opens the memory for reading (no signer, no checkpoints).
+/// Opens the memory for reading (no signer, no checkpoints), with the embedding model if one
+/// is installed.
 fn open_reader(s: &Settings) -> Result<AgentMemory> {
     let (store, ledger) = open_store_and_ledger(s, 0)?;
-    AgentMemory::new(store, Arc::new(ledger))
+    with_model(s, AgentMemory::new(store, Arc::new(ledger))?)
+}
+
+/// `memory` with the installed embedding model (facts stored get vectors; semantic and hybrid
+/// search work), if there is one.
+fn with_model(s: &Settings, memory: AgentMemory) -> Result<AgentMemory> {
+    Ok(match crate::plugins::embedders::installed(&s.home) {
+        Some(e) => memory.with_embedder(e),
+        None => memory,
+    })
 }
 
 /// Who this command writes as.
@@ -183,7 +197,7 @@ fn open_writer(
     if checkpoint_every > 0 {
         attach_signer(s, &mut ledger)?;
     }
-    AgentMemory::new(store, Arc::new(ledger))?.as_author(author)
+    with_model(s, AgentMemory::new(store, Arc::new(ledger))?)?.as_author(author)
 }
 
 fn fact_exists(store: &DynStore, id: u64) -> Result<()> {
@@ -360,6 +374,7 @@ fn fact_line(f: &Fact, lead: &str) {
 pub fn search(s: &Settings, a: SearchArgs) -> Result<u8> {
     let q = SearchQuery {
         query: a.query,
+        mode: a.mode.as_deref().map(str::parse).transpose()?,
         project: a.project,
         as_of: a.as_of,
         top_k: Some(a.top_k),
@@ -368,11 +383,13 @@ pub fn search(s: &Settings, a: SearchArgs) -> Result<u8> {
         min_consensus: a.min_consensus,
     };
     let resolved = q.resolve()?;
-    let hits = open_reader(s)?.search(&q)?;
+    let memory = open_reader(s)?;
+    let mode = q.mode.unwrap_or(memory.mode());
+    let hits = memory.search(&q)?;
     if s.json {
         output::json(&json!({
-            "ok": true, "query": q.query, "terms": resolved.terms, "as_of": resolved.as_of,
-            "count": hits.len(), "results": to_json(&hits)?,
+            "ok": true, "query": q.query, "mode": mode, "terms": resolved.terms,
+            "as_of": resolved.as_of, "count": hits.len(), "results": to_json(&hits)?,
         }));
         return Ok(0);
     }
@@ -381,10 +398,11 @@ pub fn search(s: &Settings, a: SearchArgs) -> Result<u8> {
         return Ok(0);
     }
     println!(
-        "✓ {} {} match {:?}",
+        "✓ {} {} match {:?} ({} search)",
         num(hits.len() as u64),
         if hits.len() == 1 { "fact" } else { "facts" },
-        q.query
+        q.query,
+        mode.as_str()
     );
     for h in &hits {
         fact_line(&h.fact, &format!("score {:.3} · ", h.score));
@@ -680,9 +698,27 @@ pub fn forget(s: &Settings, a: ForgetArgs) -> Result<u8> {
 pub fn rebuild(s: &Settings, a: RebuildArgs) -> Result<u8> {
     let (store, ledger) = open_store_and_ledger(s, 0)?;
     let r = cortex_core::memory::audit::rebuild(&*store, ledger.hasher(), a.dry_run)?;
+    // The vectors are a derived index too: every fact without one gets it (with a model).
+    let embedded = if a.dry_run {
+        0
+    } else {
+        let memory = with_model(s, AgentMemory::new(store, Arc::new(ledger))?)?;
+        let mut bar = None;
+        let n = memory.embed_missing(&mut |done, total| {
+            bar.get_or_insert_with(|| output::progress_over(s.json, total, 256, "embedding facts"))
+                .set_position(done);
+        })?;
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        n
+    };
     if s.json {
-        output::json(&json!({"ok": true, "rebuild": to_json(&r)?}));
+        output::json(&json!({"ok": true, "rebuild": to_json(&r)?, "embedded": embedded}));
         return Ok(0);
+    }
+    if embedded > 0 {
+        println!("✓ {} facts embedded for semantic search", num(embedded));
     }
     let what = format!(
         "{} facts ({} erased), {} votes, {} agents from {} ledger entries",

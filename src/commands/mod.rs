@@ -7,6 +7,7 @@ pub mod keys;
 pub mod ledger;
 pub mod mcp;
 pub mod memory;
+pub mod models;
 pub mod serve;
 pub mod tiles;
 pub mod witness;

@@ -313,4 +313,5 @@ impl Drop for BenchStores {
 }
 
 pub mod anchors;
+pub mod embedders;
 pub mod signers;

@@ -6,6 +6,7 @@
 use crate::copy::{COPY_FACTS_SQL, COPY_OPENINGS_SQL, CopyRows};
 use crate::pool::{cached, has_code, pg_err};
 use crate::{PostgresStore, to_i64};
+use cortex_core::embed::{vector_bytes, vector_from_bytes};
 use cortex_core::ledger::entry::Entry;
 use cortex_core::ledger::store::Head;
 use cortex_core::memory::commitment::{FactContent, FactOpening};
@@ -207,10 +208,11 @@ const PUT_AGENT_SQL: &str = "INSERT INTO agents (agent, reputation, votes, judge
      votes = EXCLUDED.votes, judged = EXCLUDED.judged, agreed = EXCLUDED.agreed";
 const DEPRECATE_SQL: &str = "UPDATE facts SET deprecated_at = $2, deprecation_reason = $3 \
      WHERE id = $1 AND deprecated_at IS NULL";
-/// Erases fact `$1` at `$2`: deletes its opening, empties content, tags and source, and takes
+/// Erases fact `$1` at `$2`: deletes its opening and vector, empties content, tags and source, and takes
 /// it out of the search index; returns whether it was indexed and its token count (the old
 /// row's, read by the subquery), so the collection statistics can drop it.
-const ERASE_SQL: &str = "WITH gone AS (DELETE FROM fact_openings WHERE fact_id = $1) \
+const ERASE_SQL: &str = "WITH gone AS (DELETE FROM fact_openings WHERE fact_id = $1), \
+     unvectored AS (DELETE FROM fact_vectors WHERE fact_id = $1) \
      UPDATE facts f SET content = '', tags = '[]', source = NULL, erased_at = $2, \
      body = NULL, doc_len = NULL, tsv = NULL \
      FROM (SELECT id, body IS NOT NULL AS indexed, doc_len FROM facts WHERE id = $1) old \
@@ -506,4 +508,42 @@ impl FactStore for PostgresStore {
     fn keeps_index_text(&self) -> bool {
         true
     }
+
+    fn vectors(&self, model: &str, ids: &[u64]) -> Result<Vec<(u64, Vec<f32>)>> {
+        let ids: Vec<i64> = ids.iter().map(|&i| to_i64(i)).collect();
+        let mut c = self.conn()?;
+        let s = c.prepared(VECTORS_SQL)?;
+        let rows = c.client.query(&s, &[&ids, &model]).map_err(pg_err)?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let v = vector_from_bytes(r.get::<_, &[u8]>(1))?;
+                Some((r.get::<_, i64>(0).max(0) as u64, v))
+            })
+            .collect())
+    }
+
+    fn put_vectors(&self, model: &str, vectors: &[(u64, Vec<f32>)]) -> Result<()> {
+        if vectors.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = vectors.iter().map(|(i, _)| to_i64(*i)).collect();
+        let bytes: Vec<Vec<u8>> = vectors.iter().map(|(_, v)| vector_bytes(v)).collect();
+        let mut c = self.conn()?;
+        let s = c.prepared(PUT_VECTORS_SQL)?;
+        c.client
+            .execute(&s, &[&ids, &model, &bytes])
+            .map_err(pg_err)?;
+        Ok(())
+    }
 }
+
+/// The vectors of model `$2` of the facts `$1` (an array).
+const VECTORS_SQL: &str =
+    "SELECT fact_id, vector FROM fact_vectors WHERE fact_id = ANY($1) AND model = $2";
+/// Stores vectors (`$1` fact ids, `$3` their bytes) of model `$2`, for facts present and not
+/// erased, replacing what they had.
+const PUT_VECTORS_SQL: &str = "INSERT INTO fact_vectors (fact_id, model, vector) \
+     SELECT u.id, $2, u.v FROM unnest($1::BIGINT[], $3::BYTEA[]) AS u(id, v) \
+     JOIN facts f ON f.id = u.id AND f.erased_at IS NULL \
+     ON CONFLICT (fact_id) DO UPDATE SET model = EXCLUDED.model, vector = EXCLUDED.vector";

@@ -85,6 +85,12 @@ impl PostgresStore {
             }
         }
         rows.flush(&mut tx, stmts)?;
+        // Vectors only for facts that are present and not erased.
+        tx.batch_execute(
+            "DELETE FROM fact_vectors WHERE fact_id NOT IN \
+             (SELECT id FROM facts WHERE erased_at IS NULL)",
+        )
+        .map_err(pg_err)?;
         let s = cached(&mut tx, stmts, SET_MEMORY_SQL)?;
         let n = tx.execute(&s, &[&docs, &tokens]).map_err(pg_err)?;
         if n != 1 {

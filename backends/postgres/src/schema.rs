@@ -1,13 +1,18 @@
 //! The schema: its migrations, in order, the runner that applies the pending ones under an
 //! advisory lock, and dropping a store's own schema.
 
+use crate::lexeme::{index_lexemes, tsvector_text};
 use crate::pool::pg_err;
 use crate::{PostgresStore, redact};
 use cortex_core::ledger::store::MigrationReport;
+use cortex_core::memory::bm25::index_text;
 use cortex_core::{Error, Result};
 
+/// A migration's data step, run after its SQL in the same transaction.
+type DataStep = fn(&mut postgres::Transaction<'_>) -> Result<()>;
+
 /// Schema migrations, applied in order; each runs once, in its own transaction.
-const MIGRATIONS: &[(u32, &str, &str)] = &[
+const MIGRATIONS: &[(u32, &str, &str, Option<DataStep>)] = &[
     (
         1,
         "ledger: entries, tiles, checkpoints, receipts, audit records",
@@ -76,6 +81,7 @@ CREATE TABLE integrity_checks (
     completed_at TEXT NOT NULL
 );
 "#,
+        None,
     ),
     (
         2,
@@ -135,6 +141,7 @@ CREATE TABLE memory_state (
 );
 INSERT INTO memory_state (id, version, docs, tokens) VALUES (1, 0, 0, 0);
 "#,
+        None,
     ),
     (
         3,
@@ -160,8 +167,69 @@ CREATE TABLE fact_openings (
     source  TEXT
 );
 "#,
+        None,
+    ),
+    (
+        4,
+        "search: index text re-derived with the folding, stemming tokenizer; fact vectors for \
+         semantic search",
+        r#"
+-- A derived index, never signed: each fact's embedding by the model named, as little-endian
+-- f32s. Deleted with the fact's content when it is erased.
+CREATE TABLE fact_vectors (
+    fact_id BIGINT PRIMARY KEY,
+    model   TEXT NOT NULL,
+    vector  BYTEA NOT NULL
+);
+"#,
+        Some(reindex_facts),
     ),
 ];
+
+/// Migration 4's data: every indexed fact's body, token count and `tsvector` made anew with this
+/// build's tokenizer, and the collection statistics counted from them; a thousand facts an
+/// `UPDATE`.
+fn reindex_facts(tx: &mut postgres::Transaction<'_>) -> Result<()> {
+    let rows = tx
+        .query(
+            "SELECT id, content, tags FROM facts WHERE erased_at IS NULL ORDER BY id",
+            &[],
+        )
+        .map_err(pg_err)?;
+    let (mut docs, mut tokens) = (0i64, 0i64);
+    for chunk in rows.chunks(1000) {
+        let (mut ids, mut bodies, mut lens, mut tsvs) = (vec![], vec![], vec![], vec![]);
+        for r in chunk {
+            // A row that does not decode is indexed from what can be read; verify reports it.
+            let tags: Vec<String> = r
+                .get::<_, Option<&str>>(2)
+                .and_then(|t| serde_json::from_str(t).ok())
+                .unwrap_or_default();
+            let body = index_text(r.get::<_, Option<&str>>(1).unwrap_or(""), &tags);
+            let (count, lexemes) = index_lexemes(&body);
+            let len = i32::try_from(count).unwrap_or(i32::MAX);
+            tsvs.push(tsvector_text(&lexemes));
+            ids.push(r.get::<_, i64>(0));
+            lens.push(len);
+            bodies.push(body);
+            docs += 1;
+            tokens += i64::from(len);
+        }
+        tx.execute(
+            "UPDATE facts f SET body = u.body, doc_len = u.len, tsv = u.tsv::TSVECTOR \
+             FROM unnest($1::BIGINT[], $2::TEXT[], $3::INT[], $4::TEXT[]) AS u(id, body, len, tsv) \
+             WHERE f.id = u.id",
+            &[&ids, &bodies, &lens, &tsvs],
+        )
+        .map_err(pg_err)?;
+    }
+    tx.execute(
+        "UPDATE memory_state SET docs = $1, tokens = $2 WHERE id = 1",
+        &[&docs, &tokens],
+    )
+    .map_err(pg_err)?;
+    Ok(())
+}
 
 /// The newest schema version this build knows.
 pub fn latest_schema_version() -> u32 {
@@ -207,7 +275,8 @@ impl PostgresStore {
                     redact(&self.config.url)
                 )));
             }
-            let Some((version, description, sql)) = MIGRATIONS.iter().find(|m| m.0 > now) else {
+            let Some((version, description, sql, data)) = MIGRATIONS.iter().find(|m| m.0 > now)
+            else {
                 tx.commit().map_err(pg_err)?;
                 return Ok(MigrationReport {
                     from_version: from,
@@ -215,6 +284,9 @@ impl PostgresStore {
                 });
             };
             tx.batch_execute(sql).map_err(pg_err)?;
+            if let Some(step) = data {
+                step(&mut tx)?;
+            }
             tx.execute(
                 "INSERT INTO schema_migrations (version, description, applied_at) VALUES ($1, $2, $3)",
                 &[
@@ -362,7 +434,7 @@ mod tests {
             .iter()
             .map(|r| r.get(0))
             .collect();
-        assert_eq!(applied, [1, 2, 3]);
+        assert_eq!(applied, [1, 2, 3, 4]);
         let memory = AgentMemory::open(store.clone(), LedgerOptions::default()).unwrap();
         let old = store.fact(1).unwrap().unwrap();
         assert_eq!(old.content, "an old dog barked");

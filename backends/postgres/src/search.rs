@@ -1,11 +1,12 @@
 //! Ranked full-text search: facts' tokens as `tsvector`/`tsquery` lexemes, the candidate query
-//! under a GIN index, and BM25 scores computed with core's functions, so they equal core's
+//! under a GIN index, and BM25 scores computed by core's `Candidates`, so they equal core's
 //! `Bm25Index` bit for bit.
 
 use crate::PostgresStore;
 use crate::lexeme::lexeme;
 use crate::memory::{decode_fact, fact_columns};
 use crate::pool::{PgConn, cached, pg_err};
+use cortex_core::memory::bm25::Candidates;
 use cortex_core::memory::fact::Fact;
 use cortex_core::memory::store::{FactSearch, SearchHit};
 use cortex_core::{Error, Result};
@@ -74,58 +75,31 @@ impl PostgresStore {
         if docs <= 0 {
             return Ok(Vec::new());
         }
-        let avg = total as f64 / docs as f64;
         // Each candidate's term frequencies, from its tokens (a lexeme match alone is not
-        // enough: lexemes are truncated, tokens are not), and each term's document count.
-        let k = q.terms.len();
-        let mut df = vec![0u64; k];
-        let mut tfs: Vec<u32> = Vec::new();
-        let mut kept: Vec<(i64, u32)> = Vec::new();
-        let mut tf = vec![0u32; k];
+        // enough: lexemes are truncated, tokens are not), scored as core defines.
+        let mut candidates = Candidates::new(&q.terms);
         for r in &rows {
             let Some(body) = r.get::<_, Option<&str>>(4) else {
                 continue;
             };
-            tf.fill(0);
-            for tok in body.split(' ') {
-                if let Some(i) = q.terms.iter().position(|t| t == tok) {
-                    tf[i] += 1;
-                }
-            }
-            for (d, f) in df.iter_mut().zip(&tf) {
-                *d += u64::from(*f > 0);
-            }
-            if r.get::<_, Option<bool>>(5) == Some(true) && tf.iter().any(|f| *f > 0) {
-                // NULL or negative only if tampered with (the memory scan reports it).
-                let doc_len = r
-                    .get::<_, Option<i32>>(3)
-                    .and_then(|d| u32::try_from(d).ok())
-                    .unwrap_or(0);
-                kept.push((r.get(2), doc_len));
-                tfs.extend_from_slice(&tf);
-            }
+            // NULL or negative only if tampered with (the memory scan reports it).
+            let doc_len = r
+                .get::<_, Option<i32>>(3)
+                .and_then(|d| u32::try_from(d).ok())
+                .unwrap_or(0);
+            let id = r.get::<_, i64>(2).max(0) as u64;
+            candidates.add(
+                id,
+                body,
+                Some(doc_len),
+                r.get::<_, Option<bool>>(5) == Some(true),
+            );
         }
-        // The idf of each term present, in query order.
-        let idfs: Vec<Option<f64>> = df
-            .iter()
-            .map(|&n| (n > 0).then(|| cortex_core::memory::bm25::idf(docs as u64, n)))
+        let scored: Vec<(i64, f64)> = candidates
+            .top_k(docs as u64, total.max(0) as u64, q.top_k)
+            .into_iter()
+            .map(|(id, s)| (id as i64, s))
             .collect();
-        let mut scored: Vec<(i64, f64)> = kept
-            .iter()
-            .zip(tfs.chunks_exact(k))
-            .map(|(&(id, doc_len), tf)| {
-                // Summed from zero in query-term order, as Bm25Index and FTS5 do (same bits).
-                let mut score = 0.0f64;
-                for (idf, &f) in idfs.iter().zip(tf) {
-                    if let (Some(idf), true) = (idf, f > 0) {
-                        score += cortex_core::memory::bm25::term_score(*idf, f, doc_len, avg);
-                    }
-                }
-                (id, score)
-            })
-            .collect();
-        scored.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
-        scored.truncate(q.top_k);
         if scored.is_empty() {
             return Ok(Vec::new());
         }

@@ -12,9 +12,10 @@ use crate::codec::{self, RawEntry};
 use crate::db::{db_err, table};
 use crate::ledger::read_head_in;
 use crate::schema::{
-    AGENTS, ENTRIES, FACT_EVENTS, FACT_OPENINGS, FACTS, FACTS_BY_PROJECT, MEMORY_VERSION_KEY,
-    STATE, VOTES, be,
+    AGENTS, ENTRIES, FACT_EVENTS, FACT_OPENINGS, FACT_VECTORS, FACTS, FACTS_BY_PROJECT,
+    MEMORY_VERSION_KEY, STATE, VOTES, be,
 };
+use cortex_core::embed::{vector_bytes, vector_from_bytes};
 use cortex_core::ledger::entry::Entry;
 use cortex_core::ledger::store::Head;
 use cortex_core::memory::bm25::{Bm25Index, index_text};
@@ -134,6 +135,7 @@ pub(crate) fn write_fact_changes(
     let mut votes = table!(path, tx, VOTES)?;
     let mut agents = table!(path, tx, AGENTS)?;
     let mut events = table!(path, tx, FACT_EVENTS)?;
+    let mut vectors = table!(path, tx, FACT_VECTORS)?;
     for c in changes {
         match c {
             FactChange::Insert(f) => {
@@ -218,6 +220,7 @@ pub(crate) fn write_fact_changes(
                 f.erased_at = Some(at.clone());
                 facts.insert(f.id, &codec::encode_fact(&f)[..]).map_err(e)?;
                 openings.remove(*fact_id).map_err(e)?;
+                vectors.remove(*fact_id).map_err(e)?;
                 index.push(IndexChange::Remove(*fact_id));
             }
         }
@@ -470,6 +473,14 @@ impl FactStore for RedbStore {
         Ok(())
     }
 
+    fn vectors(&self, model: &str, ids: &[u64]) -> Result<Vec<(u64, Vec<f32>)>> {
+        self.read_vectors(model, ids)
+    }
+
+    fn put_vectors(&self, model: &str, vectors: &[(u64, Vec<f32>)]) -> Result<()> {
+        self.write_vectors(model, vectors)
+    }
+
     fn replace_memory(&self, ledger_size: u64, state: &MemoryState) -> Result<()> {
         let path = self.path.as_path();
         let e = |x: redb::StorageError| db_err(path, x);
@@ -525,6 +536,15 @@ impl FactStore for RedbStore {
             for &pair in &state.events {
                 events.insert(pair, ()).map_err(e)?;
             }
+            // Vectors only for facts that are present and not erased.
+            let mut vectors = table!(path, tx, FACT_VECTORS)?;
+            let live: std::collections::HashSet<u64> = state
+                .facts
+                .iter()
+                .filter(|f| !f.is_erased())
+                .map(|f| f.id)
+                .collect();
+            vectors.retain(|id, _| live.contains(&id)).map_err(e)?;
         }
         bump_memory_version(path, &tx)?;
         self.commit(tx)?;
@@ -538,6 +558,45 @@ impl FactStore for RedbStore {
 }
 
 impl RedbStore {
+    pub(crate) fn read_vectors(&self, model: &str, ids: &[u64]) -> Result<Vec<(u64, Vec<f32>)>> {
+        let tx = self.read()?;
+        let vectors = table!(&self.path, tx, FACT_VECTORS)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for &id in ids {
+            if let Some(v) = vectors.get(id).map_err(|e| db_err(&self.path, e))? {
+                let (m, bytes) = v.value();
+                if m == model
+                    && let Some(v) = vector_from_bytes(bytes)
+                {
+                    out.push((id, v));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn write_vectors(&self, model: &str, vectors: &[(u64, Vec<f32>)]) -> Result<()> {
+        if vectors.is_empty() {
+            return Ok(());
+        }
+        let path = self.path.as_path();
+        let e = |x: redb::StorageError| db_err(path, x);
+        let _w = self.lock_writer()?;
+        let tx = self.write()?;
+        {
+            let facts = table!(path, tx, FACTS)?;
+            let mut table = table!(path, tx, FACT_VECTORS)?;
+            for (id, v) in vectors {
+                if read_fact_in(path, &facts, *id)?.is_some_and(|f| !f.is_erased()) {
+                    table
+                        .insert(*id, (model, &vector_bytes(v)[..]))
+                        .map_err(e)?;
+                }
+            }
+        }
+        self.commit(tx)
+    }
+
     /// Builds the search index from the facts table: every fact not erased. A record that does
     /// not decode is left out (and reported by `verify`), so a damaged row never keeps the store
     /// from opening.

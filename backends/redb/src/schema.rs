@@ -39,6 +39,10 @@ pub(crate) const AGENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("ag
 pub(crate) const FACT_EVENTS: TableDefinition<(u64, u64), ()> = TableDefinition::new("fact_events");
 /// Openings of the facts' commitments (salt, content, tags, source) by fact id, until erased.
 pub(crate) const FACT_OPENINGS: TableDefinition<u64, &[u8]> = TableDefinition::new("fact_openings");
+/// Fact vectors for semantic search (a derived index, never signed) by fact id: the model that
+/// made it and its components as little-endian `f32`s. Removed when the fact is erased.
+pub(crate) const FACT_VECTORS: TableDefinition<u64, (&str, &[u8])> =
+    TableDefinition::new("fact_vectors");
 
 pub(crate) const HEAD_KEY: &str = "head";
 pub(crate) const MEMORY_VERSION_KEY: &str = "memory_version";
@@ -68,6 +72,7 @@ const MIGRATIONS: &[(u32, &str, MigrationStep)] = &[
         "fact openings; facts gain author, surface and erased_at",
         migration_2,
     ),
+    (3, "fact vectors for semantic search", migration_3),
 ];
 
 fn migration_1(tx: &WriteTransaction) -> std::result::Result<(), redb::Error> {
@@ -96,6 +101,13 @@ fn migration_1(tx: &WriteTransaction) -> std::result::Result<(), redb::Error> {
 /// a table of their own.
 fn migration_2(tx: &WriteTransaction) -> std::result::Result<(), redb::Error> {
     tx.open_table(FACT_OPENINGS)?;
+    Ok(())
+}
+
+/// The fact vectors' table. (The keyword index is built in memory at open with this build's
+/// tokenizer, so it needs no migration.)
+fn migration_3(tx: &WriteTransaction) -> std::result::Result<(), redb::Error> {
+    tx.open_table(FACT_VECTORS)?;
     Ok(())
 }
 

@@ -183,9 +183,14 @@ impl SqliteStore {
         for &(f, entry) in &state.events {
             add_event(&tx, f, entry).map_err(&e)?;
         }
-        // The postings, and the statistics BM25 uses, from exactly the text just written.
-        tx.execute_batch("INSERT INTO facts_fts (facts_fts) VALUES ('rebuild')")
-            .map_err(&e)?;
+        // The postings from exactly the text just written (the statistics follow fact_index by
+        // its triggers); vectors only for facts that are present and not erased.
+        tx.execute_batch(
+            "INSERT INTO facts_fts (facts_fts) VALUES ('rebuild'); \
+             DELETE FROM fact_vectors WHERE fact_id NOT IN \
+             (SELECT id FROM facts WHERE erased_at IS NULL);",
+        )
+        .map_err(&e)?;
         bump_memory_version(&tx).map_err(&e)?;
         tx.commit().map_err(&e)
     }

@@ -132,8 +132,8 @@ mod tests {
         assert_eq!(
             ok.migrate().unwrap(),
             MigrationReport {
-                from_version: 3,
-                to_version: 3
+                from_version: 4,
+                to_version: 4
             }
         );
     }

@@ -5,9 +5,10 @@
 
 use crate::conn::sql_err;
 use crate::{SqliteStore, to_i64};
+use cortex_core::embed::{vector_bytes, vector_from_bytes};
 use cortex_core::ledger::entry::Entry;
 use cortex_core::ledger::store::Head;
-use cortex_core::memory::bm25::index_text;
+use cortex_core::memory::bm25::{Candidates, index_text};
 use cortex_core::memory::commitment::{FactContent, FactOpening};
 use cortex_core::memory::consensus::{AgentReputation, Vote};
 use cortex_core::memory::fact::Fact;
@@ -366,9 +367,14 @@ pub(crate) fn write_fact_changes(
                 if n != 1 {
                     return Err(Error::not_found(format!("no fact {fact_id} to erase")));
                 }
-                tx.prepare_cached("DELETE FROM fact_openings WHERE fact_id = ?1")
-                    .and_then(|mut s| s.execute([to_i64(*fact_id)]))
-                    .map_err(&e)?;
+                for sql in [
+                    "DELETE FROM fact_openings WHERE fact_id = ?1",
+                    "DELETE FROM fact_vectors WHERE fact_id = ?1",
+                ] {
+                    tx.prepare_cached(sql)
+                        .and_then(|mut s| s.execute([to_i64(*fact_id)]))
+                        .map_err(&e)?;
+                }
                 unindex_fact(tx, *fact_id).map_err(&e)?;
             }
         }
@@ -500,47 +506,56 @@ impl FactStore for SqliteStore {
         if q.terms.is_empty() || q.top_k == 0 {
             return Ok(Vec::new());
         }
-        let cols = FACT_COLUMNS
-            .split(',')
-            .map(|c| format!("f.{}", c.trim()))
-            .collect::<Vec<_>>()
-            .join(", ");
         self.with_reader(|c| {
             let e = self.err();
-            // FTS5 finds and scores the candidates (its statistics cover the whole index);
-            // the filters apply before the limit.
-            let mut stmt = c
-                .prepare_cached(&format!(
-                    "SELECT {cols}, bm25(facts_fts) AS rank \
-                     FROM facts_fts CROSS JOIN facts f ON f.id = facts_fts.rowid \
-                     WHERE facts_fts MATCH ?1 \
-                     AND (?2 IS NULL OR f.project = ?2) \
-                     AND f.valid_from <= ?3 AND (f.valid_until IS NULL OR ?3 < f.valid_until) \
-                     AND (?4 OR f.deprecated_at IS NULL) AND f.erased_at IS NULL \
-                     AND (?6 IS NULL OR f.author = ?6) AND (?7 IS NULL OR f.consensus >= ?7) \
-                     ORDER BY rank, f.id DESC LIMIT ?5"
-                ))
+            // One read transaction: the statistics, the candidates and the facts agree.
+            let tx = c.unchecked_transaction().map_err(&e)?;
+            let (docs, tokens): (i64, i64) = tx
+                .prepare_cached("SELECT docs, tokens FROM memory_state WHERE id = 1")
+                .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
                 .map_err(&e)?;
-            let rows = stmt
-                .query_map(
-                    params![
+            // FTS5 finds every indexed fact holding a term (all of them count in the document
+            // frequencies); core scores them from their indexed text.
+            let mut candidates = Candidates::new(&q.terms);
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "SELECT fi.fact_id, fi.body, \
+                         (?2 IS NULL OR f.project = ?2) \
+                         AND f.valid_from <= ?3 AND (f.valid_until IS NULL OR ?3 < f.valid_until) \
+                         AND (?4 OR f.deprecated_at IS NULL) AND f.erased_at IS NULL \
+                         AND (?5 IS NULL OR f.author = ?5) AND (?6 IS NULL OR f.consensus >= ?6) \
+                         FROM facts_fts CROSS JOIN fact_index fi ON fi.fact_id = facts_fts.rowid \
+                         LEFT JOIN facts f ON f.id = fi.fact_id \
+                         WHERE facts_fts MATCH ?1",
+                    )
+                    .map_err(&e)?;
+                let mut rows = stmt
+                    .query(params![
                         fts_query(&q.terms),
                         q.project,
                         q.as_of,
                         q.include_deprecated,
-                        to_i64(q.top_k as u64),
                         q.author,
                         q.min_consensus
-                    ],
-                    |r| {
-                        Ok(SearchHit {
-                            fact: fact_from_row(r)?,
-                            score: -r.get::<_, f64>(16)?,
-                        })
-                    },
-                )
-                .map_err(&e)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(&e)
+                    ])
+                    .map_err(&e)?;
+                while let Some(r) = rows.next().map_err(&e)? {
+                    let id = r.get::<_, i64>(0).map_err(&e)?.max(0) as u64;
+                    let body = r.get_ref(1).map_err(&e)?.as_str().unwrap_or("");
+                    let passes = r.get::<_, Option<bool>>(2).map_err(&e)? == Some(true);
+                    candidates.add(id, body, None, passes);
+                }
+            }
+            let hits = candidates.top_k(docs.max(0) as u64, tokens.max(0) as u64, q.top_k);
+            hits.into_iter()
+                .map(|(id, score)| {
+                    let fact = read_fact(&tx, &self.path, id)?.ok_or_else(|| {
+                        Error::integrity(format!("fact {id} is indexed but has no facts row"))
+                    })?;
+                    Ok(SearchHit { fact, score })
+                })
+                .collect()
         })
     }
 
@@ -596,6 +611,50 @@ impl FactStore for SqliteStore {
 
     fn keeps_index_text(&self) -> bool {
         true
+    }
+
+    fn vectors(&self, model: &str, ids: &[u64]) -> Result<Vec<(u64, Vec<f32>)>> {
+        self.with_reader(|c| {
+            let e = self.err();
+            let mut stmt = c
+                .prepare_cached("SELECT vector FROM fact_vectors WHERE fact_id = ?1 AND model = ?2")
+                .map_err(&e)?;
+            let mut out = Vec::with_capacity(ids.len());
+            for &id in ids {
+                let v: Option<Vec<u8>> = stmt
+                    .query_row(params![to_i64(id), model], |r| r.get(0))
+                    .optional()
+                    .map_err(&e)?;
+                if let Some(v) = v.as_deref().and_then(vector_from_bytes) {
+                    out.push((id, v));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn put_vectors(&self, model: &str, vectors: &[(u64, Vec<f32>)]) -> Result<()> {
+        if vectors.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.writer()?;
+        let e = self.err();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(&e)?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO fact_vectors (fact_id, model, vector) \
+                     SELECT id, ?2, ?3 FROM facts WHERE id = ?1 AND erased_at IS NULL",
+                )
+                .map_err(&e)?;
+            for (id, v) in vectors {
+                stmt.execute(params![to_i64(*id), model, vector_bytes(v)])
+                    .map_err(&e)?;
+            }
+        }
+        tx.commit().map_err(&e)
     }
 }
 

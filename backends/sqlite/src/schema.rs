@@ -174,14 +174,62 @@ CREATE VIRTUAL TABLE facts_fts USING fts5(
 "#,
         then: Some(index_existing_facts),
     },
+    Migration {
+        version: 4,
+        description: "search: index text re-derived with the folding, stemming tokenizer; BM25 \
+                      collection statistics kept in memory_state; fact vectors for semantic search",
+        sql: r#"
+-- The BM25 collection statistics: facts indexed and their tokens (tokens are separated by single
+-- spaces in fact_index.body), kept by triggers so no write path can forget them.
+ALTER TABLE memory_state ADD COLUMN docs INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE memory_state ADD COLUMN tokens INTEGER NOT NULL DEFAULT 0;
+CREATE TRIGGER fact_index_counts_insert AFTER INSERT ON fact_index BEGIN
+    UPDATE memory_state SET docs = docs + 1, tokens = tokens + (CASE WHEN NEW.body = '' THEN 0
+        ELSE length(NEW.body) - length(replace(NEW.body, ' ', '')) + 1 END) WHERE id = 1;
+END;
+CREATE TRIGGER fact_index_counts_delete AFTER DELETE ON fact_index BEGIN
+    UPDATE memory_state SET docs = docs - 1, tokens = tokens - (CASE WHEN OLD.body = '' THEN 0
+        ELSE length(OLD.body) - length(replace(OLD.body, ' ', '')) + 1 END) WHERE id = 1;
+END;
+CREATE TRIGGER fact_index_counts_update AFTER UPDATE OF body ON fact_index BEGIN
+    UPDATE memory_state SET tokens = tokens
+        - (CASE WHEN OLD.body = '' THEN 0
+           ELSE length(OLD.body) - length(replace(OLD.body, ' ', '')) + 1 END)
+        + (CASE WHEN NEW.body = '' THEN 0
+           ELSE length(NEW.body) - length(replace(NEW.body, ' ', '')) + 1 END) WHERE id = 1;
+END;
+-- A derived index, never signed: each fact's embedding by the model named, as little-endian
+-- f32s. Deleted with the fact's content when it is erased.
+CREATE TABLE fact_vectors (
+    fact_id INTEGER PRIMARY KEY,
+    model   TEXT NOT NULL,
+    vector  BLOB NOT NULL
+);
+"#,
+        then: Some(reindex_facts),
+    },
 ];
 
-/// Migration 3's data: the index text of every fact (none is erased yet), then the FTS5 index
-/// rebuilt from it. A row that does not decode (tags that are not a JSON list, content that is
+/// Migration 4's data: the index text made anew with this build's tokenizer, and the collection
+/// statistics counted from it (the triggers count changes, not what was there before them).
+fn reindex_facts(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    index_existing_facts(tx)?;
+    tx.execute_batch(
+        "UPDATE memory_state SET docs = (SELECT COUNT(*) FROM fact_index), tokens = (SELECT \
+         COALESCE(SUM(CASE WHEN body = '' THEN 0 \
+         ELSE length(body) - length(replace(body, ' ', '')) + 1 END), 0) FROM fact_index) \
+         WHERE id = 1",
+    )
+}
+
+/// Migrations 3's and 4's data: the index text of every fact not erased (made anew with this
+/// build's tokenizer), then the FTS5 index rebuilt from it. A row that does not decode (tags that are not a JSON list, content that is
 /// not text) is indexed from what can be read rather than failing the upgrade: `verify` then
 /// reports that row, which it could not if the database no longer opened.
 fn index_existing_facts(tx: &Transaction<'_>) -> rusqlite::Result<()> {
-    let mut read = tx.prepare("SELECT id, content, tags FROM facts ORDER BY id")?;
+    tx.execute_batch("DELETE FROM fact_index")?;
+    let mut read =
+        tx.prepare("SELECT id, content, tags FROM facts WHERE erased_at IS NULL ORDER BY id")?;
     let mut write = tx.prepare("INSERT INTO fact_index (fact_id, body) VALUES (?1, ?2)")?;
     let mut rows = read.query([])?;
     while let Some(r) = rows.next()? {
@@ -431,7 +479,10 @@ mod tests {
         version_2_database(&path);
         let store: cortex_core::DynStore =
             Arc::new(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
-        assert_eq!(store.migrate().unwrap().from_version, 3);
+        assert_eq!(
+            store.migrate().unwrap().from_version,
+            latest_schema_version()
+        );
         let memory = cortex_core::AgentMemory::open(store.clone(), Default::default()).unwrap();
         let clean = |what: &str| {
             let r = memory.verify(&Default::default()).unwrap();

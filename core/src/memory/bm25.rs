@@ -1,42 +1,85 @@
 //! BM25 ranking, store-agnostic: the tokenizer, the scoring formula, and an in-memory inverted
 //! index ([`Bm25Index`]) that [`crate::in_memory::InMemoryStore`] uses and a key-value backend can reuse.
 //!
-//! Every backend must rank the same way, so the rules are fixed here:
+//! Every backend must rank the same way, so the rules are fixed here (and in docs/FORMATS.md):
 //!
-//! - **Tokens**: maximal runs of alphanumeric characters (Unicode `Alphabetic` or `Numeric`),
-//!   lowercased (full Unicode lowercase). Everything else separates tokens. No stemming, no stop
-//!   words, no diacritic folding.
+//! - **Tokens** ([`tokens`], version [`TOKENIZER_VERSION`]): the text is folded (when it is not
+//!   pure ASCII: Unicode compatibility decomposition, NFKD, then every combining mark removed, so
+//!   `Café` and `cafe`, `ﬁ` and `fi`, `①` and `1` are the same), split into maximal runs of
+//!   alphanumeric characters (Unicode `Alphabetic` or `Numeric`; everything else separates
+//!   tokens), each run lowercased (full Unicode lowercase), and each run made only of ASCII
+//!   letters stemmed with the Snowball English (Porter 2) stemmer (`prefers` → `prefer`,
+//!   `running` → `run`). No stop words.
 //! - **Indexed text** of a fact: the tokens of its content followed by the tokens of its tags
 //!   ([`index_text`] joins them with single spaces, so an engine with a plain whitespace
 //!   tokenizer, such as SQLite FTS5's `ascii`, sees exactly these tokens).
 //! - **Query**: its distinct tokens in order of first appearance; a fact matches if it contains
 //!   any of them.
-//! - **Score** (Okapi BM25 as SQLite FTS5's `bm25()` computes it, with the sign flipped so
-//!   higher is better), over all indexed facts (every project, deprecated ones included):
+//! - **Score** (Okapi BM25 with Lucene's idf, which never vanishes: a word in most facts still
+//!   counts a little, where the classic idf would make it worthless or negative), over all
+//!   indexed facts (every project, deprecated ones included):
 //!   `score(D) = Σ_t idf(t) · f(t,D)·(k1+1) / (f(t,D) + k1·(1 − b + b·|D|/avgdl))`, with
-//!   `k1 = 1.2`, `b = 0.75`, `idf(t) = ln((N − n(t) + 0.5) / (n(t) + 0.5))` replaced by `1e-6`
-//!   when not positive, `N` the number of indexed facts, `n(t)` those containing `t`, `|D|` the
-//!   fact's token count and `avgdl` the mean token count. Terms are summed in query order.
+//!   `k1 = 1.2`, `b = 0.75`, `idf(t) = ln(1 + (N − n(t) + 0.5) / (n(t) + 0.5))`, `N` the number
+//!   of indexed facts, `n(t)` those containing `t`, `|D|` the fact's token count and `avgdl` the
+//!   mean token count. Terms are summed from zero in query order.
 //! - **Order**: score descending, then fact id descending (newer first).
+//!
+//! Engines that find candidates with their own index (SQLite FTS5, Postgres `tsvector`) score
+//! them with [`Candidates`], so every backend returns the same scores, bit for bit.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
 
 /// BM25 term-frequency saturation.
 pub const K1: f64 = 1.2;
 /// BM25 length normalization.
 pub const B: f64 = 0.75;
+/// The version of the [`tokens`] rules. A backend that keeps indexed text records the version it
+/// was made with and re-derives the text when it differs.
+pub const TOKENIZER_VERSION: u32 = 2;
 
-/// The tokens of `text`, lowercased, in order.
-pub fn tokens(text: &str) -> impl Iterator<Item = String> + '_ {
+fn stemmer() -> &'static rust_stemmers::Stemmer {
+    static STEMMER: OnceLock<rust_stemmers::Stemmer> = OnceLock::new();
+    STEMMER.get_or_init(|| rust_stemmers::Stemmer::create(rust_stemmers::Algorithm::English))
+}
+
+/// The tokens of `text`, folded, lowercased and stemmed as the module docs say, in order.
+pub fn tokens(text: &str) -> Vec<String> {
+    let folded;
+    let text = if text.is_ascii() {
+        text
+    } else {
+        folded = text
+            .nfkd()
+            .filter(|c| !is_combining_mark(*c))
+            .collect::<String>();
+        folded.as_str()
+    };
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|t| !t.is_empty())
-        .map(str::to_lowercase)
+        .map(|t| {
+            let lower = t.to_lowercase();
+            if lower.bytes().all(|b| b.is_ascii_lowercase()) {
+                match stemmer().stem(&lower) {
+                    std::borrow::Cow::Borrowed(_) => lower,
+                    std::borrow::Cow::Owned(s) => s,
+                }
+            } else {
+                lower
+            }
+        })
+        .collect()
 }
 
 /// The text a backend indexes for a fact: its content's and tags' tokens joined by spaces.
 pub fn index_text(content: &str, tags: &[String]) -> String {
     let mut out = String::with_capacity(content.len() + 16);
-    for t in tokens(content).chain(tags.iter().flat_map(|t| tokens(t))) {
+    for t in tokens(content)
+        .into_iter()
+        .chain(tags.iter().flat_map(|t| tokens(t)))
+    {
         if !out.is_empty() {
             out.push(' ');
         }
@@ -56,17 +99,113 @@ pub fn query_terms(query: &str) -> Vec<String> {
     out
 }
 
-/// Inverse document frequency of a term found in `containing` of `docs` documents.
+/// Inverse document frequency (Lucene's) of a term found in `containing` of `docs` documents.
 pub fn idf(docs: u64, containing: u64) -> f64 {
-    let v = ((docs as f64 - containing as f64 + 0.5) / (containing as f64 + 0.5)).ln();
-    if v <= 0.0 { 1e-6 } else { v }
+    (1.0 + (docs as f64 - containing as f64 + 0.5) / (containing as f64 + 0.5)).ln()
 }
 
 /// One term's contribution to a document's score.
 pub fn term_score(idf: f64, tf: u32, doc_len: u32, avg_len: f64) -> f64 {
     let tf = f64::from(tf);
-    // Parenthesized as SQLite's fts5_aux.c does, so both give the same bits.
     idf * ((tf * (K1 + 1.0)) / (tf + K1 * (1.0 - B + B * f64::from(doc_len) / avg_len)))
+}
+
+/// Orders hits by score descending, then id descending.
+fn hit_order(a: &(u64, f64), b: &(u64, f64)) -> std::cmp::Ordering {
+    b.1.total_cmp(&a.1).then(b.0.cmp(&a.0))
+}
+
+/// Keeps the best `k` of `hits` (id, score), ordered by score descending, then id descending.
+pub fn best_hits(hits: Vec<(u64, f64)>, k: usize) -> Vec<(u64, f64)> {
+    best(hits, k)
+}
+
+/// Keeps the best `k` of `hits` in [`hit_order`].
+fn best(mut hits: Vec<(u64, f64)>, k: usize) -> Vec<(u64, f64)> {
+    if k == 0 {
+        return Vec::new();
+    }
+    if hits.len() > k {
+        hits.select_nth_unstable_by(k - 1, hit_order);
+        hits.truncate(k);
+    }
+    hits.sort_unstable_by(hit_order);
+    hits
+}
+
+/// Scores the candidates an engine's own full-text index found for `terms`: every indexed fact
+/// holding any term (all projects, deprecated ones included, so the document counts are right),
+/// each with its indexed text and whether it passes the query's filters.
+#[derive(Debug)]
+pub struct Candidates<'a> {
+    terms: &'a [String],
+    df: Vec<u64>,
+    tf: Vec<u32>,
+    tfs: Vec<u32>,
+    kept: Vec<(u64, u32)>,
+}
+
+impl<'a> Candidates<'a> {
+    /// No candidates yet, for the distinct `terms` of [`query_terms`].
+    pub fn new(terms: &'a [String]) -> Self {
+        Candidates {
+            terms,
+            df: vec![0; terms.len()],
+            tf: vec![0; terms.len()],
+            tfs: Vec::new(),
+            kept: Vec::new(),
+        }
+    }
+
+    /// One candidate: fact `id`, its [`index_text`] `body`, its token count (the engine's own
+    /// when it keeps one, else `None` to count `body`'s) and whether it passes the filters.
+    pub fn add(&mut self, id: u64, body: &str, doc_len: Option<u32>, passes: bool) {
+        let Candidates { terms, tf, .. } = self;
+        tf.fill(0);
+        let mut len = 0u32;
+        for tok in body.split(' ').filter(|t| !t.is_empty()) {
+            len += 1;
+            if let Some(i) = terms.iter().position(|t| t == tok) {
+                tf[i] += 1;
+            }
+        }
+        for (d, f) in self.df.iter_mut().zip(&self.tf) {
+            *d += u64::from(*f > 0);
+        }
+        if passes && self.tf.iter().any(|f| *f > 0) {
+            self.kept.push((id, doc_len.unwrap_or(len)));
+            self.tfs.extend_from_slice(&self.tf);
+        }
+    }
+
+    /// The best `k` candidates that pass the filters, scored against a collection of `docs`
+    /// indexed facts holding `total_tokens` tokens, in score order.
+    pub fn top_k(self, docs: u64, total_tokens: u64, k: usize) -> Vec<(u64, f64)> {
+        if docs == 0 || self.terms.is_empty() {
+            return Vec::new();
+        }
+        let avg = total_tokens as f64 / docs as f64;
+        let idfs: Vec<Option<f64>> = self
+            .df
+            .iter()
+            .map(|&n| (n > 0).then(|| idf(docs, n)))
+            .collect();
+        let hits = self
+            .kept
+            .iter()
+            .zip(self.tfs.chunks_exact(self.terms.len()))
+            .map(|(&(id, doc_len), tf)| {
+                let mut score = 0.0f64;
+                for (idf, &f) in idfs.iter().zip(tf) {
+                    if let (Some(idf), true) = (idf, f > 0) {
+                        score += term_score(*idf, f, doc_len, avg);
+                    }
+                }
+                (id, score)
+            })
+            .collect();
+        best(hits, k)
+    }
 }
 
 /// One term's postings: document positions and term frequencies, side by side (6 bytes a
@@ -206,7 +345,7 @@ impl Bm25Index {
             }
             return;
         }
-        // Accumulate per document in query-term order, as FTS5 does (same sums, same bits).
+        // Accumulate per document in query-term order, as Candidates does (same sums, same bits).
         let mut scores = vec![0.0f64; self.ids.len()];
         let mut touched = Vec::new();
         for (idf, list) in &lists {
@@ -237,16 +376,7 @@ impl Bm25Index {
                 hits.push((self.ids[pos as usize], s));
             }
         });
-        let order = |a: &(u64, f64), b: &(u64, f64)| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0));
-        if k == 0 {
-            return Vec::new();
-        }
-        if hits.len() > k {
-            hits.select_nth_unstable_by(k - 1, order);
-            hits.truncate(k);
-        }
-        hits.sort_unstable_by(order);
-        hits
+        best(hits, k)
     }
 }
 
@@ -255,21 +385,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tokenizer_lowercases_and_splits_on_non_alphanumerics() {
+    fn tokenizer_folds_lowercases_stems_and_splits_on_non_alphanumerics() {
         assert_eq!(
-            tokens("Héllo, WORLD! x86_64 ünïcode—ok").collect::<Vec<_>>(),
-            ["héllo", "world", "x86", "64", "ünïcode", "ok"]
+            tokens("Héllo, WORLD! x86_64 ünïcode—ok"),
+            ["hello", "world", "x86", "64", "unicod", "ok"]
         );
         assert_eq!(
-            index_text("The cat", &["Pets".into(), "a-b".into()]),
-            "the cat pets a b"
+            index_text(
+                "The user prefers dark themes",
+                &["Editors".into(), "a-b".into()]
+            ),
+            "the user prefer dark theme editor a b"
         );
-        assert_eq!(query_terms("cat CAT dog cat"), ["cat", "dog"]);
-        // Lowercasing may yield a non-alphanumeric mark; it stays inside its token.
-        assert_eq!(index_text("İx", &[]), "i\u{307}x");
+        assert_eq!(query_terms("cat CATS dog cat"), ["cat", "dog"]);
+        // Folding: compatibility forms and accents; non-Latin scripts are lowercased only.
+        assert_eq!(
+            tokens("Café ﬁle ① ΣΟΦΊΑ İx"),
+            ["cafe", "file", "1", "σοφια", "ix"]
+        );
+        assert_eq!(tokens("running ran runs"), ["run", "ran", "run"]);
         let mut ix = Bm25Index::new();
         ix.add(1, &index_text("İx", &[]));
-        assert_eq!(ix.score(&query_terms("İX")).len(), 1);
+        assert_eq!(ix.score(&query_terms("IX")).len(), 1);
     }
 
     #[test]
@@ -282,9 +419,12 @@ mod tests {
         let mut s = ix.score(&query_terms("cat"));
         s.sort_by(|a, b| b.1.total_cmp(&a.1));
         assert_eq!(s.iter().map(|x| x.0).collect::<Vec<_>>(), [3, 1]);
-        // "the" is in 3 of 4 documents: its idf is clamped to 1e-6.
-        let the = ix.score(&query_terms("the"));
-        assert!(the.iter().all(|x| x.1 < 1e-5));
+        // "the" is in 3 of 4 documents: Lucene's idf keeps it small but positive (the classic
+        // idf would be negative), and the shorter document still ranks first.
+        let mut the = ix.score(&query_terms("the"));
+        the.sort_by(|a, b| b.1.total_cmp(&a.1));
+        assert!(the.iter().all(|x| x.1 > 0.1 && x.1 < 1.0), "{the:?}");
+        assert_eq!(the[0].0, 3);
         // A document with both terms beats one with either.
         let mut s = ix.score(&query_terms("cat sat"));
         s.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -299,9 +439,38 @@ mod tests {
         ix.add(3, "delta");
         let s = ix.score(&["beta".to_string()]);
         let avg = 5.0 / 3.0;
-        let idf = ((3.0 - 1.0 + 0.5) / 1.5f64).ln();
+        let idf = (1.0 + (3.0 - 1.0 + 0.5) / 1.5f64).ln();
         let want = idf * (2.0 * 2.2) / (2.0 + 1.2 * (0.25 + 0.75 * 3.0 / avg));
         assert_eq!(s.len(), 1);
         assert!((s[0].1 - want).abs() < 1e-12, "{} vs {want}", s[0].1);
+    }
+}
+
+#[cfg(test)]
+mod candidate_tests {
+    use super::*;
+
+    #[test]
+    fn candidates_score_as_the_index_does() {
+        let docs = [
+            (1, "the cat sat on the mat"),
+            (2, "the dog sat"),
+            (3, "the cat"),
+            (4, "a bird"),
+        ];
+        let mut ix = Bm25Index::new();
+        for (id, d) in docs {
+            ix.add(id, d);
+        }
+        let terms = query_terms("cat sat bird");
+        let mut c = Candidates::new(&terms);
+        // A candidate that fails the filters still counts in the document frequencies.
+        for (id, d) in docs {
+            c.add(id, d, None, id != 2);
+        }
+        let got = c.top_k(4, 13, 10);
+        let want = ix.top_k(&terms, 10, &|pos| ix.id_at(pos) != 2);
+        assert_eq!(got, want);
+        assert_eq!(got.iter().map(|h| h.0).collect::<Vec<_>>(), [4, 1, 3]);
     }
 }

@@ -16,7 +16,9 @@ mod group;
 pub mod replay;
 pub mod search_index;
 pub mod store;
+pub mod vectors;
 
+use crate::embed::Embedder;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ledger::entry::{Entry, NewEntry, now_timestamp};
 use crate::ledger::{AppendOutcome, Ledger};
@@ -42,12 +44,54 @@ pub fn check_limit(limit: usize) -> Result<()> {
     check_range("limit", limit, MAX_LIMIT)
 }
 
-/// A ranked full-text query.
+/// How a search ranks facts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    /// BM25 over the facts' words ([`bm25`]): facts sharing a word with the query.
+    Keyword,
+    /// Cosine similarity of the facts' embeddings to the query's ([`crate::embed`]): facts
+    /// close in meaning, sharing words or not.
+    Semantic,
+    /// Both rankings fused by reciprocal rank ([`vectors::reciprocal_rank_fusion`]).
+    Hybrid,
+}
+
+impl SearchMode {
+    /// The mode's name, as in JSON and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SearchMode::Keyword => "keyword",
+            SearchMode::Semantic => "semantic",
+            SearchMode::Hybrid => "hybrid",
+        }
+    }
+}
+
+impl std::str::FromStr for SearchMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "keyword" => Ok(SearchMode::Keyword),
+            "semantic" => Ok(SearchMode::Semantic),
+            "hybrid" => Ok(SearchMode::Hybrid),
+            other => Err(Error::invalid(format!(
+                "search mode {other:?} is not one of keyword, semantic, hybrid"
+            ))),
+        }
+    }
+}
+
+/// A ranked search.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
-    /// Words to look for; a fact matches if it contains any of them.
+    /// What to look for: words (keyword mode) or a question or statement (semantic, hybrid).
     pub query: String,
+    /// How to rank: keyword, semantic or hybrid; default hybrid when an embedding model is
+    /// installed, keyword otherwise.
+    #[serde(default)]
+    pub mode: Option<SearchMode>,
     /// Only this project's facts.
     #[serde(default)]
     pub project: Option<String>,
@@ -367,7 +411,9 @@ impl AgentMemory {
     /// For long-running processes; call [`AgentMemory::warm_up`] at startup, off the request
     /// path. Until the first build is done, searches go to the store.
     pub fn with_search_index(mut self) -> Self {
-        self.index = Some(Arc::new(SearchIndex::new()));
+        if self.index.is_none() {
+            self.index = Some(Arc::new(SearchIndex::new()));
+        }
         self
     }
 
@@ -500,6 +546,18 @@ impl AgentMemory {
             }
             Ok(changes)
         })?;
+        // The new facts' vectors, in batches, before any store call returns. They are a derived
+        // index: the facts are committed whatever happens here, so a failure is not the
+        // store's; the search index embeds whatever has no vector when it next catches up
+        // (and reports a failing model then).
+        if let Some(embedder) = self.embedder() {
+            let refs: Vec<&Fact> = stored.iter().collect();
+            for batch in refs.chunks(256) {
+                if let Ok(made) = search_index::embed_facts(&**embedder, batch) {
+                    let _ = self.store.put_vectors(embedder.model_id(), &made);
+                }
+            }
+        }
         let mut facts = stored.into_iter();
         let mut first = append.first_index;
         Ok(groups
@@ -699,16 +757,87 @@ impl AgentMemory {
         Ok(Forgotten { fact, append })
     }
 
-    /// Ranked full-text search ([`crate::memory::bm25`]): facts containing any query word, valid at
-    /// `as_of` (default now), not deprecated unless asked, best first.
-    pub fn search(&self, q: &SearchQuery) -> Result<Vec<SearchHit>> {
-        let q = q.resolve()?;
-        if let Some(ix) = &self.index
-            && let Some(hits) = ix.search(&**self.store(), &q)?
-        {
-            return Ok(hits);
+    /// Ranked search, valid at `as_of` (default now), not deprecated unless asked, best first:
+    /// keyword ([`crate::memory::bm25`]: facts containing any query word), semantic (closest
+    /// embeddings) or hybrid (both, fused), as [`SearchQuery::mode`] says ([`AgentMemory::mode`]
+    /// when it does not).
+    pub fn search(&self, query: &SearchQuery) -> Result<Vec<SearchHit>> {
+        let q = query.resolve()?;
+        let mode = query.mode.unwrap_or(self.mode());
+        match (mode, &self.index) {
+            (SearchMode::Keyword, Some(ix)) => {
+                if let Some(hits) = ix.search(&**self.store(), &q)? {
+                    return Ok(hits);
+                }
+                self.store().search_facts(&q)
+            }
+            (SearchMode::Keyword, None) => self.store().search_facts(&q),
+            (_, Some(ix)) if ix.embedder().is_some() => {
+                ix.search_mode(&**self.store(), &q, &query.query, mode)
+            }
+            (_, _) => Err(search_index::no_model(mode)),
         }
-        self.store().search_facts(&q)
+    }
+
+    /// The search mode used when a query names none: hybrid with an embedder, else keyword.
+    pub fn mode(&self) -> SearchMode {
+        match &self.index {
+            Some(ix) if ix.embedder().is_some() => SearchMode::Hybrid,
+            _ => SearchMode::Keyword,
+        }
+    }
+
+    /// Turns on semantic and hybrid search with `embedder`: an in-memory index
+    /// ([`SearchIndex::with_embedder`], replacing any keyword-only one) holds every fact's
+    /// vector, and facts stored through this memory get theirs before the store returns.
+    pub fn with_embedder(mut self, embedder: Arc<dyn Embedder>) -> Self {
+        self.index = Some(Arc::new(SearchIndex::with_embedder(embedder)));
+        self
+    }
+
+    /// The embedder, if semantic search is on.
+    pub fn embedder(&self) -> Option<&Arc<dyn Embedder>> {
+        self.index.as_ref().and_then(|ix| ix.embedder())
+    }
+
+    /// Embeds every fact that is not erased and has no vector of the embedder's model, in
+    /// batches, calling `progress(done, total)` after each; returns how many were embedded.
+    /// `cortex memory rebuild` runs it after replacing the memory.
+    pub fn embed_missing(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<u64> {
+        let Some(embedder) = self.embedder() else {
+            return Ok(0);
+        };
+        let model = embedder.model_id().to_owned();
+        let mut ids = Vec::new();
+        self.store.scan_memory(&mut |row| {
+            if let store::MemoryRow::Fact(f) = row
+                && !f.is_erased()
+            {
+                ids.push(f.id);
+            }
+            Ok(())
+        })?;
+        let mut missing = Vec::new();
+        for chunk in ids.chunks(4096) {
+            let have: std::collections::HashSet<u64> = self
+                .store
+                .vectors(&model, chunk)?
+                .into_iter()
+                .map(|v| v.0)
+                .collect();
+            missing.extend(chunk.iter().filter(|id| !have.contains(id)));
+        }
+        let total = missing.len() as u64;
+        let mut done = 0u64;
+        for chunk in missing.chunks(64) {
+            let facts = self.store.facts_by_id(chunk)?;
+            let refs: Vec<&Fact> = facts.iter().filter(|f| !f.is_erased()).collect();
+            let made = search_index::embed_facts(&**embedder, &refs)?;
+            self.store.put_vectors(&model, &made)?;
+            done += chunk.len() as u64;
+            progress(done, total);
+        }
+        Ok(total)
     }
 
     /// A project's current facts (not deprecated, not erased, valid now, passing the query's

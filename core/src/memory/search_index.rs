@@ -14,8 +14,10 @@
 //! seen, also when another process made it. The facts returned are read from the store.
 //! While the first build of a large ledger is running, searches fall back to the store.
 
+use crate::embed::Embedder;
 use crate::error::{Error, Result};
 use crate::ledger::entry::EntryRef;
+use crate::memory::SearchMode;
 use crate::memory::bm25::{Bm25Index, index_text};
 use crate::memory::fact::{
     ACTION_DEPRECATE, ACTION_ERASE, ACTION_STORE, ACTION_VOTE, DeprecateDetail, EraseDetail,
@@ -23,8 +25,9 @@ use crate::memory::fact::{
 };
 use crate::memory::store::Store;
 use crate::memory::store::{FactSearch, SearchHit};
+use crate::memory::vectors::{QuantizedVectors, reciprocal_rank_fusion};
 use std::collections::HashMap;
-use std::sync::{Mutex, RwLock, TryLockError};
+use std::sync::{Arc, Mutex, RwLock, TryLockError};
 
 /// Entries behind the head beyond which a search does not wait for another thread's catch-up
 /// and asks the store instead.
@@ -51,6 +54,8 @@ struct State {
     meta: Vec<DocMeta>,
     projects: HashMap<String, u32>,
     authors: HashMap<String, u32>,
+    /// Each fact's embedding by position, when the index has an embedder.
+    vectors: Option<QuantizedVectors>,
 }
 
 /// Microseconds since the Unix epoch of a canonical timestamp (`None` if it is not one).
@@ -143,6 +148,10 @@ impl State {
             }
             ACTION_ERASE => {
                 if let Ok(d) = serde_json::from_str::<EraseDetail>(e.detail) {
+                    if let (Some(v), Some(pos)) = (&mut self.vectors, self.bm25.position(d.fact_id))
+                    {
+                        v.remove(pos);
+                    }
                     self.bm25.remove(d.fact_id);
                 }
             }
@@ -153,11 +162,28 @@ impl State {
 }
 
 /// The index. Share one per process (it is `Sync`); see the module docs.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct SearchIndex {
     state: RwLock<State>,
     syncing: Mutex<()>,
+    embedder: Option<Arc<dyn Embedder>>,
+    /// Query embeddings by query text (cleared when full).
+    query_cache: Mutex<HashMap<String, Arc<Vec<f32>>>>,
 }
+
+impl std::fmt::Debug for SearchIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SearchIndex")
+            .field("facts", &self.len())
+            .field("model", &self.embedder.as_ref().map(|e| e.model_id()))
+            .finish()
+    }
+}
+
+/// Query embeddings kept at most.
+const QUERY_CACHE_LIMIT: usize = 4096;
+/// Facts embedded in one call when vectors are missing.
+const EMBED_BATCH: usize = 64;
 
 fn poisoned<T>(_: T) -> Error {
     Error::backend("search index lock poisoned")
@@ -167,6 +193,32 @@ impl SearchIndex {
     /// An empty index; it fills itself from the ledger on first use.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty index that also keeps every fact's embedding by `embedder` for semantic search.
+    /// Vectors are read from the store; a fact without one (stored by a process with no model,
+    /// or before the model was installed) is embedded here and its vector written back.
+    pub fn with_embedder(embedder: Arc<dyn Embedder>) -> Self {
+        SearchIndex {
+            state: RwLock::new(State {
+                vectors: Some(QuantizedVectors::new(embedder.dimension())),
+                ..State::default()
+            }),
+            embedder: Some(embedder),
+            ..Self::default()
+        }
+    }
+
+    /// The embedder, if semantic search is on.
+    pub fn embedder(&self) -> Option<&Arc<dyn Embedder>> {
+        self.embedder.as_ref()
+    }
+
+    /// Number of facts with a vector.
+    pub fn vector_count(&self) -> usize {
+        self.state
+            .read()
+            .map_or(0, |s| s.vectors.as_ref().map_or(0, |v| v.len()))
     }
 
     /// Number of facts indexed.
@@ -219,9 +271,8 @@ impl SearchIndex {
                 }
                 Ok(())
             })?;
-            let mut st = self.state.write().map_err(poisoned)?;
             // The sealed facts' texts, read a few thousand at a time (one range read each, and
-            // little memory held at once).
+            // little memory held at once); their vectors read (or made) before the lock.
             for group in entries.chunks(4096) {
                 let ids: Vec<u64> = group
                     .iter()
@@ -233,16 +284,136 @@ impl SearchIndex {
                     .into_iter()
                     .map(|f| (f.id, f))
                     .collect();
+                let vectors = self.vectors_of(store, &ids, &known)?;
+                let mut st = self.state.write().map_err(poisoned)?;
                 for e in group {
                     st.apply(e.as_ref(), store, &known)?;
                 }
+                let State {
+                    bm25, vectors: ix, ..
+                } = &mut *st;
+                if let Some(ix) = ix {
+                    for (id, v) in &vectors {
+                        if let Some(pos) = bm25.position(*id) {
+                            ix.set(pos, v);
+                        }
+                    }
+                }
             }
+            let mut st = self.state.write().map_err(poisoned)?;
             st.synced = to;
             if to - from > 1024 {
                 st.bm25.shrink_to_fit();
                 st.meta.shrink_to_fit();
+                if let Some(v) = &mut st.vectors {
+                    v.shrink_to_fit();
+                }
             }
         }
+    }
+
+    /// The vectors of the facts `ids` (those `known` and not erased): read from the store, and
+    /// for any the store lacks, embedded here and written back. Empty without an embedder.
+    fn vectors_of(
+        &self,
+        store: &dyn Store,
+        ids: &[u64],
+        known: &HashMap<u64, crate::memory::fact::Fact>,
+    ) -> Result<Vec<(u64, Vec<f32>)>> {
+        let Some(embedder) = &self.embedder else {
+            return Ok(Vec::new());
+        };
+        let mut out = store.vectors(embedder.model_id(), ids)?;
+        let have: std::collections::HashSet<u64> = out.iter().map(|v| v.0).collect();
+        let missing: Vec<&crate::memory::fact::Fact> = ids
+            .iter()
+            .filter(|id| !have.contains(id))
+            .filter_map(|id| known.get(id))
+            .filter(|f| !f.is_erased())
+            .collect();
+        for batch in missing.chunks(EMBED_BATCH) {
+            let made = embed_facts(&**embedder, batch)?;
+            store.put_vectors(embedder.model_id(), &made)?;
+            out.extend(made);
+        }
+        Ok(out)
+    }
+
+    /// The embedding of a query, from the cache when asked before.
+    fn query_vector(&self, embedder: &dyn Embedder, query: &str) -> Result<Arc<Vec<f32>>> {
+        if let Some(v) = self.query_cache.lock().map_err(poisoned)?.get(query) {
+            return Ok(v.clone());
+        }
+        let v = Arc::new(
+            embedder
+                .embed(&[query])?
+                .pop()
+                .ok_or_else(|| Error::backend("the embedder returned no vector"))?,
+        );
+        let mut cache = self.query_cache.lock().map_err(poisoned)?;
+        if cache.len() >= QUERY_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(query.to_owned(), v.clone());
+        Ok(v)
+    }
+
+    /// Runs `q` in `mode` on the index (waiting for it to catch up), reading the returned facts
+    /// from `store`. Semantic and hybrid modes need an embedder
+    /// ([`SearchIndex::with_embedder`]); `query` is the query's text (what is embedded).
+    pub fn search_mode(
+        &self,
+        store: &dyn Store,
+        q: &FactSearch,
+        query: &str,
+        mode: SearchMode,
+    ) -> Result<Vec<SearchHit>> {
+        let head = store.head()?.size;
+        self.catch_up_to(store, head, true)?;
+        let embedder = match (mode, &self.embedder) {
+            (SearchMode::Keyword, _) => None,
+            (_, Some(e)) => Some(e),
+            (_, None) => return Err(no_model(mode)),
+        };
+        let qv = match embedder {
+            Some(e) => Some(self.query_vector(&**e, query)?),
+            None => None,
+        };
+        let top = {
+            let st = self.state.read().map_err(poisoned)?;
+            let Some(accept) = st.filter(q)? else {
+                return Ok(Vec::new());
+            };
+            // Hybrid fuses deeper lists than it returns, so a fact ranked moderately by both
+            // can rise above one ranked first by only one.
+            let depth = (q.top_k * 4).max(50);
+            let semantic = |k: usize| -> Vec<(u64, f64)> {
+                let (Some(v), Some(qv)) = (&st.vectors, &qv) else {
+                    return Vec::new();
+                };
+                let hits = v
+                    .scores(qv, &accept)
+                    .into_iter()
+                    .map(|(pos, s)| (st.bm25.id_at(pos), s))
+                    .collect();
+                crate::memory::bm25::best_hits(hits, k)
+            };
+            match mode {
+                SearchMode::Keyword => st.bm25.top_k(&q.terms, q.top_k, &accept),
+                SearchMode::Semantic => semantic(q.top_k),
+                SearchMode::Hybrid => {
+                    let kw: Vec<u64> = st
+                        .bm25
+                        .top_k(&q.terms, depth, &accept)
+                        .into_iter()
+                        .map(|h| h.0)
+                        .collect();
+                    let sem: Vec<u64> = semantic(depth).into_iter().map(|h| h.0).collect();
+                    reciprocal_rank_fusion(&[&kw, &sem], q.top_k)
+                }
+            }
+        };
+        read_hits(store, q, top)
     }
 
     /// Runs `q` on the index, reading the returned facts from `store`. `None` if the index is
@@ -252,47 +423,107 @@ impl SearchIndex {
         if !self.catch_up_to(store, head, false)? {
             return Ok(None);
         }
-        let as_of = micros(&q.as_of)
-            .ok_or_else(|| Error::invalid(format!("as_of {:?} is not canonical", q.as_of)))?;
         let top = {
             let st = self.state.read().map_err(poisoned)?;
-            let project = match &q.project {
-                Some(p) => match st.projects.get(p) {
-                    Some(&id) => Some(id),
-                    None => return Ok(Some(Vec::new())),
-                },
-                None => None,
-            };
-            let author = match &q.author {
-                Some(a) => match st.authors.get(a) {
-                    Some(&id) => Some(id),
-                    None => return Ok(Some(Vec::new())),
-                },
-                None => None,
-            };
-            let accept = |pos: u32| {
-                let m = &st.meta[pos as usize];
-                project.is_none_or(|p| m.project == p)
-                    && author.is_none_or(|a| m.author == a)
-                    && q.min_consensus.is_none_or(|c| m.consensus >= c)
-                    && m.valid_from <= as_of
-                    && as_of < m.valid_until
-                    && (q.include_deprecated || !m.deprecated)
+            let Some(accept) = st.filter(q)? else {
+                return Ok(Some(Vec::new()));
             };
             st.bm25.top_k(&q.terms, q.top_k, &accept)
         };
-        let mut hits = Vec::with_capacity(top.len());
-        for (id, score) in top {
-            // A change committed after the head we read may show here; honor it.
-            if let Some(fact) = store.fact(id)?
-                && (q.include_deprecated || !fact.is_deprecated())
-                && fact.passes(q.author.as_deref(), q.min_consensus)
-            {
-                hits.push(SearchHit { fact, score });
-            }
-        }
-        Ok(Some(hits))
+        read_hits(store, q, top).map(Some)
     }
+}
+
+impl State {
+    /// Whether the fact at a position passes `q`'s filters; `None` if no fact can (a project or
+    /// author never seen).
+    fn filter<'a>(&'a self, q: &'a FactSearch) -> Result<Option<impl Fn(u32) -> bool + 'a>> {
+        let as_of = micros(&q.as_of)
+            .ok_or_else(|| Error::invalid(format!("as_of {:?} is not canonical", q.as_of)))?;
+        let project = match &q.project {
+            Some(p) => match self.projects.get(p) {
+                Some(&id) => Some(id),
+                None => return Ok(None),
+            },
+            None => None,
+        };
+        let author = match &q.author {
+            Some(a) => match self.authors.get(a) {
+                Some(&id) => Some(id),
+                None => return Ok(None),
+            },
+            None => None,
+        };
+        Ok(Some(move |pos: u32| {
+            let m = &self.meta[pos as usize];
+            project.is_none_or(|p| m.project == p)
+                && author.is_none_or(|a| m.author == a)
+                && q.min_consensus.is_none_or(|c| m.consensus >= c)
+                && m.valid_from <= as_of
+                && as_of < m.valid_until
+                && (q.include_deprecated || !m.deprecated)
+        }))
+    }
+}
+
+/// The facts of ranked ids, read from the store; a change committed after the head the index
+/// read may show there, and is honored.
+fn read_hits(store: &dyn Store, q: &FactSearch, top: Vec<(u64, f64)>) -> Result<Vec<SearchHit>> {
+    let mut hits = Vec::with_capacity(top.len());
+    for (id, score) in top {
+        if let Some(fact) = store.fact(id)?
+            && (q.include_deprecated || !fact.is_deprecated())
+            && !fact.is_erased()
+            && fact.passes(q.author.as_deref(), q.min_consensus)
+        {
+            hits.push(SearchHit { fact, score });
+        }
+    }
+    Ok(hits)
+}
+
+/// What embedding a fact means: its content, then its tags.
+pub fn embedding_text(content: &str, tags: &[String]) -> String {
+    if tags.is_empty() {
+        content.to_owned()
+    } else {
+        format!("{content} ({})", tags.join(", "))
+    }
+}
+
+/// The vectors of `facts`, in one embedder call.
+pub fn embed_facts(
+    embedder: &dyn Embedder,
+    facts: &[&crate::memory::fact::Fact],
+) -> Result<Vec<(u64, Vec<f32>)>> {
+    let texts: Vec<String> = facts
+        .iter()
+        .map(|f| embedding_text(&f.content, &f.tags))
+        .collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let vectors = embedder.embed(&refs)?;
+    if vectors.len() != facts.len() || vectors.iter().any(|v| v.len() != embedder.dimension()) {
+        return Err(Error::backend(format!(
+            "the embedder {} returned {} vectors for {} texts, or of the wrong dimension",
+            embedder.model_id(),
+            vectors.len(),
+            facts.len()
+        )));
+    }
+    Ok(facts.iter().map(|f| f.id).zip(vectors).collect())
+}
+
+/// The error for a semantic or hybrid search with no embedding model.
+pub fn no_model(mode: SearchMode) -> Error {
+    Error::new(
+        crate::error::ErrorKind::Unsupported,
+        format!(
+            "{} search needs an embedding model and none is installed; install one with \
+             `cortex models install` (see `cortex models install --help`), or search with \
+             mode keyword",
+            mode.as_str()
+        ),
+    )
 }
 
 #[cfg(test)]

@@ -115,6 +115,18 @@ pub trait FactStore: Send + Sync {
     /// has grown since). `cortex memory rebuild`.
     fn replace_memory(&self, ledger_size: u64, state: &MemoryState) -> Result<()>;
 
+    /// The vectors of `model` stored for those of `ids` that have one, in no particular order:
+    /// a derived index for semantic search ([`crate::embed`]), never signed, never compared by
+    /// `verify`.
+    fn vectors(&self, model: &str, ids: &[u64]) -> Result<Vec<(u64, Vec<f32>)>>;
+
+    /// Stores each fact's vector of `model`, replacing any vector it had (of any model). Facts
+    /// that are absent or erased are skipped: an erased fact keeps nothing derived from its
+    /// content. A store deletes a fact's vector when it applies its
+    /// [`FactChange::Erase`], and [`FactStore::replace_memory`] keeps only the vectors of facts
+    /// that are present and not erased.
+    fn put_vectors(&self, model: &str, vectors: &[(u64, Vec<f32>)]) -> Result<()>;
+
     /// True if [`FactStore::scan_memory`] streams the search index's source text
     /// ([`MemoryRow::IndexText`]) for every indexed fact, so `verify` checks it; false for
     /// stores whose index is derived in memory at open.

@@ -8,12 +8,14 @@
 
 mod erasure;
 mod facts;
+mod semantic;
 mod writes;
 
 pub use erasure::{
     authors_are_recorded_and_filtered, authors_survive_reopening, forgetting_keeps_every_proof,
 };
 pub use facts::{facts_store_and_recall, search_index_matches_the_store, search_ranks_and_filters};
+pub use semantic::semantic_search_keeps_vectors;
 pub use writes::{
     concurrent_memory_writes_keep_one_chain, failed_memory_writes_write_nothing,
     history_lists_every_entry, memory_replays_from_the_ledger, memory_version_counts_mutations,
@@ -40,6 +42,7 @@ pub fn memory_conformance(make: &dyn Fn() -> DynStore) {
     forgetting_keeps_every_proof(make());
     authors_are_recorded_and_filtered(make());
     authors_survive_reopening(make());
+    semantic_search_keeps_vectors(make());
 }
 
 fn open_memory(store: &DynStore) -> AgentMemory {

@@ -18,7 +18,8 @@ use cortex_core::access::Role;
 use cortex_core::error::{Error, Result};
 use cortex_core::memory::fact::{Author, Fact, NewFact, parse_timestamp};
 use cortex_core::memory::{
-    AgentMemory, DEFAULT_RECALL_LIMIT, DEFAULT_TOP_K, RecallQuery, SearchQuery, check_limit,
+    AgentMemory, DEFAULT_RECALL_LIMIT, DEFAULT_TOP_K, RecallQuery, SearchMode, SearchQuery,
+    check_limit,
 };
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -32,6 +33,7 @@ pub const BRIEFING_FACTS: usize = 50;
 /// template, the project briefing prompt and a database health check.
 pub fn register(builder: McpServerBuilder, memory: Arc<AgentMemory>) -> McpServerBuilder {
     let builder = register_tools(builder, memory.clone());
+    let default_mode = memory.mode();
     let (m1, m2, m3, m4) = (memory.clone(), memory.clone(), memory.clone(), memory);
     builder
         .memory_version(Arc::new(move || m1.version()))
@@ -40,7 +42,10 @@ pub fn register(builder: McpServerBuilder, memory: Arc<AgentMemory>) -> McpServe
                 .map(|_| ())
                 .map_err(|e| format!("database unreachable: {e}"))
         }))
-        .cached("cortex_search", Arc::new(search_key))
+        .cached(
+            "cortex_search",
+            Arc::new(move |args: &Map<String, Value>| search_key(args, default_mode)),
+        )
         .cached("cortex_recall", Arc::new(recall_key))
         .resource_template(ResourceTemplate {
             uri_template: PROJECT_FACTS_TEMPLATE.into(),
@@ -131,7 +136,7 @@ fn briefing(project: &str, facts: &[Fact]) -> String {
 /// `top_k`, canonical `as_of` (or "now"), the deprecated flag and the author and consensus
 /// filters. `None` (not cached) if the
 /// query is invalid: the tool reports the error.
-fn search_key(args: &Map<String, Value>) -> Option<CacheKey> {
+fn search_key(args: &Map<String, Value>, default_mode: SearchMode) -> Option<CacheKey> {
     let q: SearchQuery = serde_json::from_value(Value::Object(args.clone())).ok()?;
     let terms = cortex_core::memory::bm25::query_terms(&q.query);
     if terms.is_empty() {
@@ -142,8 +147,13 @@ fn search_key(args: &Map<String, Value>) -> Option<CacheKey> {
         Some(t) => Some(parse_timestamp("as_of", t).ok()?),
         None => None,
     };
+    // Keyword ranking sees only the terms; a semantic one sees the whole text.
+    let mode = q.mode.unwrap_or(default_mode);
+    let text = (mode != SearchMode::Keyword).then_some(&q.query);
     let key = json!([
         terms,
+        mode,
+        text,
         project,
         q.top_k.unwrap_or(DEFAULT_TOP_K),
         as_of,
@@ -227,12 +237,16 @@ fn register_tools(builder: McpServerBuilder, memory: Arc<AgentMemory>) -> McpSer
             ..tool(
                 "cortex_search",
                 "Search facts",
-                "Ranked full-text search (BM25) over facts, optionally within one project, as \
-                 of a point in time, by one author, or above a minimum consensus (to keep out \
-                 facts other agents voted down).",
+                "Ranked search over facts: by words (keyword, BM25), by meaning (semantic, with \
+                 the server's embedding model) or both fused (hybrid, the default when the \
+                 server has a model); optionally within one project, as of a point in time, by \
+                 one author, or above a minimum consensus (to keep out facts other agents voted \
+                 down).",
                 json!({"type": "object", "additionalProperties": false, "required": ["query"],
                     "properties": {
                         "query": {"type": "string", "minLength": 1},
+                        "mode": {"type": "string", "enum": ["keyword", "semantic", "hybrid"],
+                            "description": "default hybrid when the server has an embedding model, else keyword"},
                         "project": {"type": "string"},
                         "as_of": {"type": "string", "description": "RFC 3339 time or YYYY-MM-DD; default now"},
                         "top_k": {"type": "integer", "minimum": 1, "maximum": 1000},
