@@ -14,8 +14,9 @@ use std::sync::Arc;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Which suite: ledger, mcp, anchors (signers and anchors), rest (cortex serve under wrk)
-    /// or all.
+    /// Which suite: ledger, mcp, anchors (signers and anchors), rest (cortex serve under wrk),
+    /// search (semantic and hybrid search; needs `cortex models install`), search-quality
+    /// (retrieval quality on a public benchmark; needs --data) or all (the first four).
     #[arg(long, default_value = "ledger")]
     suite: String,
     /// Ledger size for the large verify, proof and export runs (ledger suite), or the ledger
@@ -49,6 +50,13 @@ pub struct BenchArgs {
     /// Entries appended before each checkpoint (anchors suite).
     #[arg(long, default_value_t = 10)]
     appends: u64,
+    /// Facts embedded for real (search suite); the others reuse their vectors.
+    #[arg(long, default_value_t = 5_000)]
+    distinct: u64,
+    /// The benchmark data (search-quality suite): a directory with corpus.jsonl, queries.jsonl
+    /// and qrels.tsv, as benches/search-quality/manpages.py makes it.
+    #[arg(long)]
+    data: Option<PathBuf>,
 }
 
 pub fn run(s: &Settings, a: BenchArgs) -> Result<u8> {
@@ -57,6 +65,7 @@ pub fn run(s: &Settings, a: BenchArgs) -> Result<u8> {
         "mcp" => mcp(s, &a),
         "anchors" => anchors(s, &a),
         "rest" => rest(s, &a),
+        "search" => search(s, &a),
         "all" => {
             ledger(s, &a)?;
             mcp(s, &a)?;
@@ -64,7 +73,7 @@ pub fn run(s: &Settings, a: BenchArgs) -> Result<u8> {
             rest(s, &a)
         }
         x => Err(Error::invalid(format!(
-            "unknown suite {x:?}; available: ledger, mcp, anchors, rest, all"
+            "unknown suite {x:?}; available: ledger, mcp, anchors, rest, search, search-quality, all"
         ))),
     }
 }
@@ -145,6 +154,44 @@ fn rest(s: &Settings, a: &BenchArgs) -> Result<u8> {
     if s.json {
         output::json(&json!({
             "suite": "rest", "facts": a.facts, "duration_s": a.duration, "results": report.rows
+        }));
+    }
+    Ok(0)
+}
+
+/// The installed embedding model, or an error saying how to install one.
+fn model(s: &Settings) -> Result<(PathBuf, Arc<dyn cortex_core::Embedder>)> {
+    let dir = crate::plugins::embedders::model_dir(&s.home);
+    let e = crate::plugins::embedders::installed(&s.home).ok_or_else(|| {
+        Error::config(format!(
+            "this suite needs the embedding model and none is installed in {}: run `cortex \
+             models install` first (and do not set CORTEX_EMBEDDER=none)",
+            dir.display()
+        ))
+    })?;
+    Ok((dir, e))
+}
+
+fn search(s: &Settings, a: &BenchArgs) -> Result<u8> {
+    let (model_dir, embedder) = model(s)?;
+    let mut report = Report::new(s.json);
+    cortex_bench::search_suite::run(
+        &cortex_bench::search_suite::SearchSuite {
+            entries: a.entries,
+            facts: a.facts,
+            distinct: a.distinct,
+            dir: base_dir(a),
+            server: std::env::current_exe()?,
+            open_home: &open_home,
+            model_dir,
+            embedder,
+        },
+        &mut report,
+    )?;
+    if s.json {
+        output::json(&json!({
+            "suite": "search", "entries": a.entries, "facts": a.facts,
+            "distinct": a.distinct, "results": report.rows
         }));
     }
     Ok(0)

@@ -149,7 +149,12 @@ pub fn run(s: &Settings, a: DemoArgs) -> Result<u8> {
     let (store, mut ledger) = open_store_and_ledger(&settings, 1000)?;
     ledger.add_signer(Arc::new(Ed25519Signer::from_skey(&signer.to_skey())?))?;
     let ledger = Arc::new(ledger);
-    let memory = AgentMemory::new(store, ledger.clone())?;
+    // Semantic search with the embedding model of the user's home, when one is installed.
+    let model = crate::plugins::embedders::installed(&s.home);
+    let memory = match &model {
+        Some(e) => AgentMemory::new(store, ledger.clone())?.with_embedder(e.clone()),
+        None => AgentMemory::new(store, ledger.clone())?,
+    };
     println!(
         "✓ Created ledger {} ({} leaves, origin {})",
         db.display(),
@@ -195,6 +200,23 @@ pub fn run(s: &Settings, a: DemoArgs) -> Result<u8> {
             h.fact.author.as_deref().unwrap_or("?"),
             h.score,
             h.fact.content
+        );
+    }
+    let question = "how do we ship a new release without downtime";
+    if model.is_some() {
+        let mut q = SearchQuery::new(question);
+        q.mode = Some(cortex_core::memory::SearchMode::Semantic);
+        if let Some(h) = memory.search(&q)?.first() {
+            println!(
+                "✓ Semantic search {question:?} (all-MiniLM-L6-v2, by meaning): best #{} \
+                 (cosine {:.2}): {}",
+                h.fact.id, h.score, h.fact.content
+            );
+        }
+    } else {
+        println!(
+            "  (semantic search: install the model with `cortex models install` to see \
+             {question:?} find the blue-green deploy fact by meaning)"
         );
     }
     let risky = ids[4];

