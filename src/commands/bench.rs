@@ -66,6 +66,7 @@ pub fn run(s: &Settings, a: BenchArgs) -> Result<u8> {
         "anchors" => anchors(s, &a),
         "rest" => rest(s, &a),
         "search" => search(s, &a),
+        "search-quality" => search_quality(s, &a),
         "all" => {
             ledger(s, &a)?;
             mcp(s, &a)?;
@@ -192,6 +193,42 @@ fn search(s: &Settings, a: &BenchArgs) -> Result<u8> {
         output::json(&json!({
             "suite": "search", "entries": a.entries, "facts": a.facts,
             "distinct": a.distinct, "results": report.rows
+        }));
+    }
+    Ok(0)
+}
+
+/// `--suite search-quality`: recall and NDCG of each search mode on the data in `--data`, stored
+/// in a fresh SQLite ledger under the scratch directory.
+fn search_quality(s: &Settings, a: &BenchArgs) -> Result<u8> {
+    let data = a.data.clone().ok_or_else(|| {
+        Error::invalid(
+            "--suite search-quality needs --data DIR: make it with `python3 \
+             benches/search-quality/manpages.py DIR` (Debian's man pages; see \
+             benches/search-quality/README.md)",
+        )
+    })?;
+    let embedder = crate::plugins::embedders::installed(&s.home);
+    let dir = base_dir(a).join(format!("cortex-bench-quality-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let _cleanup = Cleanup(dir.clone());
+    let runs = std::sync::atomic::AtomicU64::new(0);
+    let open = || -> Result<DynStore> {
+        let n = runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        crate::plugins::open_store(&dir.join(format!("quality-{n}.db")).display().to_string())
+    };
+    let mut report = Report::new(s.json);
+    cortex_bench::quality_suite::run(
+        &cortex_bench::quality_suite::QualitySuite {
+            data: data.clone(),
+            open: &open,
+            embedder,
+        },
+        &mut report,
+    )?;
+    if s.json {
+        output::json(&json!({
+            "suite": "search-quality", "data": data, "results": report.rows
         }));
     }
     Ok(0)

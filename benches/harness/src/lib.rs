@@ -24,6 +24,7 @@ pub mod client;
 pub mod ledger_suite;
 pub mod mcp_suite;
 pub mod peers;
+pub mod quality_suite;
 pub mod rest_suite;
 pub mod search_suite;
 pub mod workload;
