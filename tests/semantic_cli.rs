@@ -66,14 +66,7 @@ impl Sandbox {
             .timeout(Duration::from_secs(120))
             .output()
             .expect("run cortex");
-        Run {
-            code: out
-                .status
-                .code()
-                .expect("exit code (not killed by a signal)"),
-            stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
-            stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
-        }
+        Run::from_output(out)
     }
     /// Runs the binary with the installed model (if any) in use.
     fn sem(&self, args: &[&str]) -> Run {

@@ -88,6 +88,19 @@ pub struct Run {
 }
 
 impl Run {
+    /// The exit code and the UTF-8 output of a finished process.
+    #[track_caller]
+    pub fn from_output(out: std::process::Output) -> Run {
+        Run {
+            code: out
+                .status
+                .code()
+                .expect("exit code (not killed by a signal)"),
+            stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+            stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
+        }
+    }
+
     #[track_caller]
     pub fn code(self, want: i32) -> Run {
         assert_eq!(self.code, want, "unexpected exit code; run: {self:#?}");
@@ -182,14 +195,7 @@ impl Sandbox {
             .timeout(Duration::from_secs(60))
             .output()
             .expect("run cortex");
-        Run {
-            code: out
-                .status
-                .code()
-                .expect("exit code (not killed by a signal)"),
-            stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
-            stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
-        }
+        Run::from_output(out)
     }
     pub fn run(&self, args: &[&str]) -> Run {
         self.run_with_stdin(args, "")

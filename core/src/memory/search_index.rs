@@ -375,40 +375,61 @@ impl SearchIndex {
             (_, Some(e)) => Some(e),
             (_, None) => return Err(no_model(mode)),
         };
-        let qv = match embedder {
-            Some(e) => Some(self.query_vector(&**e, query)?),
-            None => None,
-        };
-        let top = {
+        // Hybrid fuses deeper lists than it returns, so a fact ranked moderately by both can
+        // rise above one ranked first by only one.
+        let depth = (q.top_k * 4).max(50);
+        // The keyword ranking (a read of the index) runs beside the query's embedding (the
+        // model's work): two cores, one search.
+        let keyword = |k: usize| -> Result<Option<Vec<(u64, f64)>>> {
             let st = self.state.read().map_err(poisoned)?;
-            let Some(accept) = st.filter(q)? else {
-                return Ok(Vec::new());
-            };
-            // Hybrid fuses deeper lists than it returns, so a fact ranked moderately by both
-            // can rise above one ranked first by only one.
-            let depth = (q.top_k * 4).max(50);
-            let semantic = |k: usize| -> Vec<(u64, f64)> {
-                let (Some(v), Some(qv)) = (&st.vectors, &qv) else {
-                    return Vec::new();
+            Ok(st
+                .filter(q)?
+                .map(|accept| st.bm25.top_k(&q.terms, k, &accept)))
+        };
+        let (kw, qv) = match (mode, embedder) {
+            (SearchMode::Hybrid, Some(e)) => std::thread::scope(|s| {
+                let kw = s.spawn(|| keyword(depth));
+                let qv = self.query_vector(&**e, query);
+                let kw = kw
+                    .join()
+                    .unwrap_or_else(|_| Err(Error::backend("a search thread panicked")));
+                (kw, qv)
+            }),
+            (SearchMode::Keyword, _) => (keyword(q.top_k), Err(no_model(mode))),
+            (_, Some(e)) => (Ok(Some(Vec::new())), self.query_vector(&**e, query)),
+            (_, None) => return Err(no_model(mode)),
+        };
+        let Some(kw) = kw? else {
+            return Ok(Vec::new());
+        };
+        let top = match mode {
+            SearchMode::Keyword => kw,
+            _ => {
+                let qv = qv?;
+                let st = self.state.read().map_err(poisoned)?;
+                let Some(accept) = st.filter(q)? else {
+                    return Ok(Vec::new());
                 };
-                let hits = v
-                    .scores(qv, &accept)
-                    .into_iter()
-                    .map(|(pos, s)| (st.bm25.id_at(pos), s))
-                    .collect();
-                crate::memory::bm25::best_hits(hits, k)
-            };
-            match mode {
-                SearchMode::Keyword => st.bm25.top_k(&q.terms, q.top_k, &accept),
-                SearchMode::Semantic => semantic(q.top_k),
-                SearchMode::Hybrid => {
-                    let kw: Vec<u64> = st
-                        .bm25
-                        .top_k(&q.terms, depth, &accept)
-                        .into_iter()
-                        .map(|h| h.0)
-                        .collect();
-                    let sem: Vec<u64> = semantic(depth).into_iter().map(|h| h.0).collect();
+                let k = if mode == SearchMode::Hybrid {
+                    depth
+                } else {
+                    q.top_k
+                };
+                let sem = match &st.vectors {
+                    Some(v) => crate::memory::bm25::best_hits(
+                        v.scores(&qv, &accept)
+                            .into_iter()
+                            .map(|(pos, s)| (st.bm25.id_at(pos), s))
+                            .collect(),
+                        k,
+                    ),
+                    None => Vec::new(),
+                };
+                if mode == SearchMode::Semantic {
+                    sem
+                } else {
+                    let kw: Vec<u64> = kw.into_iter().map(|h| h.0).collect();
+                    let sem: Vec<u64> = sem.into_iter().map(|h| h.0).collect();
                     reciprocal_rank_fusion(&[&kw, &sem], q.top_k)
                 }
             }
@@ -437,7 +458,7 @@ impl SearchIndex {
 impl State {
     /// Whether the fact at a position passes `q`'s filters; `None` if no fact can (a project or
     /// author never seen).
-    fn filter<'a>(&'a self, q: &'a FactSearch) -> Result<Option<impl Fn(u32) -> bool + 'a>> {
+    fn filter<'a>(&'a self, q: &'a FactSearch) -> Result<Option<impl Fn(u32) -> bool + Sync + 'a>> {
         let as_of = micros(&q.as_of)
             .ok_or_else(|| Error::invalid(format!("as_of {:?} is not canonical", q.as_of)))?;
         let project = match &q.project {

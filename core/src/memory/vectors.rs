@@ -127,26 +127,46 @@ impl QuantizedVectors {
     }
 
     /// Every position holding a vector and `accept`ed, with its similarity to `query` (a unit
-    /// vector of this dimension), unordered.
-    pub fn scores(&self, query: &[f32], accept: &dyn Fn(u32) -> bool) -> Vec<(u32, f64)> {
+    /// vector of this dimension), unordered. Large indexes are scanned by two threads.
+    pub fn scores(&self, query: &[f32], accept: &(dyn Fn(u32) -> bool + Sync)) -> Vec<(u32, f64)> {
         if query.len() != self.dim || self.dim == 0 {
             return Vec::new();
         }
         let (q, qs) = quantize(query);
-        let mut out = Vec::new();
-        for (pos, (row, &s)) in self
-            .data
-            .chunks_exact(self.dim)
-            .zip(&self.scale)
-            .enumerate()
-        {
-            if s != 0.0 && accept(pos as u32) {
-                out.push((pos as u32, f64::from(dot(&q, row) as f32 * qs * s)));
+        let rows = self.scale.len();
+        let scan = |from: usize, to: usize| -> Vec<(u32, f64)> {
+            let mut out = Vec::new();
+            let data = &self.data[from * self.dim..to * self.dim];
+            for (i, (row, &s)) in data
+                .chunks_exact(self.dim)
+                .zip(&self.scale[from..to])
+                .enumerate()
+            {
+                let pos = (from + i) as u32;
+                if s != 0.0 && accept(pos) {
+                    out.push((pos, f64::from(dot(&q, row) as f32 * qs * s)));
+                }
             }
+            out
+        };
+        if rows < PARALLEL_ROWS {
+            return scan(0, rows);
         }
-        out
+        let mid = rows / 2;
+        std::thread::scope(|s| {
+            let upper = s.spawn(|| scan(mid, rows));
+            let mut out = scan(0, mid);
+            match upper.join() {
+                Ok(rest) => out.extend(rest),
+                Err(_) => out.extend(scan(mid, rows)),
+            }
+            out
+        })
     }
 }
+
+/// Indexes at least this large are scanned by two threads.
+const PARALLEL_ROWS: usize = 20_000;
 
 /// Reciprocal rank fusion (Cormack, Clarke and Büttcher, 2009) of ranked lists of ids:
 /// `score(d) = Σ_lists 1 / (K + rank(d))` with ranks from 1 and `K = 60`; ordered by score, then

@@ -508,16 +508,20 @@ pub fn install_from(src: &Path, dest: &Path) -> Result<()> {
     std::fs::create_dir_all(&parent).map_err(|e| {
         Error::backend(format!("cannot create directory {}", parent.display())).with_source(e)
     })?;
-    let staging = tempfile::Builder::new()
-        .prefix(&format!(".{}.installing-", name.to_string_lossy()))
-        .tempdir_in(&parent)
-        .map_err(|e| {
-            Error::backend(format!(
-                "cannot create a temporary directory in {}",
-                parent.display()
-            ))
-            .with_source(e)
-        })?;
+    // A hidden directory beside `dest`, on the same file system, so the renames are atomic.
+    let temp_dir = |what: &str| {
+        tempfile::Builder::new()
+            .prefix(&format!(".{}.{what}-", name.to_string_lossy()))
+            .tempdir_in(&parent)
+            .map_err(|e| {
+                Error::backend(format!(
+                    "cannot create a temporary directory in {}",
+                    parent.display()
+                ))
+                .with_source(e)
+            })
+    };
+    let staging = temp_dir("installing")?;
     for (file, expected) in FILES {
         let target = staging.path().join(file);
         let actual = source.copy(src, file, &target)?;
@@ -543,16 +547,7 @@ pub fn install_from(src: &Path, dest: &Path) -> Result<()> {
     };
     if dest.exists() {
         // Swap: the old install moves aside, the new one into place, the old one is removed.
-        let old = tempfile::Builder::new()
-            .prefix(&format!(".{}.replaced-", name.to_string_lossy()))
-            .tempdir_in(&parent)
-            .map_err(|e| {
-                Error::backend(format!(
-                    "cannot create a temporary directory in {}",
-                    parent.display()
-                ))
-                .with_source(e)
-            })?;
+        let old = temp_dir("replaced")?;
         let aside = old.path().join("old");
         std::fs::rename(dest, &aside).map_err(rename_error)?;
         if let Err(e) = std::fs::rename(staging.path(), dest) {
