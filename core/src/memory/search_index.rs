@@ -388,11 +388,15 @@ impl SearchIndex {
         };
         let (kw, qv) = match (mode, embedder) {
             (SearchMode::Hybrid, Some(e)) => std::thread::scope(|s| {
-                let kw = s.spawn(|| keyword(depth));
+                // Without a thread to be had, the keyword ranking runs after the embedding.
+                let kw = std::thread::Builder::new().spawn_scoped(s, || keyword(depth));
                 let qv = self.query_vector(&**e, query);
-                let kw = kw
-                    .join()
-                    .unwrap_or_else(|_| Err(Error::backend("a search thread panicked")));
+                let kw = match kw {
+                    Ok(h) => h
+                        .join()
+                        .unwrap_or_else(|_| Err(Error::backend("a search thread panicked"))),
+                    Err(_) => keyword(depth),
+                };
                 (kw, qv)
             }),
             (SearchMode::Keyword, _) => (keyword(q.top_k), Err(no_model(mode))),

@@ -154,11 +154,12 @@ impl QuantizedVectors {
         }
         let mid = rows / 2;
         std::thread::scope(|s| {
-            let upper = s.spawn(|| scan(mid, rows));
+            // No thread to be had (a process at its limit): one thread scans it all.
+            let upper = std::thread::Builder::new().spawn_scoped(s, || scan(mid, rows));
             let mut out = scan(0, mid);
-            match upper.join() {
-                Ok(rest) => out.extend(rest),
-                Err(_) => out.extend(scan(mid, rows)),
+            match upper.map(|h| h.join()) {
+                Ok(Ok(rest)) => out.extend(rest),
+                _ => out.extend(scan(mid, rows)),
             }
             out
         })

