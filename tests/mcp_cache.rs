@@ -9,12 +9,13 @@
 //!   database reachable.
 
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Command, Stdio};
 
 mod common;
+use common::stdio::StdioMcp;
 
 fn cortex(home: &Path) -> Command {
     common::cortex_in(
@@ -38,80 +39,21 @@ fn home() -> tempfile::TempDir {
     dir
 }
 
-struct Stdio_ {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-    next_id: u64,
+/// A stdio server on `home` whose cache entries go stale only by the memory version.
+fn stdio(home: &Path) -> StdioMcp {
+    let mut c = cortex(home);
+    // A long "now" TTL: only the memory version can make these entries stale.
+    c.env("CORTEX_MCP_CACHE_NOW_TTL_MS", "600000");
+    StdioMcp::start(c, "2025-11-25", "cache-test")
 }
 
-impl Drop for Stdio_ {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Stdio_ {
-    fn start(home: &Path) -> Self {
-        let mut child = cortex(home)
-            // A long "now" TTL: only the memory version can make these entries stale.
-            .env("CORTEX_MCP_CACHE_NOW_TTL_MS", "600000")
-            .args(["mcp", "start", "--transport", "stdio"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut s = Stdio_ {
-            child,
-            stdin,
-            stdout,
-            next_id: 1,
-        };
-        let init = s.request(
-            "initialize",
-            json!({"protocolVersion": "2025-11-25", "capabilities": {},
-                   "clientInfo": {"name": "cache-test", "version": "1"}}),
-        );
-        assert_eq!(init["result"]["protocolVersion"], "2025-11-25", "{init}");
-        writeln!(
-            s.stdin,
-            "{}",
-            json!({"jsonrpc": "2.0", "method": "notifications/initialized"})
-        )
-        .unwrap();
-        s
-    }
-
-    fn request(&mut self, method: &str, params: Value) -> Value {
-        let id = self.next_id;
-        self.next_id += 1;
-        let msg = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-        writeln!(self.stdin, "{msg}").unwrap();
-        self.stdin.flush().unwrap();
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).unwrap();
-        let reply: Value = serde_json::from_str(&line).expect("a JSON reply line");
-        assert_eq!(reply["id"], id, "{reply}");
-        reply
-    }
-
-    fn call(&mut self, tool: &str, args: Value) -> Value {
-        let r = self.request("tools/call", json!({"name": tool, "arguments": args}));
-        assert_eq!(r["result"]["isError"], false, "{tool}: {r}");
-        r["result"]["structuredContent"].clone()
-    }
-
-    fn cache(&mut self) -> (u64, u64) {
-        let m = self.call("cortex_metrics", json!({}));
-        (
-            m["cache_hits"].as_u64().unwrap(),
-            m["cache_misses"].as_u64().unwrap(),
-        )
-    }
+/// The server's cache (hits, misses), read with `cortex_metrics`.
+fn cache(s: &mut StdioMcp) -> (u64, u64) {
+    let m = s.ok("cortex_metrics", json!({}));
+    (
+        m["cache_hits"].as_u64().unwrap(),
+        m["cache_misses"].as_u64().unwrap(),
+    )
 }
 
 fn ids(search: &Value) -> Vec<u64> {
@@ -128,72 +70,65 @@ fn ids(search: &Value) -> Vec<u64> {
 #[test]
 fn a_write_by_another_process_is_seen_by_the_next_cached_read() {
     let dir = home();
-    let mut a = Stdio_::start(dir.path());
-    let mut b = Stdio_::start(dir.path());
+    let mut a = stdio(dir.path());
+    let mut b = stdio(dir.path());
 
-    let s1 = a.call(
+    let s1 = a.ok(
         "cortex_store",
         json!({"project": "cache", "content": "the cache is keyed by the memory version"}),
     );
     let id1 = s1["facts"][0]["id"].as_u64().unwrap();
     let q = json!({"query": "memory version cache", "project": "cache"});
-    assert_eq!(ids(&a.call("cortex_search", q.clone())), vec![id1]);
-    assert_eq!(a.cache(), (0, 1));
-    assert_eq!(ids(&a.call("cortex_search", q.clone())), vec![id1]);
+    assert_eq!(ids(&a.ok("cortex_search", q.clone())), vec![id1]);
+    assert_eq!(cache(&mut a), (0, 1));
+    assert_eq!(ids(&a.ok("cortex_search", q.clone())), vec![id1]);
     assert_eq!(
-        a.call("cortex_recall", json!({"project": "cache"}))["count"],
+        a.ok("cortex_recall", json!({"project": "cache"}))["count"],
         1
     );
     assert_eq!(
-        a.call("cortex_recall", json!({"project": "cache"}))["count"],
+        a.ok("cortex_recall", json!({"project": "cache"}))["count"],
         1
     );
-    assert_eq!(a.cache(), (2, 2), "repeats are hits");
+    assert_eq!(cache(&mut a), (2, 2), "repeats are hits");
 
     // The other process writes; its acknowledgement comes after the commit.
-    let s2 = b.call(
+    let s2 = b.ok(
         "cortex_store",
         json!({"project": "cache", "content": "a second process bumps the memory version"}),
     );
     let id2 = s2["facts"][0]["id"].as_u64().unwrap();
-    assert_eq!(ids(&a.call("cortex_search", q.clone())), vec![id1, id2]);
+    assert_eq!(ids(&a.ok("cortex_search", q.clone())), vec![id1, id2]);
     assert_eq!(
-        a.call("cortex_recall", json!({"project": "cache"}))["count"],
+        a.ok("cortex_recall", json!({"project": "cache"}))["count"],
         2
     );
-    assert_eq!(a.cache(), (2, 4), "both reads missed after the other write");
+    assert_eq!(
+        cache(&mut a),
+        (2, 4),
+        "both reads missed after the other write"
+    );
 
     // Deprecation through the other process is seen too; then hits resume.
-    b.call("cortex_deprecate", json!({"fact_id": id1}));
-    assert_eq!(ids(&a.call("cortex_search", q.clone())), vec![id2]);
-    assert_eq!(ids(&a.call("cortex_search", q)), vec![id2]);
-    assert_eq!(a.cache(), (3, 5));
+    b.ok("cortex_deprecate", json!({"fact_id": id1}));
+    assert_eq!(ids(&a.ok("cortex_search", q.clone())), vec![id2]);
+    assert_eq!(ids(&a.ok("cortex_search", q)), vec![id2]);
+    assert_eq!(cache(&mut a), (3, 5));
 }
 
 #[test]
 fn cache_can_be_turned_off() {
     let dir = home();
-    let mut child = cortex(dir.path())
-        .env("CORTEX_MCP_CACHE_ENTRIES", "0")
-        .args(["mcp", "start", "--transport", "stdio"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut s = Stdio_ {
-        stdin: child.stdin.take().unwrap(),
-        stdout: BufReader::new(child.stdout.take().unwrap()),
-        child,
-        next_id: 1,
-    };
-    s.call(
+    let mut c = cortex(dir.path());
+    c.env("CORTEX_MCP_CACHE_ENTRIES", "0");
+    let mut s = StdioMcp::start(c, "2025-11-25", "cache-test");
+    s.ok(
         "cortex_store",
         json!({"project": "p", "content": "uncached words"}),
     );
-    s.call("cortex_search", json!({"query": "words"}));
-    s.call("cortex_search", json!({"query": "words"}));
-    assert_eq!(s.cache(), (0, 0));
+    s.ok("cortex_search", json!({"query": "words"}));
+    s.ok("cortex_search", json!({"query": "words"}));
+    assert_eq!(cache(&mut s), (0, 0));
 }
 
 fn http_get(port: u16, path: &str) -> (u16, String) {

@@ -10,12 +10,12 @@
 //! skipped with the cause, except under `CI=true`, where it fails.
 
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::Command;
 
 mod common;
 use common::BIN;
+use common::stdio::StdioMcp;
 
 fn cortex(home: &Path) -> Command {
     common::cortex_in(home, &[])
@@ -131,48 +131,6 @@ fn python_sdk_drives_both_eras_over_stdio() {
     }
 }
 
-/// A lean client: one line out, one line back.
-struct Raw {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Raw {
-    fn start(home: &Path) -> Raw {
-        let mut child = cortex(home)
-            .args(["mcp", "start", "--transport", "stdio"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        Raw {
-            child,
-            stdin,
-            stdout,
-        }
-    }
-    fn send(&mut self, line: &str) {
-        let w = self.stdin.as_mut().unwrap();
-        w.write_all(line.as_bytes()).unwrap();
-        w.write_all(b"\n").unwrap();
-        w.flush().unwrap();
-    }
-    fn recv(&mut self) -> Value {
-        let mut line = String::new();
-        let n = self.stdout.read_line(&mut line).unwrap();
-        assert!(n > 0, "the server closed stdout");
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("non-JSON on stdout ({e}): {line}"))
-    }
-    fn ask(&mut self, line: &str) -> Value {
-        self.send(line);
-        self.recv()
-    }
-}
-
 fn code(v: &Value) -> i64 {
     v["error"]["code"]
         .as_i64()
@@ -182,7 +140,7 @@ fn code(v: &Value) -> i64 {
 #[test]
 fn raw_json_rpc_over_stdio_with_bad_input() {
     let dir = ledger_with(2);
-    let mut c = Raw::start(dir.path());
+    let mut c = StdioMcp::spawn(cortex(dir.path()));
 
     let r = c.ask(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}"#);
     assert_eq!(r["result"]["protocolVersion"], "2025-03-26");
@@ -240,11 +198,8 @@ fn raw_json_rpc_over_stdio_with_bad_input() {
     assert_eq!(items[1]["result"]["structuredContent"]["size"], 2, "{r}");
 
     // End of input: the server exits cleanly and printed nothing else on stdout.
-    drop(c.stdin.take());
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut c.stdout, &mut rest).unwrap();
+    let (rest, status) = c.finish();
     assert_eq!(rest, "", "stdout carries only protocol");
-    let status = c.child.wait().unwrap();
     assert!(status.success(), "exit status {status}");
     assert_eq!(ledger_size(dir.path()), 2, "bad input wrote nothing");
 }

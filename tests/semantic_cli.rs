@@ -9,13 +9,12 @@
 //! a peer that cannot be provided fails the test with its error.
 
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Stdio};
 use std::time::Duration;
 
 mod common;
 
+use common::stdio::StdioMcp;
 use common::{Run, Sandbox};
 
 /// The fact the questions below are about.
@@ -409,92 +408,15 @@ fn a_forgotten_fact_leaves_no_vector_and_semantic_search_never_returns_it() {
     assert_eq!(s.vector_ids(), rest);
 }
 
-/// A `cortex mcp start --transport stdio`, one JSON-RPC line out and its answer back.
-struct Mcp {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
-    next: u64,
-}
-
-impl Drop for Mcp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Mcp {
-    fn start(s: &Sandbox) -> Mcp {
-        let mut child = s
-            .std_command()
-            .env_remove("CORTEX_EMBEDDER")
-            .args(["mcp", "start", "--transport", "stdio"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut m = Mcp {
-            child,
-            stdin,
-            stdout,
-            next: 1,
-        };
-        let r = m.request(
-            "initialize",
-            json!({"protocolVersion": "2025-03-26", "capabilities": {},
-                "clientInfo": {"name": "semantic-test", "version": "0"}}),
-        );
-        assert!(r["result"]["protocolVersion"].is_string(), "{r}");
-        m.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
-        m
-    }
-    fn send(&mut self, v: &Value) {
-        let w = self.stdin.as_mut().unwrap();
-        writeln!(w, "{v}").unwrap();
-        w.flush().unwrap();
-    }
-    /// Sends a request and returns the answer with its id.
-    fn request(&mut self, method: &str, params: Value) -> Value {
-        let id = self.next;
-        self.next += 1;
-        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
-        loop {
-            let mut line = String::new();
-            let n = self.stdout.read_line(&mut line).unwrap();
-            assert!(
-                n > 0,
-                "the server closed stdout (crashed?) before answering {method}"
-            );
-            let v: Value = serde_json::from_str(&line)
-                .unwrap_or_else(|e| panic!("non-JSON on stdout ({e}): {line}"));
-            if v["id"] == id {
-                return v;
-            }
-        }
-    }
-    /// Calls a tool, returning the whole JSON-RPC answer.
-    fn call(&mut self, tool: &str, args: Value) -> Value {
-        self.request("tools/call", json!({"name": tool, "arguments": args}))
-    }
-    /// Calls a tool that must succeed, returning its structured result.
-    fn ok(&mut self, tool: &str, args: Value) -> Value {
-        let r = self.call(tool, args);
-        assert_eq!(r["result"]["isError"], false, "{tool} failed: {r}");
-        r["result"]["structuredContent"].clone()
-    }
-}
-
 #[test]
 fn mcp_cortex_search_takes_a_mode() {
     let s = Sandbox::new();
     // From the directory of unpacked files this time.
     s.install_from(&unpacked());
     let ids = s.store_facts(None, FACTS);
-    let mut m = Mcp::start(&s);
+    let mut c = s.std_command();
+    c.env_remove("CORTEX_EMBEDDER");
+    let mut m = StdioMcp::start(c, "2025-03-26", "semantic-test");
 
     let r = m.ok(
         "cortex_search",
@@ -557,7 +479,6 @@ fn mcp_cortex_search_takes_a_mode() {
     );
 
     // End of input: a clean exit.
-    drop(m.stdin.take());
-    let status = m.child.wait().unwrap();
+    let (_, status) = m.finish();
     assert!(status.success(), "exit status {status}");
 }

