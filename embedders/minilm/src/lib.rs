@@ -1,5 +1,6 @@
 //! `cortex-minilm`: the [`Embedder`] of CORTEX that runs sentence-transformers
-//! **all-MiniLM-L6-v2** (384 dimensions) in-process on the CPU, with candle's pure-Rust BERT.
+//! **all-MiniLM-L6-v2** (384 dimensions) in-process on the CPU: a BERT encoder on candle's
+//! pure-Rust CPU tensors (`bert.rs`).
 //!
 //! The model is three files, each pinned by SHA-256 in [`FILES`]: `config.json`,
 //! `tokenizer.json` and `model.safetensors`. [`install_from`] copies them out of a directory or
