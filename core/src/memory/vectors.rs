@@ -37,6 +37,7 @@ pub fn quantize(v: &[f32]) -> (Vec<i8>, f32) {
 }
 
 /// The dot product of two byte vectors (written so the compiler vectorizes it).
+#[inline(always)]
 fn dot(a: &[i8], b: &[i8]) -> i32 {
     let mut acc = [0i32; 16];
     let (ca, ra) = a.as_chunks::<16>();
@@ -134,17 +135,19 @@ impl QuantizedVectors {
         }
         let (q, qs) = quantize(query);
         let rows = self.scale.len();
+        let arch = pulp::Arch::new();
         let scan = |from: usize, to: usize| -> Vec<(u32, f64)> {
+            let mut dots = Vec::with_capacity(to - from);
+            arch.dispatch(Dots {
+                query: &q,
+                rows: &self.data[from * self.dim..to * self.dim],
+                out: &mut dots,
+            });
             let mut out = Vec::new();
-            let data = &self.data[from * self.dim..to * self.dim];
-            for (i, (row, &s)) in data
-                .chunks_exact(self.dim)
-                .zip(&self.scale[from..to])
-                .enumerate()
-            {
+            for (i, (&d, &s)) in dots.iter().zip(&self.scale[from..to]).enumerate() {
                 let pos = (from + i) as u32;
                 if s != 0.0 && accept(pos) {
-                    out.push((pos, f64::from(dot(&q, row) as f32 * qs * s)));
+                    out.push((pos, f64::from(d as f32 * qs * s)));
                 }
             }
             out
@@ -168,6 +171,27 @@ impl QuantizedVectors {
 
 /// Indexes at least this large are scanned by two threads.
 const PARALLEL_ROWS: usize = 20_000;
+
+/// The dot product of `query` with each `query.len()`-long row of `rows`, appended to `out`;
+/// compiled for each instruction set `pulp` dispatches to (AVX2, AVX-512), where the widening
+/// multiply-adds of bytes vectorise: the baseline x86-64 build (SSE2) took about 10 ms to scan
+/// 100,000 vectors of 384 dimensions.
+struct Dots<'a> {
+    query: &'a [i8],
+    rows: &'a [i8],
+    out: &'a mut Vec<i32>,
+}
+
+impl pulp::WithSimd for Dots<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        for row in self.rows.chunks_exact(self.query.len()) {
+            self.out.push(dot(self.query, row));
+        }
+    }
+}
 
 /// Reciprocal rank fusion (Cormack, Clarke and Büttcher, 2009) of ranked lists of ids:
 /// `score(d) = Σ_lists 1 / (K + rank(d))` with ranks from 1 and `K = 60`; ordered by score, then
