@@ -420,13 +420,7 @@ impl SearchIndex {
                     q.top_k
                 };
                 let sem = match &st.vectors {
-                    Some(v) => crate::memory::bm25::best_hits(
-                        v.scores(&qv, &accept)
-                            .into_iter()
-                            .map(|(pos, s)| (st.bm25.id_at(pos), s))
-                            .collect(),
-                        k,
-                    ),
+                    Some(v) => v.top_k(&qv, k, &accept, &|pos| st.bm25.id_at(pos)),
                     None => Vec::new(),
                 };
                 if mode == SearchMode::Semantic {
