@@ -135,14 +135,8 @@ impl QuantizedVectors {
         }
         let (q, qs) = quantize(query);
         let rows = self.scale.len();
-        let arch = pulp::Arch::new();
         let scan = |from: usize, to: usize| -> Vec<(u32, f64)> {
-            let mut dots = Vec::with_capacity(to - from);
-            arch.dispatch(Dots {
-                query: &q,
-                rows: &self.data[from * self.dim..to * self.dim],
-                out: &mut dots,
-            });
+            let dots = self.dots(&q, from, to);
             let mut out = Vec::new();
             for (i, (&d, &s)) in dots.iter().zip(&self.scale[from..to]).enumerate() {
                 let pos = (from + i) as u32;
@@ -153,6 +147,17 @@ impl QuantizedVectors {
             out
         };
         in_halves(rows, &scan)
+    }
+
+    /// The dot products of `query` (quantized) with rows `from..to`.
+    fn dots(&self, query: &[i8], from: usize, to: usize) -> Vec<i32> {
+        let mut out = Vec::with_capacity(to - from);
+        pulp::Arch::new().dispatch(Dots {
+            query,
+            rows: &self.data[from * self.dim..to * self.dim],
+            out: &mut out,
+        });
+        out
     }
 
     /// The best `k` of [`QuantizedVectors::scores`] as `(id(pos), score)`, in the order of
@@ -174,14 +179,8 @@ impl QuantizedVectors {
         }
         let (q, qs) = quantize(query);
         let cap = (4 * k).max(1024);
-        let arch = pulp::Arch::new();
         let scan = |from: usize, to: usize| -> Vec<(u64, f64)> {
-            let mut dots = Vec::with_capacity(to - from);
-            arch.dispatch(Dots {
-                query: &q,
-                rows: &self.data[from * self.dim..to * self.dim],
-                out: &mut dots,
-            });
+            let dots = self.dots(&q, from, to);
             let mut kept: Vec<(u64, f64)> = Vec::with_capacity(cap);
             let mut floor = f64::NEG_INFINITY;
             for (i, (&d, &s)) in dots.iter().zip(&self.scale[from..to]).enumerate() {
