@@ -360,9 +360,9 @@ fn quantized_overlap(pool: &[Vec<f32>], embedder: &dyn Embedder) -> Result<f64> 
             .collect();
         exact.sort_by(|a, b| b.1.total_cmp(&a.1));
         let want: Vec<u32> = exact.iter().take(10).map(|x| x.0 as u32).collect();
-        let mut got = ix.scores(q, &|_| true);
-        got.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let hit = got.iter().take(10).filter(|x| want.contains(&x.0)).count();
+        // The search's own path: the best 10 of the quantized scan.
+        let got = ix.top_k(q, 10, &|_| true, &|pos| u64::from(pos));
+        let hit = got.iter().filter(|x| want.contains(&(x.0 as u32))).count();
         total += hit as f64 / want.len().max(1) as f64;
     }
     Ok(total / qs.len().max(1) as f64)

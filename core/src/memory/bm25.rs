@@ -209,8 +209,8 @@ impl<'a> Candidates<'a> {
 }
 
 /// Per-document score accumulators for a [`Bm25Index`]'s multi-term queries, all zero between
-/// queries, kept for reuse: allocating and zeroing one array per query (800 KB at 100,000
-/// facts, each page faulted in anew) cost more than the scoring itself. At most
+/// queries, kept for reuse rather than allocated and zeroed for every query (800 KB at 100,000
+/// facts, its pages faulted in anew each time). At most
 /// [`ScratchPool::KEEP`] are kept (the queries that run at once on a small machine); a query
 /// finding none free allocates its own.
 #[derive(Debug, Default)]

@@ -178,10 +178,11 @@ impl QuantizedVectors {
             return Vec::new();
         }
         let (q, qs) = quantize(query);
-        let cap = (4 * k).max(1024);
+        // Never more than the rows there are, whatever `k` a caller passes.
+        let cap = k.saturating_mul(4).max(1024);
         let scan = |from: usize, to: usize| -> Vec<(u64, f64)> {
             let dots = self.dots(&q, from, to);
-            let mut kept: Vec<(u64, f64)> = Vec::with_capacity(cap);
+            let mut kept: Vec<(u64, f64)> = Vec::with_capacity(cap.min(to - from));
             let mut floor = f64::NEG_INFINITY;
             for (i, (&d, &s)) in dots.iter().zip(&self.scale[from..to]).enumerate() {
                 let pos = (from + i) as u32;
@@ -228,8 +229,9 @@ fn in_halves<T: Send>(rows: usize, scan: &(dyn Fn(usize, usize) -> Vec<T> + Sync
 
 /// The dot product of `query` with each `query.len()`-long row of `rows`, appended to `out`;
 /// compiled for each instruction set `pulp` dispatches to (AVX2, AVX-512), where the widening
-/// multiply-adds of bytes vectorise: the baseline x86-64 build (SSE2) took about 10 ms to scan
-/// 100,000 vectors of 384 dimensions.
+/// multiply-adds of bytes vectorise. Measured through the server at 100,000 facts: a semantic
+/// search with its query vector cached took 12 ms with the baseline x86-64 (SSE2) build of the
+/// scan, 7 ms with this one.
 struct Dots<'a> {
     query: &'a [i8],
     rows: &'a [i8],

@@ -153,8 +153,8 @@ impl Bert {
 /// mask of the lowest f32 (whose weights come out exactly 0).
 ///
 /// One pass of plain loops per text, texts spread over candle's threads: the per-head products
-/// are 12 × 20 × 20 × 32 or so, too small for a matrix-product library, whose fixed cost per
-/// call took longer than the arithmetic.
+/// are 12 × 20 × 20 × 32 or so, where candle made two matrix-product calls per head. Measured:
+/// a batch of 32 sentences went from 231–236 ms to 179–190 ms with this in place of those calls.
 struct Attention {
     heads: usize,
     hidden: usize,
@@ -233,9 +233,8 @@ impl CustomOp2 for Attention {
 }
 
 /// Runs `f(i, chunk)` on each `size`-long chunk of `data`: on candle's threads (rayon) when there
-/// are several chunks, else on this thread. A single query's work is one chunk, and handing it
-/// to the pool (waking a worker, which then spins for more) cost more than it saved: it took
-/// the core the hybrid search's keyword half runs on.
+/// are several chunks, else on this thread, so a single query's work (one chunk) is not handed
+/// to the pool and a worker woken for it.
 fn for_each_chunk(data: &mut [f32], size: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
     if data.len() <= size {
         if !data.is_empty() {
