@@ -2,7 +2,7 @@
 //! memory: the ledger and memory verification of a database of N ledger entries of which F
 //! store facts, and `scan_memory` alone.
 //!
-//! `cargo run --release -p cortex-sqlite --example memory_verify -- [DB] [ENTRIES] [FACTS]`
+//! `cargo run --release -p cortex-sqlite --example memory_verify -- [DB] [ENTRIES] [FACTS] [verify]`
 //! (defaults: a file under the system's temp directory, 1,000,000 and 100,000). The database is
 //! built on the first run (audit entries, then facts in batches of 10,000 with a checkpoint
 //! every 10,000 entries) and reused after.
@@ -67,6 +67,8 @@ fn main() -> cortex_core::Result<()> {
         .next()
         .map_or(1_000_000, |a| a.parse().expect("ENTRIES"));
     let facts: u64 = args.next().map_or(100_000, |a| a.parse().expect("FACTS"));
+    // `verify`: only the full verify, ten times (for a profiler).
+    let verify_only = args.next().as_deref() == Some("verify");
     let fresh = !path.exists();
     let store = Arc::new(SqliteStore::open(
         &path,
@@ -128,6 +130,27 @@ fn main() -> cortex_core::Result<()> {
         memory.ledger().checkpoint()?;
     }
     let size = memory.ledger().head()?.size;
+    let options = cortex_core::VerifyOptions {
+        verifiers: vec![signer.verifier()],
+        ..Default::default()
+    };
+    let full_verify = |runs: usize| -> cortex_core::Result<()> {
+        for run in 0..runs {
+            let (r, s) = timed(&format!("ledger + memory verify #{run}"), || {
+                memory.verify(&options)
+            })?;
+            assert!(r.valid, "{:?}", r.violations);
+            println!(
+                "  {size} entries, {} facts: {:.0} entries/s",
+                r.memory.map_or(0, |m| m.facts),
+                size as f64 / s
+            );
+        }
+        Ok(())
+    };
+    if verify_only {
+        return full_verify(10);
+    }
 
     for run in 0..3 {
         let (rows, _) = timed(&format!("scan_memory #{run}"), || {
@@ -196,10 +219,6 @@ fn main() -> cortex_core::Result<()> {
             Ok(())
         })?;
     }
-    let options = cortex_core::VerifyOptions {
-        verifiers: vec![signer.verifier()],
-        ..Default::default()
-    };
     for run in 0..3 {
         let (r, s) = timed(&format!("ledger verify only #{run}"), || {
             cortex_core::verify_store(
@@ -266,16 +285,5 @@ fn main() -> cortex_core::Result<()> {
         }
         Ok(n)
     })?;
-    for run in 0..3 {
-        let (r, s) = timed(&format!("ledger + memory verify #{run}"), || {
-            memory.verify(&options)
-        })?;
-        assert!(r.valid, "{:?}", r.violations);
-        println!(
-            "  {size} entries, {} facts: {:.0} entries/s",
-            r.memory.map_or(0, |m| m.facts),
-            size as f64 / s
-        );
-    }
-    Ok(())
+    full_verify(3)
 }

@@ -259,12 +259,20 @@ pub(crate) fn add_event(tx: &Connection, fact_id: u64, entry_index: u64) -> rusq
     Ok(())
 }
 
-/// Puts a fact's text into the search index: the `fact_index` row and its FTS5 postings.
-pub(crate) fn index_fact(tx: &Connection, fact_id: u64, text: &str) -> rusqlite::Result<()> {
-    tx.prepare_cached("INSERT INTO fact_index (fact_id, body) VALUES (?1, ?2)")?
-        .execute(params![to_i64(fact_id), text])?;
-    tx.prepare_cached("INSERT INTO facts_fts (rowid, body) VALUES (?1, ?2)")?
-        .execute(params![to_i64(fact_id), text])?;
+/// Puts facts' texts into the search index: their `fact_index` rows first, then their FTS5
+/// postings. FTS5 writes the postings it holds to disk (a new segment, merged later) at every
+/// statement savepoint, and each `fact_index` insert opens one (its triggers keep the counts);
+/// interleaved per fact, a batch of 10,000 wrote 10,000 one-fact segments and spent more time
+/// merging them than on everything else (profiled: store 26-35k facts/s, BENCHMARKS.md).
+pub(crate) fn index_facts(tx: &Connection, texts: &[(u64, String)]) -> rusqlite::Result<()> {
+    let mut rows = tx.prepare_cached("INSERT INTO fact_index (fact_id, body) VALUES (?1, ?2)")?;
+    for (id, text) in texts {
+        rows.execute(params![to_i64(*id), text])?;
+    }
+    let mut postings = tx.prepare_cached("INSERT INTO facts_fts (rowid, body) VALUES (?1, ?2)")?;
+    for (id, text) in texts {
+        postings.execute(params![to_i64(*id), text])?;
+    }
     Ok(())
 }
 
@@ -291,6 +299,9 @@ pub(crate) fn write_fact_changes(
         return Ok(());
     }
     let e = sql_err(path);
+    // The texts of the facts inserted, indexed together (see `index_facts`): before an erasure
+    // (which takes postings out) and at the end.
+    let mut texts: Vec<(u64, String)> = Vec::new();
     for c in changes {
         match c {
             FactChange::Insert(f) => {
@@ -302,7 +313,7 @@ pub(crate) fn write_fact_changes(
                     }
                 })?;
                 if !f.is_erased() {
-                    index_fact(tx, f.id, &index_text(&f.content, &f.tags)).map_err(&e)?;
+                    texts.push((f.id, index_text(&f.content, &f.tags)));
                 }
             }
             FactChange::PutOpening(o) => {
@@ -375,6 +386,7 @@ pub(crate) fn write_fact_changes(
                         .and_then(|mut s| s.execute([to_i64(*fact_id)]))
                         .map_err(&e)?;
                 }
+                index_facts(tx, &std::mem::take(&mut texts)).map_err(&e)?;
                 unindex_fact(tx, *fact_id).map_err(&e)?;
             }
         }
@@ -382,6 +394,7 @@ pub(crate) fn write_fact_changes(
             add_event(tx, fact, entry).map_err(&e)?;
         }
     }
+    index_facts(tx, &texts).map_err(&e)?;
     bump_memory_version(tx).map_err(&e)
 }
 
@@ -693,5 +706,82 @@ mod tests {
         b.vote(id, "agent-b", 1, None).unwrap();
         assert!(a.fact(id).unwrap().consensus > 0.0);
         assert_eq!(a.version().unwrap(), v0 + 2);
+    }
+}
+
+#[cfg(test)]
+mod index_tests {
+    use crate::{SqliteOptions, SqliteStore};
+    use cortex_core::{AgentMemory, DynStore, NewFact, SearchQuery};
+    use std::sync::Arc;
+
+    /// A batch's postings go to FTS5 together: a few new segments a batch, not one a fact (FTS5
+    /// writes what it holds at every statement savepoint, and each `fact_index` insert opens one).
+    /// The index stays whole through erasures in between, and search finds what it should.
+    #[test]
+    fn a_batch_of_facts_is_indexed_in_one_segment_and_the_index_stays_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let store: DynStore = Arc::new(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
+        let m = AgentMemory::open(store, Default::default()).unwrap();
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        // FTS5's structure record (id 10 of facts_fts_data): a 4-byte cookie, an optional
+        // 4-byte version marker, then varints: levels, segments, and the count of segments ever
+        // written (one per flush of its pending postings).
+        let segments_written = || -> u64 {
+            let b: Vec<u8> = raw
+                .query_row("SELECT block FROM facts_fts_data WHERE id = 10", [], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            let mut p = &b[4..];
+            if p.starts_with(&[0xff, 0, 0, 1]) {
+                p = &p[4..];
+            }
+            let mut varint = || {
+                let mut v = 0u64;
+                for (i, &byte) in p.iter().enumerate() {
+                    v = (v << 7) | u64::from(byte & 0x7f);
+                    if byte & 0x80 == 0 {
+                        p = &p[i + 1..];
+                        return v;
+                    }
+                }
+                panic!("truncated structure record")
+            };
+            let _levels = varint();
+            let _segments = varint();
+            varint()
+        };
+        let before = segments_written();
+        let batch: Vec<NewFact> = (0..2000)
+            .map(|i| NewFact::new("p", format!("note {i} about word{}", i % 7)))
+            .collect();
+        let ids: Vec<u64> = m
+            .store_facts(&batch)
+            .unwrap()
+            .facts
+            .iter()
+            .map(|f| f.id)
+            .collect();
+        let written = segments_written() - before;
+        // A handful (merges write segments too); one a fact was 2,000.
+        assert!(
+            written < 50,
+            "storing one batch of 2,000 facts wrote {written} FTS5 segments"
+        );
+        m.forget(ids[3], "test").unwrap();
+        m.store_facts(&[NewFact::new("p", "note after about word3")])
+            .unwrap();
+        raw.execute_batch("INSERT INTO facts_fts (facts_fts, rank) VALUES ('integrity-check', 1)")
+            .unwrap();
+        let query = SearchQuery {
+            top_k: Some(1000),
+            ..SearchQuery::new("word3")
+        };
+        let hits = m.search(&query).unwrap();
+        // 2000 / 7 facts mention word3 (ids 3, 10, ...), one of them forgotten, one added.
+        assert_eq!(hits.len(), (0..2000).filter(|i| i % 7 == 3).count());
+        assert!(hits.iter().all(|h| h.fact.id != ids[3]));
     }
 }

@@ -56,11 +56,10 @@ pub fn new_salt() -> Result<[u8; SALT_LEN]> {
 
 /// Decodes a salt from 64 hex digits.
 pub fn decode_salt(hex_salt: &str) -> Result<[u8; SALT_LEN]> {
-    let v = hex::decode(hex_salt)
-        .ok()
-        .filter(|v| v.len() == SALT_LEN)
-        .ok_or_else(|| Error::invalid(format!("salt {hex_salt:?} is not 64 hex digits")))?;
-    Ok(v.try_into().expect("32 bytes"))
+    let mut salt = [0u8; SALT_LEN];
+    hex::decode_to_slice(hex_salt, &mut salt)
+        .map_err(|_| Error::invalid(format!("salt {hex_salt:?} is not 64 hex digits")))?;
+    Ok(salt)
 }
 
 /// True if `salt` (hex) and the fields open `commitment` (hex) under `hasher`.

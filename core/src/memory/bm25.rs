@@ -45,8 +45,40 @@ fn stemmer() -> &'static rust_stemmers::Stemmer {
     STEMMER.get_or_init(|| rust_stemmers::Stemmer::create(rust_stemmers::Algorithm::English))
 }
 
-/// The tokens of `text`, folded, lowercased and stemmed as the module docs say, in order.
-pub fn tokens(text: &str) -> Vec<String> {
+/// Distinct words a thread keeps the stems of. Words repeat (a memory's vocabulary is small next
+/// to its token count), and the Snowball stemmer costs more than a lookup: indexing a fact or
+/// verifying its index text stems each of its words. Full, the cache starts over, so a thread
+/// holds at most a few hundred KB whatever text it sees.
+const STEM_CACHE_WORDS: usize = 4096;
+
+thread_local! {
+    static STEMS: std::cell::RefCell<StemCache> = std::cell::RefCell::default();
+}
+
+#[derive(Default)]
+struct StemCache {
+    stems: HashMap<Box<str>, Box<str>>,
+    /// The token being made, lowercased (reused, so an ASCII word costs no allocation).
+    lower: String,
+}
+
+impl StemCache {
+    /// The stem of `word` (ASCII lowercase letters only).
+    fn stem(&mut self, word: &str) -> &str {
+        if !self.stems.contains_key(word) {
+            if self.stems.len() >= STEM_CACHE_WORDS {
+                self.stems.clear();
+            }
+            let stem = stemmer().stem(word).into_owned().into_boxed_str();
+            self.stems.insert(word.into(), stem);
+        }
+        &self.stems[word]
+    }
+}
+
+/// Calls `f` with each token of `text`, folded, lowercased and stemmed as the module docs say,
+/// in order.
+fn each_token(text: &str, f: &mut dyn FnMut(&str)) {
     let folded;
     let text = if text.is_ascii() {
         text
@@ -57,33 +89,48 @@ pub fn tokens(text: &str) -> Vec<String> {
             .collect::<String>();
         folded.as_str()
     };
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|t| !t.is_empty())
-        .map(|t| {
-            let lower = t.to_lowercase();
-            if lower.bytes().all(|b| b.is_ascii_lowercase()) {
-                match stemmer().stem(&lower) {
-                    std::borrow::Cow::Borrowed(_) => lower,
-                    std::borrow::Cow::Owned(s) => s,
-                }
+    STEMS.with_borrow_mut(|cache| {
+        for t in text
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|t| !t.is_empty())
+        {
+            let mut lower = std::mem::take(&mut cache.lower);
+            lower.clear();
+            if t.is_ascii() {
+                lower.extend(t.bytes().map(|b| char::from(b.to_ascii_lowercase())));
             } else {
-                lower
+                // Full Unicode lowercase of the whole run (a final sigma depends on its place).
+                lower.push_str(&t.to_lowercase());
             }
-        })
-        .collect()
+            if lower.bytes().all(|b| b.is_ascii_lowercase()) {
+                f(cache.stem(&lower));
+            } else {
+                f(&lower);
+            }
+            cache.lower = lower;
+        }
+    });
+}
+
+/// The tokens of `text`, folded, lowercased and stemmed as the module docs say, in order.
+pub fn tokens(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    each_token(text, &mut |t| out.push(t.to_owned()));
+    out
 }
 
 /// The text a backend indexes for a fact: its content's and tags' tokens joined by spaces.
 pub fn index_text(content: &str, tags: &[String]) -> String {
     let mut out = String::with_capacity(content.len() + 16);
-    for t in tokens(content)
-        .into_iter()
-        .chain(tags.iter().flat_map(|t| tokens(t)))
-    {
+    let mut push = |t: &str| {
         if !out.is_empty() {
             out.push(' ');
         }
-        out.push_str(&t);
+        out.push_str(t);
+    };
+    each_token(content, &mut push);
+    for t in tags {
+        each_token(t, &mut push);
     }
     out
 }
@@ -456,6 +503,35 @@ mod tests {
         let mut ix = Bm25Index::new();
         ix.add(1, &index_text("İx", &[]));
         assert_eq!(ix.score(&query_terms("IX")).len(), 1);
+    }
+
+    #[test]
+    fn stems_are_the_stemmers_own_whether_cached_or_not_and_the_cache_stays_bounded() {
+        // Letter-only words (only those are stemmed), more than the cache keeps, with endings
+        // the stemmer takes off; each pass over them must give the stemmer's own answer.
+        let word = |i: usize| {
+            let (mut w, mut k) = (String::from("x"), i);
+            while k > 0 {
+                w.push(char::from(b'a' + (k % 26) as u8));
+                k /= 26;
+            }
+            w.push_str(["ing", "s", "ed", "ly", ""][i % 5]);
+            w
+        };
+        let words: Vec<String> = (0..STEM_CACHE_WORDS * 2 + 7).map(word).collect();
+        let want: Vec<String> = words
+            .iter()
+            .map(|w| stemmer().stem(w).into_owned())
+            .collect();
+        for pass in 0..3 {
+            for (chunk, want) in words.chunks(50).zip(want.chunks(50)) {
+                let text = chunk.join(" ").to_uppercase();
+                assert_eq!(tokens(&text), want, "pass {pass}");
+                assert_eq!(index_text(&text, &[]), want.join(" "), "pass {pass}");
+            }
+            let cached = STEMS.with_borrow(|c| c.stems.len());
+            assert!(cached <= STEM_CACHE_WORDS, "{cached} words cached");
+        }
     }
 
     #[test]
