@@ -338,3 +338,193 @@ fn a_postgres_ledger_is_anchored_and_its_receipts_verified() {
         .args(["-qc", &format!("DROP SCHEMA IF EXISTS {schema} CASCADE")])
         .output();
 }
+
+/// Runs `program` with `args` in `dir`, failing the test with its output if it fails.
+fn tool(dir: &Path, program: &str, args: &[&str]) {
+    let out = std::process::Command::new(program)
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A witness reached over HTTPS: `cortex witness serve` behind a real TLS terminator (socat,
+/// OpenSSL), its certificate issued for `localhost` by a CA made here with the `openssl` tool.
+/// The binary's HTTPS client (rustls) trusts the roots `SSL_CERT_FILE` names: with the system's
+/// roots the witness is refused for its unknown issuer and nothing is stored; with the test CA
+/// the checkpoint is cosigned and the receipt verifies offline.
+#[test]
+fn a_witness_behind_tls_is_reached_over_https_and_an_unknown_issuer_is_refused() {
+    for t in ["openssl", "socat"] {
+        let found = std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {t}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            cortex_core::testkit::skip(
+                "the HTTPS witness test",
+                &format!("{t} is not installed (apt-get install {t})"),
+            );
+            return;
+        }
+    }
+    let sb = Sandbox::new();
+    let pki = sb.path("pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    tool(
+        &pki,
+        "openssl",
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=cortex test CA",
+            ],
+        ]
+        .concat(),
+    );
+    tool(
+        &pki,
+        "openssl",
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=localhost",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        pki.join("server.ext"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    tool(
+        &pki,
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ],
+    );
+
+    let (port, tls_port) = (free_port(), free_port());
+    let (policy, whome) = sb.anchored_setup(port);
+    let https = format!("https://localhost:{tls_port}");
+    std::fs::write(
+        &policy,
+        format!(
+            "signer ed25519 {}\nanchor witness {https} witness.vkey\n",
+            sb.vkey()
+        ),
+    )
+    .unwrap();
+    let (_w, wvkey) = witness(&whome, &whome.join("logs.txt"), port);
+    std::fs::write(sb.path("witness.vkey"), &wvkey).unwrap();
+    let _tls = KillOnDrop(
+        std::process::Command::new("socat")
+            .current_dir(&pki)
+            .arg(format!(
+                "OPENSSL-LISTEN:{tls_port},bind=127.0.0.1,reuseaddr,fork,cert=server.pem,\
+                 key=server.key,verify=0"
+            ))
+            .arg(format!("TCP:127.0.0.1:{port}"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run socat"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", tls_port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "socat did not listen on {tls_port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let anchor = |roots: &Path| {
+        let mut c = sb.std_command();
+        c.env("SSL_CERT_FILE", roots).env_remove("SSL_CERT_DIR");
+        let out = assert_cmd::Command::from_std(c)
+            .args(["--policy", &policy, "ledger", "anchor"])
+            .timeout(Duration::from_secs(60))
+            .output()
+            .expect("run cortex");
+        common::Run::from_output(out)
+    };
+    let receipts = || -> i64 {
+        sb.conn()
+            .query_row("SELECT count(*) FROM checkpoint_receipts", [], |r| r.get(0))
+            .unwrap()
+    };
+
+    // Roots without the test CA (the system's, or an empty file if it has none here).
+    let system = Path::new("/etc/ssl/certs/ca-certificates.crt");
+    let other_roots = if system.is_file() {
+        system.to_path_buf()
+    } else {
+        let p = pki.join("none.pem");
+        std::fs::write(&p, "").unwrap();
+        p
+    };
+    let r = anchor(&other_roots).code(3);
+    assert!(
+        r.stdout
+            .contains(&format!("✗ checkpoint 2 not anchored by witness {https}")),
+        "{r:#?}"
+    );
+    let said = format!("{}{}", r.stdout, r.stderr).to_lowercase();
+    assert!(
+        said.contains("certificate") || said.contains("issuer"),
+        "the refusal does not say the certificate was not trusted: {r:#?}"
+    );
+    assert_eq!(
+        receipts(),
+        0,
+        "a receipt was stored over an untrusted connection"
+    );
+
+    // The test CA trusted: cosigned over TLS, and verify checks the receipt offline.
+    anchor(&pki.join("ca.pem"))
+        .ok()
+        .out_has(&format!("✓ checkpoint 2 anchored by witness {https}"));
+    assert_eq!(receipts(), 1);
+    sb.run(&["--policy", &policy, "ledger", "verify"]).ok();
+}

@@ -126,23 +126,41 @@ impl Error {
     }
 }
 
+/// `e`'s message followed by those of its sources, each after `: `, leaving out a source whose
+/// message the text already holds. An HTTP client's error says only "error sending request";
+/// the cause (a refused connection, an untrusted certificate) is a few sources down.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    push_sources(&mut text, e.source());
+    text
+}
+
+fn push_sources(text: &mut String, mut next: Option<&(dyn std::error::Error + 'static)>) {
+    while let Some(e) = next {
+        let m = e.to_string();
+        if !m.is_empty() && !text.contains(&m) {
+            text.push_str(": ");
+            text.push_str(&m);
+        }
+        next = e.source();
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)?;
+        let mut text = self.message.clone();
         if !self.context.is_empty() {
-            f.write_str(" (")?;
+            text.push_str(" (");
             for (i, (k, v)) in self.context.iter().enumerate() {
                 if i > 0 {
-                    f.write_str(", ")?;
+                    text.push_str(", ");
                 }
-                write!(f, "{k}: {v}")?;
+                text.push_str(&format!("{k}: {v}"));
             }
-            f.write_str(")")?;
+            text.push(')');
         }
-        if let Some(src) = &self.source {
-            write!(f, ": {src}")?;
-        }
-        Ok(())
+        push_sources(&mut text, std::error::Error::source(self));
+        f.write_str(&text)
     }
 }
 
@@ -167,5 +185,62 @@ impl From<std::io::Error> for Error {
             _ => ErrorKind::Backend,
         };
         Error::new(kind, "I/O error").with_source(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error like an HTTP client's: a vague message, the cause a source down.
+    #[derive(Debug)]
+    struct Sending(std::io::Error);
+
+    impl fmt::Display for Sending {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("error sending request")
+        }
+    }
+
+    impl std::error::Error for Sending {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    fn untrusted() -> Sending {
+        Sending(std::io::Error::other(
+            "invalid peer certificate: UnknownIssuer",
+        ))
+    }
+
+    #[test]
+    fn an_error_names_every_cause_down_its_sources_once() {
+        let e = Error::new(ErrorKind::Unavailable, "witness w is unreachable")
+            .with_context("tsa", "t")
+            .with_source(untrusted());
+        assert_eq!(
+            e.to_string(),
+            "witness w is unreachable (tsa: t): error sending request: invalid peer \
+             certificate: UnknownIssuer"
+        );
+        // A message that already quotes its source does not repeat it.
+        let e = Error::new(
+            ErrorKind::Unavailable,
+            "Rekor is unreachable: error sending request",
+        )
+        .with_source(untrusted());
+        assert_eq!(
+            e.to_string(),
+            "Rekor is unreachable: error sending request: invalid peer certificate: UnknownIssuer"
+        );
+        assert_eq!(
+            error_chain(&untrusted()),
+            "error sending request: invalid peer certificate: UnknownIssuer"
+        );
+        // Nested CORTEX errors: each message once.
+        let inner = Error::backend("disk full").with_source(std::io::Error::other("ENOSPC"));
+        let outer = Error::new(ErrorKind::Unavailable, "append failed").with_source(inner);
+        assert_eq!(outer.to_string(), "append failed: disk full: ENOSPC");
     }
 }

