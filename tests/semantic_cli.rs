@@ -402,7 +402,12 @@ fn install_downloads_from_the_hub_layout_and_refuses_what_does_not_match() {
         ("http://127.0.0.1:1", "cannot download http://127.0.0.1:1/"),
         (
             "ftp://example.org",
-            "HF_ENDPOINT must be an http:// or https:// URL",
+            "its scheme is \"ftp\", not http or https",
+        ),
+        ("huggingface.co", "expected e.g. https://huggingface.co"),
+        (
+            "http://",
+            "HF_ENDPOINT \"http://\" is not a Hugging Face server's URL",
         ),
     ] {
         let mut c = s2.std_command();

@@ -39,6 +39,7 @@ pub fn install(s: &Settings, a: InstallArgs) -> Result<u8> {
                 .ok()
                 .filter(|e| !e.trim().is_empty())
                 .unwrap_or_else(|| embedders::HF_DEFAULT_ENDPOINT.to_owned());
+            check_endpoint(&endpoint)?;
             let home = embedders::public_home(&endpoint);
             let tmp = tempfile::tempdir_in(&s.home)
                 .or_else(|_| tempfile::tempdir())
@@ -113,15 +114,26 @@ fn cortex_minilm_check(_dir: &Path) -> Result<()> {
     embedders::install(Path::new(""), Path::new("")).map(|_| ())
 }
 
+/// Refuses an `HF_ENDPOINT` that is not an http(s) URL with a host, before any request.
+fn check_endpoint(endpoint: &str) -> Result<()> {
+    let bad = |why: String| {
+        Err(Error::invalid(format!(
+            "HF_ENDPOINT {endpoint:?} is not a Hugging Face server's URL: {why}"
+        )))
+    };
+    match reqwest::Url::parse(endpoint) {
+        Err(e) => bad(format!("{e} (expected e.g. https://huggingface.co)")),
+        Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+            bad(format!("its scheme is {:?}, not http or https", u.scheme()))
+        }
+        Ok(u) if u.host_str().is_none_or(str::is_empty) => bad("it names no host".into()),
+        Ok(_) => Ok(()),
+    }
+}
+
 /// Fetches the model's files from `home` (their public home, or a mirror's copy) into `dir`
 /// (their hashes are checked by the install that follows).
 fn download(home: &str, dir: &Path) -> Result<()> {
-    if !(home.starts_with("https://") || home.starts_with("http://")) {
-        return Err(Error::invalid(format!(
-            "HF_ENDPOINT must be an http:// or https:// URL, not {:?}",
-            home.trim_end_matches(&format!("/{}", embedders::PUBLIC_PATH))
-        )));
-    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
