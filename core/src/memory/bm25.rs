@@ -77,7 +77,7 @@ impl StemCache {
 }
 
 /// Calls `f` with each token of `text`, folded, lowercased and stemmed as the module docs say,
-/// in order.
+/// in order. The thread's stem cache is borrowed meanwhile, so `f` must not tokenize.
 fn each_token(text: &str, f: &mut dyn FnMut(&str)) {
     let folded;
     let text = if text.is_ascii() {
