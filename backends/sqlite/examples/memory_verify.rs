@@ -2,17 +2,38 @@
 //! memory: the ledger and memory verification of a database of N ledger entries of which F
 //! store facts, and `scan_memory` alone.
 //!
-//! `cargo run --release -p cortex-sqlite --example memory_verify -- [DB] [ENTRIES] [FACTS] [verify]`
-//! (defaults: a file under the system's temp directory, 1,000,000 and 100,000). The database is
-//! built on the first run (audit entries, then facts in batches of 10,000 with a checkpoint
-//! every 10,000 entries) and reused after.
+//! `cargo run --release -p cortex-sqlite --example memory_verify -- [DB] [ENTRIES] [FACTS] [verify [RUNS]]`
+//! (defaults: a file under the system's temp directory, 1,100,000 and 100,000: the last figure
+//! of `cortex benchmark --suite ledger`). The database is built on the first run as that
+//! benchmark builds it (its plain entries, then facts in batches of 10,000, with a checkpoint
+//! every 1,000 entries) and reused after. `verify` runs only the full verify, RUNS times
+//! (default 10), for a profiler.
 
+use cortex_core::ledger::verify::Take;
+use cortex_core::memory::replay::Prepared;
 use cortex_core::memory::store::MemoryRow;
 use cortex_core::{AgentMemory, DynStore, Ledger, LedgerOptions, NewEntry, NewFact, Signer};
 use cortex_ed25519::Ed25519Signer;
 use cortex_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 use std::sync::Arc;
 use std::time::Instant;
+
+/// Keeps the memory entries the ledger scan prepares, by chunk.
+struct Prepare(std::sync::Mutex<Vec<(u64, Vec<Prepared>)>>);
+
+impl Take for Prepare {
+    type Item = Prepared;
+    fn take(&self, row: cortex_core::EntryRef<'_>) -> Option<Prepared> {
+        Prepared::of(row)
+    }
+    fn chunk(&self, chunk: u64, items: Vec<Prepared>) {
+        self.0.lock().expect("lock").push((chunk, items));
+    }
+}
+
+/// The allocator the `cortex` binary uses, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn fact_text(i: u64) -> String {
     let mix = |mut x: u64| {
@@ -65,10 +86,11 @@ fn main() -> cortex_core::Result<()> {
         .unwrap_or_else(|| std::env::temp_dir().join("cortex-memory-verify.db"));
     let entries: u64 = args
         .next()
-        .map_or(1_000_000, |a| a.parse().expect("ENTRIES"));
+        .map_or(1_100_000, |a| a.parse().expect("ENTRIES"));
     let facts: u64 = args.next().map_or(100_000, |a| a.parse().expect("FACTS"));
-    // `verify`: only the full verify, ten times (for a profiler).
+    // `verify [RUNS]`: only the full verify, RUNS times (for a profiler).
     let verify_only = args.next().as_deref() == Some("verify");
+    let runs: usize = args.next().map_or(10, |a| a.parse().expect("RUNS"));
     let fresh = !path.exists();
     let store = Arc::new(SqliteStore::open(
         &path,
@@ -81,7 +103,7 @@ fn main() -> cortex_core::Result<()> {
     let mut ledger = Ledger::open(
         dyn_store.clone(),
         LedgerOptions {
-            checkpoint_every: 10_000,
+            checkpoint_every: 1_000,
             ..Default::default()
         },
     )?;
@@ -102,7 +124,15 @@ fn main() -> cortex_core::Result<()> {
         while done < audit {
             let k = 10_000.min(audit - done);
             let batch: Vec<NewEntry> = (done..done + k)
-                .map(|i| NewEntry::new("bench", "audit.event", format!(r#"{{"event":{i}}}"#)))
+                .map(|i| {
+                    NewEntry::new(
+                        "bench",
+                        "bench.fact",
+                        format!(
+                            r#"{{"fact_id":{i},"content":"benchmark fact number {i}","confidence":0.9}}"#
+                        ),
+                    )
+                })
                 .collect();
             memory.ledger().append(&batch)?;
             done += k;
@@ -149,7 +179,7 @@ fn main() -> cortex_core::Result<()> {
         Ok(())
     };
     if verify_only {
-        return full_verify(10);
+        return full_verify(runs);
     }
 
     for run in 0..3 {
@@ -233,16 +263,18 @@ fn main() -> cortex_core::Result<()> {
     }
     // Where memory verify's time goes, step by step as core's memory::audit::verify runs them
     // (one after the other here; verify overlaps the ledger scan with the memory scan).
-    let keep: &(dyn Fn(&str) -> bool + Sync) = &cortex_core::memory::fact::is_memory_action;
-    let ((_, kept), _) = timed("  step: ledger verify keeping memory entries", || {
+    let take = Prepare(std::sync::Mutex::new(Vec::new()));
+    timed("  step: ledger verify preparing memory entries", || {
         cortex_core::ledger::verify::verify_ledger(
             &*dyn_store,
             memory.ledger().hasher(),
             memory.ledger().origin(),
             &options,
-            keep,
+            &take,
         )
     })?;
+    let mut chunks = take.0.into_inner().expect("lock");
+    chunks.sort_by_key(|c| c.0);
     timed("  step: scan_memory into maps", || {
         let mut facts = std::collections::BTreeMap::new();
         let mut openings = std::collections::BTreeMap::new();
@@ -273,8 +305,8 @@ fn main() -> cortex_core::Result<()> {
     })?;
     timed("  step: replay", || {
         let mut replay = cortex_core::memory::replay::Replay::new();
-        for e in &kept {
-            replay.apply(e.as_ref());
+        for p in chunks.into_iter().flat_map(|c| c.1) {
+            replay.apply_prepared(p);
         }
         Ok(replay)
     })?;

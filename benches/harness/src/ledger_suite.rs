@@ -6,7 +6,7 @@ use crate::{Report, cores, num, percentile, rate};
 use cortex_core::ledger::export::{ExportFormat, verify_export, write_export};
 use cortex_core::{
     AgentMemory, DynStore, Error, Ledger, LedgerOptions, Result, SearchQuery, Signer, Verifier,
-    VerifyOptions, verify_store,
+    VerifyOptions, VerifyReport, verify_store,
 };
 use cortex_ed25519::Ed25519Signer;
 use std::path::PathBuf;
@@ -64,6 +64,23 @@ fn fill(l: &Ledger, n: u64, batch: u64) -> Result<f64> {
     let r = rate(n, t);
     l.checkpoint()?;
     Ok(r)
+}
+
+/// Runs a verification three times and returns the report of the median run, with the three
+/// times as the report's note says them ("median of 412.0, 398.2, 455.1 ms"). One run of
+/// half a second moves by a fifth with what else the machine is doing; the median of three
+/// says what a run takes.
+fn median_of_runs(run: impl Fn() -> Result<VerifyReport>) -> Result<(VerifyReport, String)> {
+    let mut reps = vec![run()?, run()?, run()?];
+    let times: Vec<String> = reps
+        .iter()
+        .map(|r| format!("{:.1}", r.elapsed_ms))
+        .collect();
+    reps.sort_by(|a, b| a.elapsed_ms.total_cmp(&b.elapsed_ms));
+    Ok((
+        reps.swap_remove(1),
+        format!("median of {} ms", times.join(", ")),
+    ))
 }
 
 /// Runs the suite, recording every figure in `b`.
@@ -158,13 +175,16 @@ pub fn run(a: &LedgerSuite<'_>, b: &mut Report) -> Result<()> {
         ("full verify, 10k entries", &small, 10_000u64),
         ("full verify, N entries", &big, a.entries),
     ] {
-        let rep = verify_store(&**l.store(), l.hasher(), l.origin(), &opts)?;
-        if !rep.valid {
-            return Err(Error::integrity(format!(
-                "benchmark ledger failed to verify: {:?}",
-                rep.violations.first()
-            )));
-        }
+        let (rep, runs) = median_of_runs(|| {
+            let rep = verify_store(&**l.store(), l.hasher(), l.origin(), &opts)?;
+            if !rep.valid {
+                return Err(Error::integrity(format!(
+                    "benchmark ledger failed to verify: {:?}",
+                    rep.violations.first()
+                )));
+            }
+            Ok(rep)
+        })?;
         let r = n as f64 / (rep.elapsed_ms / 1000.0);
         let (bar, met) = if n == 10_000 {
             ("< 100 ms", Some(rep.elapsed_ms < 100.0))
@@ -177,10 +197,7 @@ pub fn run(a: &LedgerSuite<'_>, b: &mut Report) -> Result<()> {
             "entries/s",
             bar,
             met,
-            format!(
-                "{:.1} ms, {} checkpoints",
-                rep.elapsed_ms, rep.checkpoints_checked
-            ),
+            format!("{runs}, {} checkpoints", rep.checkpoints_checked),
         );
     }
 
@@ -327,13 +344,16 @@ pub fn run(a: &LedgerSuite<'_>, b: &mut Report) -> Result<()> {
     );
     // Full verify of the ledger and the memory: every row, chain, tile and checkpoint, plus
     // the replay of the memory entries compared with every memory row and commitment.
-    let rep = memory.verify(&opts)?;
-    if !rep.valid {
-        return Err(Error::integrity(format!(
-            "benchmark memory failed to verify: {:?}",
-            rep.violations.first()
-        )));
-    }
+    let (rep, runs) = median_of_runs(|| {
+        let rep = memory.verify(&opts)?;
+        if !rep.valid {
+            return Err(Error::integrity(format!(
+                "benchmark memory failed to verify: {:?}",
+                rep.violations.first()
+            )));
+        }
+        Ok(rep)
+    })?;
     let total = rep.entries_checked;
     let r = total as f64 / (rep.elapsed_ms / 1000.0);
     b.report(
@@ -343,8 +363,7 @@ pub fn run(a: &LedgerSuite<'_>, b: &mut Report) -> Result<()> {
         ">= 2,000,000/s",
         Some(r >= 2_000_000.0),
         format!(
-            "{:.1} ms, {} entries of which {} facts replayed and compared",
-            rep.elapsed_ms,
+            "{runs}, {} entries of which {} facts replayed and compared",
             num(total),
             num(rep.memory.map_or(0, |m| m.facts))
         ),

@@ -1,30 +1,38 @@
 //! Verification of the agent memory against the ledger, and its rebuild.
 //!
-//! The memory tables are a view of the ledger: [`verify`] runs the ledger's own verification
-//! (which hands back the memory entries as it scans), replays those entries
-//! ([`crate::memory::replay`]), and compares the result with every stored memory row
-//! ([`scan_memory`](crate::memory::store::FactStore::scan_memory)): each fact column, each
-//! vote, each agent record, each history pair, each opening against its commitment, and the
-//! search index's source text where the store keeps one. Each difference is a [`Violation`] naming the table, the fact or agent, the
-//! column, and the ledger index that defines the true value. Erased facts are counted as
-//! erased, never reported as tampered. [`rebuild`] writes the replay in place of the tables.
+//! The memory tables are a view of the ledger: [`verify`] runs the ledger's own verification,
+//! whose parallel scan prepares each memory entry as it reads it ([`Prepared`]) and sends each
+//! chunk of them to a second thread. That thread reads every stored memory row in one
+//! snapshot ([`scan_memory`](crate::memory::store::FactStore::scan_memory)), digesting fact rows
+//! and openings as they stream (each opening's commitment and index text worked out there),
+//! then replays the entries in index order as the chunks arrive ([`ChunkedReplay`]). When the
+//! scan ends, the replay is compared with the stored rows: each fact's digests, each opening
+//! against its commitment, each vote, each agent record, each history pair, and the search
+//! index's source text where the store keeps one. A fact row whose digests differ is read
+//! again to name the columns that differ. Each difference is a [`Violation`] naming the table,
+//! the fact or agent, the column, and the ledger index that defines the true value. Erased
+//! facts are counted as erased, never reported as tampered. [`rebuild`] writes the replay in
+//! place of the tables.
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::ledger::commitment::{commit, decode_salt};
+use crate::ledger::entry::EntryRef;
 use crate::ledger::entry::now_timestamp;
-use crate::ledger::hash::Hasher;
+use crate::ledger::hash::{Hash, Hasher};
 use crate::ledger::store::IntegrityCheck;
 use crate::ledger::verify::{
-    MemoryChecked, MemoryRef, VerifyOptions, VerifyReport, Violation, ViolationKind, record_run,
-    verify_ledger,
+    MemoryChecked, MemoryRef, Take, VerifyOptions, VerifyReport, Violation, ViolationKind,
+    record_run, verify_ledger,
 };
 use crate::memory::bm25::index_text;
 use crate::memory::commitment::FactOpening;
 use crate::memory::consensus::{AgentReputation, Vote};
-use crate::memory::fact::{Fact, is_memory_action};
-use crate::memory::replay::{Replay, ReplayedFact};
+use crate::memory::fact::Fact;
+use crate::memory::replay::{ChunkedReplay, Prepared, Replay, ReplayedFact};
 use crate::memory::store::{MemoryRow, MemoryState, Store};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::mpsc;
 use std::time::Instant;
 
 /// Rows by id, in id order: what the store streams (in key order), kept as it comes (cheaper
@@ -50,11 +58,11 @@ impl<V> ById<V> {
             self.0.push((id, v));
         }
     }
+    fn position(&self, id: &u64) -> Option<usize> {
+        self.0.binary_search_by_key(id, |(k, _)| *k).ok()
+    }
     fn get(&self, id: &u64) -> Option<&V> {
-        self.0
-            .binary_search_by_key(id, |(k, _)| *k)
-            .ok()
-            .map(|k| &self.0[k].1)
+        self.position(id).map(|k| &self.0[k].1)
     }
     fn contains_key(&self, id: &u64) -> bool {
         self.get(id).is_some()
@@ -62,17 +70,101 @@ impl<V> ById<V> {
     fn keys(&self) -> impl Iterator<Item = &u64> {
         self.0.iter().map(|(k, _)| k)
     }
-    fn iter(&self) -> impl Iterator<Item = (&u64, &V)> {
-        self.0.iter().map(|(k, v)| (k, v))
+}
+
+/// Row values hashed in an injective encoding (each text length-prefixed, each option
+/// tagged): two rows digest alike only if every value is alike. The stored rows are digested
+/// as they stream and dropped, so a verification holds 64 bytes per fact, not the fact; the
+/// replayed rows are digested the same way, and only a row whose digests differ is read
+/// again, column by column, to say what differs.
+struct Digest<'h> {
+    hasher: &'h dyn Hasher,
+    buf: Vec<u8>,
+}
+
+impl<'h> Digest<'h> {
+    fn new(hasher: &'h dyn Hasher) -> Self {
+        Digest {
+            hasher,
+            buf: Vec::with_capacity(512),
+        }
     }
+    fn num(&mut self, n: u64) -> &mut Self {
+        self.buf.extend_from_slice(&n.to_be_bytes());
+        self
+    }
+    fn text(&mut self, t: &str) -> &mut Self {
+        self.num(t.len() as u64);
+        self.buf.extend_from_slice(t.as_bytes());
+        self
+    }
+    fn opt(&mut self, t: Option<&str>) -> &mut Self {
+        match t {
+            None => self.buf.push(0),
+            Some(t) => {
+                self.buf.push(1);
+                self.text(t);
+            }
+        }
+        self
+    }
+    fn finish(&mut self) -> Hash {
+        let h = self.hasher.digest_buf(&mut self.buf);
+        self.buf.clear();
+        h
+    }
+    /// A fact's erasable fields.
+    fn content(&mut self, content: &str, tags: &[String], source: Option<&str>) -> Hash {
+        self.text(content).num(tags.len() as u64);
+        for t in tags {
+            self.text(t);
+        }
+        self.opt(source).finish()
+    }
+    /// Every other column of a fact.
+    fn fixed(&mut self, f: &Fact) -> Hash {
+        self.num(f.id)
+            .text(&f.project)
+            .text(&f.fact_type)
+            .num(f.confidence.to_bits())
+            .text(&f.valid_from)
+            .opt(f.valid_until.as_deref())
+            .text(&f.created_at)
+            .opt(f.deprecated_at.as_deref())
+            .opt(f.deprecation_reason.as_deref())
+            .num(f.consensus.to_bits())
+            .opt(f.author.as_deref())
+            .opt(f.surface.as_deref())
+            .opt(f.erased_at.as_deref())
+            .finish()
+    }
+}
+
+/// A stored fact row, digested: its erasable fields ([`Digest::content`]) and the rest
+/// ([`Digest::fixed`]).
+#[derive(Debug, Clone, Copy)]
+struct SeenFact {
+    fixed: Hash,
+    content: Hash,
+}
+
+/// A stored opening, digested: the commitment it makes (`None` if its salt is not 64 hex
+/// digits), its fields ([`Digest::content`]), and the index text they make, hashed.
+#[derive(Debug, Clone, Copy)]
+struct SeenOpening {
+    commitment: Option<Hash>,
+    content: Hash,
+    index_text: Hash,
 }
 
 /// The stored memory, read in one snapshot.
 #[derive(Debug, Default)]
 struct Stored {
     head: u64,
-    facts: ById<Fact>,
-    openings: ById<FactOpening>,
+    facts: ById<SeenFact>,
+    openings: ById<SeenOpening>,
+    /// The openings themselves, kept only for a rebuild (which writes them back).
+    kept_openings: ById<FactOpening>,
     votes: BTreeMap<(u64, String), Vote>,
     agents: BTreeMap<String, AgentReputation>,
     events: BTreeSet<(u64, u64)>,
@@ -81,16 +173,32 @@ struct Stored {
 }
 
 impl Stored {
-    fn read(store: &dyn Store) -> Result<Stored> {
+    /// Reads the stored memory in one snapshot, digesting facts and openings as they come
+    /// (and keeping the openings too if `keep_openings`).
+    fn read(store: &dyn Store, hasher: &dyn Hasher, keep_openings: bool) -> Result<Stored> {
         let mut s = Stored::default();
+        let mut d = Digest::new(hasher);
         store.scan_memory(&mut |row| {
             match row {
                 MemoryRow::Head(h) => s.head = h,
                 MemoryRow::Fact(f) => {
-                    s.facts.insert(f.id, f);
+                    let content = d.content(&f.content, &f.tags, f.source.as_deref());
+                    let fixed = d.fixed(&f);
+                    s.facts.insert(f.id, SeenFact { fixed, content });
                 }
                 MemoryRow::Opening(o) => {
-                    s.openings.insert(o.fact_id, o);
+                    let f = &o.fields;
+                    let seen = SeenOpening {
+                        commitment: decode_salt(&o.salt).ok().map(|salt| {
+                            commit(hasher, &salt, &f.content, &f.tags, f.source.as_deref())
+                        }),
+                        content: d.content(&f.content, &f.tags, f.source.as_deref()),
+                        index_text: d.text(&index_text(&f.content, &f.tags)).finish(),
+                    };
+                    s.openings.insert(o.fact_id, seen);
+                    if keep_openings {
+                        s.kept_openings.insert(o.fact_id, o);
+                    }
                 }
                 MemoryRow::Vote(v) => {
                     s.votes.insert((v.fact_id, v.agent.clone()), v);
@@ -136,6 +244,40 @@ pub fn verify(
     result
 }
 
+/// Prepares the memory entries as the ledger scan reads them ([`Prepared::of`], in the scan's
+/// workers) and sends each chunk of them to the replay.
+struct ToReplay(mpsc::Sender<(u64, Vec<Prepared>)>);
+
+impl Take for ToReplay {
+    type Item = Prepared;
+    fn take(&self, row: EntryRef<'_>) -> Option<Prepared> {
+        Prepared::of(row)
+    }
+    fn chunk(&self, chunk: u64, items: Vec<Prepared>) {
+        // The receiver is gone only if reading the memory failed, which is reported.
+        let _ = self.0.send((chunk, items));
+    }
+}
+
+/// The memory side of a verification, run beside the ledger scan: reads the stored memory
+/// (one snapshot) and works out what each opening makes, then replays the memory entries
+/// below the snapshot's head as the scan sends them, chunk by chunk in index order. Returns
+/// the rows, the replay, and the index after the last memory entry the scan sent.
+fn replay_beside_scan(
+    store: &dyn Store,
+    hasher: &dyn Hasher,
+    chunks: mpsc::Receiver<(u64, Vec<Prepared>)>,
+) -> Result<(Stored, Replay, u64)> {
+    let stored = Stored::read(store, hasher, false)?;
+    let mut replay = ChunkedReplay::new(stored.head);
+    // Ends when the scan is over and its sender dropped.
+    for (chunk, items) in chunks {
+        replay.receive(chunk, items);
+    }
+    let (replay, seen) = replay.finish();
+    Ok((stored, replay, seen))
+}
+
 fn verify_inner(
     store: &dyn Store,
     hasher: &dyn Hasher,
@@ -143,33 +285,31 @@ fn verify_inner(
     options: &VerifyOptions,
     started: Instant,
 ) -> Result<VerifyReport> {
-    // The memory snapshot is read beside the ledger scan (the scan hands back the memory
-    // entries, so the ledger is read once).
-    let (ledger, stored) = std::thread::scope(|s| {
-        let rows = s.spawn(|| Stored::read(store));
-        let ledger = verify_ledger(store, hasher, origin, options, &is_memory_action);
-        (ledger, rows.join())
+    // The memory is read and replayed beside the ledger scan, which hands back the memory
+    // entries as it reads them: the ledger is read once.
+    let (tx, rx) = mpsc::channel();
+    let (ledger, memory) = std::thread::scope(|s| {
+        let memory = s.spawn(|| replay_beside_scan(store, hasher, rx));
+        let take = ToReplay(tx);
+        let ledger = verify_ledger(store, hasher, origin, options, &take);
+        drop(take);
+        (ledger, memory.join())
     });
-    let (mut report, mut entries) = ledger?;
-    let stored = stored.map_err(|_| Error::backend("memory scan panicked"))??;
-    // Replay exactly the entries of the memory's snapshot: those below its head.
-    let scanned = report
-        .tree_size
-        .max(entries.last().map_or(0, |e| e.index + 1));
+    let mut report = ledger?;
+    let (stored, mut replay, seen) =
+        memory.map_err(|_| Error::backend("memory scan panicked"))??;
+    // Replay exactly the entries of the memory's snapshot: those below its head, which may
+    // lie beyond what the scan read if appends went on meanwhile.
+    let scanned = report.tree_size.max(seen);
     if stored.head > scanned {
         store.scan_entries(scanned..stored.head, &mut |r| {
-            if is_memory_action(r.entry.action) {
-                entries.push(r.entry.to_entry());
-            }
+            replay.apply(r.entry);
             Ok(())
         })?;
     }
-    entries.retain(|e| e.index < stored.head);
-    let mut replay = Replay::new();
-    replay.apply_all(&entries);
-    let (found, checked) = compare(hasher, &replay, &stored, store.keeps_index_text());
+    let (found, checked) = compare(store, hasher, &replay, &stored);
     // Freeing a few hundred thousand rows takes a while: not on the caller's time.
-    std::thread::spawn(move || drop((replay, stored, entries)));
+    std::thread::spawn(move || drop((replay, stored)));
     report.add(found);
     report.memory = Some(checked);
     report.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -359,127 +499,208 @@ fn compare_agent(out: &mut Findings, want: &AgentReputation, by: u64, have: &Age
     }
 }
 
-/// Checks one replayed fact against its stored row, opening and index text. Returns whether
-/// it is erased and whether an opening was checked against its commitment.
-fn check_fact(
-    out: &mut Findings,
-    hasher: &dyn Hasher,
-    id: u64,
-    want: &ReplayedFact,
-    stored: &Stored,
+/// What the ledger vouches for as a fact's erasable fields: their values (a plain detail's,
+/// or empty once erased), a stored opening that opens the fact's commitment, or nothing known
+/// (no opening, or one that does not open).
+#[derive(Clone, Copy)]
+enum Vouched<'a> {
+    Values(&'a str, &'a [String], Option<&'a str>),
+    Opening(&'a SeenOpening),
+    Unknown,
+}
+
+/// What the checks of one fact need: the store (to read a row again), the stored rows, and a
+/// digest buffer.
+struct FactCheck<'a> {
+    store: &'a dyn Store,
+    stored: &'a Stored,
+    digest: Digest<'a>,
     keeps_index_text: bool,
-) -> (bool, bool) {
-    let erased = want.erased_by.is_some();
-    let mut opened = false;
-    // The erasable fields the ledger vouches for: the plain detail's, a verified opening's,
-    // empty once erased; `None` if unknown (no opening, or one that does not open).
-    let mut content: Option<(&str, &[String], Option<&str>)> = None;
-    let w = &want.fact;
-    if let Some(by) = want.erased_by {
-        content = Some(("", &[], None));
-        if stored.openings.contains_key(&id) {
-            out.push(
-                ViolationKind::MemoryUnrecorded,
-                by,
-                fact_ref("fact_openings", id, Some("content")),
-                format!(
-                    "fact {id} was erased by entry {by}, but its content and salt are stored again"
+}
+
+impl FactCheck<'_> {
+    /// Checks one replayed fact against its stored row, opening and index text. Returns
+    /// whether it is erased and whether an opening was checked against its commitment.
+    fn check(&mut self, out: &mut Findings, id: u64, want: &ReplayedFact) -> (bool, bool) {
+        let stored = self.stored;
+        let erased = want.erased_by.is_some();
+        let mut opened = false;
+        let w = &want.fact;
+        let mut vouched = Vouched::Unknown;
+        if let Some(by) = want.erased_by {
+            vouched = Vouched::Values("", &[], None);
+            if stored.openings.contains_key(&id) {
+                out.push(
+                    ViolationKind::MemoryUnrecorded,
+                    by,
+                    fact_ref("fact_openings", id, Some("content")),
+                    format!(
+                        "fact {id} was erased by entry {by}, but its content and salt are stored \
+                         again"
+                    ),
+                );
+            }
+        } else if let Some(c) = &want.commitment {
+            match stored.openings.get(&id) {
+                None => out.push(
+                    ViolationKind::MemoryMissing,
+                    id,
+                    fact_ref("fact_openings", id, Some("content")),
+                    format!(
+                        "fact {id}'s content and salt are gone, but no fact.erase entry erased \
+                         it (its commitment is in entry {id})"
+                    ),
                 ),
-            );
+                Some(o) => {
+                    opened = true;
+                    if o.commitment
+                        .is_some_and(|m| Hash::from_hex(c).is_ok_and(|c| c == m))
+                    {
+                        vouched = Vouched::Opening(o);
+                    } else {
+                        out.push(
+                            ViolationKind::CommitmentMismatch,
+                            id,
+                            fact_ref("fact_openings", id, None),
+                            format!(
+                                "fact {id}'s stored content and salt do not open the commitment \
+                                 {c} in entry {id}: the content was altered"
+                            ),
+                        );
+                    }
+                }
+            }
+        } else {
+            vouched = Vouched::Values(&w.content, &w.tags, w.source.as_deref());
         }
-    } else if let Some(c) = &want.commitment {
-        match stored.openings.get(&id) {
+        match stored.facts.get(&id) {
             None => out.push(
                 ViolationKind::MemoryMissing,
                 id,
-                fact_ref("fact_openings", id, Some("content")),
-                format!(
-                    "fact {id}'s content and salt are gone, but no fact.erase entry erased it \
-                     (its commitment is in entry {id})"
-                ),
+                fact_ref("facts", id, None),
+                format!("fact {id} is not in the facts table, but entry {id} stored it"),
             ),
-            Some(o) => {
-                opened = true;
-                if o.opens(hasher, c) {
-                    let f = &o.fields;
-                    content = Some((&f.content, &f.tags, f.source.as_deref()));
-                } else {
-                    out.push(
-                        ViolationKind::CommitmentMismatch,
-                        id,
-                        fact_ref("fact_openings", id, None),
-                        format!(
-                            "fact {id}'s stored content and salt do not open the commitment {c} \
-                             in entry {id}: the content was altered"
-                        ),
-                    );
+            Some(have) => {
+                let content = match vouched {
+                    Vouched::Values(c, t, s) => Some(self.digest.content(c, t, s)),
+                    Vouched::Opening(o) => Some(o.content),
+                    Vouched::Unknown => None,
+                };
+                if self.digest.fixed(w) != have.fixed || content.is_some_and(|c| c != have.content)
+                {
+                    self.explain_fact(out, want, vouched);
                 }
             }
         }
-    } else {
-        content = Some((&w.content, &w.tags, w.source.as_deref()));
+        if self.keeps_index_text {
+            self.check_index_text(out, id, want, vouched);
+        }
+        (erased, opened)
     }
-    match stored.facts.get(&id) {
-        None => out.push(
-            ViolationKind::MemoryMissing,
-            id,
-            fact_ref("facts", id, None),
-            format!("fact {id} is not in the facts table, but entry {id} stored it"),
-        ),
-        Some(have) => compare_fact(out, want, have, content),
-    }
-    if keeps_index_text {
-        let indexed = stored.index_texts.get(&id);
-        match (want.erased_by, content) {
-            (Some(by), _) => {
-                if indexed.is_some() {
-                    out.push(
-                        ViolationKind::MemoryUnrecorded,
-                        by,
-                        fact_ref("search_index", id, None),
-                        format!(
-                            "fact {id} was erased by entry {by}, but the search index still \
-                             holds text for it"
-                        ),
-                    );
-                }
-            }
-            (None, Some((text, tags, _))) => {
-                let text = index_text(text, tags);
-                match indexed {
-                    None => out.push(
-                        ViolationKind::MemoryMissing,
-                        id,
-                        fact_ref("search_index", id, None),
-                        format!("fact {id} is missing from the search index"),
-                    ),
-                    Some(t) if *t != text => out.push(
-                        ViolationKind::MemoryMismatch,
-                        id,
-                        fact_ref("search_index", id, Some("text")),
-                        format!(
-                            "the search index holds {} for fact {id}, but its content (entry \
-                             {id}) indexes as {}",
-                            show(t),
-                            show(&text)
-                        ),
-                    ),
-                    Some(_) => {}
-                }
-            }
-            (None, None) => {}
+
+    /// Says which columns of a fact row differ from the replay, reading the row (and its
+    /// opening) again: only rows whose digests differ get here.
+    fn explain_fact(&self, out: &mut Findings, want: &ReplayedFact, vouched: Vouched<'_>) {
+        let id = want.fact.id;
+        let before = out.0.len();
+        let opening = match vouched {
+            Vouched::Opening(_) => self.store.opening(id).ok().flatten(),
+            _ => None,
+        };
+        let content = match vouched {
+            Vouched::Values(c, t, s) => Some((c, t, s)),
+            Vouched::Opening(_) => opening.as_ref().map(|o| {
+                let f = &o.fields;
+                (f.content.as_str(), f.tags.as_slice(), f.source.as_deref())
+            }),
+            Vouched::Unknown => None,
+        };
+        if let Ok(Some(have)) = self.store.fact(id) {
+            compare_fact(out, want, &have, content);
+        }
+        if out.0.len() == before {
+            out.push(
+                ViolationKind::MemoryMismatch,
+                id,
+                fact_ref("facts", id, None),
+                format!(
+                    "fact {id}'s row in the facts table differs from what the ledger (entry \
+                     {id}) says, and changed again while verify ran"
+                ),
+            );
         }
     }
-    (erased, opened)
+
+    fn check_index_text(
+        &mut self,
+        out: &mut Findings,
+        id: u64,
+        want: &ReplayedFact,
+        vouched: Vouched<'_>,
+    ) {
+        let indexed = self.stored.index_texts.get(&id);
+        if let Some(by) = want.erased_by {
+            if indexed.is_some() {
+                out.push(
+                    ViolationKind::MemoryUnrecorded,
+                    by,
+                    fact_ref("search_index", id, None),
+                    format!(
+                        "fact {id} was erased by entry {by}, but the search index still holds \
+                         text for it"
+                    ),
+                );
+            }
+            return;
+        }
+        let expected = match vouched {
+            Vouched::Values(c, t, _) => self.digest.text(&index_text(c, t)).finish(),
+            Vouched::Opening(o) => o.index_text,
+            Vouched::Unknown => return,
+        };
+        match indexed {
+            None => out.push(
+                ViolationKind::MemoryMissing,
+                id,
+                fact_ref("search_index", id, None),
+                format!("fact {id} is missing from the search index"),
+            ),
+            Some(t) if self.digest.text(t).finish() != expected => {
+                let text = match vouched {
+                    Vouched::Values(c, t, _) => Some(index_text(c, t)),
+                    _ => self
+                        .store
+                        .opening(id)
+                        .ok()
+                        .flatten()
+                        .map(|o| index_text(&o.fields.content, &o.fields.tags)),
+                };
+                out.push(
+                    ViolationKind::MemoryMismatch,
+                    id,
+                    fact_ref("search_index", id, Some("text")),
+                    format!(
+                        "the search index holds {} for fact {id}, but its content (entry {id}) \
+                         indexes as {}",
+                        show(t),
+                        text.as_ref().map_or_else(|| "something else".into(), show)
+                    ),
+                );
+            }
+            Some(_) => {}
+        }
+    }
 }
 
-/// Compares the replay with the stored rows.
+/// Compares the replay with the stored rows (read from `store`; a row that differs is read
+/// again to say how).
 fn compare(
+    store: &dyn Store,
     hasher: &dyn Hasher,
     replay: &Replay,
     stored: &Stored,
-    keeps_index_text: bool,
 ) -> (Vec<Violation>, MemoryChecked) {
+    let keeps_index_text = store.keeps_index_text();
     let mut out = Findings(Vec::new());
     let mut checked = MemoryChecked {
         entries_replayed: replay.entries,
@@ -510,24 +731,29 @@ fn compare(
     }
 
     // Facts, their openings and index texts: independent per fact, so checked in parallel
-    // chunks (the commitment hashes and the index texts are most of the work), while another
-    // thread looks for rows no entry accounts for and checks votes, agents and history.
+    // chunks (digesting the replayed rows is most of the work), while another thread looks
+    // for rows no entry accounts for and checks votes, agents and history.
     let facts: Vec<(&u64, &ReplayedFact)> = replay.facts.iter().collect();
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(facts.len().div_ceil(4096).max(1));
     let per = facts.len().div_ceil(threads).max(1);
     let (parts, others): (Vec<(Findings, u64, u64)>, Findings) = std::thread::scope(|sc| {
-        let others = sc.spawn(|| compare_others(replay, stored, keeps_index_text));
+        let others = sc.spawn(|| compare_others(store, replay, stored, keeps_index_text));
         let workers: Vec<_> = facts
             .chunks(per)
             .map(|chunk| {
                 sc.spawn(move || {
                     let mut f = Findings(Vec::new());
+                    let mut check = FactCheck {
+                        store,
+                        stored,
+                        digest: Digest::new(hasher),
+                        keeps_index_text,
+                    };
                     let (mut erased, mut opened) = (0, 0);
                     for (id, want) in chunk {
-                        let (e, o) =
-                            check_fact(&mut f, hasher, **id, want, stored, keeps_index_text);
+                        let (e, o) = check.check(&mut f, **id, want);
                         erased += u64::from(e);
                         opened += u64::from(o);
                     }
@@ -552,17 +778,24 @@ fn compare(
 
 /// The checks that are not per replayed fact: rows no entry accounts for, votes, agents and
 /// history pairs.
-fn compare_others(replay: &Replay, stored: &Stored, keeps_index_text: bool) -> Findings {
+fn compare_others(
+    store: &dyn Store,
+    replay: &Replay,
+    stored: &Stored,
+    keeps_index_text: bool,
+) -> Findings {
     let mut out = Findings(Vec::new());
-    for (id, have) in stored.facts.iter() {
+    for id in stored.facts.keys() {
         if !replay.facts.contains_key(id) {
+            // Read again for the message: only rows no entry stored get here.
+            let content = store.fact(*id).ok().flatten().map(|f| f.content);
             out.push(
                 ViolationKind::MemoryUnrecorded,
                 *id,
                 fact_ref("facts", *id, None),
                 format!(
                     "fact {id} ({}) is in the facts table, but no fact.store entry stored it",
-                    show(&have.content)
+                    content.as_ref().map_or_else(|| "now gone".into(), show)
                 ),
             );
         }
@@ -725,7 +958,7 @@ pub struct RebuildReport {
 /// content was.
 pub fn rebuild(store: &dyn Store, hasher: &dyn Hasher, dry_run: bool) -> Result<RebuildReport> {
     let started_at = now_timestamp();
-    let stored = Stored::read(store)?;
+    let stored = Stored::read(store, hasher, true)?;
     let head = stored.head;
     let mut replay = Replay::new();
     store.scan_entries(0..head, &mut |r| {
@@ -740,9 +973,9 @@ pub fn rebuild(store: &dyn Store, hasher: &dyn Hasher, dry_run: bool) -> Result<
     }
     let entries_replayed = replay.entries;
     // The replay defines the state; what differs from the stored rows is what changes.
-    let (mut changes, checked) = compare(hasher, &replay, &stored, store.keeps_index_text());
+    let (mut changes, checked) = compare(store, hasher, &replay, &stored);
     changes.sort_by_key(|c| c.index.unwrap_or(u64::MAX));
-    let (state, lost) = replay.into_state(hasher, &|id| stored.openings.get(&id).cloned());
+    let (state, lost) = replay.into_state(hasher, &|id| stored.kept_openings.get(&id).cloned());
     if let Some(id) = lost.first() {
         return Err(Error::integrity(format!(
             "cannot rebuild the memory: fact {id}'s content is gone or does not match its \
@@ -823,4 +1056,58 @@ pub fn export_opening(
             tags: o.fields.tags,
             source: o.fields.source,
         }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::hash::Sha256Hasher;
+
+    fn fact() -> Fact {
+        Fact {
+            id: 7,
+            project: "ab".into(),
+            content: "c".into(),
+            fact_type: "c".into(),
+            tags: vec![],
+            confidence: 0.5,
+            source: None,
+            valid_from: "2026-12-06T10:00:00.000000Z".into(),
+            valid_until: None,
+            created_at: "2026-12-06T10:00:00.000000Z".into(),
+            deprecated_at: None,
+            deprecation_reason: None,
+            consensus: 0.0,
+            author: None,
+            surface: Some("cli".into()),
+            erased_at: None,
+        }
+    }
+
+    #[test]
+    fn row_digests_tell_apart_values_that_concatenate_alike() {
+        let mut d = Digest::new(&Sha256Hasher);
+        let base = d.fixed(&fact());
+        assert_eq!(d.fixed(&fact()), base, "the buffer starts over each time");
+        let variants: [fn(&mut Fact); 7] = [
+            |f| (f.project, f.fact_type) = ("a".into(), "bc".into()),
+            |f| f.author = Some(String::new()),
+            |f| (f.author, f.surface) = (Some("cli".into()), None),
+            |f| f.confidence = 0.5000000000000001,
+            |f| f.consensus = -0.0,
+            |f| f.id = 8,
+            |f| f.erased_at = Some("2026-12-06T10:00:00.000000Z".into()),
+        ];
+        for (k, change) in variants.iter().enumerate() {
+            let mut f = fact();
+            change(&mut f);
+            assert_ne!(d.fixed(&f), base, "variant {k}");
+        }
+        let tags = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let c = d.content("x", &tags(&["ab"]), None);
+        assert_ne!(d.content("x", &tags(&["a", "b"]), None), c);
+        assert_ne!(d.content("xab", &[], None), c);
+        assert_ne!(d.content("x", &tags(&["ab"]), Some("")), c);
+        assert_eq!(d.content("x", &tags(&["ab"]), None), c);
+    }
 }

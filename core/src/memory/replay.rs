@@ -44,37 +44,122 @@ pub struct Unreplayable {
     pub problem: String,
 }
 
-/// A memory entry's detail, parsed (independently of every other entry).
-enum Parsed {
-    Store(StoreRecord),
-    Vote(VoteDetail),
-    Deprecate(DeprecateDetail),
-    Erase(EraseDetail),
+/// A memory entry made ready to apply: its detail parsed and, for a `fact.store`, the fact
+/// built. Each entry is prepared on its own, so entries can be prepared in parallel (`verify`
+/// prepares them in the ledger scan's workers) and then applied in index order
+/// ([`Replay::apply_prepared`]).
+#[derive(Debug)]
+pub struct Prepared {
+    index: u64,
+    op: Op,
+}
+
+#[derive(Debug)]
+enum Op {
+    Store(Box<ReplayedFact>),
+    Vote(VoteDetail, String),
+    Deprecate(DeprecateDetail, String),
+    Erase(EraseDetail, String),
     /// The detail does not parse as its action's.
     Bad(String),
 }
 
-impl Parsed {
-    /// The parsed detail of a memory entry; `None` for any other entry.
-    fn of(e: &EntryRef<'_>) -> Option<Parsed> {
+impl Prepared {
+    /// The prepared form of a memory entry; `None` for any other entry.
+    pub fn of(e: EntryRef<'_>) -> Option<Prepared> {
         fn parse<T: serde::de::DeserializeOwned>(
-            detail: &str,
+            e: &EntryRef<'_>,
             what: &str,
-            wrap: fn(T) -> Parsed,
-        ) -> Parsed {
-            serde_json::from_str(detail)
-                .map_or_else(|x| Parsed::Bad(format!("not a {what} detail: {x}")), wrap)
+            wrap: fn(T, String) -> Op,
+        ) -> Op {
+            serde_json::from_str(e.detail).map_or_else(
+                |x| Op::Bad(format!("not a {what} detail: {x}")),
+                |d| wrap(d, e.timestamp.to_owned()),
+            )
         }
-        Some(match e.action {
+        let op = match e.action {
             ACTION_STORE => match StoreRecord::parse(e.detail) {
-                Ok(d) => Parsed::Store(d),
-                Err(x) => Parsed::Bad(x.to_string()),
+                Ok(d) => Op::Store(Box::new(stored_fact(&e, d))),
+                Err(x) => Op::Bad(x.to_string()),
             },
-            ACTION_VOTE => parse(e.detail, "fact.vote", Parsed::Vote),
-            ACTION_DEPRECATE => parse(e.detail, "fact.deprecate", Parsed::Deprecate),
-            ACTION_ERASE => parse(e.detail, "fact.erase", Parsed::Erase),
+            ACTION_VOTE => parse(&e, "fact.vote", Op::Vote),
+            ACTION_DEPRECATE => parse(&e, "fact.deprecate", Op::Deprecate),
+            ACTION_ERASE => parse(&e, "fact.erase", Op::Erase),
             _ => return None,
-        })
+        };
+        Some(Prepared { index: e.index, op })
+    }
+
+    /// The ledger index of the entry.
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+}
+
+/// A replay fed chunks of prepared entries in any order, as parallel scan workers finish them
+/// (chunks numbered from 0 in index order, entries in index order within each): a chunk is
+/// applied once every chunk before it has been, so the entries apply in index order. Entries
+/// at or past `end` (the head of the memory snapshot being checked) are not applied.
+#[derive(Debug)]
+pub struct ChunkedReplay {
+    replay: Replay,
+    waiting: BTreeMap<u64, Vec<Prepared>>,
+    next: u64,
+    seen: u64,
+    end: u64,
+}
+
+impl ChunkedReplay {
+    /// An empty replay of the entries below `end`.
+    pub fn new(end: u64) -> Self {
+        ChunkedReplay {
+            replay: Replay::new(),
+            waiting: BTreeMap::new(),
+            next: 0,
+            seen: 0,
+            end,
+        }
+    }
+
+    /// Takes chunk `chunk`, applying it and every waiting chunk after it if its turn has come.
+    pub fn receive(&mut self, chunk: u64, items: Vec<Prepared>) {
+        self.waiting.insert(chunk, items);
+        while let Some(items) = self.waiting.remove(&self.next) {
+            for p in items {
+                self.seen = p.index + 1;
+                if p.index < self.end {
+                    self.replay.apply_prepared(p);
+                }
+            }
+            self.next += 1;
+        }
+    }
+
+    /// The replay, and the index after the last entry applied or skipped (0 if none): the
+    /// chunks received after a missing one are not applied.
+    pub fn finish(self) -> (Replay, u64) {
+        (self.replay, self.seen)
+    }
+}
+
+/// The fact a `fact.store` entry creates, as it stands before any later entry.
+fn stored_fact(e: &EntryRef<'_>, d: StoreRecord) -> ReplayedFact {
+    let (fact, commitment) = match d {
+        StoreRecord::Plain(d) => (d.into_fact(e.index, e.project, e.timestamp), None),
+        StoreRecord::Sealed(d) => {
+            let c = d.commitment.clone();
+            (
+                d.into_fact(e.index, e.project, e.timestamp, FactContent::default()),
+                Some(c),
+            )
+        }
+    };
+    ReplayedFact {
+        fact,
+        commitment,
+        consensus_by: e.index,
+        deprecated_by: None,
+        erased_by: None,
     }
 }
 
@@ -104,89 +189,40 @@ impl Replay {
     /// Applies one ledger entry (entries must come in index order; non-memory entries are
     /// ignored).
     pub fn apply(&mut self, e: EntryRef<'_>) {
-        if let Some(p) = Parsed::of(&e) {
-            self.apply_parsed(e, p);
+        if let Some(p) = Prepared::of(e) {
+            self.apply_prepared(p);
         }
     }
 
-    /// Applies `entries` (in index order): their details are parsed in parallel chunks, then
-    /// applied in order (votes depend on what came before).
-    pub fn apply_all(&mut self, entries: &[crate::ledger::entry::Entry]) {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(entries.len().div_ceil(8192).max(1));
-        let per = entries.len().div_ceil(threads).max(1);
-        let parsed: Vec<Vec<Option<Parsed>>> = std::thread::scope(|sc| {
-            let workers: Vec<_> = entries
-                .chunks(per)
-                .map(|chunk| {
-                    sc.spawn(move || chunk.iter().map(|e| Parsed::of(&e.as_ref())).collect())
-                })
-                .collect();
-            workers
-                .into_iter()
-                .map(|w| w.join().expect("replay parser panicked"))
-                .collect()
-        });
-        for (e, p) in entries.iter().zip(parsed.into_iter().flatten()) {
-            if let Some(p) = p {
-                self.apply_parsed(e.as_ref(), p);
+    /// Applies a prepared entry (in index order, like [`Replay::apply`]).
+    pub fn apply_prepared(&mut self, p: Prepared) {
+        let index = p.index;
+        let r = match p.op {
+            Op::Store(f) => {
+                self.events.insert((index, index));
+                self.facts.insert(index, *f);
+                Ok(())
             }
-        }
-    }
-
-    fn apply_parsed(&mut self, e: EntryRef<'_>, p: Parsed) {
-        let r = match p {
-            Parsed::Store(d) => self.store(e, d),
-            Parsed::Vote(d) => self.vote(e, d),
-            Parsed::Deprecate(d) => self.deprecate(e, d),
-            Parsed::Erase(d) => self.erase(e, d),
-            Parsed::Bad(problem) => Err(problem),
+            Op::Vote(d, at) => self.vote(index, at, d),
+            Op::Deprecate(d, at) => self.deprecate(index, at, d),
+            Op::Erase(d, at) => self.erase(index, at, d),
+            Op::Bad(problem) => Err(problem),
         };
         self.entries += 1;
         if let Err(problem) = r {
-            self.unreplayable.push(Unreplayable {
-                index: e.index,
-                problem,
-            });
+            self.unreplayable.push(Unreplayable { index, problem });
         }
     }
 
-    fn store(&mut self, e: EntryRef<'_>, d: StoreRecord) -> Result<(), String> {
-        let (fact, commitment) = match d {
-            StoreRecord::Plain(d) => (d.into_fact(e.index, e.project, e.timestamp), None),
-            StoreRecord::Sealed(d) => {
-                let c = d.commitment.clone();
-                (
-                    d.into_fact(e.index, e.project, e.timestamp, FactContent::default()),
-                    Some(c),
-                )
-            }
-        };
-        self.events.insert((e.index, e.index));
-        self.facts.insert(
-            e.index,
-            ReplayedFact {
-                fact,
-                commitment,
-                consensus_by: e.index,
-                deprecated_by: None,
-                erased_by: None,
-            },
-        );
-        Ok(())
-    }
-
     /// The fact an entry is about, if it may still change (exists, not deprecated, not erased).
-    fn open_fact(&mut self, e: EntryRef<'_>, id: u64, what: &str) -> Result<(), String> {
+    fn open_fact(&mut self, index: u64, id: u64, what: &str) -> Result<(), String> {
         let f = self
             .facts
             .get(&id)
             .ok_or_else(|| format!("{} of fact {id}, which no earlier entry stored", what))?;
         if let Some(d) = f.deprecated_by {
             return Err(format!(
-                "{what} of fact {id}, which entry {d} deprecated (entry {})",
-                e.index
+                "{what} of fact {id}, which entry {d} deprecated (entry {index})"
             ));
         }
         if let Some(x) = f.erased_by {
@@ -195,8 +231,8 @@ impl Replay {
         Ok(())
     }
 
-    fn vote(&mut self, e: EntryRef<'_>, d: VoteDetail) -> Result<(), String> {
-        self.open_fact(e, d.fact_id, "a vote")?;
+    fn vote(&mut self, index: u64, at: String, d: VoteDetail) -> Result<(), String> {
+        self.open_fact(index, d.fact_id, "a vote")?;
         let current: Vec<Vote> = self
             .votes
             .range((d.fact_id, String::new())..)
@@ -214,30 +250,30 @@ impl Replay {
                 reason: d.reason,
                 weight: 0.0,
                 agreed: None,
-                entry_index: e.index,
-                voted_at: e.timestamp.to_owned(),
+                entry_index: index,
+                voted_at: at,
             },
         );
         let f = self.facts.get_mut(&d.fact_id).expect("checked above");
         f.fact.consensus = effect.consensus;
-        f.consensus_by = e.index;
-        self.agents.insert(d.agent.clone(), (effect.agent, e.index));
+        f.consensus_by = index;
+        self.agents.insert(d.agent.clone(), (effect.agent, index));
         self.votes.insert((d.fact_id, d.agent), effect.vote);
-        self.events.insert((d.fact_id, e.index));
+        self.events.insert((d.fact_id, index));
         Ok(())
     }
 
-    fn deprecate(&mut self, e: EntryRef<'_>, d: DeprecateDetail) -> Result<(), String> {
-        self.open_fact(e, d.fact_id, "a deprecation")?;
+    fn deprecate(&mut self, index: u64, at: String, d: DeprecateDetail) -> Result<(), String> {
+        self.open_fact(index, d.fact_id, "a deprecation")?;
         let f = self.facts.get_mut(&d.fact_id).expect("checked above");
-        f.fact.deprecated_at = Some(e.timestamp.to_owned());
+        f.fact.deprecated_at = Some(at);
         f.fact.deprecation_reason = d.reason;
-        f.deprecated_by = Some(e.index);
-        self.events.insert((d.fact_id, e.index));
+        f.deprecated_by = Some(index);
+        self.events.insert((d.fact_id, index));
         Ok(())
     }
 
-    fn erase(&mut self, e: EntryRef<'_>, d: EraseDetail) -> Result<(), String> {
+    fn erase(&mut self, index: u64, at: String, d: EraseDetail) -> Result<(), String> {
         let f = self.facts.get_mut(&d.fact_id).ok_or_else(|| {
             format!(
                 "an erasure of fact {}, which no earlier entry stored",
@@ -257,9 +293,9 @@ impl Replay {
                 d.fact_id
             ));
         }
-        f.fact.erased_at = Some(e.timestamp.to_owned());
-        f.erased_by = Some(e.index);
-        self.events.insert((d.fact_id, e.index));
+        f.fact.erased_at = Some(at);
+        f.erased_by = Some(index);
+        self.events.insert((d.fact_id, index));
         Ok(())
     }
 
@@ -294,5 +330,94 @@ impl Replay {
         state.agents = self.agents.into_values().map(|a| a.0).collect();
         state.events = self.events.into_iter().collect();
         (state, lost)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::entry::Entry;
+
+    fn entry(index: u64, action: &str, detail: &str) -> Entry {
+        Entry {
+            index,
+            timestamp: format!("2026-12-06T10:00:{index:02}.000000Z"),
+            project: "p".into(),
+            action: action.into(),
+            detail: detail.into(),
+        }
+    }
+
+    /// A fact stored in chunk 0, voted on in chunk 1 and deprecated in chunk 2.
+    fn chunks() -> Vec<Vec<Prepared>> {
+        let store = r#"{"content":"c","fact_type":"knowledge","tags":[],"confidence":0.9,"valid_from":"2026-12-06T10:00:00.000000Z"}"#;
+        let vote = r#"{"fact_id":0,"agent":"a","vote":1,"reason":null}"#;
+        let deprecate = r#"{"fact_id":0,"reason":"old"}"#;
+        [
+            vec![entry(0, ACTION_STORE, store), entry(1, "audit.event", "{}")],
+            vec![entry(2, ACTION_VOTE, vote)],
+            vec![],
+            vec![entry(4, ACTION_DEPRECATE, deprecate)],
+        ]
+        .iter()
+        .map(|c| c.iter().filter_map(|e| Prepared::of(e.as_ref())).collect())
+        .collect()
+    }
+
+    fn in_order() -> Replay {
+        let mut r = Replay::new();
+        for p in chunks().into_iter().flatten() {
+            r.apply_prepared(p);
+        }
+        r
+    }
+
+    #[test]
+    fn chunks_apply_in_index_order_whatever_order_they_come_in() {
+        let want = in_order();
+        assert!(want.unreplayable.is_empty(), "{:?}", want.unreplayable);
+        assert_eq!(want.facts[&0].deprecated_by, Some(4));
+        assert_eq!(want.facts[&0].consensus_by, 2);
+        for order in [[0, 1, 2, 3], [3, 2, 1, 0], [2, 0, 3, 1], [1, 3, 0, 2]] {
+            let mut chunks: Vec<Option<Vec<Prepared>>> = chunks().into_iter().map(Some).collect();
+            let mut r = ChunkedReplay::new(u64::MAX);
+            for c in order {
+                r.receive(c, chunks[c as usize].take().unwrap());
+            }
+            let (got, seen) = r.finish();
+            assert_eq!(seen, 5, "{order:?}");
+            assert_eq!(got.facts, want.facts, "{order:?}");
+            assert_eq!(got.votes, want.votes, "{order:?}");
+            assert_eq!(got.events, want.events, "{order:?}");
+            assert!(
+                got.unreplayable.is_empty(),
+                "{order:?}: {:?}",
+                got.unreplayable
+            );
+            assert_eq!(got.entries, 3);
+        }
+    }
+
+    #[test]
+    fn entries_past_the_end_are_seen_but_not_applied() {
+        let mut r = ChunkedReplay::new(3);
+        for (c, items) in chunks().into_iter().enumerate().rev() {
+            r.receive(c as u64, items);
+        }
+        let (got, seen) = r.finish();
+        assert_eq!(seen, 5);
+        assert_eq!(
+            got.entries, 2,
+            "the store and the vote, not the deprecation"
+        );
+        assert_eq!(got.facts[&0].deprecated_by, None);
+        // A missing chunk holds back every chunk after it.
+        let mut r = ChunkedReplay::new(u64::MAX);
+        let mut all = chunks();
+        r.receive(0, std::mem::take(&mut all[0]));
+        r.receive(2, std::mem::take(&mut all[2]));
+        r.receive(3, std::mem::take(&mut all[3]));
+        let (got, seen) = r.finish();
+        assert_eq!((got.entries, seen), (1, 1));
     }
 }

@@ -18,7 +18,7 @@ mod upper_tiles;
 
 use crate::error::{Error, Result};
 use crate::ledger::anchor::Anchor;
-use crate::ledger::entry::now_timestamp;
+use crate::ledger::entry::{EntryRef, now_timestamp};
 use crate::ledger::hash::{Hash, Hasher};
 use crate::ledger::signer::Verifier;
 use crate::ledger::store::{IntegrityCheck, LedgerStore};
@@ -255,10 +255,32 @@ fn v(
     }
 }
 
-/// Which rows a [`verify_ledger`] caller wants handed back, by action: the scan reads every
-/// row anyway, so a caller that checks something derived from some entries (the agent memory)
-/// gets them without a second pass.
-pub type Keep<'a> = &'a (dyn Fn(&str) -> bool + Sync);
+/// What a [`verify_ledger`] caller takes from the rows as the scan reads them: the scan reads
+/// every row anyway, so a caller that checks something derived from some entries (the agent
+/// memory) gets them without a second pass, and does its per-entry work in the scan's
+/// parallel workers.
+pub trait Take: Sync {
+    /// What is taken from a row.
+    type Item: Send;
+    /// The item made of `row` (as stored, whatever its violations), or `None` to skip it.
+    /// Called in the scan's worker threads.
+    fn take(&self, row: EntryRef<'_>) -> Option<Self::Item>;
+    /// One chunk's items, in index order, as soon as the chunk is read. Chunks are numbered
+    /// from 0 in index order and come in any order, each once, with or without items; a chunk
+    /// that could not be read is not handed on (the verification then fails).
+    fn chunk(&self, chunk: u64, items: Vec<Self::Item>);
+}
+
+/// Takes nothing.
+struct TakeNothing;
+
+impl Take for TakeNothing {
+    type Item = ();
+    fn take(&self, _: EntryRef<'_>) -> Option<()> {
+        None
+    }
+    fn chunk(&self, _: u64, _: Vec<()>) {}
+}
 
 /// Verifies the whole ledger in `store` and, if asked, records the run.
 pub fn verify_store(
@@ -268,21 +290,21 @@ pub fn verify_store(
     options: &VerifyOptions,
 ) -> Result<VerifyReport> {
     let started_at = now_timestamp();
-    let result = verify_ledger(store, hasher, origin, options, &|_| false).map(|r| r.0);
+    let result = verify_ledger(store, hasher, origin, options, &TakeNothing);
     record_run(store, options, started_at, &result)?;
     result
 }
 
-/// Verifies the whole ledger in `store` without recording the run, and returns, in index
-/// order, the rows whose action `keep` accepts (as stored, whatever their violations).
-pub fn verify_ledger(
+/// Verifies the whole ledger in `store` without recording the run, handing what `take` takes
+/// of each row to it as the scan goes.
+pub fn verify_ledger<T: Take>(
     store: &dyn LedgerStore,
     hasher: &dyn Hasher,
     origin: Option<&str>,
     options: &VerifyOptions,
-    keep: Keep<'_>,
-) -> Result<(VerifyReport, Vec<crate::ledger::entry::Entry>)> {
-    verify_inner(store, hasher, origin, options, keep, Instant::now())
+    take: &T,
+) -> Result<VerifyReport> {
+    verify_inner(store, hasher, origin, options, take, Instant::now())
 }
 
 /// Records a verification run that started at `started_at` in `integrity_checks`, if
@@ -318,14 +340,14 @@ pub fn record_run(
     Ok(())
 }
 
-fn verify_inner(
+fn verify_inner<T: Take>(
     store: &dyn LedgerStore,
     hasher: &dyn Hasher,
     origin: Option<&str>,
     options: &VerifyOptions,
-    keep: Keep<'_>,
+    take: &T,
     started: Instant,
-) -> Result<(VerifyReport, Vec<crate::ledger::entry::Entry>)> {
+) -> Result<VerifyReport> {
     let head = store.head()?;
     let size = head.size;
     let max_idx = store.last_entry_index()?;
@@ -360,7 +382,14 @@ fn verify_inner(
                         }
                         let a = c * CHUNK;
                         let b = (a + CHUNK).min(scan_end);
-                        mine.push((c, scan_chunk(store, hasher, size, a, b, keep, &progress)));
+                        let r = scan_chunk(store, hasher, size, a, b, take, &progress);
+                        mine.push((
+                            c,
+                            r.map(|(r, items)| {
+                                take.chunk(c, items);
+                                r
+                            }),
+                        ));
                     }
                 })
             })
@@ -380,9 +409,7 @@ fn verify_inner(
     let mut last: Option<(u64, Hash)> = None;
     let mut level_roots: Vec<(u64, Hash)> = Vec::new();
     let mut head_row_hash = None;
-    let mut kept = Vec::new();
-    for (c, mut r) in chunks.into_iter().enumerate() {
-        kept.append(&mut r.kept);
+    for (c, r) in chunks.into_iter().enumerate() {
         entries_checked += r.rows;
         head_row_hash = head_row_hash.or(r.head_row_hash);
         let a = c as u64 * CHUNK;
@@ -532,7 +559,7 @@ fn verify_inner(
     };
     report.add(out);
     report.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    Ok((report, kept))
+    Ok(report)
 }
 
 impl From<&Violation> for Error {

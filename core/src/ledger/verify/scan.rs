@@ -8,7 +8,6 @@ use super::{
     ViolationKind,
 };
 use crate::error::Result;
-use crate::ledger::entry::Entry;
 use crate::ledger::hash::{HASH_LEN, Hash, Hasher};
 use crate::ledger::merkle::perfect_root;
 use crate::ledger::store::LedgerStore;
@@ -25,24 +24,25 @@ pub(super) struct ChunkResult {
     pub(super) bad_tiles: Vec<Violation>,
     /// Chain hash of the row the head names as the last (index `size - 1`), if in this chunk.
     pub(super) head_row_hash: Option<Hash>,
-    /// Rows the caller asked to keep ([`super::Keep`]), in index order.
-    pub(super) kept: Vec<Entry>,
 }
 
 pub(super) fn to_hash(b: &[u8]) -> Option<Hash> {
     (b.len() == HASH_LEN).then(|| Hash(b.try_into().expect("32")))
 }
 
-pub(super) fn scan_chunk(
+/// Reads and checks rows `a..b`, returning what the stitching needs and what `take` took of
+/// them (in index order).
+pub(super) fn scan_chunk<T: super::Take>(
     store: &dyn LedgerStore,
     hasher: &dyn Hasher,
     size: u64,
     a: u64,
     b: u64,
-    keep: super::Keep<'_>,
+    take: &T,
     progress: &dyn Fn(u64),
-) -> Result<ChunkResult> {
+) -> Result<(ChunkResult, Vec<T::Item>)> {
     let mut res = ChunkResult::default();
+    let mut taken = Vec::new();
     // Level-0 tiles for the part of this chunk inside the tree.
     let tile_lo = a / TILE_WIDTH as u64;
     let tile_hi = b.min(size).div_ceil(TILE_WIDTH as u64);
@@ -77,8 +77,8 @@ pub(super) fn scan_chunk(
     store.scan_entries(a..b, &mut |row| {
         let idx = row.entry.index;
         res.rows += 1;
-        if keep(row.entry.action) {
-            res.kept.push(row.entry.to_entry());
+        if let Some(item) = take.take(row.entry) {
+            taken.push(item);
         }
         if idx > expect {
             res.gaps.push((expect, idx));
@@ -135,5 +135,5 @@ pub(super) fn scan_chunk(
         // Every row was malformed; keep the border logic quiet.
         res.first = None;
     }
-    Ok(res)
+    Ok((res, taken))
 }

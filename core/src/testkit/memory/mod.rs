@@ -18,8 +18,8 @@ pub use facts::{facts_store_and_recall, search_index_matches_the_store, search_r
 pub use semantic::semantic_search_keeps_vectors;
 pub use writes::{
     concurrent_memory_writes_keep_one_chain, failed_memory_writes_write_nothing,
-    history_lists_every_entry, memory_replays_from_the_ledger, memory_version_counts_mutations,
-    votes_weigh_by_reputation,
+    history_lists_every_entry, memory_across_scan_chunks_replays_in_order,
+    memory_replays_from_the_ledger, memory_version_counts_mutations, votes_weigh_by_reputation,
 };
 
 use crate::ledger::{Ledger, LedgerOptions};
@@ -37,6 +37,7 @@ pub fn memory_conformance(make: &dyn Fn() -> DynStore) {
     failed_memory_writes_write_nothing(make());
     memory_version_counts_mutations(make());
     memory_replays_from_the_ledger(make());
+    memory_across_scan_chunks_replays_in_order(make());
     concurrent_memory_writes_keep_one_chain(make());
     search_index_matches_the_store(make());
     forgetting_keeps_every_proof(make());

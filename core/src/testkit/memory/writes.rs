@@ -292,6 +292,45 @@ pub fn memory_replays_from_the_ledger(store: DynStore) {
     assert!(m.verify(&Default::default()).unwrap().valid);
 }
 
+/// Memory entries spread over several of verify's scan chunks (16,384 entries each, read in
+/// parallel) replay in index order: a fact is voted on two chunks after it was stored,
+/// deprecated a chunk later, and another is forgotten there; verify finds it all in order.
+pub fn memory_across_scan_chunks_replays_in_order(store: DynStore) {
+    let m = open_memory(&store);
+    let plain = |n: usize| {
+        for _ in 0..n / 10_000 {
+            m.ledger().append(&sample_entries(10_000)).unwrap();
+        }
+    };
+    let ids: Vec<u64> = m
+        .store_facts(&[fact("p", "early"), fact("p", "forgotten")])
+        .unwrap()
+        .facts
+        .iter()
+        .map(|f| f.id)
+        .collect();
+    plain(40_000);
+    m.vote(ids[0], "x", 1, Some("seen")).unwrap();
+    plain(20_000);
+    m.deprecate(ids[0], Some("old")).unwrap();
+    m.forget(ids[1], "asked to").unwrap();
+    let report = m.verify(&Default::default()).unwrap();
+    assert!(report.valid, "{:?}", report.violations);
+    assert!(report.tree_size > 3 * 16_384, "{}", report.tree_size);
+    let checked = report.memory.unwrap();
+    assert_eq!(
+        (
+            checked.entries_replayed,
+            checked.facts,
+            checked.facts_erased,
+            checked.votes
+        ),
+        (5, 2, 1, 1)
+    );
+    let f = store.fact(ids[0]).unwrap().unwrap();
+    assert!(f.deprecated_at.is_some() && f.consensus > 0.0, "{f:?}");
+}
+
 /// Memory writes from several threads keep one verifiable chain and lose nothing.
 pub fn concurrent_memory_writes_keep_one_chain(store: DynStore) {
     let m = open_memory(&store);
