@@ -163,11 +163,65 @@ fn stored_fact(e: &EntryRef<'_>, d: StoreRecord) -> ReplayedFact {
     }
 }
 
+/// The replayed facts by id, in id order. A replay meets facts in increasing id order (a
+/// fact's id is the index of its `fact.store` entry), so they are kept in a vector, appended
+/// to and found by binary search, each boxed as it was prepared: cheaper than a tree for a
+/// few hundred thousand facts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReplayedFacts(Vec<(u64, Box<ReplayedFact>)>);
+
+impl ReplayedFacts {
+    /// How many facts.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    /// True if there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    fn position(&self, id: u64) -> std::result::Result<usize, usize> {
+        match self.0.last() {
+            Some((last, _)) if *last < id => Err(self.0.len()),
+            _ => self.0.binary_search_by_key(&id, |(k, _)| *k),
+        }
+    }
+    /// The fact `id`.
+    pub fn get(&self, id: &u64) -> Option<&ReplayedFact> {
+        self.position(*id).ok().map(|k| &*self.0[k].1)
+    }
+    /// The fact `id`, to change.
+    pub fn get_mut(&mut self, id: &u64) -> Option<&mut ReplayedFact> {
+        self.position(*id).ok().map(|k| &mut *self.0[k].1)
+    }
+    /// True if there is a fact `id`.
+    pub fn contains_key(&self, id: &u64) -> bool {
+        self.position(*id).is_ok()
+    }
+    /// The facts in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (&u64, &ReplayedFact)> {
+        self.0.iter().map(|(k, f)| (k, &**f))
+    }
+    /// Sets fact `id` (in id order this is a push).
+    fn insert(&mut self, id: u64, f: Box<ReplayedFact>) {
+        match self.position(id) {
+            Ok(k) => self.0[k].1 = f,
+            Err(k) => self.0.insert(k, (id, f)),
+        }
+    }
+}
+
+impl std::ops::Index<&u64> for ReplayedFacts {
+    type Output = ReplayedFact;
+    fn index(&self, id: &u64) -> &ReplayedFact {
+        self.get(id).expect("no replayed fact with that id")
+    }
+}
+
 /// The replay's state.
 #[derive(Debug, Clone, Default)]
 pub struct Replay {
     /// Facts by id.
-    pub facts: BTreeMap<u64, ReplayedFact>,
+    pub facts: ReplayedFacts,
     /// Current votes by (fact, agent).
     pub votes: BTreeMap<(u64, String), Vote>,
     /// Agents, with the entry that last changed each.
@@ -200,7 +254,7 @@ impl Replay {
         let r = match p.op {
             Op::Store(f) => {
                 self.events.insert((index, index));
-                self.facts.insert(index, *f);
+                self.facts.insert(index, f);
                 Ok(())
             }
             Op::Vote(d, at) => self.vote(index, at, d),
@@ -310,7 +364,8 @@ impl Replay {
     ) -> (MemoryState, Vec<u64>) {
         let mut state = MemoryState::default();
         let mut lost = Vec::new();
-        for (id, mut f) in self.facts {
+        for (id, f) in self.facts.0 {
+            let mut f = *f;
             if let Some(c) = &f.commitment
                 && f.erased_by.is_none()
             {
