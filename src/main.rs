@@ -16,12 +16,6 @@ use cortex_core::{Error, ErrorKind, HashAlgorithm};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// mimalloc, not the system's malloc: `ledger verify` with the agent memory allocates and frees a
-/// few hundred thousand rows across threads, and glibc's malloc spent about a fifth of its CPU
-/// on that (docs/BENCHMARKS.md, "Verify with the memory").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// CORTEX: a tamper-evident audit ledger with signed C2SP checkpoints.
 #[derive(Parser, Debug)]
 #[command(name = "cortex", version, about, propagate_version = true)]

@@ -31,10 +31,6 @@ impl Take for Prepare {
     }
 }
 
-/// The allocator the `cortex` binary uses, so the figures are the binary's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn fact_text(i: u64) -> String {
     let mix = |mut x: u64| {
         x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
