@@ -9,10 +9,11 @@
 //! every 1,000 entries) and reused after. `verify` runs only the full verify, RUNS times
 //! (default 10), for a profiler.
 
+use cortex_bench::workload;
 use cortex_core::ledger::verify::Take;
 use cortex_core::memory::replay::Prepared;
 use cortex_core::memory::store::MemoryRow;
-use cortex_core::{AgentMemory, DynStore, Ledger, LedgerOptions, NewEntry, NewFact, Signer};
+use cortex_core::{AgentMemory, DynStore, Ledger, LedgerOptions, Signer};
 use cortex_ed25519::Ed25519Signer;
 use cortex_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 use std::sync::Arc;
@@ -29,21 +30,6 @@ impl Take for Prepare {
     fn chunk(&self, chunk: u64, items: Vec<Prepared>) {
         self.0.lock().expect("lock").push((chunk, items));
     }
-}
-
-fn fact_text(i: u64) -> String {
-    let mix = |mut x: u64| {
-        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        x ^ (x >> 31)
-    };
-    let x = mix(i);
-    let mut s = format!("agent note {i} about topic{}", x % 50);
-    for k in 0..6u64 {
-        s.push_str(&format!(" w{}", mix(x ^ k) % 5000));
-    }
-    s
 }
 
 /// CPU seconds this process has used (all threads): on a busy machine wall time says little.
@@ -119,18 +105,7 @@ fn main() -> cortex_core::Result<()> {
         let mut done = 0;
         while done < audit {
             let k = 10_000.min(audit - done);
-            let batch: Vec<NewEntry> = (done..done + k)
-                .map(|i| {
-                    NewEntry::new(
-                        "bench",
-                        "bench.fact",
-                        format!(
-                            r#"{{"fact_id":{i},"content":"benchmark fact number {i}","confidence":0.9}}"#
-                        ),
-                    )
-                })
-                .collect();
-            memory.ledger().append(&batch)?;
+            memory.ledger().append(&workload::entries(done, k))?;
             done += k;
         }
         println!(
@@ -138,15 +113,7 @@ fn main() -> cortex_core::Result<()> {
             t.elapsed().as_secs_f64()
         );
         let (t, c) = (Instant::now(), cpu());
-        done = 0;
-        while done < facts {
-            let k = 10_000.min(facts - done);
-            let batch: Vec<NewFact> = (done..done + k)
-                .map(|i| NewFact::new(format!("project{}", i % 10), fact_text(i)))
-                .collect();
-            memory.store_facts(&batch)?;
-            done += k;
-        }
+        workload::store_facts(&memory, facts)?;
         let s = t.elapsed().as_secs_f64();
         println!(
             "stored {facts} facts in {s:.1} s ({:.0} facts/s), {:.2} s CPU",
@@ -309,7 +276,7 @@ fn main() -> cortex_core::Result<()> {
     timed("  step: index_text of every fact", || {
         let mut n = 0;
         for i in 0..facts {
-            n += cortex_core::memory::bm25::index_text(&fact_text(i), &[]).len();
+            n += cortex_core::memory::bm25::index_text(&workload::fact_text(i), &[]).len();
         }
         Ok(n)
     })?;

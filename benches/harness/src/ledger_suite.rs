@@ -67,11 +67,24 @@ fn fill(l: &Ledger, n: u64, batch: u64) -> Result<f64> {
 }
 
 /// Runs a verification three times and returns the report of the median run, with the three
-/// times as the report's note says them ("median of 412.0, 398.2, 455.1 ms"). One run of
-/// half a second moves by a fifth with what else the machine is doing; the median of three
-/// says what a run takes.
-fn median_of_runs(run: impl Fn() -> Result<VerifyReport>) -> Result<(VerifyReport, String)> {
-    let mut reps = vec![run()?, run()?, run()?];
+/// times as the report's note says them ("median of 412.0, 398.2, 455.1 ms"); an error if a run
+/// finds the `what` benchmark store invalid. One run of half a second moves by a fifth with
+/// what else the machine is doing; the median of three says what a run takes.
+fn median_of_runs(
+    what: &str,
+    run: impl Fn() -> Result<VerifyReport>,
+) -> Result<(VerifyReport, String)> {
+    let mut reps = Vec::new();
+    for _ in 0..3 {
+        let rep = run()?;
+        if !rep.valid {
+            return Err(Error::integrity(format!(
+                "benchmark {what} failed to verify: {:?}",
+                rep.violations.first()
+            )));
+        }
+        reps.push(rep);
+    }
     let times: Vec<String> = reps
         .iter()
         .map(|r| format!("{:.1}", r.elapsed_ms))
@@ -175,15 +188,8 @@ pub fn run(a: &LedgerSuite<'_>, b: &mut Report) -> Result<()> {
         ("full verify, 10k entries", &small, 10_000u64),
         ("full verify, N entries", &big, a.entries),
     ] {
-        let (rep, runs) = median_of_runs(|| {
-            let rep = verify_store(&**l.store(), l.hasher(), l.origin(), &opts)?;
-            if !rep.valid {
-                return Err(Error::integrity(format!(
-                    "benchmark ledger failed to verify: {:?}",
-                    rep.violations.first()
-                )));
-            }
-            Ok(rep)
+        let (rep, runs) = median_of_runs("ledger", || {
+            verify_store(&**l.store(), l.hasher(), l.origin(), &opts)
         })?;
         let r = n as f64 / (rep.elapsed_ms / 1000.0);
         let (bar, met) = if n == 10_000 {
@@ -344,16 +350,7 @@ pub fn run(a: &LedgerSuite<'_>, b: &mut Report) -> Result<()> {
     );
     // Full verify of the ledger and the memory: every row, chain, tile and checkpoint, plus
     // the replay of the memory entries compared with every memory row and commitment.
-    let (rep, runs) = median_of_runs(|| {
-        let rep = memory.verify(&opts)?;
-        if !rep.valid {
-            return Err(Error::integrity(format!(
-                "benchmark memory failed to verify: {:?}",
-                rep.violations.first()
-            )));
-        }
-        Ok(rep)
-    })?;
+    let (rep, runs) = median_of_runs("memory", || memory.verify(&opts))?;
     let total = rep.entries_checked;
     let r = total as f64 / (rep.elapsed_ms / 1000.0);
     b.report(
