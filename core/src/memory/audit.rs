@@ -615,9 +615,14 @@ impl FactCheck<'_> {
             }),
             Vouched::Unknown => None,
         };
-        if let Ok(Some(have)) = self.store.fact(id) {
-            compare_fact(out, want, &have, content);
-        }
+        let why = match self.store.fact(id) {
+            Ok(Some(have)) => {
+                compare_fact(out, want, &have, content);
+                "it changed again while verify ran".to_owned()
+            }
+            Ok(None) => "it was deleted while verify ran".to_owned(),
+            Err(e) => format!("reading it again to name the column failed: {e}"),
+        };
         if out.0.len() == before {
             out.push(
                 ViolationKind::MemoryMismatch,
@@ -625,7 +630,7 @@ impl FactCheck<'_> {
                 fact_ref("facts", id, None),
                 format!(
                     "fact {id}'s row in the facts table differs from what the ledger (entry \
-                     {id}) says, and changed again while verify ran"
+                     {id}) says; {why}"
                 ),
             );
         }
