@@ -6,6 +6,7 @@
 mod common;
 
 use common::{KillOnDrop, Sandbox, free_port};
+use cortex_bench::peers::TestCa;
 use serde_json::Value;
 use std::io::BufRead;
 use std::path::Path;
@@ -339,20 +340,6 @@ fn a_postgres_ledger_is_anchored_and_its_receipts_verified() {
         .output();
 }
 
-/// Runs `program` with `args` in `dir`, failing the test with its output if it fails.
-fn tool(dir: &Path, program: &str, args: &[&str]) {
-    let out = std::process::Command::new(program)
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("run {program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A witness reached over HTTPS: `cortex witness serve` behind a real TLS terminator (socat,
 /// OpenSSL), its certificate issued for `localhost` by a CA made here with the `openssl` tool.
 /// The binary's HTTPS client (rustls) trusts the roots `SSL_CERT_FILE` names: with the system's
@@ -375,76 +362,16 @@ fn a_witness_behind_tls_is_reached_over_https_and_an_unknown_issuer_is_refused()
     }
     let sb = Sandbox::new();
     let pki = sb.path("pki");
-    std::fs::create_dir_all(&pki).unwrap();
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    tool(
-        &pki,
-        "openssl",
-        &[
-            &["req", "-x509"][..],
-            &ec,
-            &[
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=cortex test CA",
-            ],
-        ]
-        .concat(),
-    );
-    tool(
-        &pki,
-        "openssl",
-        &[
-            &["req"][..],
-            &ec,
-            &[
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=localhost",
-            ],
-        ]
-        .concat(),
-    );
-    std::fs::write(
-        pki.join("server.ext"),
-        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    let ca = TestCa::create(&pki, "/CN=cortex test CA", 2).unwrap();
+    ca.issue(
+        "server",
+        "/CN=localhost",
+        "[server]\nsubjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n\
+         extendedKeyUsage=serverAuth\n",
+        "server",
+        2,
     )
     .unwrap();
-    tool(
-        &pki,
-        "openssl",
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
-        ],
-    );
 
     let (port, tls_port) = (free_port(), free_port());
     let (policy, whome) = sb.anchored_setup(port);

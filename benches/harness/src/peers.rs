@@ -118,8 +118,11 @@ fn openssl(dir: &Path, args: &[&str]) -> Result<()> {
         .current_dir(dir)
         .output()
         .map_err(|e| {
-            Error::config("the anchors suite needs the `openssl` binary for its RFC 3161 authority")
-                .with_source(e)
+            Error::config(
+                "the `openssl` binary is needed to make test certificates and RFC 3161 \
+                 timestamps (apt-get install openssl)",
+            )
+            .with_source(e)
         })?;
     if !out.status.success() {
         return Err(Error::backend(format!(
@@ -129,6 +132,99 @@ fn openssl(dir: &Path, args: &[&str]) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// A P-256 certificate authority made with the `openssl` tool in a directory (`ca.key`,
+/// `ca.pem`), and the certificates it issues there: the anchors suite's TSA, and the HTTPS
+/// tests' TLS servers.
+#[derive(Debug)]
+pub struct TestCa {
+    dir: PathBuf,
+}
+
+const P256: [&str; 4] = ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"];
+
+impl TestCa {
+    /// Makes the CA's key and self-signed certificate for `subject` (`/O=…/CN=…`), valid for
+    /// `days`, in `dir`.
+    pub fn create(dir: &Path, subject: &str, days: u32) -> Result<TestCa> {
+        std::fs::create_dir_all(dir)?;
+        openssl(
+            dir,
+            &[&["genpkey"][..], &P256, &["-out", "ca.key"]].concat(),
+        )?;
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-new",
+                "-key",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                &days.to_string(),
+                "-subj",
+                subject,
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        )?;
+        Ok(TestCa {
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// Issues `NAME.key` and `NAME.pem` in the CA's directory for `subject`, valid for `days`,
+    /// with the X.509 extensions of section `section` of `extensions` (OpenSSL configuration
+    /// text, written to `NAME.ext`).
+    pub fn issue(
+        &self,
+        name: &str,
+        subject: &str,
+        extensions: &str,
+        section: &str,
+        days: u32,
+    ) -> Result<()> {
+        let dir = &self.dir;
+        let (key, csr, pem, ext) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+            format!("{name}.ext"),
+        );
+        openssl(dir, &[&["genpkey"][..], &P256, &["-out", &key]].concat())?;
+        openssl(
+            dir,
+            &["req", "-new", "-key", &key, "-out", &csr, "-subj", subject],
+        )?;
+        std::fs::write(dir.join(&ext), extensions)?;
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                &days.to_string(),
+                "-extfile",
+                &ext,
+                "-extensions",
+                section,
+            ],
+        )
+    }
 }
 
 /// A time-stamping authority made with `openssl`: a P-256 root CA and a TSA certificate it
@@ -153,71 +249,13 @@ ess_cert_id_chain = no\ness_cert_id_alg = sha256\n";
 impl Tsa {
     /// Makes the CA, the TSA certificate and the `openssl ts` configuration in `dir`.
     pub fn create(dir: &Path) -> Result<Tsa> {
-        std::fs::create_dir_all(dir)?;
-        let p256 = ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"];
-        openssl(
-            dir,
-            &[&["genpkey"][..], &p256, &["-out", "ca.key"]].concat(),
-        )?;
-        openssl(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-new",
-                "-key",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "30",
-                "-subj",
-                "/O=CORTEX benchmark/CN=bench root",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ],
-        )?;
-        openssl(
-            dir,
-            &[&["genpkey"][..], &p256, &["-out", "tsa.key"]].concat(),
-        )?;
-        openssl(
-            dir,
-            &[
-                "req",
-                "-new",
-                "-key",
-                "tsa.key",
-                "-out",
-                "tsa.csr",
-                "-subj",
-                "/O=CORTEX benchmark/CN=bench tsa",
-            ],
-        )?;
-        std::fs::write(dir.join("ext.cnf"), TSA_EXTENSIONS)?;
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "tsa.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "tsa.pem",
-                "-days",
-                "30",
-                "-extfile",
-                "ext.cnf",
-                "-extensions",
-                "tsa_cert",
-            ],
+        let ca = TestCa::create(dir, "/O=CORTEX benchmark/CN=bench root", 30)?;
+        ca.issue(
+            "tsa",
+            "/O=CORTEX benchmark/CN=bench tsa",
+            TSA_EXTENSIONS,
+            "tsa_cert",
+            30,
         )?;
         std::fs::write(dir.join("tsa.serial"), "01\n")?;
         std::fs::write(dir.join("tsa.cnf"), TSA_CONFIG)?;
