@@ -260,7 +260,7 @@ impl Take for ToReplay {
 }
 
 /// The memory side of a verification, run beside the ledger scan: reads the stored memory
-/// (one snapshot) and works out what each opening makes, then replays the memory entries
+/// (one snapshot), digesting facts and openings as they stream, then replays the memory entries
 /// below the snapshot's head as the scan sends them, chunk by chunk in index order. Returns
 /// the rows, the replay, and the index after the last memory entry the scan sent.
 fn replay_beside_scan(
